@@ -1,0 +1,94 @@
+"""The contract every check follows: a name, what it needs, typed params, and ``run(ctx)``.
+
+Checks are pure functions of the shared ``CheckContext``; anything two checks need (out-of-sample
+probabilities, for instance) is computed once, lazily, on the context, never by one check for another.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from auditor.config import AuditConfig
+from auditor.encoders.base import EncoderInfo
+from auditor.findings import Finding
+
+
+class Requirement(StrEnum):
+    EMBEDDINGS = "embeddings"
+    LABELS = "labels"  # at least two classes with embedded images
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may read. ``images`` has one row per discovered file, in output order."""
+
+    images: pd.DataFrame
+    # Row i of ``embeddings`` belongs to images row with embedding_row == i (-1: not embedded).
+    embeddings: np.ndarray
+    classes: list[str]
+    splits: list[str]
+    empty_classes: dict[str | None, list[str]]
+    encoder: EncoderInfo
+    config: AuditConfig
+
+    @cached_property
+    def embedded(self) -> pd.DataFrame:
+        """Rows that have an embedding, with ``embeddings[embedded.embedding_row]`` aligned to them."""
+        return self.images[self.images["embedding_row"] >= 0]
+
+    @cached_property
+    def labelled_classes(self) -> list[str]:
+        """Classes with at least one embedded image, sorted; probability columns follow this order."""
+        return sorted(self.embedded["label"].dropna().unique().tolist())
+
+
+@dataclass
+class CheckResult:
+    findings: list[Finding] = field(default_factory=list)
+    # Extra images.parquet columns, indexed like ``ctx.images``.
+    columns: dict[str, pd.Series] = field(default_factory=dict)
+    # Dataset-level figures for run.json.
+    summary: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+class Check(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    requires: ClassVar[frozenset[Requirement]] = frozenset()
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls, "name", None) or not getattr(cls, "description", None):
+            raise TypeError(f"check class {cls.__name__} must define 'name' and 'description'")
+
+    def __init__(self, params: BaseModel) -> None:
+        self.params = params
+
+    @abstractmethod
+    def run(self, ctx: CheckContext) -> CheckResult:
+        """Return the findings for this check; must not mutate ``ctx``."""
+
+
+def plain(value: Any) -> Any:
+    """pandas NA/NaN -> None and numpy scalars -> Python, for findings and JSON details."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,29 @@
+"""Files that cannot be read or decoded: reported with the reason, never fatal."""
+
+from __future__ import annotations
+
+from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.findings import Finding, Severity
+
+
+class UnreadableCheck(Check):
+    name = "unreadable"
+    description = "files that cannot be read or decoded as images (corrupt, truncated, empty, bombs, bad names)"
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        bad = ctx.images[~ctx.images["readable"]]
+        findings = [
+            Finding(
+                check=self.name,
+                severity=Severity.ERROR,
+                message=f"unreadable: {row.unreadable_reason}",
+                path=row.path,
+                label=plain(row.label),
+                split=plain(row.split),
+                sha256=plain(row.sha256),
+                score=1.0,
+                details={"reason": row.unreadable_reason, "size_bytes": plain(row.size_bytes)},
+            )
+            for row in bad.itertuples(index=False)
+        ]
+        return CheckResult(findings, summary={"count": len(findings)})

@@ -1,0 +1,74 @@
+"""Rich rendering for the CLI: progress bars and the end-of-scan summary (library code never prints)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from auditor.scan import ScanResult
+
+SEVERITIES = ("error", "warning", "info")
+
+
+class RichObserver:
+    """Shows one progress bar per pipeline stage."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._task: int | None = None
+
+    def stage(self, name: str, total: int | None) -> None:
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, count)  # type: ignore[arg-type]
+
+    def done(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = None
+        self._task = None
+
+
+def print_summary(console: Console, result: ScanResult) -> None:
+    run = result.run
+    encoder = result.encoder
+    for warning in result.warnings:
+        style = "bold yellow" if "fell back" in warning or "untrained" in warning else "yellow"
+        console.print(Panel(warning, title="warning", border_style=style, expand=False))
+    data = run["dataset"]
+    console.print(
+        f"[bold]{data['files']}[/] files, {data['readable']} readable, {len(data['classes'])} classes"
+        + (f", splits: {', '.join(data['splits'])}" if data["splits"] else "")
+    )
+    emb = run["embedding"]
+    trained = "pretrained" if encoder.pretrained else "not pretrained"
+    console.print(
+        f"encoder: [bold]{encoder.identity}[/] ({trained}); embedded {emb.get('embedded', 0)}, "
+        f"from cache {emb.get('from_cache', 0)}"
+    )
+    counts = Counter((f.check, str(f.severity)) for f in result.findings)
+    table = Table(title="Findings", show_lines=False)
+    table.add_column("check")
+    for severity in SEVERITIES:
+        table.add_column(severity, justify="right")
+    for check in run["checks"]:
+        skipped = run["checks"][check].get("skipped") if isinstance(run["checks"][check], dict) else None
+        cells = [str(counts.get((check, s), 0)) for s in SEVERITIES]
+        table.add_row(check + (" [dim](skipped)[/]" if skipped else ""), *cells)
+    console.print(table)
+    console.print(f"results written to [bold]{result.out_dir}[/]")

@@ -1,0 +1,87 @@
+"""The embedding stage: look up the cache, embed what is missing in batches, store each batch.
+
+Work is keyed by content hash, so byte-identical files are embedded once, and a renamed file is a
+cache hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from auditor.cache import EmbeddingCache
+from auditor.encoders.base import Encoder, Preprocessor
+from auditor.images import ImageDecodeError, open_rgb
+from auditor.parallel import ordered_map
+
+
+@dataclass
+class EmbeddingResult:
+    vectors: dict[str, np.ndarray]
+    embedded: int = 0
+    from_cache: int = 0
+    # sha256 -> reason, for files that read fine earlier but failed to preprocess now.
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _load_one(
+    preprocess: Preprocessor, max_pixels: int, item: tuple[str, Path]
+) -> tuple[str, np.ndarray | None, str | None]:
+    sha, path = item
+    try:
+        image, _, _ = open_rgb(path, max_pixels, preprocess.draft_size)
+        return sha, preprocess(image), None
+    except ImageDecodeError as exc:
+        return sha, None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - hostile files: report, never crash the stage
+        return sha, None, f"preprocessing failed: {type(exc).__name__}: {exc}"
+
+
+def embed_files(
+    files: dict[str, Path],
+    encoder: Encoder,
+    cache: EmbeddingCache | None,
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> EmbeddingResult:
+    """Embed ``files`` (sha256 -> one path holding those bytes); cache hits are not decoded at all."""
+    vectors: dict[str, np.ndarray] = {}
+    if cache is not None:
+        vectors.update(cache.get_many(files, encoder.identity, encoder.dim))
+    result = EmbeddingResult(vectors, from_cache=len(vectors))
+    on_progress(len(vectors))
+    todo = [(sha, path) for sha, path in files.items() if sha not in vectors]
+    loader = partial(_load_one, encoder.preprocessor(), max_pixels)
+    batch_keys: list[str] = []
+    batch_inputs: list[np.ndarray] = []
+
+    def flush() -> None:
+        embedded = encoder.embed(np.stack(batch_inputs))
+        fresh = dict(zip(batch_keys, embedded, strict=True))
+        if cache is not None:
+            cache.put_many(fresh, encoder.identity)
+        vectors.update(fresh)
+        result.embedded += len(fresh)
+        on_progress(len(fresh))
+        batch_keys.clear()
+        batch_inputs.clear()
+
+    window = max(2, (2 * batch_size) // 8)
+    for sha, array, reason in ordered_map(loader, todo, workers, chunk_size=8, window=window):
+        if array is None:
+            result.failures[sha] = reason or "unknown preprocessing failure"
+            on_progress(1)
+            continue
+        batch_keys.append(sha)
+        batch_inputs.append(array)
+        if len(batch_keys) >= batch_size:
+            flush()
+    if batch_keys:
+        flush()
+    return result

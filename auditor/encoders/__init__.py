@@ -1,0 +1,43 @@
+"""Encoder selection: one module per encoder, chosen here from the config."""
+
+from __future__ import annotations
+
+from auditor.config import EncoderConfig
+from auditor.encoders.base import Encoder, EncoderInfo
+from auditor.encoders.builtin import BuiltinEncoder
+from auditor.encoders.precomputed import PrecomputedEmbeddings
+from auditor.errors import ConfigError, EncoderUnavailable
+
+__all__ = ["Encoder", "EncoderInfo", "build_encoder"]
+
+
+def _clip(config: EncoderConfig) -> Encoder:
+    from auditor.encoders.clip import ClipEncoder, resolve_weights
+
+    weights = resolve_weights(
+        config.model, config.pretrained, config.weights_file, config.allow_download, config.download_timeout_s
+    )
+    return ClipEncoder(weights, model=config.model, device=config.device, precision=config.precision)
+
+
+def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbeddings, EncoderInfo]:
+    """Build the configured encoder; ``auto`` falls back to ``builtin`` and says why."""
+    requested = config.name
+    if requested == "precomputed":
+        if config.precomputed_file is None:
+            raise ConfigError("encoder 'precomputed' needs encoder.precomputed_file (or --embeddings FILE)")
+        pre = PrecomputedEmbeddings(config.precomputed_file)
+        return pre, EncoderInfo(requested, "precomputed", pre.identity, pre.dim, pretrained=False)
+    if requested == "builtin":
+        builtin = BuiltinEncoder()
+        return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, pretrained=False)
+    if requested == "clip":
+        clip = _clip(config)
+        return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)
+    try:
+        clip = _clip(config)
+    except EncoderUnavailable as exc:
+        builtin = BuiltinEncoder()
+        reason = str(exc).splitlines()[0]
+        return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, False, fallback_reason=reason)
+    return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)

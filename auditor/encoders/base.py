@@ -1,0 +1,55 @@
+"""The encoder protocol: every encoder turns decoded images into L2-normalised float32 vectors.
+
+Preprocessing is split from embedding so that decoding and resizing can run in worker processes
+while the main process runs the model; preprocessors are therefore small picklable objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+
+class Preprocessor(Protocol):
+    """Turns one decoded RGB image into the encoder's input array; must be picklable."""
+
+    # JPEG draft-mode target (skip detail the model never sees), or None for a full decode.
+    draft_size: tuple[int, int] | None
+
+    def __call__(self, image: Image.Image) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    # Stable string naming model, weights and preprocessing version; part of every cache key.
+    identity: str
+    dim: int
+    # True only when real pretrained weights were loaded; outputs record it.
+    pretrained: bool
+
+    def preprocessor(self) -> Preprocessor: ...
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """Embed a stacked batch of preprocessed inputs; returns (n, dim) L2-normalised float32."""
+        ...
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What the outputs record about the encoder that really ran."""
+
+    requested: str
+    name: str
+    identity: str
+    dim: int
+    pretrained: bool
+    fallback_reason: str | None = None
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,57 @@
+"""Ordered, bounded parallel map over worker processes.
+
+Unlike ``Pool.imap`` this never runs more than ``window`` chunks ahead of the consumer, so memory
+stays bounded however large the dataset (a preprocessed 224-px image is 600 kB).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _apply_chunk(function: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
+    return [function(item) for item in chunk]
+
+
+def _worker_init() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency, but workers need not load it
+        pass
+
+
+def ordered_map(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    workers: int,
+    chunk_size: int = 8,
+    window: int = 8,
+) -> Iterator[R]:
+    """Yield ``function(item)`` for each item in order; ``workers=0`` runs in this process."""
+    if workers <= 0 or len(items) <= chunk_size:
+        for item in items:
+            yield function(item)
+        return
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
+        pending: deque[Future[list[R]]] = deque()
+        next_chunk = 0
+        try:
+            while pending or next_chunk < len(chunks):
+                while next_chunk < len(chunks) and len(pending) < max(window, workers * 2):
+                    pending.append(pool.submit(_apply_chunk, function, chunks[next_chunk]))
+                    next_chunk += 1
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

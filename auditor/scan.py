@@ -1,0 +1,358 @@
+"""The scan pipeline: discover -> read & hash -> embed (cached) -> checks -> outputs.
+
+The core reports progress through an observer and never prints; the CLI decides how to show it.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from auditor import __version__
+from auditor.cache import EmbeddingCache, default_cache_dir
+from auditor.checks import REGISTRY, CheckContext, Requirement
+from auditor.config import AuditConfig
+from auditor.dataset import Discovery, ImageRecord, discover
+from auditor.embedding import embed_files
+from auditor.encoders import EncoderInfo, build_encoder
+from auditor.encoders.precomputed import PrecomputedEmbeddings
+from auditor.errors import DatasetError
+from auditor.findings import (
+    IMAGES_BASE_SCHEMA,
+    SCHEMA_VERSION,
+    Finding,
+    embeddings_schema,
+    findings_table,
+)
+from auditor.images import ImageInfo, read_image
+from auditor.outputs import write_json, write_parquet
+from auditor.parallel import ordered_map
+
+FINDINGS_FILE = "findings.parquet"
+IMAGES_FILE = "images.parquet"
+EMBEDDINGS_FILE = "embeddings.parquet"
+RUN_FILE = "run.json"
+
+
+class Observer(Protocol):
+    def stage(self, name: str, total: int | None) -> None: ...
+    def advance(self, count: int = 1) -> None: ...
+    def done(self) -> None: ...
+
+
+class SilentObserver:
+    def stage(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@dataclass
+class ScanResult:
+    out_dir: Path
+    findings: list[Finding]
+    images: pd.DataFrame
+    run: dict[str, Any]
+    encoder: EncoderInfo
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_one(max_pixels: int, max_bytes: int, record: ImageRecord) -> ImageInfo:
+    if record.problem is not None:
+        return ImageInfo(None, None, False, record.problem)
+    return read_image(record.abs_path, max_pixels, max_bytes)
+
+
+def _check_out_dir(dataset: Path, out: Path) -> None:
+    dataset_real, out_real = dataset.resolve(), out.resolve()
+    if out_real == dataset_real or dataset_real in out_real.parents:
+        raise DatasetError(f"--out {out} is inside the dataset {dataset}; auditor never writes into a dataset")
+
+
+def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
+    rows = []
+    for record, info in zip(discovery.records, infos, strict=True):
+        rows.append(
+            {
+                "path": record.path,
+                "label": record.label,
+                "split": record.split,
+                "sha256": info.sha256,
+                "size_bytes": info.size_bytes,
+                "width": info.width,
+                "height": info.height,
+                "format": info.format,
+                "mode": info.mode,
+                "readable": info.readable,
+                "unreadable_reason": info.reason,
+                "pixel_sha256": info.pixel_sha256,
+                "phash": info.phash,
+                "dhash": info.dhash,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=IMAGES_BASE_SCHEMA.names)
+    for column in ("size_bytes", "width", "height"):
+        frame[column] = frame[column].astype("Int64")
+    frame["readable"] = frame["readable"].astype(bool)
+    return frame
+
+
+def run_scan(
+    dataset: Path,
+    config: AuditConfig,
+    out_dir: Path,
+    manifest: Path | None = None,
+    observer: Observer | None = None,
+) -> ScanResult:
+    observer = observer or SilentObserver()
+    dataset, out_dir = Path(dataset), Path(out_dir)
+    timings: dict[str, Any] = {}
+    warnings: list[str] = []
+    _check_out_dir(dataset, out_dir)
+
+    started = time.perf_counter()
+    discovery = discover(dataset, manifest)
+    warnings.extend(discovery.notes)
+    timings["discover"] = time.perf_counter() - started
+
+    # Read & hash: every file is hashed and decoded once, in worker processes.
+    started = time.perf_counter()
+    observer.stage("Reading & hashing", len(discovery.records))
+    reader = partial(_read_one, config.scan.max_image_pixels, config.scan.max_file_bytes)
+    infos: list[ImageInfo] = []
+    for info in ordered_map(reader, discovery.records, config.scan.workers, chunk_size=16):
+        infos.append(info)
+        observer.advance()
+    observer.done()
+    images = _images_frame(discovery, infos)
+    timings["read"] = time.perf_counter() - started
+
+    # Embed.
+    started = time.perf_counter()
+    encoder, encoder_info = build_encoder(config.encoder)
+    if encoder_info.fallback_reason:
+        warnings.insert(
+            0,
+            f"CLIP weights unavailable, fell back to the built-in descriptor (lower quality): "
+            f"{encoder_info.fallback_reason}",
+        )
+    elif not encoder_info.pretrained and encoder_info.name == "clip":
+        warnings.insert(0, "the CLIP model is untrained (random weights); findings are not meaningful")
+    timings["load_encoder"] = time.perf_counter() - started
+    started = time.perf_counter()
+    embedding_rows, vectors, embed_stats = _embed(images, dataset, discovery, encoder, config, observer, warnings)
+    images["embedding_row"] = embedding_rows
+    timings["embed"] = time.perf_counter() - started
+
+    # Checks.
+    context = CheckContext(
+        images=images,
+        embeddings=vectors,
+        classes=discovery.classes,
+        splits=discovery.splits,
+        empty_classes=discovery.empty_classes,
+        encoder=encoder_info,
+        config=config,
+    )
+    findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, warnings)
+    timings["checks"] = check_timings
+
+    # Outputs, each atomic; run.json last so its presence means a complete result set.
+    started = time.perf_counter()
+    output_images = images.drop(columns=["embedding_row"])
+    for name, column in extra_columns.items():
+        output_images[name] = column
+    embedded = images[images["embedding_row"] >= 0]
+    write_parquet(out_dir / FINDINGS_FILE, findings_table(findings))
+    write_parquet(out_dir / IMAGES_FILE, _images_table(output_images))
+    write_parquet(
+        out_dir / EMBEDDINGS_FILE,
+        pa.Table.from_pydict(
+            {
+                "path": embedded["path"].tolist(),
+                "sha256": embedded["sha256"].tolist(),
+                "embedding": pa.FixedSizeListArray.from_arrays(
+                    pa.array(vectors[embedded["embedding_row"].to_numpy()].ravel(), pa.float32()),
+                    encoder_info.dim,
+                ),
+            },
+            schema=embeddings_schema(encoder_info.dim, encoder_info.identity),
+        ),
+    )
+    timings["write"] = time.perf_counter() - started
+    run = _run_record(dataset, manifest, discovery, images, encoder_info, config, embed_stats, timings,
+                      findings, check_summaries, warnings)
+    write_json(out_dir / RUN_FILE, run)
+    return ScanResult(out_dir, findings, output_images, run, encoder_info, warnings)
+
+
+def _embed(
+    images: pd.DataFrame,
+    dataset: Path,
+    discovery: Discovery,
+    encoder: Any,
+    config: AuditConfig,
+    observer: Observer,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Embed readable images; returns each image's row in the vector matrix (-1: none) and the matrix."""
+    readable = images[images["readable"]]
+    rows = np.full(len(images), -1, dtype=np.int64)
+    stats: dict[str, Any] = {"embedded": 0, "from_cache": 0, "unique_contents": 0, "cache": None}
+    if isinstance(encoder, PrecomputedEmbeddings):
+        found = [(i, encoder.lookup(images.at[i, "path"])) for i in readable.index]
+        present = [(i, v) for i, v in found if v is not None]
+        if len(present) < len(found):
+            warnings.append(f"{len(found) - len(present)} readable image(s) have no precomputed embedding "
+                            "and are left out of embedding-based checks")
+        for row, (i, _) in enumerate(present):
+            rows[i] = row
+        matrix = np.stack([v for _, v in present]) if present else np.zeros((0, encoder.dim), np.float32)
+        stats["from_precomputed"] = len(present)
+        return rows, matrix, stats
+
+    files: dict[str, Path] = {}
+    for i in readable.index:
+        files.setdefault(images.at[i, "sha256"], discovery.records[i].abs_path)
+    stats["unique_contents"] = len(files)
+    cache = None
+    if config.scan.use_cache:
+        cache = EmbeddingCache(config.scan.cache_dir or default_cache_dir())
+        stats["cache"] = str(cache.path)
+        if cache.rebuilt_reason:
+            warnings.append(cache.rebuilt_reason)
+    observer.stage("Embedding", len(files))
+    try:
+        result = embed_files(
+            files, encoder, cache, config.encoder.batch_size, config.encoder.workers,
+            config.scan.max_image_pixels, on_progress=observer.advance,
+        )
+    finally:
+        observer.done()
+        if cache is not None:
+            cache.close()
+    stats["embedded"], stats["from_cache"] = result.embedded, result.from_cache
+    for sha, reason in result.failures.items():
+        mask = images["sha256"] == sha
+        images.loc[mask, "readable"] = False
+        images.loc[mask, "unreadable_reason"] = reason
+    order = {sha: n for n, sha in enumerate(result.vectors)}
+    matrix = (np.stack(list(result.vectors.values())) if order
+              else np.zeros((0, encoder.dim), dtype=np.float32))
+    for i in images.index[images["readable"]]:
+        rows[i] = order[images.at[i, "sha256"]]
+    return rows, matrix, stats
+
+
+def _run_checks(
+    context: CheckContext, config: AuditConfig, observer: Observer, warnings: list[str]
+) -> tuple[list[Finding], dict[str, Any], dict[str, float], dict[str, pd.Series]]:
+    names = config.scan.checks if config.scan.checks is not None else list(REGISTRY)
+    findings: list[Finding] = []
+    summaries: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    columns: dict[str, pd.Series] = {}
+    labelled = context.embedded["label"].dropna().nunique()
+    observer.stage("Running checks", len(names))
+    for name in names:
+        check_type = REGISTRY[name]
+        started = time.perf_counter()
+        missing = []
+        if Requirement.EMBEDDINGS in check_type.requires and len(context.embedded) == 0:
+            missing.append("no embedded images")
+        if Requirement.LABELS in check_type.requires and labelled < 2:
+            missing.append(f"needs at least two classes with readable images (found {labelled})")
+        if missing:
+            summaries[name] = {"skipped": "; ".join(missing)}
+            warnings.append(f"check {name} skipped: {'; '.join(missing)}")
+        else:
+            result = check_type(config.check_params(name)).run(context)
+            findings.extend(result.findings)
+            columns.update(result.columns)
+            summaries[name] = result.summary
+            if result.skipped:
+                summaries[name]["skipped"] = result.skipped
+                warnings.append(f"check {name} skipped: {result.skipped}")
+        timings[name] = time.perf_counter() - started
+        observer.advance()
+    observer.done()
+    return findings, summaries, timings, columns
+
+
+def _images_table(frame: pd.DataFrame) -> pa.Table:
+    base = pa.Table.from_pandas(frame[IMAGES_BASE_SCHEMA.names], schema=IMAGES_BASE_SCHEMA, preserve_index=False)
+    for name in frame.columns:
+        if name not in IMAGES_BASE_SCHEMA.names:
+            base = base.append_column(name, pa.array(frame[name].tolist()))
+    return base.replace_schema_metadata({"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "images"})
+
+
+def _run_record(
+    dataset: Path,
+    manifest: Path | None,
+    discovery: Discovery,
+    images: pd.DataFrame,
+    encoder: EncoderInfo,
+    config: AuditConfig,
+    embed_stats: dict[str, Any],
+    timings: dict[str, Any],
+    findings: list[Finding],
+    check_summaries: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:
+    readable = images[images["readable"]]
+    per_split: dict[str, dict[str, int]] = {}
+    for (split, label), count in readable.groupby(
+        [readable["split"].fillna("all"), readable["label"].fillna("(none)")]
+    ).size().items():
+        per_split.setdefault(str(split), {})[str(label)] = int(count)
+    severities = Counter((f.check, str(f.severity)) for f in findings)
+    per_check: dict[str, dict[str, int]] = {}
+    for (check, severity), count in sorted(severities.items()):
+        per_check.setdefault(check, {})[severity] = count
+    return {
+        "tool": "auditor",
+        "tool_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "dataset": {
+            "root": str(dataset.resolve()),
+            "manifest": str(manifest) if manifest else None,
+            "layout": discovery.layout,
+            "classes": discovery.classes,
+            "splits": discovery.splits,
+            "files": len(images),
+            "readable": int(images["readable"].sum()),
+            "unreadable": int((~images["readable"]).sum()),
+            "counts": per_split,
+            "empty_classes": {str(k or "all"): v for k, v in discovery.empty_classes.items()},
+        },
+        "encoder": {
+            "requested": encoder.requested,
+            "name": encoder.name,
+            "identity": encoder.identity,
+            "dim": encoder.dim,
+            "pretrained": encoder.pretrained,
+            "fallback_reason": encoder.fallback_reason,
+        },
+        "embedding": embed_stats,
+        "config": config.model_dump(mode="json"),
+        "timings_s": timings,
+        "findings_per_check": per_check,
+        "checks": check_summaries,
+        "warnings": warnings,
+    }
