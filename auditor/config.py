@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auditor.errors import ConfigError
+from auditor.probabilities import ProbabilityParams
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -45,6 +46,7 @@ class ScanConfig(StrictModel):
 class AuditConfig(StrictModel):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def check_params(self, name: str) -> BaseModel:

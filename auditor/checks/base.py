@@ -49,9 +49,40 @@ class CheckContext:
         return self.images[self.images["embedding_row"] >= 0]
 
     @cached_property
+    def labelled(self) -> pd.DataFrame:
+        """Embedded rows that carry a label: the rows ``pred_probs`` and ``label_ids`` describe."""
+        return self.embedded[self.embedded["label"].notna()]
+
+    @cached_property
     def labelled_classes(self) -> list[str]:
         """Classes with at least one embedded image, sorted; probability columns follow this order."""
-        return sorted(self.embedded["label"].dropna().unique().tolist())
+        return sorted(self.labelled["label"].unique().tolist())
+
+    @cached_property
+    def label_ids(self) -> np.ndarray:
+        """Given label of each ``labelled`` row as an index into ``labelled_classes``."""
+        index = {name: i for i, name in enumerate(self.labelled_classes)}
+        return self.labelled["label"].map(index).to_numpy(dtype=np.int64)
+
+    @cached_property
+    def labelled_embeddings(self) -> np.ndarray:
+        return self.embeddings[self.labelled["embedding_row"].to_numpy()]
+
+    @cached_property
+    def pred_probs(self) -> np.ndarray:
+        """Out-of-sample class probabilities for ``labelled`` rows (columns: ``labelled_classes``)."""
+        from auditor.probabilities import out_of_sample_probabilities
+
+        return out_of_sample_probabilities(
+            self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities
+        )
+
+    @cached_property
+    def exact_copy_groups(self) -> list[list[int]]:
+        """Groups (2+) of ``images`` row indices whose decoded pixels are identical (byte copies included)."""
+        readable = self.images[self.images["readable"] & self.images["pixel_sha256"].notna()]
+        groups = readable.groupby("pixel_sha256").groups
+        return [sorted(int(i) for i in rows) for rows in groups.values() if len(rows) > 1]
 
 
 @dataclass
