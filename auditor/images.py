@@ -62,7 +62,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         array = np.asarray(image, dtype=np.float64)
         low, high = float(array.min()), float(array.max())
         scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
-        return Image.fromarray(scaled.astype(np.uint8), mode="L").convert("RGB")
+        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"}:

@@ -78,6 +78,13 @@ class CheckContext:
         )
 
     @cached_property
+    def label_issue_mask(self) -> np.ndarray:
+        """Boolean per ``labelled`` row: cleanlab (default settings) finds the given label implausible."""
+        from cleanlab.filter import find_label_issues
+
+        return np.asarray(find_label_issues(self.label_ids, self.pred_probs, n_jobs=1), dtype=bool)
+
+    @cached_property
     def exact_copy_groups(self) -> list[list[int]]:
         """Groups (2+) of ``images`` row indices whose decoded pixels are identical (byte copies included)."""
         readable = self.images[self.images["readable"] & self.images["pixel_sha256"].notna()]

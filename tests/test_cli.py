@@ -1,0 +1,80 @@
+"""The CLI through its real entry point: exit codes 0 (ok) and 2 (usage or input error)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_class_folder
+
+
+def audit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_version() -> None:
+    from auditor import __version__
+
+    result = audit("--version")
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_scan_writes_outputs_and_summary(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=4)
+    (data / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    result = audit("scan", str(data), "--out", str(tmp_path / "out"), "--encoder", "builtin",
+                   "--workers", "0", "--checks", "unreadable,class_imbalance")
+    assert result.returncode == 0, result.stderr
+    assert "unreadable" in result.stdout and "builtin:v1" in result.stdout
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert list(run["checks"]) == ["unreadable", "class_imbalance"]
+    assert run["findings_per_check"]["unreadable"] == {"error": 1}
+
+
+def test_auto_encoder_falls_back_with_a_prominent_warning(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    result = audit("scan", str(data), "--out", str(tmp_path / "out"), "--workers", "0",
+                   "--checks", "unreadable")
+    assert result.returncode == 0, result.stderr
+    assert "fell back to the built-in descriptor" in result.stdout
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["encoder"]["requested"] == "auto" and run["encoder"]["name"] == "builtin"
+    assert run["encoder"]["fallback_reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan", "{tmp}/missing"], "dataset folder not found"),
+        (["scan", "{tmp}/empty"], "no images found"),
+        (["scan", "{data}", "--checks", "nonsense"], "unknown check"),
+        (["scan", "{data}", "--config", "{tmp}/bad.toml"], "not valid TOML"),
+        (["scan", "{data}", "--config", "{tmp}/typo.toml"], "encoder.batchsize"),
+        (["scan", "{data}", "--config", "{tmp}/nope.toml"], "config file not found"),
+        (["scan", "{data}", "--encoder", "clip"], "not available on this machine"),
+        (["scan", "{data}", "--out", "{data}/inside"], "never writes into a dataset"),
+        (["scan", "{data}", "--bogus-option"], "No such option"),
+        (["scan"], "Missing argument"),
+    ],
+    ids=["missing", "empty", "unknown-check", "bad-toml", "typo-key", "no-config", "clip-no-weights",
+         "out-inside", "bad-option", "no-dataset"],
+)
+def test_usage_and_input_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=2)
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    (tmp_path / "bad.toml").write_text("[encoder\nname=")
+    (tmp_path / "typo.toml").write_text("[encoder]\nbatchsize = 3\n")
+    filled = [a.format(tmp=tmp_path, data=data) for a in args]
+    if "--out" not in filled and filled[:1] == ["scan"] and len(filled) > 1:
+        filled += ["--out", str(tmp_path / "out")]
+    result = audit(*filled)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

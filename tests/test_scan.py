@@ -1,0 +1,148 @@
+"""End-to-end scans through the pipeline: outputs, schema, cache reuse, bad files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from auditor.config import load_config
+from auditor.errors import DatasetError
+from auditor.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
+from auditor.scan import run_scan
+from tests.conftest import draw_shape, write_class_folder
+from tests.test_images import _bomb_png
+
+
+def _config(tmp_path: Path, **scan: object):  # type: ignore[no-untyped-def]
+    return load_config(overrides={"encoder": {"name": "builtin", "workers": 0},
+                                  "scan": {"cache_dir": str(tmp_path / "cache"), "workers": 0, **scan}})
+
+
+def test_outputs_schema_and_run_record(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        write_class_folder(data / split, per_class=6, seed=1 if split == "train" else 2)
+    result = run_scan(data, _config(tmp_path), tmp_path / "out")
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {"findings.parquet", "images.parquet", "embeddings.parquet", "run.json"}
+
+    findings = pq.read_table(out / "findings.parquet")
+    assert findings.schema.remove_metadata().equals(FINDINGS_SCHEMA.remove_metadata())
+    assert findings.schema.metadata[b"auditor_schema_version"].decode() == SCHEMA_VERSION
+
+    images = pq.read_table(out / "images.parquet").to_pandas()
+    assert images.columns.tolist()[: len(IMAGES_BASE_SCHEMA.names)] == IMAGES_BASE_SCHEMA.names
+    assert len(images) == 36 and images["readable"].all()
+    assert set(images["split"]) == {"train", "test"}
+    assert images["path"].str.match(r"^(train|test)/(circle|square|triangle)/[a-z]+_\d{3}\.png$").all()
+
+    embeddings = pq.read_table(out / "embeddings.parquet")
+    assert embeddings.num_rows == 36
+    vectors = np.asarray(embeddings.column("embedding").to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert embeddings.schema.metadata[b"encoder"].decode() == "builtin:v1"
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["schema_version"] == SCHEMA_VERSION
+    assert run["encoder"]["identity"] == "builtin:v1" and run["encoder"]["pretrained"] is False
+    assert run["dataset"]["files"] == 36 and run["dataset"]["splits"] == ["test", "train"]
+    assert run["embedding"]["embedded"] == 36 and run["embedding"]["from_cache"] == 0
+    assert set(run["timings_s"]) >= {"discover", "read", "embed", "checks", "write"}
+    assert result.encoder.identity == "builtin:v1"
+
+
+def test_second_scan_embeds_nothing_and_changed_file_is_reembedded(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=5)
+    first = run_scan(data, _config(tmp_path), tmp_path / "out1")
+    assert first.run["embedding"] == first.run["embedding"] | {"embedded": 15, "from_cache": 0}
+    second = run_scan(data, _config(tmp_path), tmp_path / "out2")
+    assert (second.run["embedding"]["embedded"], second.run["embedding"]["from_cache"]) == (0, 15)
+    # A renamed file is still a cache hit; an edited file is a miss.
+    (data / "circle" / "circle_000.png").rename(data / "circle" / "renamed.png")
+    draw_shape("square", 999).save(data / "square" / "square_001.png")
+    third = run_scan(data, _config(tmp_path), tmp_path / "out3")
+    assert (third.run["embedding"]["embedded"], third.run["embedding"]["from_cache"]) == (1, 14)
+    np.testing.assert_array_equal(
+        pq.read_table(tmp_path / "out1" / "embeddings.parquet").to_pandas().set_index("path").loc[
+            "triangle/triangle_002.png", "embedding"],
+        pq.read_table(tmp_path / "out3" / "embeddings.parquet").to_pandas().set_index("path").loc[
+            "triangle/triangle_002.png", "embedding"],
+    )
+
+
+def test_no_cache_embeds_everything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    run_scan(data, _config(tmp_path), tmp_path / "out1")
+    again = run_scan(data, _config(tmp_path, use_cache=False), tmp_path / "out2")
+    assert again.run["embedding"]["embedded"] == 9 and again.run["embedding"]["cache"] is None
+
+
+def test_bad_files_each_get_one_unreadable_finding(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=4)
+    (data / "circle" / "zero.png").write_bytes(b"")
+    (data / "circle" / "text.jpg").write_text("plain text, not a JPEG\n")
+    good = (data / "square" / "square_000.png").read_bytes()
+    (data / "square" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (data / "triangle" / "bomb.png").write_bytes(_bomb_png(10_000))
+    result = run_scan(data, _config(tmp_path, workers=2), tmp_path / "out")
+    unreadable = {f.path: f for f in result.findings if f.check == "unreadable"}
+    assert set(unreadable) == {"circle/zero.png", "circle/text.jpg", "square/truncated.png", "triangle/bomb.png"}
+    assert "empty file" in unreadable["circle/zero.png"].message
+    assert "not an image" in unreadable["circle/text.jpg"].message
+    assert "truncated" in unreadable["square/truncated.png"].message
+    assert "decompression bomb" in unreadable["triangle/bomb.png"].message
+    assert all(f.severity == "error" and f.details["reason"] for f in unreadable.values())
+    assert result.run["embedding"]["embedded"] == 12
+
+
+def test_starved_and_empty_classes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data / "train", per_class=12)
+    write_class_folder(data / "test", per_class=6, shapes=("circle", "square"))
+    (data / "test" / "triangle").mkdir()
+    for path in sorted((data / "train" / "triangle").iterdir())[2:]:
+        path.unlink()
+    result = run_scan(data, _config(tmp_path), tmp_path / "out")
+    imbalance = [f for f in result.findings if f.check == "class_imbalance"]
+    by_key = {(f.split, f.classes): f for f in imbalance}
+    starved = by_key[("train", ("triangle",))]
+    assert starved.details["count"] == 2 and starved.path is None
+    empty = by_key[("test", ("triangle",))]
+    assert empty.details["count"] == 0 and "empty" in empty.message
+    assert result.run["checks"]["class_imbalance"]["train"]["imbalance_ratio"] == 6.0
+
+
+def test_single_class_scans_with_a_note(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=4, shapes=("circle",))
+    result = run_scan(data, _config(tmp_path), tmp_path / "out")
+    assert result.run["dataset"]["classes"] == ["circle"]
+    assert result.run["dataset"]["readable"] == 4
+
+
+def test_out_inside_dataset_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=2)
+    with pytest.raises(DatasetError, match="never writes into a dataset"):
+        run_scan(data, _config(tmp_path), data / "results")
+    assert not (data / "results").exists()
+
+
+def test_sample_data_planted_problems(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    planted = json.loads((sample / "planted.json").read_text())
+    data = tmp_path / "sample"
+    shutil.copytree(sample, data, symlinks=True)
+    result = run_scan(data, _config(tmp_path, workers=2), tmp_path / "out")
+    unreadable = {f.path for f in result.findings if f.check == "unreadable"}
+    assert unreadable == set(planted["unreadable"])
+    starved = {c for f in result.findings if f.check == "class_imbalance" for c in f.classes}
+    assert set(planted["class_imbalance"]) <= starved
