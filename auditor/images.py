@@ -111,6 +111,14 @@ def open_rgb(
         raise ImageDecodeError(f"decode failed: {message}") from None
 
 
+def read_discovered(max_pixels: int, max_file_bytes: int, item: tuple[Path, str | None]) -> ImageInfo:
+    """Read a discovered (path, problem) pair; a problem found at discovery is reported as is."""
+    path, problem = item
+    if problem is not None:
+        return ImageInfo(None, None, False, problem)
+    return read_image(path, max_pixels, max_file_bytes)
+
+
 def read_image(path: Path, max_pixels: int, max_file_bytes: int) -> ImageInfo:
     """Hash, decode and fingerprint one file; never raises for a bad file."""
     try:

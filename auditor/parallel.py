@@ -21,12 +21,15 @@ def _apply_chunk(function: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
 
 
 def _worker_init() -> None:
-    try:
-        import torch
+    """Workers decode and resize; one thread each, so they do not fight the model for cores.
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency, but workers need not load it
-        pass
+    Worker functions live in light modules (images, embedding) so a spawned worker never pays for
+    importing torch or pandas.
+    """
+    import os
+
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
 
 
 def ordered_map(

@@ -21,7 +21,7 @@ from auditor import __version__
 from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import REGISTRY, CheckContext, Requirement
 from auditor.config import AuditConfig
-from auditor.dataset import Discovery, ImageRecord, discover
+from auditor.dataset import Discovery, discover
 from auditor.embedding import embed_files
 from auditor.encoders import EncoderInfo, build_encoder
 from auditor.encoders.precomputed import PrecomputedEmbeddings
@@ -33,7 +33,7 @@ from auditor.findings import (
     embeddings_schema,
     findings_table,
 )
-from auditor.images import ImageInfo, read_image
+from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import write_json, write_parquet
 from auditor.parallel import ordered_map
 
@@ -68,12 +68,6 @@ class ScanResult:
     run: dict[str, Any]
     encoder: EncoderInfo
     warnings: list[str] = field(default_factory=list)
-
-
-def _read_one(max_pixels: int, max_bytes: int, record: ImageRecord) -> ImageInfo:
-    if record.problem is not None:
-        return ImageInfo(None, None, False, record.problem)
-    return read_image(record.abs_path, max_pixels, max_bytes)
 
 
 def _check_out_dir(dataset: Path, out: Path) -> None:
@@ -131,9 +125,10 @@ def run_scan(
     # Read & hash: every file is hashed and decoded once, in worker processes.
     started = time.perf_counter()
     observer.stage("Reading & hashing", len(discovery.records))
-    reader = partial(_read_one, config.scan.max_image_pixels, config.scan.max_file_bytes)
+    reader = partial(read_discovered, config.scan.max_image_pixels, config.scan.max_file_bytes)
+    items = [(record.abs_path, record.problem) for record in discovery.records]
     infos: list[ImageInfo] = []
-    for info in ordered_map(reader, discovery.records, config.scan.workers, chunk_size=16):
+    for info in ordered_map(reader, items, config.scan.workers, chunk_size=16):
         infos.append(info)
         observer.advance()
     observer.done()
