@@ -66,9 +66,12 @@ def print_summary(console: Console, result: ScanResult) -> None:
     table.add_column("check")
     for severity in SEVERITIES:
         table.add_column(severity, justify="right")
-    for check in run["checks"]:
-        skipped = run["checks"][check].get("skipped") if isinstance(run["checks"][check], dict) else None
-        cells = [str(counts.get((check, s), 0)) for s in SEVERITIES]
-        table.add_row(check + (" [dim](skipped)[/]" if skipped else ""), *cells)
+    for check, summary in run["checks"].items():
+        if summary.get("skipped"):
+            table.add_row(f"{check} [dim](skipped)[/]", *("-" for _ in SEVERITIES))
+            continue
+        # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
+        for kind in summary.get("finding_kinds") or [check]:
+            table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
     console.print(f"results written to [bold]{result.out_dir}[/]")

@@ -277,7 +277,7 @@ def _run_checks(
             result = check_type(config.check_params(name)).run(context)
             findings.extend(result.findings)
             columns.update(result.columns)
-            summaries[name] = result.summary
+            summaries[name] = {**result.summary, "finding_kinds": sorted({f.check for f in result.findings})}
             if result.skipped:
                 summaries[name]["skipped"] = result.skipped
                 warnings.append(f"check {name} skipped: {result.skipped}")

@@ -23,7 +23,9 @@ SIDE = 96
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 
 
-def _polygon(cx: float, cy: float, radius: float, sides: int, rotation: float, star: bool = False) -> list[tuple]:
+def _polygon(
+    cx: float, cy: float, radius: float, sides: int, rotation: float, star: bool = False
+) -> list[tuple[float, float]]:
     count = sides * 2 if star else sides
     points = []
     for i in range(count):
@@ -62,8 +64,8 @@ _HUES = {"circle": 0.0, "square": 0.62, "triangle": 0.33, "star": 0.14, "cross":
 def _class_colour(shape: str, rng: random.Random) -> tuple[int, int, int]:
     import colorsys
 
-    hue = (_HUES[shape] + rng.uniform(-0.04, 0.04)) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.45, 0.8))
+    hue = (_HUES[shape] + rng.uniform(-0.02, 0.02)) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, rng.uniform(0.75, 1.0), rng.uniform(0.55, 0.8))
     return int(r * 255), int(g * 255), int(b * 255)
 
 
@@ -78,7 +80,8 @@ def shape_image(shapes: list[str], rng: random.Random) -> Image.Image:
     width = SIDE // len(shapes)
     for i, shape in enumerate(shapes):
         top = 0 if len(shapes) == 1 else SIDE // 2 - width // 2
-        _draw(draw, shape, rng, (i * width, top, (i + 1) * width, top + (SIDE if len(shapes) == 1 else width)))
+        height = SIDE if len(shapes) == 1 else width
+        _draw(draw, shape, rng, (i * width, top, (i + 1) * width, top + height))
     return image.filter(ImageFilter.GaussianBlur(0.5))
 
 
@@ -121,3 +124,54 @@ def generate(root: Path, per_class: int, blends: int, outliers: int, seed: int) 
         image.save(root / rel)
         planted.outliers.append(rel)
     return planted
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{part}/{whole} = {part / whole:.1%}" if whole else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=60, help="clean images per class")
+    parser.add_argument("--blends", type=int, default=30, help="planted two-class images")
+    parser.add_argument("--outliers", type=int, default=6, help="planted blank/noise images")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from auditor.config import AuditConfig, EncoderConfig, ScanConfig
+    from auditor.scan import run_scan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        planted = generate(root, args.per_class, args.blends, args.outliers, args.seed)
+        config = AuditConfig(encoder=EncoderConfig(name="builtin"),
+                             scan=ScanConfig(cache_dir=Path(tmp) / "cache", checks=["ambiguous", "outliers"]))
+        result = run_scan(root, config, Path(tmp) / "out")
+
+    ambiguous = {f.path: f for f in result.findings if f.check == "ambiguous"}
+    outliers = {f.path for f in result.findings if f.check == "outlier"}
+    clean = set(planted.clean)
+    print(f"dataset: {len(CLASSES)} classes x {args.per_class} clean images, {len(planted.blends)} two-class "
+          f"images, {len(planted.outliers)} blank/noise images (seed {args.seed}, "
+          f"encoder {result.encoder.identity})")
+    print("ambiguous:")
+    for kind in ("blend", "pair"):
+        paths = [p for p in planted.blends if Path(p).name.startswith(kind)]
+        named = [p for p in paths if p in ambiguous and set(planted.blends[p]) <= set(ambiguous[p].classes)]
+        what = "50/50 alpha blends" if kind == "blend" else "two shapes side by side"
+        print(f"  recall, {what} flagged naming both classes: {_rate(len(named), len(paths))}")
+    all_named = [p for p, pair in planted.blends.items()
+                 if p in ambiguous and set(pair) <= set(ambiguous[p].classes)]
+    print(f"  recall, all two-class images: {_rate(len(all_named), len(planted.blends))}")
+    print(f"  false alarms on clean images: {_rate(len(clean & ambiguous.keys()), len(clean))}")
+    print(f"  summary top pairs: {result.run['checks']['ambiguous'].get('top_pairs', [])[:5]}")
+    print("outliers:")
+    true_outliers = outliers & set(planted.outliers)
+    print(f"  recall on blank/noise images: {_rate(len(true_outliers), len(planted.outliers))}")
+    print(f"  precision: {_rate(len(true_outliers), len(outliers))}")
+    print(f"  false alarms on clean images: {_rate(len(clean & outliers), len(clean))}")
+    print(f"  flagged two-class images: {len(outliers & planted.blends.keys())}")
+
+
+if __name__ == "__main__":
+    main()

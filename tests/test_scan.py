@@ -45,15 +45,15 @@ def test_outputs_schema_and_run_record(tmp_path: Path) -> None:
     assert embeddings.num_rows == 36
     vectors = np.asarray(embeddings.column("embedding").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    assert embeddings.schema.metadata[b"encoder"].decode() == "builtin:v1"
+    assert embeddings.schema.metadata[b"encoder"].decode() == "builtin:v2"
 
     run = json.loads((out / "run.json").read_text())
     assert run["schema_version"] == SCHEMA_VERSION
-    assert run["encoder"]["identity"] == "builtin:v1" and run["encoder"]["pretrained"] is False
+    assert run["encoder"]["identity"] == "builtin:v2" and run["encoder"]["pretrained"] is False
     assert run["dataset"]["files"] == 36 and run["dataset"]["splits"] == ["test", "train"]
     assert run["embedding"]["embedded"] == 36 and run["embedding"]["from_cache"] == 0
     assert set(run["timings_s"]) >= {"discover", "read", "embed", "checks", "write"}
-    assert result.encoder.identity == "builtin:v1"
+    assert result.encoder.identity == "builtin:v2"
 
 
 def test_second_scan_embeds_nothing_and_changed_file_is_reembedded(tmp_path: Path) -> None:

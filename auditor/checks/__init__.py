@@ -5,8 +5,10 @@ Adding a check means writing its module and adding its class to ``_CHECKS``.
 
 from __future__ import annotations
 
+from auditor.checks.ambiguous import AmbiguousCheck
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.checks.class_imbalance import ClassImbalanceCheck
+from auditor.checks.outliers import OutliersCheck
 from auditor.checks.unreadable import UnreadableCheck
 from auditor.errors import ConfigError
 
@@ -15,6 +17,8 @@ __all__ = ["REGISTRY", "Check", "CheckContext", "CheckResult", "Requirement", "b
 _CHECKS: list[type[Check]] = [
     UnreadableCheck,
     ClassImbalanceCheck,
+    AmbiguousCheck,
+    OutliersCheck,
 ]
 
 

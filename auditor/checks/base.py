@@ -107,6 +107,9 @@ class Check(ABC):
     description: ClassVar[str]
     requires: ClassVar[frozenset[Requirement]] = frozenset()
     Params: ClassVar[type[BaseModel]] = NoParams
+    # Finding ``check`` values this check emits when they differ from ``name`` (e.g. {"split_leakage",
+    # "exact_duplicate"}); the CI gate uses it to tell "no such findings" from "the check did not run".
+    produces: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,7 +1,9 @@
 """Weights-free, deterministic image descriptor: the offline fallback when CLIP weights are absent.
 
 It captures layout (multi-scale colour and grey thumbnails), shape (histograms of gradient
-orientation) and palette (hue/saturation/brightness histograms). It sees appearance, not meaning:
+orientation, and the rotation-invariant Fourier spectrum of the global orientation histogram over
+colour edges), texture (rotation-invariant local binary patterns) and palette (hue/saturation/brightness
+histograms). It sees appearance, not meaning:
 it separates classes that look different and is far weaker than CLIP on real photos.
 """
 
@@ -14,7 +16,7 @@ from PIL import Image
 
 from auditor.encoders.base import l2_normalise
 
-VERSION = 1
+VERSION = 2
 _SIDE = 64
 _ORIENTATION_BINS = 9
 
@@ -42,6 +44,48 @@ def _orientation_histograms(grey: np.ndarray, grid: int) -> np.ndarray:
     hist = hist.reshape(grid * grid, _ORIENTATION_BINS)
     hist = hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6)
     return np.sqrt(hist).ravel()
+
+
+def _colour_gradients(opponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the gradient of whichever opponent channel changes most (colour edges count too)."""
+    gys, gxs = [], []
+    for c in range(opponent.shape[2]):
+        gy, gx = np.gradient(opponent[..., c] * (1.0 if c == 0 else 2.0))
+        gys.append(gy)
+        gxs.append(gx)
+    gy, gx = np.stack(gys), np.stack(gxs)
+    mag = np.hypot(gx, gy)
+    best = mag.argmax(axis=0)[None]
+    return np.take_along_axis(gx, best, 0)[0], np.take_along_axis(gy, best, 0)[0]
+
+
+def _orientation_spectrum(gx: np.ndarray, gy: np.ndarray, bins: int = 36, harmonics: int = 12) -> np.ndarray:
+    """Magnitudes of the Fourier series of the global orientation histogram: rotation invariant.
+
+    A shape with k-fold symmetric edges (square: 2 orientations 90 deg apart) puts energy in harmonic k.
+    """
+    magnitude = np.hypot(gx, gy)
+    angle = np.mod(np.arctan2(gy, gx), np.pi)
+    index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
+    hist = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=bins)
+    spectrum = np.abs(np.fft.rfft(hist))
+    return spectrum[1 : harmonics + 1] / max(spectrum[0], 1e-6)
+
+
+def _lbp_histograms(grey: np.ndarray, radius: int) -> np.ndarray:
+    """Rotation-invariant uniform local binary patterns (riu2, 8 neighbours): local texture."""
+    h, w = grey.shape
+    centre = grey[radius : h - radius, radius : w - radius]
+    offsets = [(-radius, 0), (-radius, radius), (0, radius), (radius, radius), (radius, 0), (radius, -radius),
+               (0, -radius), (-radius, -radius)]
+    bits = np.stack([
+        grey[radius + dy : h - radius + dy, radius + dx : w - radius + dx] >= centre + 0.02 for dy, dx in offsets
+    ]).astype(np.int64)
+    transitions = np.abs(np.diff(np.concatenate([bits, bits[:1]]), axis=0)).sum(axis=0)
+    ones = bits.sum(axis=0)
+    code = np.where(transitions <= 2, ones, 9)
+    hist = np.bincount(code.ravel(), minlength=10).astype(np.float64)
+    return np.sqrt(hist / hist.sum())
 
 
 def _palette(rgb: np.ndarray) -> np.ndarray:
@@ -74,6 +118,7 @@ class BuiltinPreprocessor:
             [grey, (rgb[..., 0] - rgb[..., 1]) / 2.0, (rgb[..., 0] + rgb[..., 1] - 2 * rgb[..., 2]) / 4.0], axis=2
         )
         grey16 = _thumbnail(grey[..., None], 16).ravel()
+        gx, gy = _colour_gradients(opponent)
         blocks = [
             (_unit(_thumbnail(opponent, 4)), 1.0),
             (_unit(_thumbnail(opponent, 8)), 1.0),
@@ -82,6 +127,8 @@ class BuiltinPreprocessor:
             (_unit(_orientation_histograms(grey, 2)), 1.0),
             (_unit(_orientation_histograms(grey, 1)), 1.0),
             (_unit(_palette(rgb)), 1.0),
+            (_unit(_orientation_spectrum(gx, gy)), 1.0),
+            (_unit(np.concatenate([_lbp_histograms(grey, r) for r in (1, 2, 4)])), 1.0),
         ]
         return np.concatenate([block * weight for block, weight in blocks]).astype(np.float32)
 

@@ -1,0 +1,167 @@
+"""Images whose out-of-sample class evidence is split between two or more classes.
+
+Many flagged "mistakes" in real datasets are images that honestly show two classes, so these are kept
+apart from label errors. The out-of-sample probabilities come from a regularised linear model and can
+be diffuse for every image, so they are first temperature-scaled to this dataset: one temperature,
+fitted by maximum likelihood against the given labels, makes the probabilities as confident as the
+classifier has earned here. A class is *plausible* for an image when its calibrated probability is at
+least ``min_relative_probability`` of the top class's; an image with two or more plausible classes is
+ambiguous. ``classes`` lists the given label first, then the competing plausible classes (strongest
+first); ``score`` is the second-strongest over the strongest plausible probability (1.0: an even split).
+
+Overlap with ``label_error``: an image whose given label is implausible (cleanlab's
+``find_label_issues`` on the same probabilities, the context's ``label_issue_mask``) is reported only
+as a label error, unless the given label is itself one of the plausible classes; then the evidence is
+split between the given label and another class, and it is reported as ambiguous as well.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.findings import Finding, Severity
+
+# MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
+_MAD_TO_SIGMA = 1.4826
+# Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
+_TEMPERATURE_BOUNDS = (0.05, 100.0)
+
+
+class AmbiguousParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A class is plausible for an image when its calibrated probability is at least this fraction of
+    # the top class's; two or more plausible classes make the image ambiguous.
+    min_relative_probability: float = Field(0.15, gt=0.0, le=1.0)
+    # ...and the image's split (log of second/top probability) must exceed the dataset's median split by
+    # this many robust standard deviations (1.4826 x MAD), so a classifier unsure of every image flags
+    # only the images it is unusually unsure of.
+    min_robust_z: float = Field(2.0, ge=0.0)
+    # Temperature-scale the probabilities to the dataset first (off: use them as the classifier gave them).
+    calibrate: bool = True
+    # How many of the class pairs sharing the most ambiguous images to list in run.json.
+    top_pairs: int = Field(10, ge=0)
+
+
+def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
+    """The power ``t`` for which ``pred_probs ** t`` (renormalised) best explains the given labels.
+
+    ``t > 1`` sharpens probabilities a heavily regularised model left too flat; ``t < 1`` softens
+    overconfident ones. It is the usual temperature scaling, written on log-probabilities.
+    """
+    from scipy.optimize import minimize_scalar
+
+    logs = np.log(pred_probs)
+    rows = np.arange(len(labels))
+
+    def negative_log_likelihood(power: float) -> float:
+        scaled = logs * power
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scaled).sum(axis=1))
+        return float(-(scaled[rows, labels] - log_norm).mean())
+
+    result = minimize_scalar(negative_log_likelihood, bounds=_TEMPERATURE_BOUNDS, method="bounded")
+    return float(result.x)
+
+
+def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
+    scaled = np.log(pred_probs) * power
+    scaled -= scaled.max(axis=1, keepdims=True)
+    probs = np.exp(scaled)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+class AmbiguousCheck(Check):
+    name = "ambiguous"
+    description = "images whose out-of-sample class evidence is split between two or more classes"
+    requires = frozenset({Requirement.EMBEDDINGS, Requirement.LABELS})
+    Params = AmbiguousParams
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        params = self.params
+        assert isinstance(params, AmbiguousParams)
+        classes = ctx.labelled_classes
+        labels = ctx.label_ids
+        power = fit_sharpness(ctx.pred_probs, labels) if params.calibrate else 1.0
+        probs = sharpen(ctx.pred_probs, power)
+        order = np.argsort(-probs, axis=1, kind="stable")
+        top = probs[np.arange(len(probs)), order[:, 0]]
+        second = probs[np.arange(len(probs)), order[:, 1]]
+        evenness = second / top
+        log_evenness = np.log(evenness)
+        median = float(np.median(log_evenness))
+        spread = _MAD_TO_SIGMA * float(np.median(np.abs(log_evenness - median)))
+        unusual = float(np.exp(median + params.min_robust_z * spread))
+        relative = min(1.0, max(params.min_relative_probability, unusual))
+        plausible = probs >= relative * top[:, None]
+        given_plausible = plausible[np.arange(len(labels)), labels]
+        candidates = plausible.sum(axis=1) >= 2
+        label_errors = ctx.label_issue_mask
+        excluded = candidates & label_errors & ~given_plausible
+        flagged = np.flatnonzero(candidates & ~excluded)
+
+        findings: list[Finding] = []
+        pair_counts: Counter[tuple[str, str]] = Counter()
+        per_class: Counter[str] = Counter()
+        rows = ctx.labelled
+        for i in flagged:
+            row = rows.iloc[i]
+            given = classes[labels[i]]
+            competing = [classes[c] for c in order[i] if plausible[i, c] and c != labels[i]]
+            named = (given, *competing)
+            per_class[given] += 1
+            pair_counts.update(tuple(sorted(pair)) for pair in combinations(named, 2))
+            shown = ", ".join(f"{classes[c]} {probs[i, c]:.2f}" for c in order[i] if plausible[i, c])
+            note = "" if given_plausible[i] else f"; the given label {given!r} is not among them"
+            findings.append(
+                Finding(
+                    check=self.name,
+                    severity=Severity.WARNING,
+                    message=f"evidence split between {int(plausible[i].sum())} classes ({shown}){note}",
+                    path=row["path"],
+                    label=given,
+                    split=plain(row["split"]),
+                    sha256=plain(row["sha256"]),
+                    score=float(evenness[i]),
+                    classes=named,
+                    details={
+                        "probabilities": {
+                            classes[c]: float(probs[i, c]) for c in order[i] if plausible[i, c]
+                        },
+                        "given_label_probability": float(probs[i, labels[i]]),
+                        "given_label_plausible": bool(given_plausible[i]),
+                        "also_label_error": bool(label_errors[i]),
+                        "sharpness": power,
+                    },
+                )
+            )
+
+        column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
+        column.loc[rows.index] = evenness
+        counts = rows["label"].value_counts()
+        summary: dict[str, Any] = {
+            "sharpness": power,
+            "min_relative_probability": params.min_relative_probability,
+            "typical_evenness": float(np.exp(median)),
+            "relative_probability_used": relative,
+            "ambiguous": len(findings),
+            "not_reported_label_errors": int(excluded.sum()),
+            "per_class": {
+                name: {"ambiguous": per_class[name], "images": int(counts.get(name, 0)),
+                       "rate": per_class[name] / max(int(counts.get(name, 0)), 1)}
+                for name in classes
+            },
+            "top_pairs": [
+                {"classes": list(pair), "images": count}
+                for pair, count in sorted(pair_counts.items(), key=lambda item: (-item[1], item[0]))[
+                    : params.top_pairs
+                ]
+            ],
+        }
+        return CheckResult(findings, columns={"ambiguity": column}, summary=summary)

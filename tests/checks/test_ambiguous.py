@@ -1,0 +1,140 @@
+"""The ambiguous check on synthetic embeddings (fast) and its label-error overlap rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams, fit_sharpness, sharpen
+from auditor.checks.base import CheckContext
+from auditor.config import AuditConfig
+from auditor.encoders.base import EncoderInfo
+
+SEED = 7
+CLASSES = ("cat", "dog", "fox")
+
+
+def make_context(vectors: np.ndarray, labels: list[str], paths: list[str]) -> CheckContext:
+    images = pd.DataFrame(
+        {
+            "path": paths,
+            "label": labels,
+            "split": [None] * len(paths),
+            "sha256": [f"sha{i}" for i in range(len(paths))],
+            "readable": True,
+            "embedding_row": np.arange(len(paths)),
+        }
+    )
+    return CheckContext(
+        images=images,
+        embeddings=vectors.astype(np.float32),
+        classes=sorted(set(labels)),
+        splits=[],
+        empty_classes={},
+        encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
+        config=AuditConfig(),
+    )
+
+
+def clusters_with_mixtures(
+    per_class: int = 50, spread: float = 0.35
+) -> tuple[CheckContext, dict[str, tuple[str, str]]]:
+    """Three equidistant clusters plus planted points halfway between two of them."""
+    rng = np.random.default_rng(SEED)
+    centres = np.eye(len(CLASSES), 16) * 3.0
+    vectors, labels, paths = [], [], []
+    for c, name in enumerate(CLASSES):
+        for i in range(per_class):
+            vectors.append(centres[c] + rng.normal(scale=spread, size=16))
+            labels.append(name)
+            paths.append(f"{name}/{i:03d}.png")
+    planted: dict[str, tuple[str, str]] = {}
+    for i, (a, b) in enumerate([(0, 1), (1, 2), (0, 2), (2, 0), (1, 0), (0, 1)]):
+        vectors.append((centres[a] + centres[b]) / 2 + rng.normal(scale=spread / 4, size=16))
+        labels.append(CLASSES[a])
+        paths.append(f"{CLASSES[a]}/mix_{i}.png")
+        planted[paths[-1]] = (CLASSES[a], CLASSES[b])
+    return make_context(np.array(vectors), labels, paths), planted
+
+
+def run(ctx: CheckContext, **params: object) -> tuple[dict, dict]:
+    result = AmbiguousCheck(AmbiguousParams(**params)).run(ctx)
+    assert all(f.check == "ambiguous" for f in result.findings)
+    return {f.path: f for f in result.findings}, result.summary
+
+
+def test_flags_points_between_two_classes_naming_both() -> None:
+    ctx, planted = clusters_with_mixtures()
+    found, summary = run(ctx)
+    for path, (given, other) in planted.items():
+        assert path in found, path
+        assert found[path].classes[0] == given
+        assert other in found[path].classes
+        assert 0.0 < found[path].score <= 1.0
+    clean_flags = [p for p in found if p not in planted]
+    assert len(clean_flags) <= 0.02 * 150
+    assert summary["ambiguous"] == len(found)
+    assert summary["per_class"]["cat"]["ambiguous"] == sum(f.label == "cat" for f in found.values())
+    top = summary["top_pairs"][0]
+    assert sorted(top["classes"]) == ["cat", "dog"] and top["images"] >= 3
+
+
+def test_score_orders_even_splits_first() -> None:
+    ctx, planted = clusters_with_mixtures()
+    found, _ = run(ctx)
+    even = found["cat/mix_0.png"].details["probabilities"]
+    assert set(even) >= {"cat", "dog"}
+    values = sorted(even.values(), reverse=True)
+    assert found["cat/mix_0.png"].score == pytest.approx(values[1] / values[0])
+
+
+def test_uninformative_classifier_flags_little() -> None:
+    """Labels unrelated to the embeddings: every image is unsure, so being unsure is not news."""
+    rng = np.random.default_rng(SEED)
+    vectors = rng.normal(size=(150, 16))
+    labels = [CLASSES[i % 3] for i in range(150)]
+    ctx = make_context(vectors, labels, [f"x/{i}.png" for i in range(150)])
+    found, summary = run(ctx)
+    assert len(found) <= 0.05 * 150
+    assert summary["typical_evenness"] > 0.3
+
+
+def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
+    ctx, planted = clusters_with_mixtures()
+    rng = np.random.default_rng(SEED + 1)
+    # A point split between dog and fox, filed as cat: the given label is not among the plausible classes.
+    centres = np.eye(len(CLASSES), 16) * 3.0
+    extra = (centres[1] + centres[2]) / 2 + rng.normal(scale=0.05, size=16)
+    base = ctx.images
+    vectors = np.vstack([ctx.embeddings, extra[None, :]])
+    ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
+    found, _ = run(ctx)
+    between = found["cat/between_dog_fox.png"]
+    assert between.classes[0] == "cat" and set(between.classes[1:]) == {"dog", "fox"}
+    assert between.details["given_label_plausible"] is False
+
+    # Same data, but every image counts as a label error: only images whose given label is plausible stay.
+    ctx.__dict__["label_issue_mask"] = np.ones(len(ctx.labelled), dtype=bool)
+    found_with_errors, summary = run(ctx)
+    assert "cat/between_dog_fox.png" not in found_with_errors
+    assert summary["not_reported_label_errors"] >= 1
+    for path in planted:
+        assert path in found_with_errors
+        assert found_with_errors[path].details["also_label_error"] is True
+
+
+def test_sharpening_recovers_a_flattened_classifier() -> None:
+    rng = np.random.default_rng(SEED)
+    logits = rng.normal(scale=3.0, size=(400, 4))
+    sharp = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(4, p=row) for row in sharp])
+    flat = sharpen(sharp, 0.25)
+    power = fit_sharpness(flat, labels)
+    assert power == pytest.approx(4.0, rel=0.3)
+
+
+def test_unknown_param_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        AmbiguousParams(min_relative=0.2)  # type: ignore[call-arg]
