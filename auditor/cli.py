@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.markup import escape
 
 from auditor import __version__
 from auditor.errors import AuditorError
+
+if TYPE_CHECKING:
+    from auditor.gate import GateConfig
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -89,6 +92,13 @@ def scan(
         str | None, typer.Option("--checks", help="Comma-separated checks to run (default: all).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+    gate: Annotated[
+        bool,
+        typer.Option("--gate", help="Apply the config's \\[gate] rules after the scan; exit 1 if they fail."),
+    ] = False,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="With --gate: results folder of the base branch.")
+    ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
     from auditor.config import load_config
@@ -104,11 +114,63 @@ def scan(
     if checks is not None:
         overrides.setdefault("scan", {})["checks"] = [c.strip() for c in checks.split(",") if c.strip()]
     console = Console(stderr=False)
+    if baseline is not None and not gate:
+        raise AuditorError("--baseline only applies with --gate")
     cfg = load_config(config, overrides)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
     if not quiet:
         print_summary(console, result)
+    if gate and not _apply_gate(out, cfg.gate, baseline, "text", None, console):
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+# The values of auditor.gate.GateFormat, spelled out so that `audit --help` does not import pandas.
+GateFormatName = Literal["text", "markdown", "json"]
+
+
+def _apply_gate(
+    results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console
+) -> bool:
+    """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed."""
+    from auditor.gate import GateFormat, evaluate, print_verdict, render
+    from auditor.outputs import atomic_write
+    from auditor.results import load_results
+
+    verdict = evaluate(load_results(results), rules, load_results(baseline) if baseline is not None else None)
+    if output is not None:
+        text = render(verdict, GateFormat(fmt))
+        atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if output is None and GateFormat(fmt) is not GateFormat.TEXT:
+        typer.echo(render(verdict, GateFormat(fmt)), nl=False)
+    else:
+        print_verdict(console, verdict)
+    return verdict.passed
+
+
+@app.command("gate")
+def gate_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config with a \\[gate] section.")
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Results folder of the base branch: only findings it lacks count."),
+    ] = None,
+    fmt: Annotated[
+        GateFormatName, typer.Option("--format", "-f", help="Output format.")
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the verdict in --format here; the terminal then gets text."),
+    ] = None,
+) -> None:
+    """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
+    from auditor.config import load_config
+
+    if not _apply_gate(results, load_config(config).gate, baseline, fmt, output, Console(stderr=False)):
+        raise typer.Exit(EXIT_GATE_FAILED)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auditor.errors import ConfigError
+from auditor.gate import GateConfig
 from auditor.probabilities import ProbabilityParams
 
 class StrictModel(BaseModel):
@@ -48,6 +49,7 @@ class AuditConfig(StrictModel):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     def check_params(self, name: str) -> BaseModel:
         """The validated parameter model of check ``name`` (defaults where the config is silent)."""

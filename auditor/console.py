@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from auditor.checks import REGISTRY
 from auditor.scan import ScanResult
 
 SEVERITIES = ("error", "warning", "info")
@@ -71,7 +72,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
             table.add_row(f"{check} [dim](skipped)[/]", *("-" for _ in SEVERITIES))
             continue
         # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
-        for kind in summary.get("finding_kinds") or [check]:
+        for kind in sorted(REGISTRY[check].produces):
             table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
     console.print(f"results written to [bold]{result.out_dir}[/]")

@@ -275,9 +275,12 @@ def _run_checks(
             warnings.append(f"check {name} skipped: {'; '.join(missing)}")
         else:
             result = check_type(config.check_params(name)).run(context)
+            stray = {f.check for f in result.findings} - check_type.produces
+            if stray:
+                raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
             findings.extend(result.findings)
             columns.update(result.columns)
-            summaries[name] = {**result.summary, "finding_kinds": sorted({f.check for f in result.findings})}
+            summaries[name] = result.summary
             if result.skipped:
                 summaries[name]["skipped"] = result.skipped
                 warnings.append(f"check {name} skipped: {result.skipped}")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from auditor.checks import REGISTRY
 from auditor.cli import GateFormatName, app
 from auditor.findings import SCHEMA_VERSION, Finding, Severity, findings_table
 from auditor.gate import (
@@ -47,8 +48,10 @@ def write_results(directory: Path, findings: list[Finding], images: list[dict[st
         {"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "images"})
     write_parquet(directory / "findings.parquet", findings_table(findings))
     write_parquet(directory / "images.parquet", table)
+    if checks is None:  # every registered check ran
+        checks = {name: {} for name in REGISTRY}
     write_json(directory / "run.json", {"schema_version": SCHEMA_VERSION, "encoder": {"identity": encoder},
-                                        "checks": checks or {}})
+                                        "checks": checks})
     return load_results(directory)
 
 
@@ -70,8 +73,10 @@ def test_renamed_findings_are_not_new_but_an_extra_copy_is(tmp_path: Path) -> No
     )
     current = write_results(
         tmp_path / "cur",
-        [image_finding("exact_duplicate", "renamed_a.png", "s1"), image_finding("exact_duplicate", "b.png", "s1"),
-         image_finding("exact_duplicate", "added.png", "s1"), image_finding("unreadable", "moved/broken.png", "s9")],
+        [image_finding("exact_duplicate", "renamed_a.png", "s1"),
+         image_finding("exact_duplicate", "b.png", "s1"),
+         image_finding("exact_duplicate", "added.png", "s1"),
+         image_finding("unreadable", "moved/broken.png", "s9")],
         image_rows({"renamed_a.png": ("s1", "x"), "b.png": ("s1", "x"), "added.png": ("s1", "x"),
                     "moved/broken.png": ("s9", "x")}),
     )
@@ -89,10 +94,10 @@ def test_renamed_findings_are_not_new_but_an_extra_copy_is(tmp_path: Path) -> No
 
 def test_near_duplicate_partner_content_is_part_of_the_identity(tmp_path: Path) -> None:
     images = image_rows({"a.png": ("s1", "x"), "b.png": ("s2", "x"), "c.png": ("s3", "x")})
-    base = write_results(tmp_path / "base", [image_finding("near_duplicate", "a.png", "s1", other_path="b.png")],
-                         images)
-    current = write_results(tmp_path / "cur", [image_finding("near_duplicate", "a.png", "s1", other_path="c.png")],
-                            images)
+    near_b = image_finding("near_duplicate", "a.png", "s1", other_path="b.png")
+    near_c = image_finding("near_duplicate", "a.png", "s1", other_path="c.png")
+    base = write_results(tmp_path / "base", [near_b], images)
+    current = write_results(tmp_path / "cur", [near_c], images)
     assert [f.other_path for f in new_findings(current, base)] == ["c.png"]
 
 
@@ -121,7 +126,8 @@ def test_generic_count_rule_and_rules_off(tmp_path: Path) -> None:
 
 def test_label_error_rates_overall_and_per_class(tmp_path: Path) -> None:
     # 10 cats, 10 dogs, 1 unreadable dog (not in the denominator); 2 cat label errors.
-    spec = {f"cat{i}.png": (f"c{i}", "cat") for i in range(10)} | {f"dog{i}.png": (f"d{i}", "dog") for i in range(10)}
+    spec = {f"cat{i}.png": (f"c{i}", "cat") for i in range(10)}
+    spec |= {f"dog{i}.png": (f"d{i}", "dog") for i in range(10)}
     images = image_rows(spec) + image_rows({"bad.png": ("b", "dog")}, readable=False)
     errors = [image_finding("label_error", "cat0.png", "c0", label="cat"),
               image_finding("label_error", "cat1.png", "c1", label="cat")]
@@ -162,6 +168,21 @@ def test_imbalance_rule_with_and_without_baseline(tmp_path: Path) -> None:
     assert any("class_imbalance check did not run" in note for note in skipped.notes)
 
 
+def test_rules_whose_check_did_not_run_are_skipped_not_passed(tmp_path: Path) -> None:
+    images = image_rows({"a.png": ("s1", "x")})
+    not_run = write_results(tmp_path / "not_run", [], images, {"class_imbalance": {}})
+    rule = next(r for r in evaluate(not_run, GateConfig()).rules if r.name == "max_unreadable")
+    assert rule.status is RuleStatus.SKIPPED
+    assert rule.detail == "the unreadable check did not run in this scan"
+    skipped = write_results(tmp_path / "skipped", [], images, {"unreadable": {"skipped": "no files"}})
+    verdict = evaluate(skipped, GateConfig())
+    assert verdict.passed
+    assert "rule max_unreadable not evaluated: the unreadable check was skipped: no files" in verdict.notes
+    ran = write_results(tmp_path / "ran", [], images)
+    rule = next(r for r in evaluate(ran, GateConfig()).rules if r.name == "max_unreadable")
+    assert rule.status is RuleStatus.PASS and rule.observed == 0
+
+
 def test_baseline_from_another_encoder_is_noted(tmp_path: Path) -> None:
     images = image_rows({"a.png": ("s1", "x")})
     base = write_results(tmp_path / "base", [], images, encoder="clip:ViT-B-32")
@@ -181,7 +202,8 @@ def test_gate_config_rejects_typos_and_double_limits() -> None:
 def test_renderers(tmp_path: Path) -> None:
     findings = [image_finding("unreadable", "a|b.png", "s1", label="cat"),
                 image_finding("outlier", "c.png", "s2", label="cat")]
-    results = write_results(tmp_path / "r", findings, image_rows({"a|b.png": ("s1", "cat"), "c.png": ("s2", "cat")}))
+    images = image_rows({"a|b.png": ("s1", "cat"), "c.png": ("s2", "cat")})
+    results = write_results(tmp_path / "r", findings, images)
     verdict = evaluate(results, GateConfig())
 
     markdown = render_markdown(verdict)
@@ -249,7 +271,8 @@ def test_clean_dataset_passes_and_a_leaked_image_fails(tmp_path: Path) -> None:
     verdict = json.loads(result.output)
     leakage = next(r for r in verdict["rules"] if r["name"] == "max_split_leakage")
     assert leakage["status"] == "fail"
-    assert {f["path"] for f in leakage["offending"]} == {"train/circle/circle_003.png", "test/circle/leaked.png"}
+    leaked = {"train/circle/circle_003.png", "test/circle/leaked.png"}
+    assert {f["path"] for f in leakage["offending"]} == leaked
 
 
 def test_renaming_and_moving_files_passes_against_a_baseline(tmp_path: Path) -> None:
@@ -272,7 +295,8 @@ def test_renaming_and_moving_files_passes_against_a_baseline(tmp_path: Path) -> 
 
 
 def audit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "auditor", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize(
@@ -295,3 +319,25 @@ def test_bad_gate_config_exits_2_with_a_clear_message(tmp_path: Path, config: st
 def test_missing_results_exit_2(tmp_path: Path) -> None:
     result = audit("gate", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "results folder not found" in result.stderr
+
+
+def test_default_toml_documents_every_gate_rule() -> None:
+    lines = (Path(__file__).resolve().parents[1] / "configs" / "default.toml").read_text().splitlines()
+    section = lines[lines.index("[gate]"):]
+    for name in GateConfig.model_fields:
+        if name == "max_findings":
+            assert "[gate.max_findings]" in section
+            continue
+        # Rules off by default appear commented out; every one has a comment line above it.
+        index = next(i for i, line in enumerate(section) if line.lstrip("# ").startswith(f"{name} ="))
+        above = section[index - 1]
+        assert above.startswith("#") and not above.lstrip("# ").startswith("max_"), name
+
+
+def test_scan_baseline_needs_gate(tmp_path: Path) -> None:
+    from auditor.errors import AuditorError
+
+    data = split_dataset(tmp_path / "data")
+    result = scan(data, tmp_path / "out", "--baseline", str(tmp_path))
+    assert isinstance(result.exception, AuditorError) and "--baseline only applies with --gate" in str(
+        result.exception)

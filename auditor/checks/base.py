@@ -107,14 +107,16 @@ class Check(ABC):
     description: ClassVar[str]
     requires: ClassVar[frozenset[Requirement]] = frozenset()
     Params: ClassVar[type[BaseModel]] = NoParams
-    # Finding ``check`` values this check emits when they differ from ``name`` (e.g. {"split_leakage",
-    # "exact_duplicate"}); the CI gate uses it to tell "no such findings" from "the check did not run".
+    # Finding ``check`` values this check emits (default: {name}); the pipeline refuses any other, and the
+    # CI gate and summary use it to tell "no such findings" from "the check did not run".
     produces: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not getattr(cls, "name", None) or not getattr(cls, "description", None):
             raise TypeError(f"check class {cls.__name__} must define 'name' and 'description'")
+        if not cls.produces:
+            cls.produces = frozenset({cls.name})
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params

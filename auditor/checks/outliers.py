@@ -60,6 +60,7 @@ def isolation(vectors: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndar
 
 class OutliersCheck(Check):
     name = "outliers"
+    produces = frozenset({"outlier"})
     description = "images far from every other image in embedding space (blank, noise, other domain)"
     requires = frozenset({Requirement.EMBEDDINGS})
     Params = OutlierParams

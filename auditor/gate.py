@@ -1,0 +1,514 @@
+"""The CI gate: pass/fail rules over a scan's findings, optionally counting only what a baseline lacks.
+
+A pull request should fail for what it adds, not for the backlog already on main, so with a baseline
+only *new* findings count. Findings are matched by content, not path (see ``finding_key``), so renaming
+or moving files never creates new findings; adding another copy of an image that already had copies does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+
+from auditor.findings import Finding
+from auditor.results import Results
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+LABEL_ERROR = "label_error"
+IMBALANCE_CHECK = "class_imbalance"
+# Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
+# GitHub caps a step summary at 1 MiB. JSON always lists them all.
+SHOWN_PER_SECTION = 50
+
+# Pair findings whose partner is part of the problem's identity: "X is near Y" and "X is near Z" are two
+# problems. Exact copies share their content, so the partner adds nothing; an outlier's neighbour is context.
+_PARTNER_IDENTIFIES = frozenset({"near_duplicate"})
+
+# Count rules with a dedicated config key: key -> finding check name.
+_COUNT_RULES = {
+    "max_unreadable": "unreadable",
+    "max_split_leakage": "split_leakage",
+    "max_exact_duplicate": "exact_duplicate",
+    "max_near_duplicate": "near_duplicate",
+}
+
+
+class GateConfig(BaseModel):
+    """Gate rules; ``None`` turns a rule off. Counts are of findings (a copy pair gives one per image)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Most (new) `unreadable` findings allowed.
+    max_unreadable: NonNegativeInt | None = 0
+    # Most (new) `split_leakage` findings allowed (an image with a copy in another split).
+    max_split_leakage: NonNegativeInt | None = 0
+    # Most (new) `exact_duplicate` findings allowed.
+    max_exact_duplicate: NonNegativeInt | None = 0
+    # Most (new) `near_duplicate` findings allowed.
+    max_near_duplicate: NonNegativeInt | None = None
+    # Largest share of labelled readable images with a (new) `label_error` finding, e.g. 0.02 = 2%.
+    max_label_error_rate: float | None = Field(None, ge=0.0, le=1.0)
+    # The same, within each class (denominator: the class's labelled readable images).
+    max_label_error_rate_per_class: float | None = Field(None, ge=0.0, le=1.0)
+    # Largest/smallest class ratio allowed in any split (from the class_imbalance check).
+    max_imbalance_ratio: float | None = Field(None, ge=1.0)
+    # Any finding check -> most (new) findings allowed, e.g. {outlier = 10}.
+    max_findings: dict[str, NonNegativeInt] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_double_rules(self) -> GateConfig:
+        """One limit per check, so a verdict never depends on which of two limits a reader looked at."""
+        clashes = sorted(set(self.max_findings) & set(_COUNT_RULES.values()))
+        if clashes:
+            keys = ", ".join(f"max_{name}" for name in clashes)
+            raise ValueError(f"max_findings repeats {', '.join(clashes)}; set {keys} instead")
+        return self
+
+
+class RuleStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIPPED = "skipped"  # the scan holds nothing to evaluate the rule on (e.g. the check did not run)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    name: str
+    description: str
+    status: RuleStatus
+    limit: float
+    observed: float | None
+    detail: str
+    offending: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    rules: tuple[RuleResult, ...]
+    results_dir: str
+    baseline_dir: str | None
+    total_findings: int
+    # The findings the rules counted: all of them, or with a baseline only the new ones.
+    counted: tuple[Finding, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "results": self.results_dir,
+            "baseline": self.baseline_dir,
+            "total_findings": self.total_findings,
+            "counted_findings": len(self.counted),
+            "counted_per_check": dict(sorted(Counter(f.check for f in self.counted).items())),
+            "rules": [
+                {
+                    "name": rule.name,
+                    "description": rule.description,
+                    "status": str(rule.status),
+                    "limit": rule.limit,
+                    "observed": rule.observed,
+                    "detail": rule.detail,
+                    "offending": [_finding_dict(f) for f in rule.offending],
+                }
+                for rule in self.rules
+            ],
+            "counted": [_finding_dict(f) for f in self.counted],
+            "notes": list(self.notes),
+        }
+
+
+def _finding_dict(finding: Finding) -> dict[str, Any]:
+    data = asdict(finding)
+    data["severity"] = str(finding.severity)
+    data["classes"] = list(finding.classes)
+    return data
+
+
+def _sha_by_path(images: pd.DataFrame) -> dict[str, str]:
+    known = images[images["sha256"].notna()]
+    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
+
+
+def finding_key(finding: Finding, sha_by_path: dict[str, str]) -> tuple[Hashable, ...]:
+    """What makes two findings 'the same problem' across scans, independent of file names.
+
+    Image findings: check + the file's content hash (+ the partner's content for near duplicates).
+    Class findings: check + classes + split. Files without a hash (unreadable before hashing) fall
+    back to their path.
+    """
+    if finding.path is None:
+        return ("classes", finding.check, tuple(sorted(finding.classes)), finding.split)
+    partner = None
+    if finding.check in _PARTNER_IDENTIFIES and finding.other_path:
+        partner = sha_by_path.get(finding.other_path, f"path:{finding.other_path}")
+    return ("image", finding.check, finding.sha256 or f"path:{finding.path}", partner)
+
+
+def new_findings(current: Results, baseline: Results) -> list[Finding]:
+    """Findings of ``current`` that ``baseline`` lacks, matched as multisets of ``finding_key``.
+
+    Same-path matches are taken first so that, when a key gains members (a third copy of an image),
+    the finding reported as new is the added file rather than an arbitrary one.
+    """
+    base_sha = _sha_by_path(baseline.images)
+    remaining: Counter[tuple[Hashable, ...]] = Counter()
+    by_path: Counter[tuple[tuple[Hashable, ...], str | None]] = Counter()
+    for finding in baseline.finding_objects():
+        key = finding_key(finding, base_sha)
+        remaining[key] += 1
+        by_path[(key, finding.path)] += 1
+    current_sha = _sha_by_path(current.images)
+    keyed = [(finding_key(f, current_sha), f) for f in current.finding_objects()]
+    unmatched: list[tuple[tuple[Hashable, ...], Finding]] = []
+    for key, finding in keyed:
+        if by_path[(key, finding.path)] > 0:
+            by_path[(key, finding.path)] -= 1
+            remaining[key] -= 1
+        else:
+            unmatched.append((key, finding))
+    added: list[Finding] = []
+    for key, finding in unmatched:
+        if remaining[key] > 0:
+            remaining[key] -= 1
+        else:
+            added.append(finding)
+    return added
+
+
+def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
+    """Finding check -> why this scan could not have produced it (its registered check did not run).
+
+    A finding check no registered check declares (``Check.produces``, else its ``name``) is absent here:
+    the gate cannot tell, so it evaluates the rule as usual.
+    """
+    from auditor.checks import REGISTRY
+
+    summaries = run.get("checks", {})
+    reasons: dict[str, str] = {}
+    for name, check_type in REGISTRY.items():
+        summary = summaries.get(name)
+        if summary is None:
+            why = f"the {name} check did not run in this scan"
+        elif isinstance(summary, dict) and summary.get("skipped"):
+            why = f"the {name} check was skipped: {summary['skipped']}"
+        else:
+            continue
+        for produced in check_type.produces or {name}:
+            reasons[produced] = why
+    return reasons
+
+
+def _count_rule(name: str, check: str, limit: int, counted: list[Finding], new: bool,
+                unavailable: dict[str, str]) -> RuleResult:
+    offending = tuple(f for f in counted if f.check == check)
+    what = f"new `{check}` findings" if new else f"`{check}` findings"
+    description = f"at most {limit} {what}"
+    if not offending and check in unavailable:
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, unavailable[check])
+    return RuleResult(
+        name=name,
+        description=description,
+        status=RuleStatus.FAIL if len(offending) > limit else RuleStatus.PASS,
+        limit=limit,
+        observed=len(offending),
+        detail=f"{len(offending)} {what} (limit {limit})",
+        offending=offending if len(offending) > limit else (),
+    )
+
+
+def _labelled_counts(images: pd.DataFrame) -> pd.Series:
+    labelled = images[images["readable"].astype(bool) & images["label"].notna()]
+    return labelled["label"].astype(str).value_counts()
+
+
+def _label_error_rate_rule(limit: float, counted: list[Finding], images: pd.DataFrame, new: bool,
+                           unavailable: dict[str, str]) -> RuleResult:
+    name = "max_label_error_rate"
+    errors = tuple(f for f in counted if f.check == LABEL_ERROR)
+    total = int(_labelled_counts(images).sum())
+    what = "new label errors" if new else "label errors"
+    description = f"{what} in at most {limit:.2%} of labelled images"
+    if not errors and LABEL_ERROR in unavailable:
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, unavailable[LABEL_ERROR])
+    if total == 0:
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
+    rate = len(errors) / total
+    failed = rate > limit
+    return RuleResult(
+        name=name,
+        description=description,
+        status=RuleStatus.FAIL if failed else RuleStatus.PASS,
+        limit=limit,
+        observed=rate,
+        detail=f"{len(errors)} {what} in {total} labelled images = {rate:.2%} (limit {limit:.2%})",
+        offending=errors if failed else (),
+    )
+
+
+def _label_error_rate_per_class_rule(
+    limit: float, counted: list[Finding], images: pd.DataFrame, new: bool, unavailable: dict[str, str]
+) -> RuleResult:
+    name = "max_label_error_rate_per_class"
+    sizes = _labelled_counts(images)
+    what = "new label errors" if new else "label errors"
+    description = f"{what} in at most {limit:.2%} of each class's labelled images"
+    if LABEL_ERROR in unavailable and not any(f.check == LABEL_ERROR for f in counted):
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, unavailable[LABEL_ERROR])
+    if sizes.empty:
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
+    per_class: dict[str, list[Finding]] = defaultdict(list)
+    for finding in counted:
+        if finding.check == LABEL_ERROR and finding.label is not None:
+            per_class[finding.label].append(finding)
+    rates = {label: len(per_class[label]) / int(size) for label, size in sizes.items()}
+    failing = sorted((label for label, rate in rates.items() if rate > limit), key=lambda c: -rates[c])
+    worst = max(rates, key=lambda c: rates[c])
+    if failing:
+        detail = "; ".join(
+            f"{label}: {len(per_class[label])}/{int(sizes[label])} = {rates[label]:.2%}" for label in failing
+        ) + f" (limit {limit:.2%})"
+    else:
+        detail = f"worst class {worst}: {rates[worst]:.2%} (limit {limit:.2%})"
+    return RuleResult(
+        name=name,
+        description=description,
+        status=RuleStatus.FAIL if failing else RuleStatus.PASS,
+        limit=limit,
+        observed=rates[worst],
+        detail=detail,
+        offending=tuple(f for label in failing for f in per_class[label]),
+    )
+
+
+def _split_ratios(run: dict[str, Any]) -> dict[str, float] | None:
+    """Imbalance ratio per split from run.json; None when class_imbalance did not run."""
+    summary = run.get("checks", {}).get(IMBALANCE_CHECK)
+    if not isinstance(summary, dict) or "skipped" in summary:
+        return None
+    return {
+        str(split): float(values["imbalance_ratio"])
+        for split, values in summary.items()
+        if isinstance(values, dict) and values.get("imbalance_ratio") is not None
+    }
+
+
+def _imbalance_rule(limit: float, current: Results, baseline: Results | None) -> RuleResult:
+    """Fails for a split above ``limit``; with a baseline only if the ratio also grew since then."""
+    name = "max_imbalance_ratio"
+    description = f"class imbalance ratio at most {limit:g} in every split"
+    ratios = _split_ratios(current.run)
+    if ratios is None:
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None,
+                          f"the {IMBALANCE_CHECK} check did not run in this scan")
+    if not ratios:
+        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
+    before = (_split_ratios(baseline.run) or {}) if baseline is not None else {}
+    failing = [
+        split for split, ratio in sorted(ratios.items())
+        if ratio > limit and (baseline is None or ratio > before.get(split, 0.0))
+    ]
+    worst = max(ratios, key=lambda s: ratios[s])
+    parts = []
+    for split in failing or [worst]:
+        grew = f", was {before[split]:.1f}" if split in before else ""
+        parts.append(f"{split}: {ratios[split]:.1f}{grew}")
+    above_but_not_worse = not failing and ratios[worst] > limit
+    suffix = " (above the limit but not worse than the baseline)" if above_but_not_worse else ""
+    offending = tuple(
+        f for f in current.finding_objects()
+        if f.check == IMBALANCE_CHECK and f.path is None and (f.split or "all") in failing
+        and "imbalance_ratio" in f.details
+    )
+    return RuleResult(
+        name=name,
+        description=description,
+        status=RuleStatus.FAIL if failing else RuleStatus.PASS,
+        limit=limit,
+        observed=ratios[worst],
+        detail="; ".join(parts) + f" (limit {limit:g})" + suffix,
+        offending=offending,
+    )
+
+
+def evaluate(current: Results, config: GateConfig, baseline: Results | None = None) -> Verdict:
+    """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``)."""
+    notes: list[str] = []
+    all_findings = current.finding_objects()
+    if baseline is None:
+        counted = all_findings
+    else:
+        counted = new_findings(current, baseline)
+        notes.extend(_baseline_notes(current, baseline))
+    is_new = baseline is not None
+    unavailable = unavailable_findings(current.run)
+    rules: list[RuleResult] = []
+    for key, check in _COUNT_RULES.items():
+        limit = getattr(config, key)
+        if limit is not None:
+            rules.append(_count_rule(key, check, limit, counted, is_new, unavailable))
+    for check, limit in sorted(config.max_findings.items()):
+        rules.append(_count_rule(f"max_findings.{check}", check, limit, counted, is_new, unavailable))
+    if config.max_label_error_rate is not None:
+        rules.append(_label_error_rate_rule(config.max_label_error_rate, counted, current.images, is_new,
+                                            unavailable))
+    if config.max_label_error_rate_per_class is not None:
+        rules.append(_label_error_rate_per_class_rule(
+            config.max_label_error_rate_per_class, counted, current.images, is_new, unavailable))
+    if config.max_imbalance_ratio is not None:
+        rules.append(_imbalance_rule(config.max_imbalance_ratio, current, baseline))
+    notes.extend(f"rule {r.name} not evaluated: {r.detail}" for r in rules if r.status is RuleStatus.SKIPPED)
+    return Verdict(
+        passed=all(rule.status is not RuleStatus.FAIL for rule in rules),
+        rules=tuple(rules),
+        results_dir=str(current.directory),
+        baseline_dir=str(baseline.directory) if baseline is not None else None,
+        total_findings=len(all_findings),
+        counted=tuple(counted),
+        notes=tuple(notes),
+    )
+
+
+def _baseline_notes(current: Results, baseline: Results) -> Iterable[str]:
+    """Differences that make 'new' less meaningful: findings differ for reasons other than the data."""
+    now, then = current.run.get("encoder", {}), baseline.run.get("encoder", {})
+    if now.get("identity") != then.get("identity"):
+        yield (f"baseline used encoder {then.get('identity')}, this scan {now.get('identity')}: "
+               "embedding-based findings are not comparable, so many may count as new")
+    missing = sorted(set(current.run.get("checks", {})) - set(baseline.run.get("checks", {})))
+    if missing:
+        yield f"baseline did not run {', '.join(missing)}: all their findings count as new"
+
+
+# --- Renderers -------------------------------------------------------------------------------------
+
+class GateFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+def _where(finding: Finding) -> str:
+    if finding.path is None:
+        scope = f" in {finding.split}" if finding.split else ""
+        return f"classes {', '.join(finding.classes)}{scope}"
+    return finding.path + (f" (other: {finding.other_path})" if finding.other_path else "")
+
+
+def _by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
+    grouped: dict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        grouped[finding.check].append(finding)
+    return dict(sorted(grouped.items()))
+
+
+def _status_mark(status: RuleStatus) -> str:
+    return {RuleStatus.PASS: "✅ pass", RuleStatus.FAIL: "❌ fail", RuleStatus.SKIPPED: "⚠️ skipped"}[status]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_findings(findings: list[Finding]) -> list[str]:
+    lines = ["| check | file | split | label | message |", "|---|---|---|---|---|"]
+    for finding in findings[:SHOWN_PER_SECTION]:
+        lines.append(
+            f"| {finding.check} | `{_md_cell(_where(finding))}` | {finding.split or ''} | "
+            f"{_md_cell(finding.label or '')} | {_md_cell(finding.message)} |"
+        )
+    if len(findings) > SHOWN_PER_SECTION:
+        lines.append(f"\n…and {len(findings) - SHOWN_PER_SECTION} more (see `audit gate --format json`).")
+    return lines
+
+
+def render_markdown(verdict: Verdict) -> str:
+    """GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
+    head = "✅ passed" if verdict.passed else "❌ failed"
+    scope = (f"{len(verdict.counted)} new findings (of {verdict.total_findings}) against baseline "
+             f"`{verdict.baseline_dir}`" if verdict.baseline_dir else f"{verdict.total_findings} findings")
+    lines = [f"## Dataset audit gate: {head}", "", f"Results `{verdict.results_dir}`: {scope}.", ""]
+    if verdict.rules:
+        lines += ["| rule | status | observed | detail |", "|---|---|---|---|"]
+        for rule in verdict.rules:
+            observed = "" if rule.observed is None else f"{rule.observed:g}"
+            lines.append(f"| {_md_cell(rule.description)} | {_status_mark(rule.status)} | {observed} | "
+                         f"{_md_cell(rule.detail)} |")
+    else:
+        lines.append("No gate rules are enabled.")
+    for note in verdict.notes:
+        lines += ["", f"> **Note:** {note}"]
+    for rule in verdict.rules:
+        if rule.status is RuleStatus.FAIL and rule.offending:
+            lines += ["", f"### ❌ {rule.description}", "", *_md_findings(list(rule.offending))]
+    if verdict.counted:
+        title = "New findings" if verdict.baseline_dir else "All findings"
+        counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
+        lines += ["", f"<details><summary>{title} ({counts})</summary>", "",
+                  *_md_findings(list(verdict.counted)), "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(verdict: Verdict) -> str:
+    return json.dumps(verdict.to_dict(), indent=2, default=str) + "\n"
+
+
+def print_verdict(console: Console, verdict: Verdict) -> None:
+    """Rich terminal rendering: the rules table, then what each failed rule objects to."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    styles = {RuleStatus.PASS: "green", RuleStatus.FAIL: "bold red", RuleStatus.SKIPPED: "yellow"}
+    table = Table(title="Gate rules", show_lines=False)
+    for column in ("rule", "status", "detail"):
+        table.add_column(column)
+    for rule in verdict.rules:
+        status = f"[{styles[rule.status]}]{rule.status}[/]"
+        table.add_row(escape(rule.description), status, escape(rule.detail))
+    if verdict.rules:
+        console.print(table)
+    else:
+        console.print("no gate rules are enabled")
+    for note in verdict.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    for rule in verdict.rules:
+        if rule.status is not RuleStatus.FAIL or not rule.offending:
+            continue
+        console.print(f"[bold red]{escape(rule.name)}[/]: {escape(rule.detail)}")
+        for finding in rule.offending[:SHOWN_PER_SECTION]:
+            console.print(f"  {escape(_where(finding))}: {escape(finding.message)}", highlight=False)
+        if len(rule.offending) > SHOWN_PER_SECTION:
+            console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
+    scope = f"{verdict.total_findings} findings"
+    if verdict.baseline_dir:
+        scope = f"{len(verdict.counted)} new of {scope} (baseline {verdict.baseline_dir})"
+    outcome = "[bold green]gate passed[/]" if verdict.passed else "[bold red]gate FAILED[/]"
+    console.print(f"{outcome}: {escape(scope)}")
+
+
+def render_text(verdict: Verdict) -> str:
+    """The terminal rendering without colour, for ``--output FILE`` with ``--format text``."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    print_verdict(Console(file=buffer, width=120, no_color=True, highlight=False), verdict)
+    return buffer.getvalue()
+
+
+_RENDERERS = {
+    GateFormat.TEXT: render_text, GateFormat.MARKDOWN: render_markdown, GateFormat.JSON: render_json,
+}
+
+
+def render(verdict: Verdict, fmt: GateFormat) -> str:
+    return _RENDERERS[fmt](verdict)

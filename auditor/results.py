@@ -1,0 +1,114 @@
+"""Reading a results folder written by ``audit scan`` (run.json + Parquet tables).
+
+Shared by every reader (``audit gate``, ``audit report``) so that all of them refuse the same things:
+an incomplete folder (no run.json: the scan never finished), or tables from an incompatible schema.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from auditor.errors import AuditorError
+from auditor.findings import SCHEMA_VERSION, Finding, Severity
+
+RUN_FILE = "run.json"
+FINDINGS_FILE = "findings.parquet"
+IMAGES_FILE = "images.parquet"
+
+
+class ResultsError(AuditorError):
+    """A results folder is missing, incomplete, or from an incompatible schema version."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """One scan's outputs. ``findings`` keeps the findings.parquet columns; ``classes`` holds tuples."""
+
+    directory: Path
+    run: dict[str, Any]
+    findings: pd.DataFrame
+    images: pd.DataFrame
+
+    def finding_objects(self) -> list[Finding]:
+        """The findings as ``Finding`` objects, in file order."""
+        return [finding_from_row(row) for row in self.findings.to_dict("records")]
+
+
+def _major(version: str) -> str:
+    return version.split(".", 1)[0]
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ResultsError(f"{path.parent} is incomplete: {path.name} is missing")
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"cannot read {path}: {exc}") from None
+    metadata = table.schema.metadata or {}
+    version = metadata.get(b"auditor_schema_version", b"").decode()
+    if _major(version) != _major(SCHEMA_VERSION):
+        raise ResultsError(
+            f"{path} has schema version {version or '(none)'}, this auditor reads {SCHEMA_VERSION}; "
+            "re-run `audit scan` with this version"
+        )
+    return table.to_pandas()
+
+
+def load_results(directory: Path) -> Results:
+    """Load a results folder; raises ``ResultsError`` (exit code 2 at the CLI) when it is unusable."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ResultsError(f"results folder not found: {directory}")
+    run_path = directory / RUN_FILE
+    if not run_path.is_file():
+        raise ResultsError(f"{directory} is not a complete auditor results folder (no {RUN_FILE})")
+    try:
+        run = json.loads(run_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{run_path} is not valid JSON: {exc}") from None
+    if not isinstance(run, dict) or _major(str(run.get("schema_version", ""))) != _major(SCHEMA_VERSION):
+        raise ResultsError(
+            f"{run_path} has schema version {run.get('schema_version') if isinstance(run, dict) else None}, "
+            f"this auditor reads {SCHEMA_VERSION}"
+        )
+    findings = _read_table(directory / FINDINGS_FILE)
+    findings["classes"] = [tuple(value) if value is not None else () for value in findings["classes"]]
+    images = _read_table(directory / IMAGES_FILE)
+    return Results(directory, run, findings, images)
+
+
+def _optional(value: Any) -> Any:
+    """Parquet nulls arrive as None or NaN depending on the column type."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def finding_from_row(row: dict[str, Any]) -> Finding:
+    """Rebuild a ``Finding`` from one findings.parquet row (as a dict)."""
+    details = row.get("details") or "{}"
+    group_id = _optional(row.get("group_id"))
+    return Finding(
+        check=str(row["check"]),
+        severity=Severity(row["severity"]),
+        message=str(row["message"]),
+        path=_optional(row.get("path")),
+        label=_optional(row.get("label")),
+        split=_optional(row.get("split")),
+        suggested_label=_optional(row.get("suggested_label")),
+        score=float(row["score"]),
+        group_id=int(group_id) if group_id is not None else None,
+        other_path=_optional(row.get("other_path")),
+        sha256=_optional(row.get("sha256")),
+        classes=tuple(row.get("classes") or ()),
+        details=json.loads(details) if isinstance(details, str) else dict(details),
+    )
