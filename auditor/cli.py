@@ -173,6 +173,48 @@ def gate_command(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
+# The values of auditor.report.ReportFormat, spelled out so that `audit --help` does not import pandas.
+ReportFormatName = Literal["terminal", "markdown", "html"]
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    fmt: Annotated[ReportFormatName, typer.Option("--format", "-f", help="Output format.")] = "terminal",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write here (default: stdout; html: RESULTS/report.html)."),
+    ] = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Only this check or finding kind (repeatable).")
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top", min=0, help="Findings per check, best first; 0: all (default 15; markdown 10; html 500)."
+        ),
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="Dataset folder for thumbnails (default: from run.json).")
+    ] = None,
+) -> None:
+    """Render RESULTS as a terminal report, a Markdown summary, or a self-contained HTML page."""
+    from auditor.report import ReportFormat, ReportOptions, render_results, write_report
+
+    report_format = ReportFormat(fmt)
+    if output is None and report_format is ReportFormat.HTML:
+        output = results / "report.html"
+    console = Console(stderr=False)
+    color = output is None and report_format is ReportFormat.TERMINAL and console.is_terminal
+    options = ReportOptions(tuple(check or ()), top, dataset, color, console.width if color else 120)
+    text = render_results(results, report_format, options)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    write_report(output, text)
+    console.print(f"report written to [bold]{escape(str(output))}[/]", highlight=False)
+
+
 def main() -> None:
     """Console-script entry: map our errors to exit code 2 with one readable message."""
     if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:

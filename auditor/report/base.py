@@ -1,0 +1,205 @@
+"""What every renderer shares: the format enum, the options, and the findings prepared once for display.
+
+Renderers never read files or re-sort findings themselves, so the three formats always agree on which
+findings are "top" and on the counts they print.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from auditor.checks import REGISTRY
+from auditor.errors import AuditorError
+from auditor.findings import Finding
+from auditor.results import Results
+
+# Display order of the finding kinds the built-in checks emit; unknown kinds follow, alphabetically.
+KNOWN_CHECKS = (
+    "unreadable",
+    "class_imbalance",
+    "label_error",
+    "class_overlap",
+    "split_leakage",
+    "exact_duplicate",
+    "near_duplicate",
+    "ambiguous",
+    "outlier",
+)
+SEVERITIES = ("error", "warning", "info")
+
+
+class ReportFormat(StrEnum):
+    """Output formats of ``audit report``; every member must have a renderer (a test enforces it)."""
+
+    TERMINAL = "terminal"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Choices made on the command line. ``top``: findings listed per check; None: the format's default,
+    0: all of them."""
+
+    checks: tuple[str, ...] = ()
+    top: int | None = None
+    dataset: Path | None = None
+    color: bool = False
+    width: int = 120
+
+    def limit(self, default: int) -> int | None:
+        """Findings to list per check; None means no limit."""
+        top = default if self.top is None else self.top
+        return None if top == 0 else top
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """A results folder prepared for display: findings grouped by check, best-scored first."""
+
+    results: Results
+    by_check: dict[str, list[Finding]]
+    total_findings: int
+    dataset_root: Path | None
+    dataset_note: str | None
+    readable: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.results.run
+
+    @property
+    def shown_findings(self) -> int:
+        return sum(len(items) for items in self.by_check.values())
+
+    def severity_counts(self) -> dict[str, Counter[str]]:
+        return {check: Counter(str(f.severity) for f in items) for check, items in self.by_check.items()}
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """Readable images per split and class, as the scan counted them."""
+        counts = self.run.get("dataset", {}).get("counts") or {}
+        return {str(split): {str(k): int(v) for k, v in per.items()} for split, per in counts.items()}
+
+    def classes(self) -> list[str]:
+        """Every class named in the dataset or in a shown finding, for the HTML class filter."""
+        names = {str(c) for c in self.run.get("dataset", {}).get("classes") or []}
+        for items in self.by_check.values():
+            for finding in items:
+                names.update(finding_classes(finding))
+        return sorted(names)
+
+    def skipped_checks(self) -> dict[str, str]:
+        checks = self.run.get("checks") or {}
+        return {
+            name: str(s["skipped"]) for name, s in checks.items() if isinstance(s, dict) and s.get("skipped")
+        }
+
+    def encoder_line(self) -> str:
+        encoder = self.run.get("encoder") or {}
+        identity = encoder.get("identity") or encoder.get("name") or "unknown"
+        trained = "pretrained" if encoder.get("pretrained") else "not pretrained"
+        requested = encoder.get("requested")
+        asked = f", requested {requested}" if requested and requested != encoder.get("name") else ""
+        return f"{identity} ({trained}{asked})"
+
+    def warnings(self) -> list[str]:
+        """run.json warnings (the encoder fallback first, as the scan put it), then report-side notes."""
+        found = [str(w) for w in self.run.get("warnings") or []]
+        fallback = (self.run.get("encoder") or {}).get("fallback_reason")
+        if fallback and not any("fell back" in w for w in found):
+            found.insert(0, f"the requested encoder was unavailable, fell back: {fallback}")
+        if self.dataset_note:
+            found.append(self.dataset_note)
+        return found
+
+
+def finding_classes(finding: Finding) -> set[str]:
+    """Classes a finding is about, so that filtering by class shows it."""
+    names = set(finding.classes)
+    names.update(n for n in (finding.label, finding.suggested_label) if n)
+    return names
+
+
+def order_checks(names: set[str]) -> list[str]:
+    known = [name for name in KNOWN_CHECKS if name in names]
+    return known + sorted(names - set(KNOWN_CHECKS))
+
+
+def known_check_names(results: Results) -> set[str]:
+    """Names ``--check`` accepts: registered checks and their finding kinds, and what the results hold."""
+    names = set(KNOWN_CHECKS) | set(REGISTRY) | {str(c) for c in results.findings["check"].unique()}
+    names.update(kind for check in REGISTRY.values() for kind in check.produces)
+    names.update(str(name) for name in results.run.get("checks") or {})
+    return names
+
+
+def prepare(results: Results, options: ReportOptions) -> ReportData:
+    """Group and sort the findings, resolve the dataset folder for thumbnails; no rendering."""
+    valid = known_check_names(results)
+    unknown = [name for name in options.checks if name not in valid]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise AuditorError(f"unknown check {names}; valid: {', '.join(sorted(valid))}")
+    findings = results.finding_objects()
+    groups: dict[str, list[Finding]] = {}
+    # ``--check duplicates`` (a check) selects the finding kinds that check produces.
+    wanted = set(options.checks)
+    wanted.update(kind for name in options.checks if name in REGISTRY for kind in REGISTRY[name].produces)
+    for finding in findings:
+        if options.checks and finding.check not in wanted:
+            continue
+        groups.setdefault(finding.check, []).append(finding)
+    by_check = {
+        name: sorted(groups[name], key=lambda f: (-f.score, f.path or "", f.group_id or 0))
+        for name in order_checks(set(groups))
+    }
+    root, note = _dataset_root(results, options.dataset)
+    images = results.images
+    readable = dict(zip(images["path"].astype(str), images["readable"].astype(bool), strict=True))
+    return ReportData(results, by_check, len(findings), root, note, readable)
+
+
+def _dataset_root(results: Results, given: Path | None) -> tuple[Path | None, str | None]:
+    """The dataset folder for thumbnails; a missing one is a note in the report, not an error."""
+    if given is not None:
+        if not given.is_dir():
+            raise AuditorError(f"--dataset folder not found: {given}")
+        return given, None
+    root = (results.run.get("dataset") or {}).get("root")
+    if not root:
+        return None, "run.json names no dataset folder; pass --dataset for thumbnails"
+    path = Path(root)
+    if not path.is_dir():
+        return None, f"dataset folder {path} not found, so no thumbnails; pass --dataset DIR"
+    return path, None
+
+
+def format_score(score: float) -> str:
+    if not math.isfinite(score):
+        return str(score)
+    return f"{score:.3g}" if abs(score) < 1000 else f"{score:,.0f}"
+
+
+def subject(finding: Finding) -> str:
+    """What a finding is about in one string: its path, or its classes for class-level findings."""
+    if finding.path:
+        return finding.path
+    if finding.classes:
+        return " / ".join(finding.classes)
+    return "(dataset)"
+
+
+class Renderer(ABC):
+    """One output format. ``default_top``: findings listed per check when ``--top`` is not given."""
+
+    default_top: ClassVar[int]
+
+    @abstractmethod
+    def render(self, data: ReportData, options: ReportOptions) -> str:
+        """The whole report as text (the terminal renderer includes ANSI styles when ``options.color``)."""

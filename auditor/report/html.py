@@ -1,0 +1,289 @@
+"""The HTML report: one self-contained file with embedded thumbnails, per-check layouts and filtering.
+
+The page makes no network request (a Content-Security-Policy forbids it), so it can be mailed, attached to
+a ticket, or opened offline. Python prepares plain view objects; the Jinja template only lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from auditor.findings import Finding
+from auditor.report.base import (
+    SEVERITIES,
+    Renderer,
+    ReportData,
+    ReportOptions,
+    finding_classes,
+    format_score,
+)
+from auditor.report.thumbnails import Thumbnailer
+
+TEMPLATES = Path(__file__).parent / "templates"
+MESSAGE_CHARS = 400
+DEFAULT_MAX_PIXELS = 89_478_485
+# The page as a whole stays below this (the issue's promise is 30 MB); thumbnails give way first.
+MAX_HTML_BYTES = 29_000_000
+
+WITH_THUMBNAILS = frozenset({"labels", "candidates", "images", "generic"})
+GROUPED = frozenset({"exact_duplicate", "near_duplicate", "split_leakage"})
+# Layout and heading per finding kind; any other kind gets the generic layout under its own name.
+LAYOUTS = {
+    "unreadable": ("unreadable", "Unreadable files"),
+    "class_imbalance": ("classes", "Class imbalance"),
+    "class_overlap": ("classes", "Overlapping classes"),
+    "label_error": ("labels", "Label errors"),
+    "split_leakage": ("groups", "Leakage between splits"),
+    "exact_duplicate": ("groups", "Exact duplicates"),
+    "near_duplicate": ("groups", "Near duplicates"),
+    "ambiguous": ("candidates", "Ambiguous images"),
+    "outlier": ("images", "Outliers"),
+}
+INTROS = {
+    "unreadable": "Files that could not be decoded; they were left out of every other check.",
+    "class_imbalance": "Classes with far fewer images than the others in a split.",
+    "class_overlap": "Pairs of classes the embeddings cannot tell apart.",
+    "label_error": "Images whose content looks like another class: given label → suggested label.",
+    "split_leakage": "The same image in more than one split; each group is one image content.",
+    "exact_duplicate": "Byte-identical or pixel-identical copies within a split.",
+    "near_duplicate": "Visually near-identical images (re-encoded, resized, slightly edited).",
+    "ambiguous": "Images whose evidence is split between several classes (candidates shown).",
+    "outlier": "Images far from every other image in the dataset.",
+}
+
+
+@dataclass
+class Tile:
+    """One image as the template shows it; ``uri`` None means a text placeholder."""
+
+    path: str
+    uri: str | None
+    alt: str
+    split: str | None = None
+    label: str | None = None
+
+
+@dataclass
+class Item:
+    """One filterable entry: a finding, or a group of findings that share a ``group_id``."""
+
+    check: str
+    classes: list[str]
+    finding: Finding
+    score: str
+    message: str
+    tile: Tile | None = None
+    members: list[Tile] = field(default_factory=list)
+    candidates: list[tuple[str, str]] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def classes_json(self) -> str:
+        return json.dumps(self.classes)
+
+
+@dataclass
+class Section:
+    check: str
+    layout: str
+    title: str
+    intro: str
+    total: int
+    items: list[Item]
+    severities: dict[str, int]
+
+
+def _short(text: str, limit: int = MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HtmlRenderer(Renderer):
+    default_top: ClassVar[int] = 500
+
+    def render(self, data: ReportData, options: ReportOptions) -> str:
+        scan_config = (data.run.get("config") or {}).get("scan") or {}
+        max_pixels = scan_config.get("max_image_pixels", DEFAULT_MAX_PIXELS)
+        thumbs = Thumbnailer(data.dataset_root, data.readable, int(max_pixels))
+        page = self._page(data, options, thumbs)
+        # Long paths or messages took the room: give up as many thumbnail bytes as the page is over (a
+        # placeholder is a little larger than nothing, hence the slack and the repeat).
+        for _ in range(4):
+            excess = len(page.encode("utf-8")) - MAX_HTML_BYTES
+            if excess <= 0 or thumbs.used == 0:
+                break
+            thumbs.restart(max(0, thumbs.used - excess - 1_000))
+            page = self._page(data, options, thumbs)
+        return page
+
+    def _page(self, data: ReportData, options: ReportOptions, thumbs: Thumbnailer) -> str:
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+        images = data.results.images
+        info = {
+            str(p): (_text(label), _text(split))
+            for p, label, split in zip(images["path"], images["label"], images["split"], strict=True)
+        }
+        limit = options.limit(self.default_top)
+        sections = [
+            self._section(check, findings, limit, thumbs, info, data)
+            for check, findings in data.by_check.items()
+        ]
+        env = Environment(
+            loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        )
+        dataset = data.run.get("dataset") or {}
+        counts = data.class_counts()
+        notes = []
+        if thumbs.omitted:
+            notes.append(f"{thumbs.omitted:,} thumbnail(s) left out to keep this file small.")
+        return env.get_template("report.html.j2").render(
+            run=data.run,
+            dataset=dataset,
+            encoder=data.encoder_line(),
+            warnings=data.warnings(),
+            notes=notes,
+            sections=sections,
+            severities=SEVERITIES,
+            skipped=data.skipped_checks(),
+            classes=data.classes(),
+            charts=[_chart(split, per) for split, per in counts.items()],
+            total=sum(len(s.items) for s in sections),
+            total_findings=data.shown_findings,
+            bar_row=BAR_ROW,
+            bar_area=BAR_AREA,
+            label_area=LABEL_AREA,
+        )
+
+    def _section(
+        self,
+        check: str,
+        findings: list[Finding],
+        limit: int | None,
+        thumbs: Thumbnailer,
+        info: dict[str, tuple[str | None, str | None]],
+        data: ReportData,
+    ) -> Section:
+        layout, title = LAYOUTS.get(check, ("generic", check.replace("_", " ").capitalize()))
+        if check in GROUPED:
+            items = self._groups(check, findings, limit, thumbs, info)
+            total = len({_group_key(f) for f in findings})
+        else:
+            shown = findings if limit is None else findings[:limit]
+            items = [self._item(f, thumbs if layout in WITH_THUMBNAILS else None) for f in shown]
+            total = len(findings)
+        severities = data.severity_counts()[check]
+        return Section(check, layout, title, INTROS.get(check, ""), total, items, dict(severities))
+
+    @staticmethod
+    def _item(finding: Finding, thumbs: Thumbnailer | None) -> Item:
+        """``thumbs`` None: the layout shows no image (unreadable files, class-level findings)."""
+        tile = None
+        if finding.path and thumbs is not None:
+            described = finding.label or "unlabelled"
+            if finding.suggested_label:
+                described += f", suggested {finding.suggested_label}"
+            tile = Tile(finding.path, thumbs.uri(finding.path), f"{finding.path} ({described})",
+                        finding.split, finding.label)
+        probabilities = finding.details.get("probabilities")
+        shares = {
+            name: float(value)
+            for name in finding.classes
+            if isinstance(probabilities, dict)
+            and isinstance(value := probabilities.get(name), int | float) and math.isfinite(value)
+        }
+        # Most likely candidate first when the check recorded probabilities; otherwise the check's order.
+        names = sorted(finding.classes, key=lambda n: -shares[n]) if len(shares) == len(finding.classes) \
+            else list(finding.classes)
+        candidates = [(name, f"{shares[name]:.0%}" if name in shares else "") for name in names]
+        reason = str(finding.details.get("reason") or finding.message)
+        return Item(finding.check, sorted(finding_classes(finding)), finding, format_score(finding.score),
+                    _short(finding.message), tile, candidates=candidates, reason=_short(reason))
+
+    @staticmethod
+    def _groups(
+        check: str,
+        findings: list[Finding],
+        limit: int | None,
+        thumbs: Thumbnailer,
+        info: dict[str, tuple[str | None, str | None]],
+    ) -> list[Item]:
+        """One item per group, best group first; members are every path the group's findings name."""
+        groups: dict[Any, list[Finding]] = {}
+        for finding in findings:
+            groups.setdefault(_group_key(finding), []).append(finding)
+        ordered = list(groups.values())[: limit if limit is not None else None]
+        items = []
+        for members in ordered:
+            best = members[0]
+            paths: list[str] = []
+            for finding in members:
+                for path in (finding.path, finding.other_path):
+                    if path and path not in paths:
+                        paths.append(path)
+            tiles = []
+            classes: set[str] = set()
+            for path in paths:
+                label, split = info.get(path, (None, None))
+                classes.update(finding_classes(next((f for f in members if f.path == path), best)))
+                if label:
+                    classes.add(label)
+                alt = f"{path} ({label or 'unlabelled'}, {split or 'no split'})"
+                tiles.append(Tile(path, thumbs.uri(path), alt, split, label))
+            items.append(Item(check, sorted(classes), best, format_score(best.score), _short(best.message),
+                              members=tiles))
+        return items
+
+
+def _group_key(finding: Finding) -> Any:
+    if finding.group_id is not None:
+        return ("group", finding.group_id)
+    return ("pair", *sorted(p for p in (finding.path, finding.other_path) if p))
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
+
+
+@dataclass
+class Chart:
+    """An inline SVG bar chart of one split's class counts (no plotting library, no script)."""
+
+    split: str
+    height: int
+    bars: list[dict[str, Any]]
+    description: str
+
+
+BAR_ROW = 22
+BAR_AREA = 360
+LABEL_AREA = 140
+
+
+def _chart(split: str, per: dict[str, int]) -> Chart:
+    """Bars scale to the split's largest class, so imbalance within a split reads at a glance."""
+    rows = sorted(per.items(), key=lambda item: (-item[1], item[0]))
+    largest = max(per.values(), default=1)
+    bars = [
+        {
+            "name": subject_name(name),
+            "count": count,
+            "y": index * BAR_ROW,
+            "width": max(1.0, BAR_AREA * count / max(largest, 1)) if count else 0.0,
+        }
+        for index, (name, count) in enumerate(rows)
+    ]
+    description = ", ".join(f"{name}: {count}" for name, count in rows)
+    return Chart(split, max(BAR_ROW, len(rows) * BAR_ROW), bars, description)
+
+
+def subject_name(name: str, limit: int = 20) -> str:
+    """Class names longer than the label area are shortened in the chart (the full name is in its title)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+

@@ -1,0 +1,125 @@
+"""The Markdown report for pull requests: counts, then the top findings per check in <details> blocks.
+
+GitHub refuses comments over 65,536 characters, so the report is built within ``MAX_CHARS`` whatever the
+dataset: rows are added round-robin across checks (every check gets its best findings first) until the
+budget is spent, and the report says how many findings it left out.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from auditor.findings import Finding
+from auditor.report.base import SEVERITIES, Renderer, ReportData, ReportOptions, format_score, subject
+
+MAX_CHARS = 60_000
+CELL_CHARS = 200
+WARNING_CHARS = 500
+# Room kept for the closing "left out" line, whatever the counts in it.
+FOOTER_RESERVE = 400
+PLACEHOLDER = "| | | | | | _no room left in this comment; see the HTML report_ |\n"
+
+
+def cell(text: str, limit: int = CELL_CHARS) -> str:
+    """One table cell: no newlines, pipes or raw HTML can break the table or the page."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: str) -> str:
+    escaped = cell(text)
+    return f"`{escaped}`" if "`" not in escaped else escaped
+
+
+class MarkdownRenderer(Renderer):
+    default_top: ClassVar[int] = 10
+
+    def render(self, data: ReportData, options: ReportOptions) -> str:
+        head = self._head(data)
+        limit = options.limit(self.default_top)
+        rows = {check: [self._row(f) for f in items[:limit]] for check, items in data.by_check.items()}
+        sections = {check: self._section_start(check, len(data.by_check[check])) for check in data.by_check}
+        section_end = "\n</details>\n"
+
+        budget = MAX_CHARS - len(head) - FOOTER_RESERVE
+        taken: dict[str, int] = {}
+        # Section frames first (every check is listed, even with no room for rows), in display order.
+        for check, start in sections.items():
+            cost = len(start) + len(section_end) + len(PLACEHOLDER)
+            if cost > budget:
+                break
+            taken[check] = 0
+            budget -= cost
+        depth = max((len(r) for r in rows.values()), default=0)
+        for rank in range(depth):
+            for check in taken:
+                if rank < len(rows[check]) and taken[check] == rank and len(rows[check][rank]) <= budget:
+                    taken[check] += 1
+                    budget -= len(rows[check][rank])
+
+        parts = [head]
+        for check in taken:
+            parts.append(sections[check])
+            shown = taken[check]
+            parts.extend(rows[check][:shown])
+            if shown == 0:
+                parts.append(PLACEHOLDER)
+            parts.append(section_end)
+        left_out = data.shown_findings - sum(taken.values())
+        if left_out:
+            parts.append(
+                f"\n_{left_out:,} of {data.shown_findings:,} findings are not listed here "
+                f"(top {limit if limit is not None else 'all'} per check, {MAX_CHARS:,}-character limit); "
+                "`audit report --format html --top 0` lists them all._\n"
+            )
+        text = "".join(parts)
+        # Only a head with thousands of unknown check kinds can overflow; cut it rather than fail the comment.
+        if len(text) > MAX_CHARS:
+            text = text[: MAX_CHARS - 80] + "\n\n_report truncated at the comment size limit_\n"
+        return text
+
+    @staticmethod
+    def _head(data: ReportData) -> str:
+        dataset = data.run.get("dataset") or {}
+        lines = [
+            "## Dataset audit\n",
+            f"**{dataset.get('files', '?')}** files, {dataset.get('readable', '?')} readable, "
+            f"{len(dataset.get('classes') or [])} classes"
+            + (f" ({', '.join(map(str, dataset.get('splits') or []))})" if dataset.get("splits") else "")
+            + f" · encoder {cell(data.encoder_line())} · auditor {data.run.get('tool_version', '?')}\n",
+        ]
+        for warning in data.warnings()[:10]:
+            # A blank line after each, or GitHub merges consecutive alerts into one.
+            lines.append(f"> [!WARNING]\n> {cell(warning, WARNING_CHARS)}\n\n")
+        lines.append("\n| check | " + " | ".join(SEVERITIES) + " | total |\n")
+        lines.append("|---|" + "---:|" * (len(SEVERITIES) + 1) + "\n")
+        for check, counts in data.severity_counts().items():
+            lines.append(
+                f"| {cell(check)} | " + " | ".join(str(counts.get(s, 0)) for s in SEVERITIES)
+                + f" | {sum(counts.values())} |\n"
+            )
+        for check, reason in data.skipped_checks().items():
+            lines.append(f"| {cell(check)} | skipped: {cell(reason, 120)} |" + " |" * len(SEVERITIES) + "\n")
+        if not data.by_check:
+            lines.append("| _no findings_ |" + " 0 |" * (len(SEVERITIES) + 1) + "\n")
+        return "".join(lines) + "\n"
+
+    @staticmethod
+    def _section_start(check: str, total: int) -> str:
+        return (
+            f"<details><summary><b>{cell(check)}</b>: {total:,} finding(s)</summary>\n\n"
+            "| score | severity | image or classes | split | label | message |\n"
+            "|---:|---|---|---|---|---|\n"
+        )
+
+    @staticmethod
+    def _row(finding: Finding) -> str:
+        label = finding.label or ""
+        if finding.suggested_label:
+            label = f"{label} → {finding.suggested_label}"
+        return (
+            f"| {format_score(finding.score)} | {finding.severity} | {_code(subject(finding))} | "
+            f"{cell(finding.split or '')} | {cell(label)} | {cell(finding.message)} |\n"
+        )

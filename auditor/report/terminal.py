@@ -1,0 +1,103 @@
+"""The terminal report: Rich tables per check, class-count bars per split, the encoder and its warnings."""
+
+from __future__ import annotations
+
+import io
+from typing import ClassVar
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from auditor.findings import Finding
+from auditor.report.base import SEVERITIES, Renderer, ReportData, ReportOptions, format_score, subject
+
+BAR_WIDTH = 30
+MESSAGE_CHARS = 160
+
+
+class TerminalRenderer(Renderer):
+    default_top: ClassVar[int] = 15
+
+    def render(self, data: ReportData, options: ReportOptions) -> str:
+        buffer = io.StringIO()
+        console = Console(
+            file=buffer, width=options.width, force_terminal=options.color, no_color=not options.color,
+            color_system="standard" if options.color else None, highlight=False, emoji=False,
+        )
+        dataset = data.run.get("dataset") or {}
+        console.print(Text.assemble(("Dataset ", "bold"), str(dataset.get("root", "?"))))
+        console.print(
+            f"{dataset.get('files', '?')} files, {dataset.get('readable', '?')} readable, "
+            f"{len(dataset.get('classes') or [])} classes; scanned {data.run.get('created', '?')}"
+        )
+        console.print(Text.assemble(("Encoder ", "bold"), data.encoder_line()))
+        for warning in data.warnings():
+            style = "bold yellow" if "fell back" in warning or "untrained" in warning else "yellow"
+            console.print(Panel(Text(warning), title="warning", border_style=style, expand=False))
+        self._class_bars(console, data)
+        self._summary(console, data)
+        limit = options.limit(self.default_top)
+        for check, findings in data.by_check.items():
+            self._check_table(console, check, findings, limit)
+        return buffer.getvalue()
+
+    @staticmethod
+    def _class_bars(console: Console, data: ReportData) -> None:
+        counts = data.class_counts()
+        if not counts:
+            return
+        for split, per in counts.items():
+            # Bars scale within a split, where imbalance matters; the counts give absolute sizes.
+            largest = max(per.values(), default=0) or 1
+            table = Table(title=f"Classes in {split}", title_justify="left", show_header=False, box=None)
+            table.add_column("class")
+            table.add_column("count", justify="right")
+            table.add_column("bar")
+            for name, count in sorted(per.items(), key=lambda item: (-item[1], item[0])):
+                bar = "█" * max(1 if count else 0, round(BAR_WIDTH * count / largest))
+                table.add_row(name, str(count), Text(bar, style="cyan"))
+            console.print(table)
+
+    @staticmethod
+    def _summary(console: Console, data: ReportData) -> None:
+        table = Table(title="Findings", title_justify="left")
+        table.add_column("check")
+        for severity in SEVERITIES:
+            table.add_column(severity, justify="right")
+        for check, counts in data.severity_counts().items():
+            table.add_row(check, *(str(counts.get(s, 0)) for s in SEVERITIES))
+        for check, reason in data.skipped_checks().items():
+            table.add_row(Text(f"{check} (skipped: {reason})", style="dim"), *("-" for _ in SEVERITIES))
+        if not data.by_check and not data.skipped_checks():
+            table.add_row("no findings", *("0" for _ in SEVERITIES))
+        console.print(table)
+
+    @staticmethod
+    def _check_table(console: Console, check: str, findings: list[Finding], limit: int | None) -> None:
+        shown = findings if limit is None else findings[:limit]
+        title = f"{check}: {len(findings)} finding(s)"
+        if len(shown) < len(findings):
+            title += f", top {len(shown)} by score (--top 0 for all)"
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("score", justify="right")
+        table.add_column("severity")
+        table.add_column("image or classes", overflow="fold")
+        table.add_column("split")
+        table.add_column("label")
+        table.add_column("message", overflow="fold")
+        styles = {"error": "red", "warning": "yellow", "info": "blue"}
+        for finding in shown:
+            label = finding.label or ""
+            if finding.suggested_label:
+                label = f"{label} -> {finding.suggested_label}"
+            message = finding.message
+            if len(message) > MESSAGE_CHARS:
+                message = message[: MESSAGE_CHARS - 1] + "…"
+            severity = str(finding.severity)
+            table.add_row(
+                format_score(finding.score), Text(severity, style=styles.get(severity, "")),
+                subject(finding), finding.split or "", label, message,
+            )
+        console.print(table)
