@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from auditor.config import EncoderConfig
+from typing import TYPE_CHECKING
+
 from auditor.encoders.base import Encoder, EncoderInfo
 from auditor.encoders.builtin import BuiltinEncoder
 from auditor.encoders.precomputed import PrecomputedEmbeddings
 from auditor.errors import ConfigError, EncoderUnavailable
+
+if TYPE_CHECKING:  # loader workers unpickle preprocessors from this package: keep pydantic/pandas out
+    from auditor.config import EncoderConfig
 
 __all__ = ["Encoder", "EncoderInfo", "build_encoder"]
 

@@ -172,6 +172,40 @@ def pick_device(device: str) -> str:
     return device
 
 
+def _limit_cpu_threads() -> None:
+    """Run the model on the cores this process may use, never more.
+
+    torch sizes its pool from the machine's physical cores, which over-subscribes a container pinned
+    to fewer; an explicit OMP_NUM_THREADS is the user's choice and is left alone.
+    """
+    import torch
+
+    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "sched_getaffinity"):
+        return
+    allowed = len(os.sched_getaffinity(0))
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+
+
+def _quantise_linear_layers(visual: Any) -> Any:
+    """int8 dynamic quantisation of the Linear layers (the MLPs, two thirds of a ViT's compute).
+
+    Weights are int8 per tensor, activations are quantised per batch at run time; attention
+    projections stay fp32 because nn.MultiheadAttention does not expose them as Linear modules.
+    """
+    import warnings
+
+    import torch
+
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError as exc:
+        raise EncoderUnavailable(f"encoder.precision = 'int8' needs torch.ao.quantization: {exc}") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notices pointing to torchao; the API still works
+        return quantize_dynamic(visual, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+
+
 class ClipEncoder:
     """An OpenCLIP image tower. ``weights=None`` builds an untrained model (tests, benchmarks only)."""
 
@@ -182,6 +216,10 @@ class ClipEncoder:
 
         self.device = pick_device(device)
         self.precision = precision
+        if precision == "int8" and self.device != "cpu":
+            raise EncoderUnavailable("encoder.precision = 'int8' runs on the CPU only; use 'fp16' on CUDA")
+        if self.device == "cpu":
+            _limit_cpu_threads()
         if weights is None:
             torch.manual_seed(seed)
             model_name, pretrained, tag = model, None, f"untrained-seed{seed}"
@@ -200,6 +238,8 @@ class ClipEncoder:
             open_clip_logger.setLevel(level)
         self.visual = clip_model.visual.eval()
         del clip_model
+        if precision == "int8":
+            self.visual = _quantise_linear_layers(self.visual)
         cfg = self.visual.preprocess_cfg
         size = cfg["size"]
         self.size = int(size[0] if isinstance(size, (tuple, list)) else size)
@@ -216,7 +256,7 @@ class ClipEncoder:
 
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         with torch.inference_mode():
-            if self.precision == "fp32":
+            if self.precision in ("fp32", "int8"):
                 features = self.visual(tensor)
             else:
                 dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
