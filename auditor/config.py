@@ -28,7 +28,7 @@ class EncoderConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(32, ge=1, le=4096)
     workers: int = Field(2, ge=0, le=64)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
     allow_download: bool = True
     download_timeout_s: float = Field(5.0, gt=0)
     precomputed_file: Path | None = None

@@ -8,6 +8,9 @@ from __future__ import annotations
 from auditor.checks.ambiguous import AmbiguousCheck
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.checks.class_imbalance import ClassImbalanceCheck
+from auditor.checks.class_overlap import ClassOverlapCheck
+from auditor.checks.duplicates import DuplicatesCheck
+from auditor.checks.label_errors import LabelErrorsCheck
 from auditor.checks.outliers import OutliersCheck
 from auditor.checks.unreadable import UnreadableCheck
 from auditor.errors import ConfigError
@@ -17,6 +20,9 @@ __all__ = ["REGISTRY", "Check", "CheckContext", "CheckResult", "Requirement", "b
 _CHECKS: list[type[Check]] = [
     UnreadableCheck,
     ClassImbalanceCheck,
+    DuplicatesCheck,
+    LabelErrorsCheck,
+    ClassOverlapCheck,
     AmbiguousCheck,
     OutliersCheck,
 ]

@@ -79,10 +79,13 @@ class CheckContext:
 
     @cached_property
     def label_issue_mask(self) -> np.ndarray:
-        """Boolean per ``labelled`` row: cleanlab (default settings) finds the given label implausible."""
-        from cleanlab.filter import find_label_issues
+        """Boolean per ``labelled`` row: cleanlab, with the label_errors check's filter, finds the given
+        label implausible (before that check's small-class rule)."""
+        from auditor.checks.label_errors import LabelErrorsParams, label_issue_mask
 
-        return np.asarray(find_label_issues(self.label_ids, self.pred_probs, n_jobs=1), dtype=bool)
+        params = self.config.check_params("label_errors")
+        assert isinstance(params, LabelErrorsParams)
+        return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
 
     @cached_property
     def exact_copy_groups(self) -> list[list[int]]:

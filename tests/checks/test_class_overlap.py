@@ -1,0 +1,29 @@
+"""The class_overlap check on synthetic embeddings: two classes drawn from one cluster overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from auditor.checks.class_overlap import ClassOverlapCheck, ClassOverlapParams
+from tests.checks.test_label_errors import clusters, make_context
+
+
+def test_two_classes_sharing_a_cluster_are_reported() -> None:
+    vectors, labels = clusters(["ant", "bee", "cow", "dog"], per_class=30, spread=0.5)
+    rng = np.random.default_rng(3)
+    # "dog" images are drawn from the same cluster as "cow": the two names mean one thing.
+    vectors[90:] = vectors[60:90].mean(axis=0) + rng.normal(scale=0.5, size=(30, vectors.shape[1]))
+    result = ClassOverlapCheck(ClassOverlapParams()).run(make_context(vectors, labels))
+    assert [f.classes for f in result.findings] == [("cow", "dog")]
+    finding = result.findings[0]
+    assert finding.path is None and finding.check == "class_overlap"
+    assert finding.details["joint_probability"] > 0.05
+    assert finding.details["overlapping_images"] >= 3
+    assert result.summary["top_pairs"][0]["classes"] == ["cow", "dog"]
+
+
+def test_separate_classes_are_not_reported() -> None:
+    vectors, labels = clusters(["ant", "bee"], per_class=30, spread=0.5)
+    result = ClassOverlapCheck(ClassOverlapParams()).run(make_context(vectors, labels))
+    assert result.findings == []
+    assert result.summary["overlapping_pairs"] == 0

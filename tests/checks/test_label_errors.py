@@ -1,0 +1,187 @@
+"""The label_errors check: synthetic embeddings for speed, one drawn-image scan end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auditor.checks.base import CheckContext
+from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
+from auditor.config import AuditConfig, EncoderConfig, ScanConfig
+from auditor.encoders.base import EncoderInfo
+from auditor.probabilities import ProbabilityParams, fold_assignment, out_of_sample_probabilities
+from auditor.scan import run_scan
+from tests.conftest import write_class_folder
+
+SEED = 11
+
+
+def make_context(vectors: np.ndarray, labels: list[str], pixel_ids: list[str] | None = None) -> CheckContext:
+    paths = [f"{label}/{i:04d}.png" for i, label in enumerate(labels)]
+    images = pd.DataFrame(
+        {
+            "path": paths,
+            "label": labels,
+            "split": [None] * len(paths),
+            "sha256": [f"sha{i}" for i in range(len(paths))],
+            "readable": True,
+            "pixel_sha256": pixel_ids or [f"px{i}" for i in range(len(paths))],
+            "embedding_row": np.arange(len(paths)),
+        }
+    )
+    return CheckContext(
+        images=images,
+        embeddings=vectors.astype(np.float32),
+        classes=sorted(set(labels)),
+        splits=[],
+        empty_classes={},
+        encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
+        config=AuditConfig(),
+    )
+
+
+def clusters(names: list[str], per_class: int, dim: int = 16, spread: float = 0.3,
+             seed: int = SEED) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(names), dim))
+    centres *= 3.0 / np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = np.concatenate([centres[c] + rng.normal(scale=spread, size=(per_class, dim))
+                              for c in range(len(names))])
+    return vectors, [name for name in names for _ in range(per_class)]
+
+
+def run(ctx: CheckContext, **params: object):
+    return LabelErrorsCheck(LabelErrorsParams.model_validate(params)).run(ctx)
+
+
+def test_obvious_flip_is_flagged_with_the_right_suggestion() -> None:
+    vectors, labels = clusters(["cat", "dog", "fox"], per_class=30)
+    labels[35] = "cat"  # a dog filed as cat
+    ctx = make_context(vectors, labels)
+    result = run(ctx)
+    flagged = {f.path: f for f in result.findings}
+    finding = flagged["cat/0035.png"]
+    assert finding.check == "label_error"
+    assert finding.label == "cat" and finding.suggested_label == "dog"
+    assert finding.details["reason"] == "classifier"
+    assert finding.details["suggested_label_probability"] > finding.details["given_label_probability"]
+    assert list(finding.details["top_classes"])[0] == "dog"
+    assert finding.score == pytest.approx(1.0 - result.columns["label_quality"][35])
+    assert len(flagged) <= 3  # clean, well separated clusters: (almost) nothing else
+    assert result.columns["pred_label"][35] == "dog"
+    assert result.columns["label_quality"][35] < 0.2 < result.columns["label_quality"].drop(35).min()
+    assert result.summary["per_class"]["cat"]["estimated_error_rate"] > 0
+    assert result.summary["estimated_error_rate"] == pytest.approx(1 / 90, abs=0.02)
+
+
+def test_two_classes() -> None:
+    vectors, labels = clusters(["no", "yes"], per_class=25, spread=0.8)
+    vectors[3] = vectors[:25].mean(axis=0)  # a textbook "no"...
+    labels[3] = "yes"  # ...filed as "yes"
+    result = run(make_context(vectors, labels))
+    assert [(f.path, f.suggested_label) for f in result.findings] == [("yes/0003.png", "no")]
+
+
+def test_one_image_classes_run_and_are_not_judged() -> None:
+    vectors, labels = clusters(["a", "b", "c", "d"], per_class=12)
+    labels[12:24] = ["b"] + [f"solo{i}" for i in range(11)]  # ten one-image classes (plus a shrunken b)
+    ctx = make_context(vectors, labels)
+    result = run(ctx)
+    assert np.isfinite(ctx.pred_probs).all()
+    np.testing.assert_allclose(ctx.pred_probs.sum(axis=1), 1.0)
+    assert not [f for f in result.findings if f.label.startswith("solo") or f.label == "b"]
+    assert result.summary["not_judged_small_class"] == 12
+    assert result.columns["label_quality"].notna().all()
+
+
+def test_two_hundred_classes() -> None:
+    names = [f"class_{i:03d}" for i in range(200)]
+    vectors, labels = clusters(names, per_class=6, dim=64, spread=0.2)
+    labels[7] = "class_005"  # an image of class_001
+    result = run(make_context(vectors, labels))
+    flagged = {f.path: f.suggested_label for f in result.findings}
+    assert flagged.get("class_005/0007.png") == "class_001"
+    assert len(result.summary["per_class"]) == 200
+
+
+def test_same_seed_same_results_other_seed_other_folds() -> None:
+    vectors, labels = clusters(["cat", "dog", "fox"], per_class=30, spread=0.9)
+    labels[5] = "dog"
+    first, second = run(make_context(vectors, labels)), run(make_context(vectors, labels))
+    assert first.findings == second.findings
+    pd.testing.assert_series_equal(first.columns["label_quality"], second.columns["label_quality"])
+    ids = np.array([0, 1, 2] * 30)
+    assert not np.array_equal(fold_assignment(ids, 5, 0), fold_assignment(ids, 5, 1))
+    np.testing.assert_array_equal(fold_assignment(ids, 5, 3), fold_assignment(ids, 5, 3))
+
+
+def test_folds_are_stratified_and_keep_copies_together() -> None:
+    labels = np.repeat(np.arange(4), 10)
+    groups = np.arange(40)
+    groups[[0, 1, 2]] = 0  # three copies of one image
+    folds = fold_assignment(labels, 5, 0, groups)
+    assert len(set(folds[[0, 1, 2]])) == 1
+    for label in range(1, 4):  # ten images each, dealt round-robin: two per fold
+        assert np.bincount(folds[labels == label], minlength=5).tolist() == [2] * 5
+    first_groups = [folds[0], *folds[3:10]]  # class 0: eight groups (the copies count once)
+    assert np.bincount(first_groups, minlength=5).max() == 2
+
+
+def test_copies_share_a_fold_so_a_copy_cannot_vouch_for_a_wrong_label() -> None:
+    vectors, labels = clusters(["cat", "dog"], per_class=20)
+    vectors[5] = vectors[25]  # cat/0005 is an exact copy of a dog image, and so is cat/0006
+    vectors[6] = vectors[25]
+    labels[25] = labels[5] = labels[6] = "cat"  # ...all three filed as cat
+    probs = out_of_sample_probabilities(vectors.astype(np.float32), np.array([labels[i] == "dog" for i in range(40)],
+                                        dtype=np.int64), 2, ProbabilityParams())
+    assert (probs[[5, 6, 25], 1] > 0.5).all()  # still looks like a dog to models that saw none of them
+
+
+def test_label_conflict_minority_copy_gets_majority_label() -> None:
+    vectors, labels = clusters(["cat", "dog"], per_class=10)
+    pixels = [f"px{i}" for i in range(20)]
+    for i in (1, 2, 12):  # identical pixels: two cats, one dog
+        pixels[i] = "same"
+        vectors[i] = vectors[1]
+    result = run(make_context(vectors, labels, pixels))
+    conflicts = {f.path: f for f in result.findings if f.details["reason"] == "label conflict"}
+    assert list(conflicts) == ["dog/0012.png"]
+    finding = conflicts["dog/0012.png"]
+    assert finding.suggested_label == "cat" and finding.classes == ("dog", "cat")
+    assert "label conflict" in finding.message and finding.details["label_counts"] == {"cat": 2, "dog": 1}
+    assert sorted(finding.details["copies"]) == ["cat/0001.png", "cat/0002.png"]
+    assert result.summary["label_conflicts"] == 1
+
+
+def test_label_conflict_tie_flags_every_copy() -> None:
+    vectors, labels = clusters(["cat", "dog"], per_class=10)
+    pixels = [f"px{i}" for i in range(20)]
+    pixels[3] = pixels[13] = "same"
+    vectors[13] = vectors[3]
+    result = run(make_context(vectors, labels, pixels))
+    conflicts = {f.path: f for f in result.findings if f.details["reason"] == "label conflict"}
+    assert set(conflicts) == {"cat/0003.png", "dog/0013.png"}
+    assert conflicts["cat/0003.png"].suggested_label == "dog"
+    assert conflicts["dog/0013.png"].suggested_label == "cat"
+    assert all("tie" in f.message and f.score == 0.5 for f in conflicts.values())
+
+
+def test_scan_flags_a_misfiled_drawing(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_class_folder(root, per_class=12)
+    shutil.move(root / "circle" / "circle_004.png", root / "square" / "circle_004.png")
+    config = AuditConfig(encoder=EncoderConfig(name="builtin"),
+                         scan=ScanConfig(checks=["label_errors", "class_overlap"], cache_dir=tmp_path / "cache"))
+    result = run_scan(root, config, tmp_path / "out")
+    flagged = {f.path: f for f in result.findings if f.check == "label_error"}
+    assert flagged["square/circle_004.png"].suggested_label == "circle"
+    images = pd.read_parquet(tmp_path / "out" / "images.parquet").set_index("path")
+    assert images.loc["square/circle_004.png", "pred_label"] == "circle"
+    assert images["label_quality"].between(0, 1).all()
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert set(run_json["checks"]["label_errors"]["per_class"]) == {"circle", "square", "triangle"}
