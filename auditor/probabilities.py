@@ -37,6 +37,10 @@ class ProbabilityParams(BaseModel):
     max_iter: int = Field(100, ge=10)
     # Stop a fold's fit when the largest gradient entry of the mean loss falls below this.
     tolerance: float = Field(1e-4, gt=0)
+    # Neighbours in the k-NN vote blended with the logistic regression (0: regression only).
+    knn_neighbours: int = Field(10, ge=0, le=200)
+    # Share of the k-NN vote in the blended probabilities (0..1).
+    knn_weight: float = Field(0.5, ge=0.0, le=1.0)
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -79,7 +83,8 @@ def out_of_sample_probabilities(
     features = np.asarray(embeddings, dtype=np.float32)
     folds = min(params.folds, n)
     # Copies of one image must share a fold, or one copy's label would vouch for the other's.
-    assignment = fold_assignment(labels, folds, params.seed, identical_rows(features))
+    groups = identical_rows(features)
+    assignment = fold_assignment(labels, folds, params.seed, groups)
     c_value = params.regularisation_c or _select_c(features, labels, assignment, params)
     for fold in range(folds):
         test = assignment == fold
@@ -95,6 +100,58 @@ def out_of_sample_probabilities(
         probs[np.ix_(np.flatnonzero(test), present)] = _softmax(test_x @ weights + bias)
     probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+def blended_probabilities(
+    embeddings: np.ndarray, labels: np.ndarray, regression: np.ndarray, params: ProbabilityParams
+) -> np.ndarray:
+    """The regression's probabilities averaged with a leave-one-out k-NN vote (label-error evidence).
+
+    A linear model and a local vote err differently (one sees global structure, the other local
+    clusters), so their blend is better calibrated for confident learning. Ambiguity uses the
+    regression alone: a local vote turns an image between two classes into a vote for one of them.
+    """
+    n, n_classes = regression.shape
+    if params.knn_neighbours == 0 or params.knn_weight == 0 or n <= params.knn_neighbours:
+        return regression
+    features = np.asarray(embeddings, dtype=np.float32)
+    votes = knn_vote_probabilities(features, labels, n_classes, params.knn_neighbours, identical_rows(features))
+    return (1.0 - params.knn_weight) * regression + params.knn_weight * votes
+
+
+def knn_vote_probabilities(
+    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, neighbours: int, groups: np.ndarray
+) -> np.ndarray:
+    """Leave-one-out similarity-weighted k-NN class votes: out of sample by construction.
+
+    Copies of an image (same ``groups`` id) never vote for each other.
+    """
+    import faiss
+
+    unit = np.ascontiguousarray(embeddings, dtype=np.float32)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    n = len(unit)
+    copies = np.bincount(groups).max() if len(groups) else 1
+    search = min(n, neighbours + int(copies))
+    index = faiss.IndexFlatIP(unit.shape[1])
+    index.add(unit)
+    votes = np.zeros((n, n_classes), dtype=np.float64)
+    rows = np.arange(n)
+    for start in range(0, n, 16_384):
+        stop = min(n, start + 16_384)
+        similarity, found = index.search(unit[start:stop], search)
+        own = groups[rows[start:stop], None]
+        valid = (found >= 0) & (groups[np.maximum(found, 0)] != own)
+        # Keep the first ``neighbours`` valid hits of each row.
+        valid &= np.cumsum(valid, axis=1) <= neighbours
+        weight = np.where(valid, np.clip(similarity, 0.0, None) ** 3, 0.0)
+        neighbour_labels = labels[np.maximum(found, 0)]
+        for column in range(search):
+            np.add.at(votes, (rows[start:stop], neighbour_labels[:, column]), weight[:, column])
+    prior = np.bincount(labels, minlength=n_classes) / n
+    # A little prior mass keeps an image with no (or weak) neighbours from a hard 0/1 vote.
+    votes += 0.1 * prior
+    return votes / votes.sum(axis=1, keepdims=True)
 
 
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

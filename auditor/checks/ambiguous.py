@@ -88,8 +88,8 @@ class AmbiguousCheck(Check):
         assert isinstance(params, AmbiguousParams)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
-        power = fit_sharpness(ctx.pred_probs, labels) if params.calibrate else 1.0
-        probs = sharpen(ctx.pred_probs, power)
+        power = fit_sharpness(ctx.regression_probs, labels) if params.calibrate else 1.0
+        probs = sharpen(ctx.regression_probs, power)
         order = np.argsort(-probs, axis=1, kind="stable")
         top = probs[np.arange(len(probs)), order[:, 0]]
         second = probs[np.arange(len(probs)), order[:, 1]]

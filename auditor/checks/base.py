@@ -69,12 +69,24 @@ class CheckContext:
         return self.embeddings[self.labelled["embedding_row"].to_numpy()]
 
     @cached_property
-    def pred_probs(self) -> np.ndarray:
-        """Out-of-sample class probabilities for ``labelled`` rows (columns: ``labelled_classes``)."""
+    def regression_probs(self) -> np.ndarray:
+        """Out-of-sample logistic-regression probabilities for ``labelled`` rows (columns: ``labelled_classes``).
+
+        Smooth in embedding space, so an image between two classes splits its mass: ambiguity reads these.
+        """
         from auditor.probabilities import out_of_sample_probabilities
 
         return out_of_sample_probabilities(
             self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities
+        )
+
+    @cached_property
+    def pred_probs(self) -> np.ndarray:
+        """``regression_probs`` blended with a leave-one-out k-NN vote: the label-error evidence."""
+        from auditor.probabilities import blended_probabilities
+
+        return blended_probabilities(
+            self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities
         )
 
     @cached_property
