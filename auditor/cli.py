@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from auditor.gate import GateConfig
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
+# 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="audit",
@@ -118,7 +121,16 @@ def scan(
         raise AuditorError("--baseline only applies with --gate")
     cfg = load_config(config, overrides)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
-    result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
+    try:
+        result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
+    except KeyboardInterrupt:
+        observer.done()
+        err_console.print(
+            f"[bold yellow]interrupted:[/] results in {escape(str(out))} were left as they were; "
+            "finished embedding batches are cached, so the next scan resumes from there",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if not quiet:
         print_summary(console, result)
     if gate and not _apply_gate(out, cfg.gate, baseline, "text", None, console):
@@ -215,8 +227,14 @@ def report_command(
     console.print(f"report written to [bold]{escape(str(output))}[/]", highlight=False)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (CI cancel, ``kill``, container stop) unwinds like Ctrl-C: outputs and cache stay whole."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry: map our errors to exit code 2 with one readable message."""
+    signal.signal(signal.SIGTERM, _terminate)
     if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:

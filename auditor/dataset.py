@@ -6,6 +6,7 @@ two checkouts compare equal.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -70,6 +71,25 @@ def _within(path: Path, root: Path) -> bool:
     return True
 
 
+def _link_problem(link: Path, root_real: Path) -> str | None:
+    """Why a file symlink must not be read, or None when it ends at a file inside the dataset.
+
+    ``Path.resolve`` raises RuntimeError on a loop before Python 3.13, which would stop discovery.
+    """
+    try:
+        target = Path(os.path.realpath(link, strict=True))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop (the link leads back to itself); not followed"
+        target = Path(os.path.realpath(link))
+        if _within(target, root_real):
+            return "broken symlink"
+        return "symlink points outside the dataset; not followed"
+    if not _within(target, root_real):
+        return "symlink points outside the dataset; not followed"
+    return None
+
+
 def _walk_images(folder: Path, root_real: Path, notes: list[str]) -> list[tuple[Path, str | None]]:
     """All image files under ``folder`` (recursively), following links that stay inside the dataset.
 
@@ -78,7 +98,11 @@ def _walk_images(folder: Path, root_real: Path, notes: list[str]) -> list[tuple[
     """
     found: list[tuple[Path, str | None]] = []
     visited: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
+
+    def unlistable(exc: OSError) -> None:
+        notes.append(f"cannot list folder {exc.filename}: {exc.strerror or exc}; its images were not scanned")
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unlistable):
         current = Path(dirpath)
         real = current.resolve()
         if real in visited:
@@ -102,11 +126,7 @@ def _walk_images(folder: Path, root_real: Path, notes: list[str]) -> list[tuple[
             file_path = current / name
             problem = _printable(name)
             if problem is None and file_path.is_symlink():
-                target = file_path.resolve()
-                if not _within(target, root_real):
-                    problem = "symlink points outside the dataset; not followed"
-                elif not target.exists():
-                    problem = "broken symlink"
+                problem = _link_problem(file_path, root_real)
             found.append((file_path, problem))
     return found
 
@@ -125,7 +145,10 @@ def discover(root: Path, manifest: Path | None = None) -> Discovery:
     if manifest is not None:
         discovery = _from_manifest(root, manifest)
     else:
-        discovery = _from_folders(root)
+        try:
+            discovery = _from_folders(root)
+        except PermissionError as exc:
+            raise DatasetError(f"cannot list folder {exc.filename}: {exc.strerror}") from None
     if not discovery.records:
         raise DatasetError(
             f"no images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
@@ -239,7 +262,12 @@ def _from_manifest(root: Path, manifest: Path) -> Discovery:
         if rel in seen:
             raise DatasetError(f"manifest {manifest} row {index}: path {raw!r} is listed twice")
         seen.add(rel)
-        problem = None if abs_path.is_file() else "file listed in the manifest does not exist"
+        problem = None
+        if abs_path.is_symlink():
+            problem = _link_problem(abs_path, root_real)
+        if problem is None and not abs_path.is_file():
+            problem = ("path listed in the manifest is a folder, not a file" if abs_path.is_dir()
+                       else "file listed in the manifest does not exist")
         records.append(ImageRecord(rel, label, split, abs_path, problem))
     splits = sorted({r.split for r in records if r.split is not None})
     return Discovery(

@@ -7,6 +7,7 @@ cache hit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -73,15 +74,16 @@ def embed_files(
         batch_inputs.clear()
 
     window = max(2, (2 * batch_size) // 8)
-    for sha, array, reason in ordered_map(loader, todo, workers, chunk_size=8, window=window):
-        if array is None:
-            result.failures[sha] = reason or "unknown preprocessing failure"
-            on_progress(1)
-            continue
-        batch_keys.append(sha)
-        batch_inputs.append(array)
-        if len(batch_keys) >= batch_size:
-            flush()
+    with closing(ordered_map(loader, todo, workers, chunk_size=8, window=window)) as loaded:
+        for sha, array, reason in loaded:
+            if array is None:
+                result.failures[sha] = reason or "unknown preprocessing failure"
+                on_progress(1)
+                continue
+            batch_keys.append(sha)
+            batch_inputs.append(array)
+            if len(batch_keys) >= batch_size:
+                flush()
     if batch_keys:
         flush()
     return result

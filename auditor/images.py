@@ -7,6 +7,7 @@ raises for a bad file, because one odd file must never stop a scan of a hundred 
 from __future__ import annotations
 
 import hashlib
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -122,7 +123,11 @@ def read_discovered(max_pixels: int, max_file_bytes: int, item: tuple[Path, str 
 def read_image(path: Path, max_pixels: int, max_file_bytes: int) -> ImageInfo:
     """Hash, decode and fingerprint one file; never raises for a bad file."""
     try:
-        size_on_disk = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # Opening a FIFO or a device would block or never end; only regular files are read.
+            return ImageInfo(None, None, False, "not a regular file (a pipe, socket or device)")
+        size_on_disk = status.st_size
         if size_on_disk > max_file_bytes:
             return ImageInfo(None, size_on_disk, False, f"file is {size_on_disk:,} bytes, over scan.max_file_bytes")
         sha, size = sha256_file(path)

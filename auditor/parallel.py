@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
@@ -27,9 +27,13 @@ def _worker_init() -> None:
     importing torch or pandas.
     """
     import os
+    import signal
 
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
+    # Ctrl-C reaches the whole process group; only the parent acts on it (it cancels queued chunks and
+    # shuts the pool down), so a worker must not die mid-chunk with its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def ordered_map(
@@ -38,8 +42,12 @@ def ordered_map(
     workers: int,
     chunk_size: int = 8,
     window: int = 8,
-) -> Iterator[R]:
-    """Yield ``function(item)`` for each item in order; ``workers=0`` runs in this process."""
+) -> Generator[R, None, None]:
+    """Yield ``function(item)`` for each item in order; ``workers=0`` runs in this process.
+
+    Close the generator (``contextlib.closing``) when stopping early: that shuts the pool down now
+    instead of whenever the suspended generator is garbage-collected.
+    """
     if workers <= 0 or len(items) <= chunk_size:
         for item in items:
             yield function(item)

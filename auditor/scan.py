@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,7 +35,7 @@ from auditor.findings import (
     findings_table,
 )
 from auditor.images import ImageInfo, read_discovered
-from auditor.outputs import write_json, write_parquet
+from auditor.outputs import StagedWrite, json_writer, parquet_writer
 from auditor.parallel import ordered_map
 
 FINDINGS_FILE = "findings.parquet"
@@ -128,9 +129,10 @@ def run_scan(
     reader = partial(read_discovered, config.scan.max_image_pixels, config.scan.max_file_bytes)
     items = [(record.abs_path, record.problem) for record in discovery.records]
     infos: list[ImageInfo] = []
-    for info in ordered_map(reader, items, config.scan.workers, chunk_size=16):
-        infos.append(info)
-        observer.advance()
+    with closing(ordered_map(reader, items, config.scan.workers, chunk_size=16)) as read:
+        for info in read:
+            infos.append(info)
+            observer.advance()
     observer.done()
     images = _images_frame(discovery, infos)
     timings["read"] = time.perf_counter() - started
@@ -165,32 +167,35 @@ def run_scan(
     findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, warnings)
     timings["checks"] = check_timings
 
-    # Outputs, each atomic; run.json last so its presence means a complete result set.
+    # Outputs: staged beside their targets, then renamed into place together, so an interrupted scan
+    # leaves the previous result set whole (never new findings beside old images).
     started = time.perf_counter()
     output_images = images.drop(columns=["embedding_row"])
     for name, column in extra_columns.items():
         output_images[name] = column
     embedded = images[images["embedding_row"] >= 0]
-    write_parquet(out_dir / FINDINGS_FILE, findings_table(findings))
-    write_parquet(out_dir / IMAGES_FILE, _images_table(output_images))
-    write_parquet(
-        out_dir / EMBEDDINGS_FILE,
-        pa.Table.from_pydict(
-            {
-                "path": embedded["path"].tolist(),
-                "sha256": embedded["sha256"].tolist(),
-                "embedding": pa.FixedSizeListArray.from_arrays(
-                    pa.array(vectors[embedded["embedding_row"].to_numpy()].ravel(), pa.float32()),
-                    encoder_info.dim,
-                ),
-            },
-            schema=embeddings_schema(encoder_info.dim, encoder_info.identity),
-        ),
-    )
-    timings["write"] = time.perf_counter() - started
-    run = _run_record(dataset, manifest, discovery, images, encoder_info, config, embed_stats, timings,
-                      findings, check_summaries, warnings)
-    write_json(out_dir / RUN_FILE, run)
+    with StagedWrite() as staged:
+        staged.add(out_dir / FINDINGS_FILE, parquet_writer(findings_table(findings)))
+        staged.add(out_dir / IMAGES_FILE, parquet_writer(_images_table(output_images)))
+        staged.add(
+            out_dir / EMBEDDINGS_FILE,
+            parquet_writer(pa.Table.from_pydict(
+                {
+                    "path": embedded["path"].tolist(),
+                    "sha256": embedded["sha256"].tolist(),
+                    "embedding": pa.FixedSizeListArray.from_arrays(
+                        pa.array(vectors[embedded["embedding_row"].to_numpy()].ravel(), pa.float32()),
+                        encoder_info.dim,
+                    ),
+                },
+                schema=embeddings_schema(encoder_info.dim, encoder_info.identity),
+            )),
+        )
+        timings["write"] = time.perf_counter() - started
+        run = _run_record(dataset, manifest, discovery, images, encoder_info, config, embed_stats, timings,
+                          findings, check_summaries, warnings)
+        staged.add(out_dir / RUN_FILE, json_writer(run))
+        staged.commit()
     return ScanResult(out_dir, findings, output_images, run, encoder_info, warnings)
 
 
@@ -294,7 +299,11 @@ def _images_table(frame: pd.DataFrame) -> pa.Table:
     base = pa.Table.from_pandas(frame[IMAGES_BASE_SCHEMA.names], schema=IMAGES_BASE_SCHEMA, preserve_index=False)
     for name in frame.columns:
         if name not in IMAGES_BASE_SCHEMA.names:
-            base = base.append_column(name, pa.array(frame[name].tolist()))
+            # A check's text column may hold NaN for rows it skipped; that is a null, not a type error.
+            column = frame[name]
+            if not (isinstance(column.dtype, np.dtype) and column.dtype.kind == "f"):  # NaN stays NaN
+                column = column.astype(object).where(column.notna(), None)
+            base = base.append_column(name, pa.array(column.tolist()))
     return base.replace_schema_metadata({"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "images"})
 
 

@@ -1,0 +1,372 @@
+"""Hostile inputs: bombs, link tricks, escaping manifests, odd names, denied reads, degenerate datasets.
+
+Each case must end in a clear finding or message and the right exit code, never a traceback. CLI
+cases call the real console entry (``auditor.cli.main``) in-process so exit codes are the ones a
+shell would see, without paying for a subprocess per case.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import json
+import os
+import struct
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from auditor.checks import REGISTRY, Requirement
+from auditor.cli import main
+from auditor.config import load_config
+from auditor.scan import ScanResult, run_scan
+from tests.conftest import draw_shape, write_class_folder
+
+
+def _scan(data: Path, tmp_path: Path, manifest: Path | None = None, **scan: Any) -> ScanResult:
+    """Scan with the checks these cases are about (the CLI cases below run every check)."""
+    settings = {"cache_dir": str(tmp_path / "cache"), "workers": 0,
+                "checks": ["unreadable", "class_imbalance"], **scan}
+    config = load_config(overrides={"encoder": {"name": "builtin", "workers": 0}, "scan": settings})
+    return run_scan(data, config, tmp_path / "out", manifest=manifest)
+
+
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """Run ``audit ARGS`` through the console-script entry; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["audit", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (0 if code is None else int(code)), captured.out, captured.err
+
+
+def _scan_args(data: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return ["scan", str(data), "--out", str(tmp_path / "out"), "--encoder", "builtin", "--workers", "0",
+            "--cache-dir", str(tmp_path / "cache"), *extra]
+
+
+def _unreadable(result: ScanResult) -> dict[str, str]:
+    return {f.path: str(f.details["reason"]) for f in result.findings if f.check == "unreadable" and f.path}
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_header_only(width: int, height: int, bit_depth: int = 8, colour: int = 2) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` but whose data would not fill it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+
+
+def _png_bomb(side: int) -> bytes:
+    """A real 1-bit PNG of side x side: a few kB on disk, side² pixels decoded."""
+    row = b"\x00" * (1 + (side + 7) // 8)
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(row * side, 9)) + _png_chunk(b"IEND", b""))
+
+
+def _gif_screen(width: int, height: int) -> bytes:
+    """A GIF whose logical screen and single frame claim ``width`` x ``height``."""
+    header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    return header + frame + b"\x3b"
+
+
+def test_decompression_bombs_and_absurd_dimensions_are_reported(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=6)
+    hostile = {
+        "circle/bomb.png": _png_bomb(20_000),  # 400 M pixels from ~50 kB
+        "square/tall.png": _png_header_only(1, 2**31 - 1),
+        "square/huge_gif.gif": _gif_screen(65_535, 65_535),
+        "triangle/zero_width.png": _png_header_only(0, 10),
+    }
+    for name, blob in hostile.items():
+        (data / name).write_bytes(blob)
+    assert (data / "circle/bomb.png").stat().st_size < 100_000
+
+    result = _scan(data, tmp_path)
+    reasons = _unreadable(result)
+    assert set(reasons) == set(hostile)
+    for name in ("circle/bomb.png", "square/tall.png", "square/huge_gif.gif"):
+        assert "decompression bomb" in reasons[name] and "scan.max_image_pixels" in reasons[name]
+    assert result.run["dataset"]["readable"] == 18 and result.run["embedding"]["embedded"] == 18
+
+
+def test_pixel_limit_follows_the_config(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    draw_shape("circle", 1, size=128).save(data / "circle" / "big.png")
+    reasons = _unreadable(_scan(data, tmp_path, max_image_pixels=100 * 100))
+    assert set(reasons) == {"circle/big.png"}
+    assert "128x128 = 16,384 pixels exceeds the limit of 10,000" in reasons["circle/big.png"]
+
+
+def test_symlinks_never_lead_outside_the_dataset(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=6)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    draw_shape("circle", 999).save(outside / "secret.png")
+    draw_shape("square", 998).save(outside / "other.png")
+    os.symlink(outside / "secret.png", data / "circle" / "link_out.png")
+    os.symlink(outside, data / "square" / "dir_out")
+    os.symlink(outside, data / "class_out")
+    os.symlink(data / "square", data / "square" / "loop")  # a directory loop
+    os.symlink("self.png", data / "triangle" / "self.png")  # a file that links to itself
+    os.symlink("nowhere.png", data / "triangle" / "broken.png")
+    os.symlink("circle_000.png", data / "circle" / "alias.png")  # inside the dataset: fine
+
+    result = _scan(data, tmp_path)
+    images = result.images.set_index("path")
+    expected = {f"{s}/{s}_{i:03d}.png" for s in ("circle", "square", "triangle") for i in range(6)}
+    expected |= {"circle/link_out.png", "triangle/self.png", "triangle/broken.png", "circle/alias.png"}
+    assert set(images.index) == expected
+    assert result.run["dataset"]["classes"] == ["circle", "square", "triangle"]
+    reasons = _unreadable(result)
+    assert reasons == {
+        "circle/link_out.png": "symlink points outside the dataset; not followed",
+        "triangle/self.png": "symlink loop (the link leads back to itself); not followed",
+        "triangle/broken.png": "broken symlink",
+    }
+    # Nothing outside the dataset was read: its contents are not hashed anywhere.
+    from auditor.images import sha256_file
+
+    outside_hashes = {sha256_file(p)[0] for p in outside.iterdir()}
+    assert not outside_hashes & set(images["sha256"].dropna())
+    assert images.loc["circle/alias.png", "readable"]
+    warnings = "\n".join(result.warnings)
+    assert "directory symlink leaving the dataset not followed" in warnings and "dir_out" in warnings
+    assert "class folder symlink leaving the dataset not followed" in warnings and "class_out" in warnings
+    assert "symlink loop skipped" in warnings
+    assert "leaving the dataset" in "\n".join(json.loads((tmp_path / "out/run.json").read_text())["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("../outside/secret.png", "escapes the dataset"),
+        ("circle/../../outside/secret.png", "escapes the dataset"),
+        ("{outside}/secret.png", "escapes the dataset"),
+        ("..\\outside\\secret.png", "escapes the dataset"),
+        ("link/secret.png", "resolves outside the dataset"),
+    ],
+    ids=["dotdot", "nested-dotdot", "absolute", "backslash-dotdot", "through-symlink"],
+)
+def test_manifest_paths_escaping_the_dataset_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    row: str, message: str,
+) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    draw_shape("circle", 999).save(outside / "secret.png")
+    os.symlink(outside, data / "link")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,label\ncircle/circle_000.png,circle\n{row.format(outside=outside)},square\n")
+
+    code, _, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "--manifest", str(manifest)))
+    assert code == 2
+    assert message in err and "row 3" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_file_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=4)
+    fine = ["circle/with space.png", "circle/ünïcödé 猫.png", "square/emoji 😀 #1.png", "square/'quote\".png"]
+    for n, name in enumerate(fine):
+        draw_shape(name.split("/")[0], 500 + n).save(data / name)
+    flagged = {"triangle/new\nline.png": "control characters", "triangle/tab\there.png": "control characters"}
+    for n, name in enumerate(flagged):
+        draw_shape("triangle", 600 + n).save(data / name)
+    # A name that is not valid UTF-8 (possible on Linux file systems).
+    raw_name = os.fsencode(data / "triangle") + b"/bad\xff\xfe.png"
+    draw_shape("triangle", 700).save(os.fsdecode(raw_name))
+
+    code, out, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0, err
+    assert "results written" in out
+    images = pq.read_table(tmp_path / "out/images.parquet").to_pandas().set_index("path")
+    embedded = set(pq.read_table(tmp_path / "out/embeddings.parquet").column("path").to_pylist())
+    assert set(fine) <= embedded
+    findings = pq.read_table(tmp_path / "out/findings.parquet").to_pandas()
+    reasons = dict(zip(findings["path"], findings["message"], strict=True))
+    for name, why in flagged.items():
+        assert why in reasons[name] and not images.loc[name, "readable"]
+    bad_utf8 = [p for p in images.index if p.startswith("triangle/bad")]
+    assert bad_utf8 == ["triangle/bad\\xff\\xfe.png"]
+    assert "not valid UTF-8" in reasons[bad_utf8[0]]
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, denied: set[Path]) -> str:
+    """Make ``denied`` unreadable; really (chmod 000) when not root, by patching the OS calls when root.
+
+    Root ignores permission bits, so under root a chmod test would prove nothing; the patch raises the
+    same PermissionError the kernel would.
+    """
+    if os.geteuid() != 0:
+        for path in denied:
+            path.chmod(0)
+        return "chmod"
+    names = {os.fspath(p) for p in denied}
+
+    def guard(function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(target: Any = ".", *args: Any, **kwargs: Any) -> Any:
+            if isinstance(target, str | os.PathLike) and os.fspath(target) in names:
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(target))
+            return function(target, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(os, "scandir", guard(os.scandir))
+    monkeypatch.setattr(os, "listdir", guard(os.listdir))
+    return "simulated"
+
+
+def test_permission_denied_files_and_folders(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=6)
+    (data / "square" / "sub").mkdir()
+    draw_shape("square", 800).save(data / "square" / "sub" / "hidden_from_us.png")
+    locked_file, locked_dir = data / "circle" / "circle_002.png", data / "square" / "sub"
+    with pytest.MonkeyPatch.context() as patch:
+        how = _deny(patch, {locked_file, locked_dir})
+        try:
+            result = _scan(data, tmp_path)
+        finally:
+            if how == "chmod":
+                locked_file.chmod(0o644)
+                locked_dir.chmod(0o755)
+    reasons = _unreadable(result)
+    assert set(reasons) == {"circle/circle_002.png"}, how
+    assert reasons["circle/circle_002.png"] == "cannot read file: Permission denied"
+    assert "square/sub/hidden_from_us.png" not in set(result.images["path"])
+    assert any("cannot list folder" in w and "sub" in w and "not scanned" in w for w in result.warnings)
+
+
+def test_unlistable_dataset_root_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    how = _deny(monkeypatch, {data})
+    try:
+        code, _, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    finally:
+        if how == "chmod":
+            data.chmod(0o755)
+    assert code == 2 and "cannot list folder" in err and "Permission denied" in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_pipe_named_like_an_image_does_not_hang(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    os.mkfifo(data / "circle" / "pipe.png")
+    reasons = _unreadable(_scan(data, tmp_path))
+    assert reasons == {"circle/pipe.png": "not a regular file (a pipe, socket or device)"}
+
+
+def test_directories_named_like_images(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=4)
+    (data / "circle" / "x.jpg").mkdir()
+    draw_shape("circle", 900).save(data / "circle" / "x.jpg" / "inside.png")
+    (data / "square" / "empty.png").mkdir()
+    result = _scan(data, tmp_path)
+    paths = set(result.images["path"])
+    assert "circle/x.jpg/inside.png" in paths and "square/empty.png" not in paths
+    assert not _unreadable(result)
+    inner = result.images.set_index("path").loc["circle/x.jpg/inside.png"]
+    assert inner["label"] == "circle" and inner["readable"]
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label\ncircle/circle_000.png,circle\nsquare/empty.png,square\n"
+                        "square/square_000.png,square\n")
+    reasons = _unreadable(_scan(data, tmp_path, manifest=manifest))
+    assert reasons == {"square/empty.png": "path listed in the manifest is a folder, not a file"}
+
+
+def test_single_class_exits_0_and_skips_label_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=8, shapes=["circle"])
+    code, out, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0, err
+    run = json.loads((tmp_path / "out/run.json").read_text())
+    label_checks = [name for name, check in REGISTRY.items() if Requirement.LABELS in check.requires]
+    assert label_checks, "no registered check needs labels; this test would prove nothing"
+    for name in label_checks:
+        assert "at least two classes" in run["checks"][name]["skipped"]
+        assert f"check {name} skipped" in out
+    assert run["dataset"]["classes"] == ["circle"] and run["embedding"]["embedded"] == 8
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda root: root.mkdir(),
+        lambda root: [(root / c).mkdir(parents=True) for c in ("cat", "dog")],
+        lambda root: [(root / "cat").mkdir(parents=True), (root / "cat" / "notes.txt").write_text("x")],
+        lambda root: None,
+    ],
+    ids=["empty-folder", "empty-class-folders", "no-image-files", "missing-folder"],
+)
+def test_empty_dataset_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], object],
+) -> None:
+    data = tmp_path / "data"
+    make(data)
+    code, _, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 2
+    assert ("no images found" in err) or ("not found" in err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_class_folder_is_a_class_imbalance_finding(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=6)
+    (data / "hexagon").mkdir()
+    result = _scan(data, tmp_path)
+    messages = [f.message for f in result.findings
+                if f.check == "class_imbalance" and f.classes == ("hexagon",)]
+    assert messages == ["class 'hexagon' has no readable images (its class folder is empty)"]
+    assert result.run["dataset"]["classes"] == ["circle", "hexagon", "square", "triangle"]
+
+
+def test_dataset_where_nothing_is_readable_still_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    for label in ("cat", "dog"):
+        (data / label).mkdir(parents=True)
+        for i in range(3):
+            (data / label / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated" * i)
+    code, _, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0, err
+    findings = pd.read_parquet(tmp_path / "out/findings.parquet")
+    assert (findings["check"] == "unreadable").sum() == 6
+    assert pq.read_table(tmp_path / "out/embeddings.parquet").num_rows == 0
+    run = json.loads((tmp_path / "out/run.json").read_text())
+    for name, check in REGISTRY.items():
+        if Requirement.EMBEDDINGS in check.requires:
+            assert run["checks"][name]["skipped"], name
