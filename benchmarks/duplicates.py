@@ -1,0 +1,356 @@
+"""Duplicate detection benchmark: quality on a folder with planted copies, and neighbour search at scale.
+
+    python benchmarks/duplicates.py                       # both parts, scale at 100k and 1M
+    python benchmarks/duplicates.py --part quality --images 400
+    python benchmarks/duplicates.py --part scale --sizes 20000,100000
+
+(a) quality: photo-like procedural images (gradients, low-frequency texture, random shapes, noise,
+blur) in train/val/test with planted copies -- byte-exact, JPEG q70 re-encodes, 5-10% resizes, +-15%
+brightness, 2-px shifts (a 2-px crop) -- within and across splits. Runs ``audit scan`` (built-in
+encoder) and cleanvision's exact/near duplicate checks on the same folder, and prints precision and
+recall over planted pairs. A second variant adds one truncated JPEG: we report it, cleanvision stops.
+
+(b) scale: synthetic clustered 512-d embeddings with 1% planted near-duplicates (cosine ~0.97-0.99),
+grouped with the check's own neighbour search and union-find at each size, each size in a fresh
+process so its peak memory (max RSS) is its own. Reports time, memory, recall of planted pairs and
+recall of the approximate index against exact search (all pairs where N allows, else sampled queries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import math
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+
+SPLITS = ("train", "val", "test")
+CLASSES = ("alpha", "beta", "gamma", "delta")
+TRANSFORMS = ("byte_copy", "jpeg_q70", "resize", "brightness", "shift_2px")
+THRESHOLD = 0.95  # scale part: cosine threshold (CLIP-like)
+DIM = 512
+
+
+# ----------------------------------------------------------------------------- (a) quality
+
+
+def scene(rng: random.Random) -> Image.Image:
+    """A photo-like picture: gradient sky, coarse texture, 3-8 shapes, sensor noise, slight blur."""
+    width, height = rng.randint(140, 256), rng.randint(120, 224)
+    start = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+    end = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+    angle = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = xx * math.cos(angle) + yy * math.sin(angle)
+    ramp = ((ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6))[..., None]
+    base = start * (1 - ramp) + end * ramp
+    nprng = np.random.default_rng(rng.randint(0, 2**31))
+    coarse = nprng.normal(0, 1, size=(max(2, height // 24), max(2, width // 24), 3))
+    texture = Image.fromarray(np.uint8(np.clip(128 + 40 * coarse, 0, 255)))
+    texture = texture.resize((width, height), Image.BICUBIC)
+    base = base * 0.7 + np.asarray(texture, dtype=np.float32) * 0.3
+    image = Image.fromarray(np.uint8(np.clip(base, 0, 255)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.randint(3, 8)):
+        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        r = rng.uniform(0.08, 0.35) * min(width, height)
+        kind = rng.choice(["ellipse", "polygon", "rectangle", "line"])
+        if kind == "ellipse":
+            draw.ellipse((cx - r, cy - r * rng.uniform(0.5, 1.5), cx + r, cy + r), fill=colour)
+        elif kind == "rectangle":
+            draw.rectangle((cx - r, cy - r / 2, cx + r, cy + r / 2), fill=colour)
+        elif kind == "line":
+            end_x = cx + r * rng.uniform(-1, 1)
+            draw.line((cx - r, cy - r, end_x, cy + r), fill=colour, width=rng.randint(2, 8))
+        else:
+            sides = rng.randint(3, 7)
+            corners = [
+                (cx + r * rng.uniform(0.5, 1) * math.cos(2 * math.pi * k / sides + rng.uniform(0, 0.5)),
+                 cy + r * rng.uniform(0.5, 1) * math.sin(2 * math.pi * k / sides))
+                for k in range(sides)
+            ]
+            draw.polygon(corners, fill=colour)
+    noisy = np.asarray(image, dtype=np.float32) + nprng.normal(0, rng.uniform(2, 10), size=(height, width, 3))
+    blur = ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2))
+    return Image.fromarray(np.uint8(np.clip(noisy, 0, 255))).filter(blur)
+
+
+def transformed(image: Image.Image, kind: str, rng: random.Random) -> Image.Image:
+    if kind == "resize":
+        factor = rng.choice([rng.uniform(0.90, 0.95), rng.uniform(1.05, 1.10)])
+        return image.resize((round(image.width * factor), round(image.height * factor)), Image.LANCZOS)
+    if kind == "brightness":
+        return ImageEnhance.Brightness(image).enhance(rng.choice([0.85, 1.15]))
+    if kind == "shift_2px":
+        dx, dy = rng.choice([(2, 0), (0, 2), (2, 2)])
+        return image.crop((dx, dy, image.width, image.height))
+    return image  # jpeg_q70 and byte_copy: the change is in how it is saved
+
+
+def build_folder(root: Path, distinct: int, planted: int, seed: int) -> list[dict[str, str]]:
+    """Write ``distinct`` pictures and ``planted`` copies of some of them; returns the planted pairs."""
+    rng = random.Random(seed)
+    sources: list[str] = []
+    for i in range(distinct):
+        split = rng.choices(SPLITS, weights=(6, 2, 2))[0]
+        rel = f"{split}/{rng.choice(CLASSES)}/img_{i:05d}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        scene(rng).save(root / rel)
+        sources.append(rel)
+    pairs = []
+    for n, source in enumerate(rng.sample(sources, planted)):
+        kind = TRANSFORMS[n % len(TRANSFORMS)]
+        source_split, label = source.split("/")[:2]
+        cross = n % 2 == 1
+        split = rng.choice([s for s in SPLITS if s != source_split]) if cross else source_split
+        ext = ".jpg" if kind == "jpeg_q70" else ".png"
+        rel = f"{split}/{label}/copy_{n:04d}_{kind}{ext}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if kind == "byte_copy":
+            shutil.copyfile(root / source, root / rel)
+        else:
+            with Image.open(root / source) as image:
+                copy = transformed(image.convert("RGB"), kind, rng)
+            copy.save(root / rel, **({"quality": 70} if ext == ".jpg" else {}))
+        pairs.append({"source": source, "copy": rel, "kind": kind, "cross_split": str(cross)})
+    return pairs
+
+
+def planted_truth(pairs: list[dict[str, str]]) -> set[frozenset[str]]:
+    """All pairs inside each planted group (a source copied twice gives three pairs)."""
+    groups: dict[str, set[str]] = {}
+    for pair in pairs:
+        groups.setdefault(pair["source"], {pair["source"]}).add(pair["copy"])
+    return {frozenset(p) for members in groups.values() for p in itertools.combinations(sorted(members), 2)}
+
+
+def group_pairs(groups: list[set[str]]) -> set[frozenset[str]]:
+    return {frozenset(p) for members in groups for p in itertools.combinations(sorted(members), 2)}
+
+
+def precision_recall(found: set[frozenset[str]], truth: set[frozenset[str]]) -> tuple[float, float]:
+    hits = len(found & truth)
+    return hits / max(len(found), 1), hits / max(len(truth), 1)
+
+
+def run_ours(root: Path, work: Path) -> tuple[dict[str, list[set[str]]], float, dict[str, object]]:
+    """Run ``audit scan`` (built-in encoder) and return its duplicate groups per finding kind."""
+    import pandas as pd
+
+    out = work / f"out_{root.name}"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "auditor", "scan", str(root), "--out", str(out), "--cache-dir",
+                    str(work / "cache"), "--encoder", "builtin"], check=True, capture_output=True)
+    elapsed = time.perf_counter() - started
+    findings = pd.read_parquet(out / "findings.parquet")
+    groups: dict[str, list[set[str]]] = {}
+    for kind in ("split_leakage", "exact_duplicate", "near_duplicate"):
+        rows = findings[findings["check"] == kind]
+        groups[kind] = [set(members["path"]) for _, members in rows.groupby("group_id")]
+    run = json.loads((out / "run.json").read_text())
+    unreadable = int((findings["check"] == "unreadable").sum())
+    return groups, elapsed, {"summary": run["checks"]["duplicates"], "unreadable_findings": unreadable}
+
+
+def run_cleanvision(root: Path) -> tuple[dict[str, list[set[str]]] | None, float, str | None]:
+    """cleanvision's exact and near duplicate sets, or the error that stopped it."""
+    try:
+        from cleanvision import Imagelab
+    except ImportError:
+        return None, 0.0, "cleanvision is not installed (pip install cleanvision)"
+    import contextlib
+
+    started = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            lab = Imagelab(data_path=str(root))
+            lab.find_issues({"exact_duplicates": {}, "near_duplicates": {}})
+    except Exception as exc:  # noqa: BLE001 - the point is to show how it fails
+        return None, time.perf_counter() - started, f"{type(exc).__name__}: {str(exc)[:120]}"
+    base = str(root.resolve()) + "/"
+    sets = {
+        kind: [{str(p).removeprefix(base) for p in members} for members in lab.info[kind]["sets"]]
+        for kind in ("exact_duplicates", "near_duplicates")
+    }
+    return sets, time.perf_counter() - started, None
+
+
+def quality(distinct: int, planted: int, seed: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="dup_bench_") as tmp:
+        work = Path(tmp)
+        root = work / "clean"
+        pairs = build_folder(root, distinct, planted, seed)
+        truth = planted_truth(pairs)
+        cross_truth = {frozenset((p["source"], p["copy"])) for p in pairs if p["cross_split"] == "True"}
+        files = sum(1 for p in root.rglob("*") if p.is_file())
+        print(f"(a) quality: {files} files ({distinct} distinct pictures, {planted} planted copies, "
+              f"{len(truth)} planted pairs, {len(cross_truth)} across splits)")
+
+        ours, ours_s, info = run_ours(root, work)
+        all_groups = [g for kind in ours.values() for g in kind]
+        found = group_pairs(all_groups)
+        leak_found = group_pairs(ours["split_leakage"])
+        theirs, theirs_s, error = run_cleanvision(root)
+
+        print(f"\n{'method':<28}{'precision':>10}{'recall':>9}{'pairs':>8}{'time s':>9}")
+        precision, recall = precision_recall(found, truth)
+        print(f"{'auditor (all groups)':<28}{precision:>10.3f}{recall:>9.3f}{len(found):>8}{ours_s:>9.1f}")
+        if theirs is not None:
+            cv_found = group_pairs(theirs["exact_duplicates"] + theirs["near_duplicates"])
+            cv_precision, cv_recall = precision_recall(cv_found, truth)
+            print(f"{'cleanvision (exact+near)':<28}{cv_precision:>10.3f}{cv_recall:>9.3f}"
+                  f"{len(cv_found):>8}{theirs_s:>9.1f}")
+        else:
+            print(f"{'cleanvision':<28}  did not run: {error}")
+
+        print(f"\nrecall per transform{'':<8}{'auditor':>9}{'cleanvision':>13}")
+        cv_pairs = group_pairs(theirs["exact_duplicates"] + theirs["near_duplicates"]) if theirs else set()
+        for kind in TRANSFORMS:
+            kind_truth = {frozenset((p["source"], p["copy"])) for p in pairs if p["kind"] == kind}
+            ours_recall = precision_recall(found, kind_truth)[1]
+            theirs_recall = precision_recall(cv_pairs, kind_truth)[1] if theirs is not None else float("nan")
+            print(f"  {kind:<26}{ours_recall:>9.3f}{theirs_recall:>13.3f}")
+        if theirs is not None:
+            exact_truth = {frozenset((p["source"], p["copy"])) for p in pairs if p["kind"] == "byte_copy"}
+            cv_exact = precision_recall(group_pairs(theirs["exact_duplicates"]), exact_truth)
+            print(f"  cleanvision exact_duplicates on byte copies: precision {cv_exact[0]:.3f} "
+                  f"recall {cv_exact[1]:.3f}")
+        print(f"\nleakage: {len(leak_found & cross_truth)}/{len(cross_truth)} planted cross-split pairs "
+              f"reported as split_leakage; {len(leak_found - truth)} split_leakage pairs not planted")
+        summary = info["summary"]
+        print(f"auditor summary: groups {summary['groups']}, pairs per method {summary['pairs']}")
+
+        broken = work / "with_unreadable"
+        shutil.copytree(root, broken)
+        jpeg = io.BytesIO()
+        scene(random.Random(seed + 1)).save(jpeg, format="JPEG")
+        data = jpeg.getvalue()
+        (broken / "train" / CLASSES[0] / "truncated.jpg").write_bytes(data[: len(data) // 3])
+        _, _, broken_info = run_ours(broken, work)
+        _, _, broken_error = run_cleanvision(broken)
+        print("\nvariant with one truncated JPEG:")
+        print(f"  auditor: completed, {broken_info['unreadable_findings']} unreadable finding(s), "
+              f"groups {broken_info['summary']['groups']}")
+        print(f"  cleanvision: {'completed' if broken_error is None else 'stopped with ' + broken_error}")
+
+
+# ----------------------------------------------------------------------------- (b) scale
+
+
+def synthetic_embeddings(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered unit vectors, the last 1% near-copies of earlier rows; returns (vectors, planted pairs)."""
+    rng = np.random.default_rng(seed)
+    planted = count // 100
+    base = count - planted
+    centres = rng.standard_normal((max(1, base // 1000), DIM), dtype=np.float32)
+    vectors = np.empty((count, DIM), dtype=np.float32)
+    for start in range(0, base, 100_000):
+        stop = min(base, start + 100_000)
+        block = centres[rng.integers(0, len(centres), stop - start)]
+        block += rng.standard_normal(block.shape, dtype=np.float32) * 1.2
+        vectors[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    sources = rng.choice(base, size=planted, replace=False)
+    noise = rng.standard_normal((planted, DIM), dtype=np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    copies = vectors[sources] + noise * rng.uniform(0.15, 0.25, size=(planted, 1)).astype(np.float32)
+    vectors[base:] = copies / np.linalg.norm(copies, axis=1, keepdims=True)
+    return vectors, np.stack([sources, np.arange(base, count)], axis=1)
+
+
+def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:
+    from auditor.checks.duplicates import DuplicatesParams
+    from auditor.similarity import components, cosine_pairs, cosine_pairs_exact, unit_rows
+
+    params = DuplicatesParams()
+    vectors, planted = synthetic_embeddings(count, seed)
+    started = time.perf_counter()
+    pairs, search = cosine_pairs(vectors, THRESHOLD, params.top_k, params.exact_max_images, params.ann_nprobe)
+    labels = components(count, [pairs])
+    elapsed = time.perf_counter() - started
+    # Peak memory of generating the data and grouping it, before the recall measurement adds its own.
+    grouping_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result: dict[str, object] = {
+        "n": count, "search": search, "seconds": elapsed, "pairs": len(pairs),
+        "groups": int((np.bincount(labels) >= 2).sum()),
+        "planted_recall": float(np.mean(labels[planted[:, 0]] == labels[planted[:, 1]])),
+    }
+    found = set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
+    unit = unit_rows(vectors)
+    if exact_all:
+        started = time.perf_counter()
+        exact = cosine_pairs_exact(unit, THRESHOLD, params.top_k)
+        result["exact_seconds"] = time.perf_counter() - started
+        truth = set(zip(exact.left.tolist(), exact.right.tolist(), strict=True))
+        result["recall_vs_exact"] = len(found & truth) / max(len(truth), 1)
+        result["recall_basis"] = f"all {len(truth)} exact pairs"
+    else:
+        # Half the queries are planted copies, so the exact truth holds enough pairs to measure recall.
+        rng = np.random.default_rng(seed + 1)
+        copies = rng.choice(planted[:, 1], size=min(1000, len(planted)), replace=False)
+        queries = np.unique(np.concatenate([rng.choice(count, size=1000, replace=False), copies]))
+        truth = set()
+        for start in range(0, len(queries), 250):
+            block = queries[start : start + 250]
+            similarity = unit[block] @ unit.T
+            similarity[np.arange(len(block)), block] = -1.0
+            best = np.argpartition(-similarity, params.top_k, axis=1)[:, : params.top_k]
+            for q, row, sims in zip(block, best, np.take_along_axis(similarity, best, 1), strict=True):
+                truth.update((min(q, j), max(q, j)) for j, s in zip(row, sims, strict=True) if s >= THRESHOLD)
+        result["recall_vs_exact"] = len(found & truth) / max(len(truth), 1)
+        result["recall_basis"] = f"{len(truth)} exact pairs of {len(queries)} sampled queries"
+    result["peak_rss_mb"] = grouping_rss
+    return result
+
+
+def scale(sizes: list[int], seed: int) -> None:
+    import faiss
+
+    print(f"\n(b) scale: {DIM}-d clustered embeddings, 1% planted near-copies, cosine >= {THRESHOLD}, "
+          f"faiss threads {faiss.omp_get_max_threads()}")
+    print(f"{'N':>9}{'search':>8}{'group s':>9}{'pairs':>9}{'planted recall':>16}{'recall vs exact':>17}"
+          f"{'peak RSS MB':>13}  basis")
+    for count in sizes:
+        command = [sys.executable, __file__, "--scale-one", str(count), "--seed", str(seed)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        r = json.loads(output.strip().splitlines()[-1])
+        extra = f" (exact search {r['exact_seconds']:.1f} s)" if "exact_seconds" in r else ""
+        print(f"{r['n']:>9}{r['search']:>8}{r['seconds']:>9.1f}{r['pairs']:>9}{r['planted_recall']:>16.3f}"
+              f"{r['recall_vs_exact']:>17.3f}{r['peak_rss_mb']:>13.0f}  {r['recall_basis']}{extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["quality", "scale", "all"], default="all")
+    parser.add_argument("--images", type=int, default=400, help="distinct pictures in the quality folder")
+    parser.add_argument("--copies", type=int, default=150, help="planted copies in the quality folder")
+    parser.add_argument("--sizes", default="100000,1000000",
+                        help="comma-separated embedding counts for the scale part")
+    parser.add_argument("--exact-up-to", type=int, default=200_000,
+                        help="also run exact all-pairs search (for recall) up to this size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scale_one:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        print(json.dumps(scale_one(args.scale_one, args.scale_one <= args.exact_up_to, args.seed)))
+        return
+    if args.part in ("quality", "all"):
+        quality(args.images, args.copies, args.seed)
+    if args.part in ("scale", "all"):
+        scale([int(s) for s in args.sizes.split(",")], args.seed)
+
+
+if __name__ == "__main__":
+    main()
