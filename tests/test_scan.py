@@ -146,3 +146,17 @@ def test_sample_data_planted_problems(tmp_path: Path) -> None:
     assert unreadable == set(planted["unreadable"])
     starved = {c for f in result.findings if f.check == "class_imbalance" for c in f.classes}
     assert set(planted["class_imbalance"]) <= starved
+    by_kind: dict[str, set[str]] = {}
+    for finding in result.findings:
+        by_kind.setdefault(finding.check, set()).add(finding.path)
+    for kind in ("exact_duplicate", "near_duplicate", "split_leakage"):
+        for group in planted[kind]:
+            assert set(group) <= by_kind.get(kind, set()), kind
+    planted_errors = {item["path"] for item in planted["label_error"]}
+    assert len(planted_errors & by_kind["label_error"]) >= 3
+    assert "train/square/blank_black.png" in by_kind["outlier"]
+
+    from auditor.report import ReportFormat, ReportOptions, render_results
+
+    for fmt in ReportFormat:
+        assert render_results(tmp_path / "out", fmt, ReportOptions())
