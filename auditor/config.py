@@ -16,6 +16,7 @@ from auditor.errors import ConfigError
 from auditor.gate import GateConfig
 from auditor.probabilities import ProbabilityParams
 
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 

@@ -105,7 +105,9 @@ def test_manifest_labels_and_splits(tmp_path: Path, suffix: str) -> None:
                         "imgs/3.png": "file listed in the manifest does not exist"}
 
 
-@pytest.mark.parametrize("bad", ["../outside.png", "/etc/passwd", "a/../../x.png"], ids=["dotdot", "absolute", "nested"])
+@pytest.mark.parametrize(
+    "bad", ["../outside.png", "/etc/passwd", "a/../../x.png"], ids=["dotdot", "absolute", "nested"]
+)
 def test_manifest_paths_escaping_the_dataset_are_rejected(tmp_path: Path, bad: str) -> None:
     root = tmp_path / "data"
     _img(root / "a.png")

@@ -34,7 +34,7 @@ class ClassImbalanceCheck(Check):
         split_keys: list[str | None] = list(ctx.splits) if ctx.splits else [None]
         for split in split_keys:
             rows = readable if split is None else readable[readable["split"] == split]
-            counts = {label: 0 for label in ctx.classes}
+            counts = dict.fromkeys(ctx.classes, 0)
             for label, count in rows["label"].value_counts().items():
                 counts[str(label)] = int(count)
             present = [c for c in counts.values() if c > 0]
