@@ -6,8 +6,14 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
+
+from auditor.checks.base import CheckContext
+from auditor.config import AuditConfig
+from auditor.encoders.base import EncoderInfo
 
 SHAPES = ("circle", "square", "triangle")
 
@@ -56,3 +62,37 @@ def class_dataset(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     write_class_folder(root, per_class=8)
     return root
+
+
+def synthetic_context(
+    vectors: np.ndarray,
+    labels: list[str | None],
+    paths: list[str] | None = None,
+    embedding_rows: list[int] | None = None,
+    pixel_ids: list[str] | None = None,
+) -> CheckContext:
+    """A check context over synthetic embeddings, so a check can be tested without images or a scan.
+
+    ``embedding_rows`` (default: row i is image i) with -1 marks an unreadable, unembedded image.
+    """
+    rows = list(range(len(labels))) if embedding_rows is None else embedding_rows
+    images = pd.DataFrame(
+        {
+            "path": paths or [f"{label or 'none'}/{i:04d}.png" for i, label in enumerate(labels)],
+            "label": labels,
+            "split": [None] * len(rows),
+            "sha256": [f"sha{row}" for row in rows],
+            "readable": [row >= 0 for row in rows],
+            "pixel_sha256": pixel_ids or [f"px{row}" for row in rows],
+            "embedding_row": rows,
+        }
+    )
+    return CheckContext(
+        images=images,
+        embeddings=vectors.astype(np.float32),
+        classes=sorted({label for label in labels if label}),
+        splits=[],
+        empty_classes={},
+        encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
+        config=AuditConfig(),
+    )

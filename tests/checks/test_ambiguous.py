@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams, fit_sharpness, sharpen
 from auditor.checks.base import CheckContext
-from auditor.config import AuditConfig
-from auditor.encoders.base import EncoderInfo
+from tests.conftest import synthetic_context
 
 SEED = 7
 CLASSES = ("cat", "dog", "fox")
 
 
 def make_context(vectors: np.ndarray, labels: list[str], paths: list[str]) -> CheckContext:
-    images = pd.DataFrame(
-        {
-            "path": paths,
-            "label": labels,
-            "split": [None] * len(paths),
-            "sha256": [f"sha{i}" for i in range(len(paths))],
-            "readable": True,
-            "embedding_row": np.arange(len(paths)),
-        }
-    )
-    return CheckContext(
-        images=images,
-        embeddings=vectors.astype(np.float32),
-        classes=sorted(set(labels)),
-        splits=[],
-        empty_classes={},
-        encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
-        config=AuditConfig(),
-    )
+    return synthetic_context(vectors, list(labels), paths)
 
 
 def clusters_with_mixtures(

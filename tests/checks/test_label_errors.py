@@ -13,36 +13,15 @@ import pytest
 from auditor.checks.base import CheckContext
 from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
 from auditor.config import AuditConfig, EncoderConfig, ScanConfig
-from auditor.encoders.base import EncoderInfo
 from auditor.probabilities import ProbabilityParams, fold_assignment, out_of_sample_probabilities
 from auditor.scan import run_scan
-from tests.conftest import write_class_folder
+from tests.conftest import synthetic_context, write_class_folder
 
 SEED = 11
 
 
 def make_context(vectors: np.ndarray, labels: list[str], pixel_ids: list[str] | None = None) -> CheckContext:
-    paths = [f"{label}/{i:04d}.png" for i, label in enumerate(labels)]
-    images = pd.DataFrame(
-        {
-            "path": paths,
-            "label": labels,
-            "split": [None] * len(paths),
-            "sha256": [f"sha{i}" for i in range(len(paths))],
-            "readable": True,
-            "pixel_sha256": pixel_ids or [f"px{i}" for i in range(len(paths))],
-            "embedding_row": np.arange(len(paths)),
-        }
-    )
-    return CheckContext(
-        images=images,
-        embeddings=vectors.astype(np.float32),
-        classes=sorted(set(labels)),
-        splits=[],
-        empty_classes={},
-        encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
-        config=AuditConfig(),
-    )
+    return synthetic_context(vectors, list(labels), pixel_ids=pixel_ids)
 
 
 def clusters(names: list[str], per_class: int, dim: int = 16, spread: float = 0.3,

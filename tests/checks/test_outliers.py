@@ -5,40 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
 from auditor.checks.base import CheckContext
 from auditor.checks.outliers import OutlierParams, OutliersCheck
 from auditor.config import AuditConfig, EncoderConfig, ScanConfig
-from auditor.encoders.base import EncoderInfo
 from auditor.scan import run_scan
-from tests.conftest import write_class_folder
+from tests.conftest import synthetic_context, write_class_folder
 
 SEED = 11
 
 
 def make_context(vectors: np.ndarray, embedding_rows: list[int], labels: list[str | None]) -> CheckContext:
-    images = pd.DataFrame(
-        {
-            "path": [f"img_{i:03d}.png" for i in range(len(embedding_rows))],
-            "label": labels,
-            "split": [None] * len(embedding_rows),
-            "sha256": [f"sha{row}" for row in embedding_rows],
-            "readable": [row >= 0 for row in embedding_rows],
-            "embedding_row": embedding_rows,
-        }
-    )
-    return CheckContext(
-        images=images,
-        embeddings=vectors.astype(np.float32),
-        classes=sorted({label for label in labels if label}),
-        splits=[],
-        empty_classes={},
-        encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
-        config=AuditConfig(),
-    )
+    return synthetic_context(vectors, labels, [f"img_{i:03d}.png" for i in range(len(labels))], embedding_rows)
 
 
 def clusters(n_per: int = 40, dim: int = 32) -> np.ndarray:
