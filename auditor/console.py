@@ -76,3 +76,6 @@ def print_summary(console: Console, result: ScanResult) -> None:
             table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
     console.print(f"results written to [bold]{result.out_dir}[/]")
+    console.print(
+        f"[dim]next: audit report {result.out_dir} --format html · audit gate {result.out_dir}[/]", highlight=False
+    )
