@@ -90,6 +90,13 @@ class CheckContext:
         )
 
     @cached_property
+    def confident_joint(self) -> np.ndarray:
+        """cleanlab's calibrated joint of given vs true class over ``labelled`` rows (sums to 1)."""
+        from cleanlab.count import estimate_joint
+
+        return np.asarray(estimate_joint(self.label_ids, self.pred_probs))
+
+    @cached_property
     def label_issue_mask(self) -> np.ndarray:
         """Boolean per ``labelled`` row: cleanlab, with the label_errors check's filter, finds the given
         label implausible (before that check's small-class rule)."""

@@ -34,14 +34,13 @@ class ClassOverlapCheck(Check):
     Params = ClassOverlapParams
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        from cleanlab.count import estimate_joint
         from cleanlab.dataset import find_overlapping_classes
 
         params = self.params
         assert isinstance(params, ClassOverlapParams)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
-        joint = estimate_joint(labels, ctx.pred_probs)
+        joint = ctx.confident_joint
         class_mass = joint.sum(axis=1) + joint.sum(axis=0)
         pairs = find_overlapping_classes(joint=joint, num_examples=len(labels))
         findings: list[Finding] = []

@@ -58,11 +58,8 @@ def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str)
     return np.asarray(find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
-def per_class_error_rates(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def per_class_error_rates(joint: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """From cleanlab's calibrated confident joint: the share of each class's images that belong elsewhere."""
-    from cleanlab.count import estimate_joint
-
-    joint = estimate_joint(labels, pred_probs)
     given_mass = joint.sum(axis=1)
     rates = {
         name: float(1.0 - joint[k, k] / given_mass[k]) if given_mass[k] > 0 else None
@@ -90,7 +87,7 @@ class LabelErrorsCheck(Check):
         quality = np.asarray(get_label_quality_scores(labels, probs, method=params.quality_method), dtype=float)
         predicted = probs.argmax(axis=1)
         class_sizes = np.bincount(labels, minlength=len(classes))
-        noise = per_class_error_rates(labels, probs, classes)
+        noise = per_class_error_rates(ctx.confident_joint, classes)
         # Confident learning assumes most of each class is labelled right; where it estimates that most
         # of a class is wrong, the classifier has failed to learn the class, and its flags mean nothing.
         unlearnt = np.array([(noise["per_class"][name] or 0.0) >= 0.5 for name in classes], dtype=bool)
