@@ -41,6 +41,10 @@ class ProbabilityParams(BaseModel):
     knn_neighbours: int = Field(10, ge=0, le=200)
     # Share of the k-NN vote in the blended probabilities (0..1).
     knn_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # An image's closeness to a class is its mean cosine similarity to this many nearest members of the
+    # class (ambiguity and outliers read it): enough that a few near-copies or a small junk cluster cannot
+    # make a class look close, few enough that small classes still have that many.
+    class_neighbours: int = Field(7, ge=1, le=100)
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:

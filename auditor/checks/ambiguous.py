@@ -1,18 +1,22 @@
 """Images whose out-of-sample class evidence is split between two or more classes.
 
 Many flagged "mistakes" in real datasets are images that honestly show two classes, so these are kept
-apart from label errors. The out-of-sample probabilities come from a regularised linear model and can
-be diffuse for every image, so they are first temperature-scaled to this dataset: one temperature,
-fitted by maximum likelihood against the given labels, makes the probabilities as confident as the
-classifier has earned here. A class is *plausible* for an image when its calibrated probability is at
-least ``min_relative_probability`` of the top class's; an image with two or more plausible classes is
+apart from label errors. Two out-of-sample views of the evidence are averaged: the cross-validated
+regression's probabilities (global: which side of the learned boundaries an image falls on) and class
+closeness (local: how near the image comes to each class's nearest members, ``class_neighbours.py``).
+A classifier may commit to one side for an image that sits between two classes, while closeness still
+sees both; averaging keeps what either view sees, and their errors differ. The average is then
+temperature-scaled to this dataset: one power, fitted by maximum likelihood against the given labels,
+makes the probabilities as confident as the evidence has earned here. A class is *plausible* for an
+image when its calibrated probability is at least ``min_relative_probability`` of the top class's and
+the image's split is unusual for the dataset; an image with two or more plausible classes is
 ambiguous. ``classes`` lists the given label first, then the competing plausible classes (strongest
 first); ``score`` is the second-strongest over the strongest plausible probability (1.0: an even split).
 
 Overlap with ``label_error``: an image whose given label is implausible (cleanlab's
-``find_label_issues`` on the same probabilities, the context's ``label_issue_mask``) is reported only
-as a label error, unless the given label is itself one of the plausible classes; then the evidence is
-split between the given label and another class, and it is reported as ambiguous as well.
+``find_label_issues`` on the label-error probabilities, the context's ``label_issue_mask``) is reported
+only as a label error, unless the given label is itself one of the plausible classes; then the evidence
+is split between the given label and another class, and it is reported as ambiguous as well.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.class_neighbours import similarity_probabilities
 from auditor.findings import Finding, Severity
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
@@ -38,12 +43,15 @@ class AmbiguousParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # A class is plausible for an image when its calibrated probability is at least this fraction of
     # the top class's; two or more plausible classes make the image ambiguous.
-    min_relative_probability: float = Field(0.15, gt=0.0, le=1.0)
+    min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
     # ...and the image's split (log of second/top probability) must exceed the dataset's median split by
     # this many robust standard deviations (1.4826 x MAD), so a classifier unsure of every image flags
     # only the images it is unusually unsure of.
     min_robust_z: float = Field(2.0, ge=0.0)
-    # Temperature-scale the probabilities to the dataset first (off: use them as the classifier gave them).
+    # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
+    # rest is the cross-validated regression (0: regression only, 1: closeness only).
+    closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
     calibrate: bool = True
     # How many of the class pairs sharing the most ambiguous images to list in run.json.
     top_pairs: int = Field(10, ge=0)
@@ -88,8 +96,12 @@ class AmbiguousCheck(Check):
         assert isinstance(params, AmbiguousParams)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
-        power = fit_sharpness(ctx.regression_probs, labels) if params.calibrate else 1.0
-        probs = sharpen(ctx.regression_probs, power)
+        evidence = ctx.regression_probs
+        if params.closeness_weight > 0:
+            closeness = similarity_probabilities(self._labelled_similarity(ctx), labels)
+            evidence = (1.0 - params.closeness_weight) * evidence + params.closeness_weight * closeness
+        power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
+        probs = sharpen(evidence, power)
         order = np.argsort(-probs, axis=1, kind="stable")
         top = probs[np.arange(len(probs)), order[:, 0]]
         second = probs[np.arange(len(probs)), order[:, 1]]
@@ -147,6 +159,7 @@ class AmbiguousCheck(Check):
         counts = rows["label"].value_counts()
         summary: dict[str, Any] = {
             "sharpness": power,
+            "closeness_weight": params.closeness_weight,
             "min_relative_probability": params.min_relative_probability,
             "typical_evenness": float(np.exp(median)),
             "relative_probability_used": relative,
@@ -165,3 +178,9 @@ class AmbiguousCheck(Check):
             ],
         }
         return CheckResult(findings, columns={"ambiguity": column}, summary=summary)
+
+    @staticmethod
+    def _labelled_similarity(ctx: CheckContext) -> np.ndarray:
+        """Class closeness rows for ``ctx.labelled`` (the neighbourhoods cover every embedded image)."""
+        positions = np.flatnonzero(ctx.embedded["label"].notna().to_numpy())
+        return ctx.class_neighbourhoods.similarity[ctx.distinct_vector_of[positions]]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from auditor.class_neighbours import ClassNeighbourhoods
 from auditor.config import AuditConfig
 from auditor.encoders.base import EncoderInfo
 from auditor.findings import Finding
@@ -105,6 +106,29 @@ class CheckContext:
         params = self.config.check_params("label_errors")
         assert isinstance(params, LabelErrorsParams)
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
+
+    @cached_property
+    def distinct_vector_of(self) -> np.ndarray:
+        """For each ``embedded`` row, the id of its distinct embedding vector (copies share one id)."""
+        from auditor.probabilities import identical_rows
+
+        return identical_rows(self.embeddings[self.embedded["embedding_row"].to_numpy()])
+
+    @cached_property
+    def class_neighbourhoods(self) -> ClassNeighbourhoods:
+        """Closeness of every distinct embedded vector (``distinct_vector_of``) to each ``labelled_classes``
+        class; with no labelled image, to one pseudo-class holding every image."""
+        from auditor.class_neighbours import class_neighbourhoods
+
+        vector_of = self.distinct_vector_of
+        first = np.unique(vector_of, return_index=True)[1]
+        vectors = self.embeddings[self.embedded["embedding_row"].to_numpy()[first]]
+        labels = self.embedded["label"].to_numpy()
+        if self.labelled_classes:
+            members = [np.unique(vector_of[labels == name]) for name in self.labelled_classes]
+        else:
+            members = [np.arange(len(first))]
+        return class_neighbourhoods(vectors, members, self.config.probabilities.class_neighbours)
 
     @cached_property
     def exact_copy_groups(self) -> list[list[int]]:

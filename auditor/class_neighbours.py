@@ -1,0 +1,99 @@
+"""How close each image comes to each class: mean cosine similarity to the class's nearest members.
+
+Two checks read this. An image that shows two classes sits near the members of both, where a
+classifier trained on the labels may still commit to one (``ambiguous`` averages the two views). An
+image that belongs to no class is far from the nearest members of *every* class (``outliers``);
+asking per class, rather than for the nearest images overall, means a few junk images filed under
+different classes cannot shelter each other, as they would in a global neighbour search.
+
+Vectors are distinct contents: an image never counts as its own neighbour, and the caller folds
+identical embeddings (copies) into one vector so a copied blank frame cannot vouch for itself.
+Cost is one exact inner-product search of every vector against every class, O(n^2 d) in all, the
+same order as the k-NN vote in ``probabilities.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Queries per faiss search call, to bound the memory of the result arrays.
+_QUERY_BATCH = 16_384
+
+
+@dataclass(frozen=True)
+class ClassNeighbourhoods:
+    # (n_vectors, n_classes) float32: mean cosine similarity to the ``k`` nearest other members of each
+    # class (fewer when the class is smaller); NaN when the class has no member besides the vector itself.
+    similarity: np.ndarray
+    # (n_vectors,) index of the most similar other vector in any class, -1 when there is none.
+    nearest: np.ndarray
+
+
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    unit = np.array(vectors, dtype=np.float32, order="C", copy=True)
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+def class_neighbourhoods(vectors: np.ndarray, members: list[np.ndarray], k: int) -> ClassNeighbourhoods:
+    """``members[c]`` holds the indices of the vectors that belong to class ``c`` (a vector may be in several)."""
+    import faiss
+
+    unit = unit_vectors(vectors)
+    n = len(unit)
+    similarity = np.full((n, len(members)), np.nan, dtype=np.float32)
+    best = np.full(n, -np.inf, dtype=np.float32)
+    nearest = np.full(n, -1, dtype=np.int64)
+    for column, member_ids in enumerate(members):
+        member_ids = np.asarray(member_ids, dtype=np.int64)
+        if len(member_ids) == 0:
+            continue
+        index = faiss.IndexFlatIP(unit.shape[1])
+        index.add(unit[member_ids])
+        search = min(len(member_ids), k + 1)
+        for start in range(0, n, _QUERY_BATCH):
+            stop = min(n, start + _QUERY_BATCH)
+            sims, found = index.search(unit[start:stop], search)
+            ids = member_ids[np.maximum(found, 0)]
+            valid = (found >= 0) & (ids != np.arange(start, stop)[:, None])
+            valid &= np.cumsum(valid, axis=1) <= k
+            counts = valid.sum(axis=1)
+            totals = np.where(valid, sims, 0.0).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                similarity[start:stop, column] = np.where(counts > 0, totals / counts, np.nan)
+            # The first valid hit is the class's nearest other member.
+            first = np.argmax(valid, axis=1)
+            rows = np.arange(stop - start)
+            top = np.where(counts > 0, sims[rows, first], -np.inf)
+            closer = top > best[start:stop]
+            best[start:stop][closer] = top[closer]
+            nearest[start:stop][closer] = ids[rows, first][closer]
+    return ClassNeighbourhoods(similarity, nearest)
+
+
+def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Class probabilities from class similarities: a softmax whose temperature best explains the labels.
+
+    Similarities are cosines on an encoder-specific scale; one temperature fitted by maximum likelihood
+    against the given labels turns them into probabilities as confident as they have earned on this
+    dataset. A class with no other member (NaN) gets no probability mass before the floor.
+    """
+    from scipy.optimize import minimize_scalar
+
+    scores = np.where(np.isnan(similarity), -1.0, similarity).astype(np.float64)
+    rows = np.arange(len(labels))
+
+    def scaled(temperature: float) -> np.ndarray:
+        logits = scores * temperature
+        return logits - logits.max(axis=1, keepdims=True)
+
+    def negative_log_likelihood(temperature: float) -> float:
+        logits = scaled(temperature)
+        return float(-(logits[rows, labels] - np.log(np.exp(logits).sum(axis=1))).mean())
+
+    temperature = minimize_scalar(negative_log_likelihood, bounds=(0.1, 1000.0), method="bounded").x
+    probs = np.exp(scaled(float(temperature)))
+    probs = np.clip(probs / probs.sum(axis=1, keepdims=True), 1e-6, None)
+    return probs / probs.sum(axis=1, keepdims=True)
