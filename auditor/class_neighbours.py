@@ -1,7 +1,7 @@
 """How close each image comes to each class: mean cosine similarity to the class's nearest members.
 
 Two checks read this. An image that shows two classes sits near the members of both, where a
-classifier trained on the labels may still commit to one (``ambiguous`` averages the two views). An
+classifier trained on the labels may still commit to one (``ambiguous`` pools the two views). An
 image that belongs to no class is far from the nearest members of *every* class (``outliers``);
 asking per class, rather than for the nearest images overall, means a few junk images filed under
 different classes cannot shelter each other, as they would in a global neighbour search.
