@@ -78,22 +78,32 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
 
     Similarities are cosines on an encoder-specific scale; one temperature fitted by maximum likelihood
     against the given labels turns them into probabilities as confident as they have earned on this
-    dataset. A class with no other member (NaN) gets no probability mass before the floor.
+    dataset. A class with no other member (NaN) gets only the probability floor; images whose own class
+    has no other member say nothing about the temperature and are left out of the fit.
     """
     from scipy.optimize import minimize_scalar
 
-    scores = np.where(np.isnan(similarity), -1.0, similarity).astype(np.float64)
+    known = ~np.isnan(similarity)
+    scores = np.where(known, similarity, 0.0).astype(np.float64)
     rows = np.arange(len(labels))
+    informative = known[rows, labels]
 
-    def scaled(temperature: float) -> np.ndarray:
-        logits = scores * temperature
-        return logits - logits.max(axis=1, keepdims=True)
+    def logits(temperature: float) -> np.ndarray:
+        scaled = np.where(known, scores * temperature, -np.inf)
+        peak = np.max(np.where(known, scaled, -np.inf), axis=1, keepdims=True)
+        return scaled - np.where(np.isfinite(peak), peak, 0.0)
 
     def negative_log_likelihood(temperature: float) -> float:
-        logits = scaled(temperature)
-        return float(-(logits[rows, labels] - np.log(np.exp(logits).sum(axis=1))).mean())
+        scaled = logits(temperature)[informative]
+        own = scaled[np.arange(len(scaled)), labels[informative]]
+        return float(-(own - np.log(np.exp(scaled).sum(axis=1))).mean())
 
-    temperature = minimize_scalar(negative_log_likelihood, bounds=(0.1, 1000.0), method="bounded").x
-    probs = np.exp(scaled(float(temperature)))
-    probs = np.clip(probs / probs.sum(axis=1, keepdims=True), 1e-6, None)
+    temperature = 1.0
+    if informative.any():
+        temperature = float(minimize_scalar(negative_log_likelihood, bounds=(0.1, 1000.0), method="bounded").x)
+    weights = np.exp(logits(temperature))
+    totals = weights.sum(axis=1, keepdims=True)
+    # A vector with no known class at all (nothing to compare with) gets a flat row.
+    probs = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), 1.0 / similarity.shape[1])
+    probs = np.clip(probs, 1e-6, None)
     return probs / probs.sum(axis=1, keepdims=True)

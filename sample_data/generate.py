@@ -150,6 +150,14 @@ def main() -> None:
     planted["unreadable"] += ["train/circle/empty.png", "train/square/notes.jpg", "val/triangle/truncated.png",
                               "train/star/bomb.png"]
 
+    # Ambiguous, continued: 50/50 blends of two classes' pictures (made last, so the files above stay as
+    # they were: PIL's noise draws from one process-wide random stream).
+    blend_rng = random.Random(20261123)
+    for a, b, i in [("circle", "star", 0), ("square", "triangle", 1), ("star", "circle", 2)]:
+        rel = f"train/{a}/blend_{a}_{b}_{i}.png"
+        save(Image.blend(make_image([a], blend_rng), make_image([b], blend_rng), 0.5), ROOT / rel)
+        planted["ambiguous"].append({"path": rel, "classes": [a, b]})
+
     (ROOT / "planted.json").write_text(json.dumps(planted, indent=2) + "\n")
 
 

@@ -154,7 +154,11 @@ def test_sample_data_planted_problems(tmp_path: Path) -> None:
             assert set(group) <= by_kind.get(kind, set()), kind
     planted_errors = {item["path"] for item in planted["label_error"]}
     assert len(planted_errors & by_kind["label_error"]) >= 3
-    assert "train/square/blank_black.png" in by_kind["outlier"]
+    assert set(planted["outlier"]) <= by_kind["outlier"]
+    ambiguous = {f.path: f for f in result.findings if f.check == "ambiguous"}
+    named = [item for item in planted["ambiguous"]
+             if item["path"] in ambiguous and set(item["classes"]) <= set(ambiguous[item["path"]].classes)]
+    assert len(named) >= 4, [item["path"] for item in named]
 
     from auditor.report import ReportFormat, ReportOptions, render_results
 

@@ -10,7 +10,7 @@ sees both, and their errors differ. They are pooled log-linearly (a weighted geo
 temperature-scaled to this dataset: one power, fitted by maximum likelihood against the given labels,
 makes the probabilities as confident as the evidence has earned here. A class is *plausible* for an
 image when its calibrated probability is at least ``min_relative_probability`` of the top class's and
-the image's split is unusual for the dataset; an image with two or more plausible classes is
+the image's split lies beyond the dataset's Tukey fence; an image with two or more plausible classes is
 ambiguous. ``classes`` lists the given label first, then the competing plausible classes (strongest
 first); ``score`` is the second-strongest over the strongest plausible probability (1.0: an even split).
 
@@ -34,8 +34,6 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, p
 from auditor.class_neighbours import similarity_probabilities
 from auditor.findings import Finding, Severity
 
-# MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
-_MAD_TO_SIGMA = 1.4826
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
 _TEMPERATURE_BOUNDS = (0.05, 100.0)
 
@@ -45,10 +43,10 @@ class AmbiguousParams(BaseModel):
     # A class is plausible for an image when its calibrated probability is at least this fraction of
     # the top class's; two or more plausible classes make the image ambiguous.
     min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
-    # ...and the image's split (log of second/top probability) must exceed the dataset's median split by
-    # this many robust standard deviations (1.4826 x MAD), so a classifier unsure of every image flags
-    # only the images it is unusually unsure of.
-    min_robust_z: float = Field(2.0, ge=0.0)
+    # ...and the image's split (second/top probability) must lie beyond Tukey's fence: the dataset's
+    # upper-quartile split plus this many interquartile ranges. A classifier unsure of every image so
+    # flags only the images it is unusually unsure of; a confident one leaves the floor above in charge.
+    fence_iqr: float = Field(1.5, ge=0.0)
     # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
     # rest is the cross-validated regression (0: regression only, 1: closeness only).
     closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
@@ -119,10 +117,10 @@ class AmbiguousCheck(Check):
         top = probs[np.arange(len(probs)), order[:, 0]]
         second = probs[np.arange(len(probs)), order[:, 1]]
         evenness = second / top
-        log_evenness = np.log(evenness)
-        median = float(np.median(log_evenness))
-        spread = _MAD_TO_SIGMA * float(np.median(np.abs(log_evenness - median)))
-        unusual = float(np.exp(median + params.min_robust_z * spread))
+        # Quartiles on the plain (bounded) scale: on a log scale the many near-zero splits of a confident
+        # classifier stretch the spread and push the fence up to where only encoder confusions remain.
+        lower, median, upper = (float(q) for q in np.quantile(evenness, [0.25, 0.5, 0.75]))
+        unusual = upper + params.fence_iqr * (upper - lower)
         relative = min(1.0, max(params.min_relative_probability, unusual))
         plausible = probs >= relative * top[:, None]
         given_plausible = plausible[np.arange(len(labels)), labels]
@@ -174,7 +172,7 @@ class AmbiguousCheck(Check):
             "sharpness": power,
             "closeness_weight": params.closeness_weight,
             "min_relative_probability": params.min_relative_probability,
-            "typical_evenness": float(np.exp(median)),
+            "typical_evenness": median,
             "relative_probability_used": relative,
             "ambiguous": len(findings),
             "not_reported_label_errors": int(excluded.sum()),

@@ -36,7 +36,7 @@ class OutlierParams(BaseModel):
 class OutliersCheck(Check):
     name = "outliers"
     produces = frozenset({"outlier"})
-    description = "images far from every other image in embedding space (blank, noise, other domain)"
+    description = "images far from every class in embedding space (blank, noise, other domain)"
     requires = frozenset({Requirement.EMBEDDINGS})
     Params = OutlierParams
 

@@ -52,7 +52,7 @@ INTROS = {
     "exact_duplicate": "Byte-identical or pixel-identical copies within a split.",
     "near_duplicate": "Visually near-identical images (re-encoded, resized, slightly edited).",
     "ambiguous": "Images whose evidence is split between several classes (candidates shown).",
-    "outlier": "Images far from every other image in the dataset.",
+    "outlier": "Images far from every class in the dataset (blank, noise, another domain).",
 }
 
 

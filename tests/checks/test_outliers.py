@@ -80,3 +80,20 @@ def test_scan_flags_planted_image(tmp_path: Path, kind: str) -> None:
     flagged = [f.path for f in result.findings if f.check == "outlier"]
     assert f"circle/{kind}.png" in flagged
     assert len(flagged) <= 2
+
+
+def test_junk_filed_under_different_classes_does_not_shelter() -> None:
+    """Five near-identical junk vectors spread over the classes: each is far from every class.
+
+    Their nearest images overall are each other, so a search over all images would call them typical.
+    """
+    rng = np.random.default_rng(SEED)
+    inliers = clusters()
+    labels = [name for name in ("a", "b", "c") for _ in range(40)]
+    junk = -np.ones((5, 32)) * 4.0 + rng.normal(scale=0.05, size=(5, 32))
+    vectors = np.vstack([inliers, junk])
+    ctx = make_context(vectors, list(range(len(vectors))), [*labels, "a", "b", "c", "a", "b"])
+    result = OutliersCheck(OutlierParams()).run(ctx)
+    assert sorted(f.path for f in result.findings) == [f"img_{i:03d}.png" for i in range(120, 125)]
+    assert {f.details["closest_class"] for f in result.findings} <= {"a", "b", "c"}
+    assert result.summary["per_class"] is True
