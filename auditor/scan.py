@@ -37,6 +37,7 @@ from auditor.findings import (
 from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, parquet_writer
 from auditor.parallel import ordered_map
+from auditor.zero_shot import ClassPrompts, class_prompts, zero_shot_decision
 
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
@@ -153,6 +154,11 @@ def run_scan(
     embedding_rows, vectors, embed_stats = _embed(images, dataset, discovery, encoder, config, observer, warnings)
     images["embedding_row"] = embedding_rows
     timings["embed"] = time.perf_counter() - started
+    started = time.perf_counter()
+    labelled_classes = sorted(images.loc[images["embedding_row"] >= 0, "label"].dropna().unique().tolist())
+    prompts, zero_shot = _class_prompts(encoder, encoder_info, labelled_classes, config, warnings)
+    if prompts is not None:
+        timings["zero_shot_prompts"] = time.perf_counter() - started
 
     # Checks.
     context = CheckContext(
@@ -163,6 +169,7 @@ def run_scan(
         empty_classes=discovery.empty_classes,
         encoder=encoder_info,
         config=config,
+        prompts=prompts,
     )
     findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, warnings)
     timings["checks"] = check_timings
@@ -194,6 +201,7 @@ def run_scan(
         timings["write"] = time.perf_counter() - started
         run = _run_record(dataset, manifest, discovery, images, encoder_info, config, embed_stats, timings,
                           findings, check_summaries, warnings)
+        run["zero_shot"] = zero_shot
         staged.add(out_dir / RUN_FILE, json_writer(run))
         staged.commit()
     return ScanResult(out_dir, findings, output_images, run, encoder_info, warnings)
@@ -305,6 +313,25 @@ def _images_table(frame: pd.DataFrame) -> pa.Table:
                 column = column.astype(object).where(column.notna(), None)
             base = base.append_column(name, pa.array(column.tolist()))
     return base.replace_schema_metadata({"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "images"})
+
+
+def _class_prompts(
+    encoder: Any, info: EncoderInfo, classes: list[str], config: AuditConfig, warnings: list[str]
+) -> tuple[ClassPrompts | None, dict[str, Any]]:
+    """Class prompt embeddings for zero-shot evidence, and what run.json records about them."""
+    use, reason = zero_shot_decision(encoder, info, config.zero_shot)
+    if use and len(classes) < 2:
+        use, reason = False, "fewer than two classes"
+    record: dict[str, Any] = {"used": False, "reason": reason}
+    if not use:
+        return None, record
+    try:
+        prompts = class_prompts(encoder, classes, config.zero_shot)
+    except Exception as exc:  # noqa: BLE001 - zero-shot is extra evidence; the scan goes on without it
+        warnings.append(f"zero-shot class prompts failed, continuing without them: {type(exc).__name__}: {exc}")
+        return None, {"used": False, "reason": f"failed: {type(exc).__name__}: {exc}"}
+    record.update(used=True, prompts=prompts.prompts, classes=prompts.classes)
+    return prompts, record
 
 
 def _run_record(

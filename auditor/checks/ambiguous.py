@@ -14,6 +14,11 @@ the image's split lies beyond the dataset's Tukey fence; an image with two or mo
 ambiguous. ``classes`` lists the given label first, then the competing plausible classes (strongest
 first); ``score`` is the second-strongest over the strongest plausible probability (1.0: an even split).
 
+Zero-shot: when the scan computed CLIP class prompts (``zero_shot.py``), their similarities are a third,
+label-free view, judged alone by the same rule rather than pooled (a geometric pool lets confident
+embedding views veto what only the prompts see); an image it finds split, with the given label among the
+plausible classes, is reported too, and ``details.evidence`` says which view found it.
+
 Overlap with ``label_error``: an image whose given label is implausible (cleanlab's
 ``find_label_issues`` on the label-error probabilities, the context's ``label_issue_mask``) is reported
 only as a label error, unless the given label is itself one of the plausible classes; then the evidence
@@ -23,6 +28,7 @@ is split between the given label and another class, and it is reported as ambigu
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -50,6 +56,10 @@ class AmbiguousParams(BaseModel):
     # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
     # rest is the cross-validated regression (0: regression only, 1: closeness only).
     closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Also flag images whose zero-shot evidence alone (similarity to CLIP class prompts, temperature fitted
+    # to the labels) is split by the same rule, the given label among the plausible classes; only when the
+    # scan computed class prompts ([zero_shot]). Unmeasured here: no pretrained weights on these machines.
+    zero_shot: bool = True
     # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
     calibrate: bool = True
     # How many of the class pairs sharing the most ambiguous images to list in run.json.
@@ -96,6 +106,34 @@ def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
     return probs / probs.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class Split:
+    """One view's verdict: which classes are plausible for each image, and how evenly split it is."""
+
+    probs: np.ndarray
+    order: np.ndarray  # classes by descending probability, per image
+    plausible: np.ndarray  # bool (n, classes)
+    evenness: np.ndarray  # second / top probability
+    typical: float  # median evenness
+    relative: float  # the plausibility bar actually used (floor or fence)
+
+    @property
+    def candidates(self) -> np.ndarray:
+        return self.plausible.sum(axis=1) >= 2
+
+
+def split_of(probs: np.ndarray, params: AmbiguousParams) -> Split:
+    order = np.argsort(-probs, axis=1, kind="stable")
+    rows = np.arange(len(probs))
+    top = probs[rows, order[:, 0]]
+    evenness = probs[rows, order[:, 1]] / top
+    # Quartiles on the plain (bounded) scale: on a log scale the many near-zero splits of a confident
+    # classifier stretch the spread and push the fence up to where only encoder confusions remain.
+    lower, median, upper = (float(q) for q in np.quantile(evenness, [0.25, 0.5, 0.75]))
+    relative = min(1.0, max(params.min_relative_probability, upper + params.fence_iqr * (upper - lower)))
+    return Split(probs, order, probs >= relative * top[:, None], evenness, median, relative)
+
+
 class AmbiguousCheck(Check):
     name = "ambiguous"
     description = "images whose out-of-sample class evidence is split between two or more classes"
@@ -107,75 +145,94 @@ class AmbiguousCheck(Check):
         assert isinstance(params, AmbiguousParams)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
+        rows_n = np.arange(len(labels))
         evidence = ctx.regression_probs
         if params.closeness_weight > 0:
             closeness = similarity_probabilities(self._labelled_similarity(ctx), labels)
             evidence = pooled(evidence, closeness, params.closeness_weight)
         power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
-        probs = sharpen(evidence, power)
-        order = np.argsort(-probs, axis=1, kind="stable")
-        top = probs[np.arange(len(probs)), order[:, 0]]
-        second = probs[np.arange(len(probs)), order[:, 1]]
-        evenness = second / top
-        # Quartiles on the plain (bounded) scale: on a log scale the many near-zero splits of a confident
-        # classifier stretch the spread and push the fence up to where only encoder confusions remain.
-        lower, median, upper = (float(q) for q in np.quantile(evenness, [0.25, 0.5, 0.75]))
-        unusual = upper + params.fence_iqr * (upper - lower)
-        relative = min(1.0, max(params.min_relative_probability, unusual))
-        plausible = probs >= relative * top[:, None]
-        given_plausible = plausible[np.arange(len(labels)), labels]
-        candidates = plausible.sum(axis=1) >= 2
+        embedded = split_of(sharpen(evidence, power), params)
+        given_plausible = embedded.plausible[rows_n, labels]
         label_errors = ctx.label_issue_mask
-        excluded = candidates & label_errors & ~given_plausible
-        flagged = np.flatnonzero(candidates & ~excluded)
+        excluded = embedded.candidates & label_errors & ~given_plausible
+        by_embeddings = embedded.candidates & ~excluded
+
+        zero_shot: Split | None = None
+        by_zero_shot = np.zeros(len(labels), dtype=bool)
+        if params.zero_shot and ctx.zero_shot_similarity is not None:
+            zero_shot = split_of(similarity_probabilities(ctx.zero_shot_similarity, labels), params)
+            # Label-free evidence that leaves out the given label is a label question, not ambiguity.
+            by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows_n, labels]
 
         findings: list[Finding] = []
         pair_counts: Counter[tuple[str, str]] = Counter()
         per_class: Counter[str] = Counter()
         rows = ctx.labelled
-        for i in flagged:
+        score = embedded.evenness.copy()
+        for i in np.flatnonzero(by_embeddings | by_zero_shot):
             row = rows.iloc[i]
             given = classes[labels[i]]
-            competing = [classes[c] for c in order[i] if plausible[i, c] and c != labels[i]]
+            # The view that reports the image describes it; both views' plausible classes are named.
+            view = embedded if by_embeddings[i] else zero_shot
+            assert view is not None
+            plausible = view.plausible[i] | (zero_shot.plausible[i] if zero_shot is not None and by_zero_shot[i]
+                                             else False)
+            competing = [classes[c] for c in view.order[i] if plausible[c] and c != labels[i]]
+            competing += [classes[c] for c in np.flatnonzero(plausible)
+                          if c != labels[i] and classes[c] not in competing]
             named = (given, *competing)
             per_class[given] += 1
             pair_counts.update(tuple(sorted(pair)) for pair in combinations(named, 2))
-            shown = ", ".join(f"{classes[c]} {probs[i, c]:.2f}" for c in order[i] if plausible[i, c])
-            note = "" if given_plausible[i] else f"; the given label {given!r} is not among them"
+            score[i] = max(embedded.evenness[i] if by_embeddings[i] else 0.0,
+                           zero_shot.evenness[i] if zero_shot is not None and by_zero_shot[i] else 0.0)
+            shown = ", ".join(f"{classes[c]} {view.probs[i, c]:.2f}" for c in view.order[i] if view.plausible[i, c])
+            note = "" if view.plausible[i, labels[i]] else f"; the given label {given!r} is not among them"
+            source = "" if view is embedded else " (zero-shot class prompts)"
+            details: dict[str, Any] = {
+                "probabilities": {classes[c]: float(embedded.probs[i, c]) for c in embedded.order[i]
+                                  if embedded.plausible[i, c] or plausible[c]},
+                "given_label_probability": float(embedded.probs[i, labels[i]]),
+                "given_label_plausible": bool(given_plausible[i]),
+                "also_label_error": bool(label_errors[i]),
+                "evidence": [name for name, hit in (("embeddings", by_embeddings[i]), ("zero_shot", by_zero_shot[i]))
+                             if hit],
+                "sharpness": power,
+            }
+            if zero_shot is not None:
+                details["zero_shot_probabilities"] = {
+                    classes[c]: float(zero_shot.probs[i, c]) for c in zero_shot.order[i] if plausible[c]}
             findings.append(
                 Finding(
                     check=self.name,
                     severity=Severity.WARNING,
-                    message=f"evidence split between {int(plausible[i].sum())} classes ({shown}){note}",
+                    message=f"evidence{source} split between {int(view.plausible[i].sum())} classes ({shown}){note}",
                     path=row["path"],
                     label=given,
                     split=plain(row["split"]),
                     sha256=plain(row["sha256"]),
-                    score=float(evenness[i]),
+                    score=float(score[i]),
                     classes=named,
-                    details={
-                        "probabilities": {
-                            classes[c]: float(probs[i, c]) for c in order[i] if plausible[i, c]
-                        },
-                        "given_label_probability": float(probs[i, labels[i]]),
-                        "given_label_plausible": bool(given_plausible[i]),
-                        "also_label_error": bool(label_errors[i]),
-                        "sharpness": power,
-                    },
+                    details=details,
                 )
             )
 
         column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
-        column.loc[rows.index] = evenness
+        column.loc[rows.index] = score
         counts = rows["label"].value_counts()
         summary: dict[str, Any] = {
             "sharpness": power,
             "closeness_weight": params.closeness_weight,
             "min_relative_probability": params.min_relative_probability,
-            "typical_evenness": median,
-            "relative_probability_used": relative,
+            "typical_evenness": embedded.typical,
+            "relative_probability_used": embedded.relative,
+            "zero_shot": None if zero_shot is None else {
+                "typical_evenness": zero_shot.typical,
+                "relative_probability_used": zero_shot.relative,
+                "flagged": int(by_zero_shot.sum()),
+                "flagged_only_by_zero_shot": int((by_zero_shot & ~by_embeddings).sum()),
+            },
             "ambiguous": len(findings),
-            "not_reported_label_errors": int(excluded.sum()),
+            "not_reported_label_errors": int((excluded & ~by_zero_shot).sum()),
             "per_class": {
                 name: {"ambiguous": per_class[name], "images": int(counts.get(name, 0)),
                        "rate": per_class[name] / max(int(counts.get(name, 0)), 1)}

@@ -20,6 +20,7 @@ from auditor.class_neighbours import ClassNeighbourhoods
 from auditor.config import AuditConfig
 from auditor.encoders.base import EncoderInfo
 from auditor.findings import Finding
+from auditor.zero_shot import ClassPrompts
 
 
 class Requirement(StrEnum):
@@ -43,6 +44,8 @@ class CheckContext:
     empty_classes: dict[str | None, list[str]]
     encoder: EncoderInfo
     config: AuditConfig
+    # CLIP text embeddings of the class prompts, when zero-shot evidence is available (see zero_shot.py).
+    prompts: ClassPrompts | None = None
 
     @cached_property
     def embedded(self) -> pd.DataFrame:
@@ -106,6 +109,17 @@ class CheckContext:
         params = self.config.check_params("label_errors")
         assert isinstance(params, LabelErrorsParams)
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
+
+    @cached_property
+    def zero_shot_similarity(self) -> np.ndarray | None:
+        """Cosine of each ``labelled`` image to each ``labelled_classes`` prompt vector; None without prompts."""
+        if self.prompts is None:
+            return None
+        index = {name: i for i, name in enumerate(self.prompts.classes)}
+        vectors = self.prompts.vectors[[index[name] for name in self.labelled_classes]]
+        images = self.labelled_embeddings / np.maximum(
+            np.linalg.norm(self.labelled_embeddings, axis=1, keepdims=True), 1e-12)
+        return np.asarray(images @ vectors.T, dtype=np.float64)
 
     @cached_property
     def distinct_vector_of(self) -> np.ndarray:

@@ -37,6 +37,15 @@ class Encoder(Protocol):
         ...
 
 
+@runtime_checkable
+class TextEncoder(Protocol):
+    """An encoder that also embeds text into its image space (CLIP): class prompts for zero-shot evidence."""
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) L2-normalised float32, comparable by cosine with ``embed`` outputs."""
+        ...
+
+
 @dataclass(frozen=True)
 class EncoderInfo:
     """What the outputs record about the encoder that really ran."""

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams, fit_sharpness, sharpen
 from auditor.checks.base import CheckContext
+from auditor.zero_shot import ClassPrompts
 from tests.conftest import synthetic_context
 
 SEED = 7
@@ -118,3 +119,41 @@ def test_sharpening_recovers_a_flattened_classifier() -> None:
 def test_unknown_param_is_rejected() -> None:
     with pytest.raises(ValidationError):
         AmbiguousParams(min_relative=0.2)  # type: ignore[call-arg]
+
+
+def test_zero_shot_evidence_can_reveal_a_second_class() -> None:
+    """An image the embeddings place firmly in cat, but whose prompt similarities split cat/dog evenly.
+
+    Prompts for class c point along its cluster axis plus an axis of their own (c + 5); the planted image
+    carries dog's prompt axis, which no training image has, so only zero-shot evidence sees the dog.
+    """
+    rng = np.random.default_rng(SEED)
+    dim = 16
+    vectors, labels, paths = [], [], []
+    for c, name in enumerate(CLASSES):
+        for i in range(50):
+            vectors.append(np.eye(dim)[c] * 3.0 + rng.normal(scale=0.35, size=dim))
+            labels.append(name)
+            paths.append(f"{name}/{i:03d}.png")
+    vectors.append(np.eye(dim)[0] * 3.0 + np.eye(dim)[1 + 5] * 3.0)
+    labels.append("cat")
+    paths.append("cat/with_dog.png")
+    prompt_vectors = np.stack([np.eye(dim)[c] + np.eye(dim)[c + 5] for c in range(len(CLASSES))])
+    prompts = ClassPrompts(list(CLASSES), (prompt_vectors / np.sqrt(2)).astype(np.float32), ["a photo of a {}."])
+
+    without, summary = run(make_context(np.array(vectors), labels, paths))
+    assert "cat/with_dog.png" not in without and summary["zero_shot"] is None
+
+    ctx = make_context(np.array(vectors), labels, paths)
+    ctx.prompts = prompts
+    found, summary = run(ctx)
+    with_dog = found["cat/with_dog.png"]
+    assert with_dog.classes == ("cat", "dog") and with_dog.details["evidence"] == ["zero_shot"]
+    assert "zero-shot" in with_dog.message and with_dog.score == pytest.approx(1.0, abs=1e-3)
+    assert summary["zero_shot"]["flagged_only_by_zero_shot"] >= 1
+    assert len(found) <= 1 + 0.02 * 150
+
+    ctx = make_context(np.array(vectors), labels, paths)
+    ctx.prompts = prompts
+    switched_off, _ = run(ctx, zero_shot=False)
+    assert "cat/with_dog.png" not in switched_off
