@@ -134,6 +134,62 @@ def split_of(probs: np.ndarray, params: AmbiguousParams) -> Split:
     return Split(probs, order, probs >= relative * top[:, None], evenness, median, relative)
 
 
+@dataclass(frozen=True)
+class Ambiguity:
+    """Which ``labelled`` images are ambiguous and between which classes (``CheckContext.ambiguity``)."""
+
+    embedded: Split  # the pooled embedding views
+    zero_shot: Split | None  # the class prompts, when the scan computed them
+    power: float  # sharpening power fitted to the pooled views
+    by_embeddings: np.ndarray  # bool per image: the embedding views find it split
+    by_zero_shot: np.ndarray  # bool per image: the prompts alone find it split (given label plausible)
+    excluded: np.ndarray  # bool: split, but a label error whose given label is implausible
+    # Flagged image index -> class indices named, the given label first, then the competing classes.
+    named: dict[int, tuple[int, ...]]
+
+    def pair_counts(self) -> Counter[tuple[int, int]]:
+        """Ambiguous images per unordered class pair (an image naming three classes counts for each pair)."""
+        counts: Counter[tuple[int, int]] = Counter()
+        for classes in self.named.values():
+            counts.update(tuple(sorted(pair)) for pair in combinations(classes, 2))  # type: ignore[misc]
+        return counts
+
+
+def ambiguity(ctx: CheckContext, params: AmbiguousParams) -> Ambiguity:
+    labels = ctx.label_ids
+    rows = np.arange(len(labels))
+    evidence = ctx.regression_probs
+    if params.closeness_weight > 0:
+        positions = np.flatnonzero(ctx.embedded["label"].notna().to_numpy())
+        similarity = ctx.class_neighbourhoods.similarity[ctx.distinct_vector_of[positions]]
+        evidence = pooled(evidence, similarity_probabilities(similarity, labels), params.closeness_weight)
+    power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
+    embedded = split_of(sharpen(evidence, power), params)
+    given_plausible = embedded.plausible[rows, labels]
+    excluded = embedded.candidates & ctx.label_issue_mask & ~given_plausible
+    by_embeddings = embedded.candidates & ~excluded
+
+    zero_shot: Split | None = None
+    by_zero_shot = np.zeros(len(labels), dtype=bool)
+    if params.zero_shot and ctx.zero_shot_similarity is not None:
+        zero_shot = split_of(similarity_probabilities(ctx.zero_shot_similarity, labels), params)
+        # Label-free evidence that leaves out the given label is a label question, not ambiguity.
+        by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows, labels]
+
+    named: dict[int, tuple[int, ...]] = {}
+    for i in np.flatnonzero(by_embeddings | by_zero_shot):
+        view = embedded if by_embeddings[i] else zero_shot
+        assert view is not None
+        plausible = view.plausible[i].copy()
+        if zero_shot is not None and by_zero_shot[i]:
+            plausible |= zero_shot.plausible[i]
+        # The reporting view's order first, then any class only the other view found plausible.
+        competing = [int(c) for c in view.order[i] if plausible[c] and c != labels[i]]
+        competing += [int(c) for c in np.flatnonzero(plausible) if c != labels[i] and c not in competing]
+        named[int(i)] = (int(labels[i]), *competing)
+    return Ambiguity(embedded, zero_shot, power, by_embeddings, by_zero_shot, excluded, named)
+
+
 class AmbiguousCheck(Check):
     name = "ambiguous"
     description = "images whose out-of-sample class evidence is split between two or more classes"
@@ -143,64 +199,39 @@ class AmbiguousCheck(Check):
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
         assert isinstance(params, AmbiguousParams)
+        # The context's verdict (shared with class_overlap) when this check runs with the configured params.
+        verdict = ctx.ambiguity if params == ctx.config.check_params(self.name) else ambiguity(ctx, params)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
-        rows_n = np.arange(len(labels))
-        evidence = ctx.regression_probs
-        if params.closeness_weight > 0:
-            closeness = similarity_probabilities(self._labelled_similarity(ctx), labels)
-            evidence = pooled(evidence, closeness, params.closeness_weight)
-        power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
-        embedded = split_of(sharpen(evidence, power), params)
-        given_plausible = embedded.plausible[rows_n, labels]
+        embedded, zero_shot = verdict.embedded, verdict.zero_shot
         label_errors = ctx.label_issue_mask
-        excluded = embedded.candidates & label_errors & ~given_plausible
-        by_embeddings = embedded.candidates & ~excluded
-
-        zero_shot: Split | None = None
-        by_zero_shot = np.zeros(len(labels), dtype=bool)
-        if params.zero_shot and ctx.zero_shot_similarity is not None:
-            zero_shot = split_of(similarity_probabilities(ctx.zero_shot_similarity, labels), params)
-            # Label-free evidence that leaves out the given label is a label question, not ambiguity.
-            by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows_n, labels]
-
         findings: list[Finding] = []
-        pair_counts: Counter[tuple[str, str]] = Counter()
         per_class: Counter[str] = Counter()
         rows = ctx.labelled
         score = embedded.evenness.copy()
-        for i in np.flatnonzero(by_embeddings | by_zero_shot):
+        for i, named in verdict.named.items():
             row = rows.iloc[i]
             given = classes[labels[i]]
-            # The view that reports the image describes it; both views' plausible classes are named.
-            view = embedded if by_embeddings[i] else zero_shot
+            by_embeddings, by_zero_shot = bool(verdict.by_embeddings[i]), bool(verdict.by_zero_shot[i])
+            view = embedded if by_embeddings else zero_shot
             assert view is not None
-            plausible = view.plausible[i] | (zero_shot.plausible[i] if zero_shot is not None and by_zero_shot[i]
-                                             else False)
-            competing = [classes[c] for c in view.order[i] if plausible[c] and c != labels[i]]
-            competing += [classes[c] for c in np.flatnonzero(plausible)
-                          if c != labels[i] and classes[c] not in competing]
-            named = (given, *competing)
             per_class[given] += 1
-            pair_counts.update(tuple(sorted(pair)) for pair in combinations(named, 2))
-            score[i] = max(embedded.evenness[i] if by_embeddings[i] else 0.0,
-                           zero_shot.evenness[i] if zero_shot is not None and by_zero_shot[i] else 0.0)
+            score[i] = max(embedded.evenness[i] if by_embeddings else 0.0,
+                           zero_shot.evenness[i] if zero_shot is not None and by_zero_shot else 0.0)
             shown = ", ".join(f"{classes[c]} {view.probs[i, c]:.2f}" for c in view.order[i] if view.plausible[i, c])
             note = "" if view.plausible[i, labels[i]] else f"; the given label {given!r} is not among them"
             source = "" if view is embedded else " (zero-shot class prompts)"
             details: dict[str, Any] = {
-                "probabilities": {classes[c]: float(embedded.probs[i, c]) for c in embedded.order[i]
-                                  if embedded.plausible[i, c] or plausible[c]},
+                "probabilities": {classes[c]: float(embedded.probs[i, c]) for c in named},
                 "given_label_probability": float(embedded.probs[i, labels[i]]),
-                "given_label_plausible": bool(given_plausible[i]),
+                "given_label_plausible": bool(embedded.plausible[i, labels[i]]),
                 "also_label_error": bool(label_errors[i]),
-                "evidence": [name for name, hit in (("embeddings", by_embeddings[i]), ("zero_shot", by_zero_shot[i]))
+                "evidence": [name for name, hit in (("embeddings", by_embeddings), ("zero_shot", by_zero_shot))
                              if hit],
-                "sharpness": power,
+                "sharpness": verdict.power,
             }
             if zero_shot is not None:
-                details["zero_shot_probabilities"] = {
-                    classes[c]: float(zero_shot.probs[i, c]) for c in zero_shot.order[i] if plausible[c]}
+                details["zero_shot_probabilities"] = {classes[c]: float(zero_shot.probs[i, c]) for c in named}
             findings.append(
                 Finding(
                     check=self.name,
@@ -211,7 +242,7 @@ class AmbiguousCheck(Check):
                     split=plain(row["split"]),
                     sha256=plain(row["sha256"]),
                     score=float(score[i]),
-                    classes=named,
+                    classes=tuple(classes[c] for c in named),
                     details=details,
                 )
             )
@@ -219,8 +250,10 @@ class AmbiguousCheck(Check):
         column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
         column.loc[rows.index] = score
         counts = rows["label"].value_counts()
+        pairs = sorted(((tuple(classes[c] for c in pair), n) for pair, n in verdict.pair_counts().items()),
+                       key=lambda item: (-item[1], item[0]))
         summary: dict[str, Any] = {
-            "sharpness": power,
+            "sharpness": verdict.power,
             "closeness_weight": params.closeness_weight,
             "min_relative_probability": params.min_relative_probability,
             "typical_evenness": embedded.typical,
@@ -228,27 +261,16 @@ class AmbiguousCheck(Check):
             "zero_shot": None if zero_shot is None else {
                 "typical_evenness": zero_shot.typical,
                 "relative_probability_used": zero_shot.relative,
-                "flagged": int(by_zero_shot.sum()),
-                "flagged_only_by_zero_shot": int((by_zero_shot & ~by_embeddings).sum()),
+                "flagged": int(verdict.by_zero_shot.sum()),
+                "flagged_only_by_zero_shot": int((verdict.by_zero_shot & ~verdict.by_embeddings).sum()),
             },
             "ambiguous": len(findings),
-            "not_reported_label_errors": int((excluded & ~by_zero_shot).sum()),
+            "not_reported_label_errors": int((verdict.excluded & ~verdict.by_zero_shot).sum()),
             "per_class": {
                 name: {"ambiguous": per_class[name], "images": int(counts.get(name, 0)),
                        "rate": per_class[name] / max(int(counts.get(name, 0)), 1)}
                 for name in classes
             },
-            "top_pairs": [
-                {"classes": list(pair), "images": count}
-                for pair, count in sorted(pair_counts.items(), key=lambda item: (-item[1], item[0]))[
-                    : params.top_pairs
-                ]
-            ],
+            "top_pairs": [{"classes": list(pair), "images": n} for pair, n in pairs[: params.top_pairs]],
         }
         return CheckResult(findings, columns={"ambiguity": column}, summary=summary)
-
-    @staticmethod
-    def _labelled_similarity(ctx: CheckContext) -> np.ndarray:
-        """Class closeness rows for ``ctx.labelled`` (the neighbourhoods cover every embedded image)."""
-        positions = np.flatnonzero(ctx.embedded["label"].notna().to_numpy())
-        return ctx.class_neighbourhoods.similarity[ctx.distinct_vector_of[positions]]

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from auditor.config import AuditConfig
 from auditor.encoders.base import EncoderInfo
 from auditor.findings import Finding
 from auditor.zero_shot import ClassPrompts
+
+if TYPE_CHECKING:
+    from auditor.checks.ambiguous import Ambiguity
 
 
 class Requirement(StrEnum):
@@ -109,6 +112,16 @@ class CheckContext:
         params = self.config.check_params("label_errors")
         assert isinstance(params, LabelErrorsParams)
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
+
+    @cached_property
+    def ambiguity(self) -> Ambiguity:
+        """Which ``labelled`` images are ambiguous between which classes, with the ambiguous check's
+        configured params; class_overlap counts them per class pair."""
+        from auditor.checks.ambiguous import AmbiguousParams, ambiguity
+
+        params = self.config.check_params("ambiguous")
+        assert isinstance(params, AmbiguousParams)
+        return ambiguity(self, params)
 
     @cached_property
     def zero_shot_similarity(self) -> np.ndarray | None:

@@ -1,9 +1,13 @@
-"""Pairs of classes the classifier keeps confusing: candidates to merge or to define more sharply.
+"""Pairs of classes that overlap: candidates to merge, to define more sharply, or to allow multi-label.
 
-cleanlab's ``find_overlapping_classes`` reads the calibrated confident joint (the estimated share of
-the dataset labelled one class while belonging to the other) and sums both directions for each pair.
-A pair is reported when that mass is a large enough share of the two classes together: scattered
-label noise spreads thinly over every pair, while two ill-defined classes concentrate on one.
+Two signals, each judged against the pair's size. cleanlab's ``find_overlapping_classes`` reads the
+calibrated confident joint (the estimated share of the dataset labelled one class while belonging to
+the other) and sums both directions for each pair: scattered label noise spreads thinly over every
+pair, while two ill-defined classes concentrate on one. And the ambiguity verdict
+(``CheckContext.ambiguity``, the ambiguous check's rule) counts the images whose evidence names both
+classes: many images that honestly show both mean the classes are not exclusive. The same principle
+applies to it: a weak encoder unsure of many images spreads ambiguity over every pair, so a pair is
+reported only where ambiguity concentrates (``ambiguity_concentration``).
 """
 
 from __future__ import annotations
@@ -20,16 +24,21 @@ from auditor.findings import Finding, Severity
 class ClassOverlapParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Report a pair when its joint mass (images estimated to be labelled one class of the pair while
-    # belonging to the other, both directions) is at least this share of the two classes' images.
+    # belonging to the other, both directions), or its ambiguous images naming both classes, are at
+    # least this share of the two classes' mean size.
     min_pair_fraction: float = Field(0.1, gt=0.0, le=1.0)
-    # ...and at least this many images are estimated to be confused (so two stray images in tiny
-    # classes do not make a pair).
+    # ...and at least this many images are estimated to be confused, or ambiguous (so two stray images
+    # in tiny classes do not make a pair).
     min_images: int = Field(3, ge=1)
+    # Ambiguity makes a pair only when it concentrates there: the pair's ambiguous images must be at
+    # least this many times its share if all ambiguous images were spread over the class pairs in
+    # proportion to their sizes (an encoder unsure everywhere spreads them evenly).
+    ambiguity_concentration: float = Field(2.0, ge=1.0)
 
 
 class ClassOverlapCheck(Check):
     name = "class_overlap"
-    description = "pairs of classes that are often confused with each other (from the confident joint)"
+    description = "pairs of classes often confused (confident joint) or sharing many ambiguous images"
     requires = frozenset({Requirement.EMBEDDINGS, Requirement.LABELS})
     Params = ClassOverlapParams
 
@@ -42,36 +51,59 @@ class ClassOverlapCheck(Check):
         labels = ctx.label_ids
         joint = ctx.confident_joint
         class_mass = joint.sum(axis=1) + joint.sum(axis=0)
-        pairs = find_overlapping_classes(joint=joint, num_examples=len(labels))
-        findings: list[Finding] = []
-        listed: list[dict[str, Any]] = []
-        for pair in pairs.to_dict("records"):
-            a, b = int(pair["Class Index A"]), int(pair["Class Index B"])
+        sizes = np.bincount(labels, minlength=len(classes))
+        ambiguous = ctx.ambiguity.pair_counts()
+        by_pair: dict[tuple[int, int], dict[str, Any]] = {}
+        for pair in find_overlapping_classes(joint=joint, num_examples=len(labels)).to_dict("records"):
+            a, b = sorted((int(pair["Class Index A"]), int(pair["Class Index B"])))
             mass = float(pair["Joint Probability"])
-            overlapping = int(pair["Num Overlapping Examples"])
             # Each class's mass counted once: half of (its row + its column) of the joint.
             share = mass / max(float(class_mass[a] + class_mass[b]) / 2, 1e-12)
-            entry = {"classes": [classes[a], classes[b]], "joint_probability": mass,
-                     "overlapping_images": overlapping, "pair_fraction": share}
-            listed.append(entry)
-            if share < params.min_pair_fraction or overlapping < params.min_images:
+            by_pair[(a, b)] = {"joint_probability": mass, "overlapping_images": int(pair["Num Overlapping Examples"]),
+                               "pair_fraction": share}
+        for (a, b) in ambiguous:
+            by_pair.setdefault((a, b), {"joint_probability": 0.0, "overlapping_images": 0, "pair_fraction": 0.0})
+        findings: list[Finding] = []
+        listed: list[dict[str, Any]] = []
+        # Pair weights n_a * n_b over all class pairs: what an even spread of ambiguous images would give.
+        total_weight = (float(sizes.sum()) ** 2 - float(np.square(sizes, dtype=np.float64).sum())) / 2
+        total_ambiguous = sum(ambiguous.values())
+        for (a, b), entry in by_pair.items():
+            entry["ambiguous_images"] = ambiguous.get((a, b), 0)
+            entry["ambiguous_fraction"] = entry["ambiguous_images"] / max(float(sizes[a] + sizes[b]) / 2, 1.0)
+            expected = total_ambiguous * float(sizes[a]) * float(sizes[b]) / max(total_weight, 1.0)
+            entry["ambiguous_concentration"] = entry["ambiguous_images"] / max(expected, 1e-12)
+            listed.append({"classes": [classes[a], classes[b]], **entry})
+        listed.sort(key=lambda item: (-max(item["pair_fraction"], item["ambiguous_fraction"]), item["classes"]))
+        for entry in listed:
+            confused = entry["pair_fraction"] >= params.min_pair_fraction and (
+                entry["overlapping_images"] >= params.min_images)
+            shared = (entry["ambiguous_fraction"] >= params.min_pair_fraction
+                      and entry["ambiguous_images"] >= params.min_images
+                      and entry["ambiguous_concentration"] >= params.ambiguity_concentration)
+            if not (confused or shared):
                 continue
+            a_name, b_name = entry["classes"]
+            a, b = classes.index(a_name), classes.index(b_name)
+            reasons = []
+            if confused:
+                reasons.append(f"about {entry['overlapping_images']} image(s), {entry['pair_fraction']:.0%} of the "
+                               f"pair, are estimated to be labelled one while showing the other")
+            if shared:
+                reasons.append(f"{entry['ambiguous_images']} image(s), {entry['ambiguous_fraction']:.0%} of the pair, "
+                               f"show evidence of both (ambiguous)")
             findings.append(
                 Finding(
                     check=self.name,
                     severity=Severity.WARNING,
-                    message=(
-                        f"classes {classes[a]!r} and {classes[b]!r} overlap: about {overlapping} image(s), "
-                        f"{share:.0%} of the pair, are estimated to be labelled one while showing the other"
-                    ),
-                    classes=(classes[a], classes[b]),
-                    score=share,
+                    message=f"classes {a_name!r} and {b_name!r} overlap: " + "; ".join(reasons),
+                    classes=(a_name, b_name),
+                    score=max(entry["pair_fraction"] if confused else 0.0,
+                              entry["ambiguous_fraction"] if shared else 0.0),
                     details={
-                        "joint_probability": mass,
-                        "overlapping_images": overlapping,
-                        "pair_fraction": share,
-                        f"labelled_{classes[a]}_but_{classes[b]}": float(joint[a, b]),
-                        f"labelled_{classes[b]}_but_{classes[a]}": float(joint[b, a]),
+                        **{key: value for key, value in entry.items() if key != "classes"},
+                        f"labelled_{a_name}_but_{b_name}": float(joint[a, b]),
+                        f"labelled_{b_name}_but_{a_name}": float(joint[b, a]),
                     },
                 )
             )

@@ -97,6 +97,7 @@ def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
     assert between.details["given_label_plausible"] is False
 
     # Same data, but every image counts as a label error: only images whose given label is plausible stay.
+    ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
     ctx.__dict__["label_issue_mask"] = np.ones(len(ctx.labelled), dtype=bool)
     found_with_errors, summary = run(ctx)
     assert "cat/between_dog_fox.png" not in found_with_errors

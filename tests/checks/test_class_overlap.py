@@ -27,3 +27,25 @@ def test_separate_classes_are_not_reported() -> None:
     result = ClassOverlapCheck(ClassOverlapParams()).run(make_context(vectors, labels))
     assert result.findings == []
     assert result.summary["overlapping_pairs"] == 0
+
+
+def test_classes_sharing_many_ambiguous_images_are_reported() -> None:
+    """Ten cat/dog pictures sit halfway between the two clusters: the classes are not exclusive."""
+    from tests.conftest import synthetic_context
+
+    rng = np.random.default_rng(5)
+    names = ("cat", "dog", "fox")
+    centres = np.eye(3, 16) * 3.0
+    vectors = [centres[c] + rng.normal(scale=0.35, size=16) for c in range(3) for _ in range(50)]
+    labels = [name for name in names for _ in range(50)]
+    for i in range(10):
+        vectors.append((centres[0] + centres[1]) / 2 + rng.normal(scale=0.1, size=16))
+        labels.append(names[i % 2])
+    ctx = synthetic_context(np.array(vectors), labels)
+    result = ClassOverlapCheck(ClassOverlapParams()).run(ctx)
+    by_pair = {f.classes: f for f in result.findings}
+    assert ("cat", "dog") in by_pair and ("cat", "fox") not in by_pair and ("dog", "fox") not in by_pair
+    finding = by_pair[("cat", "dog")]
+    assert finding.details["ambiguous_images"] >= 8
+    assert "ambiguous" in finding.message
+    assert result.summary["top_pairs"][0]["classes"] == ["cat", "dog"]
