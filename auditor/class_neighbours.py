@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auditor.similarity import unit_rows
+
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 16_384
 
@@ -31,17 +33,11 @@ class ClassNeighbourhoods:
     nearest: np.ndarray
 
 
-def unit_vectors(vectors: np.ndarray) -> np.ndarray:
-    unit = np.array(vectors, dtype=np.float32, order="C", copy=True)
-    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    return unit
-
-
 def class_neighbourhoods(vectors: np.ndarray, members: list[np.ndarray], k: int) -> ClassNeighbourhoods:
     """``members[c]`` holds the indices of the vectors that belong to class ``c`` (a vector may be in several)."""
     import faiss
 
-    unit = unit_vectors(vectors)
+    unit = unit_rows(vectors)
     n = len(unit)
     similarity = np.full((n, len(members)), np.nan, dtype=np.float32)
     best = np.full(n, -np.inf, dtype=np.float32)
@@ -81,29 +77,13 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
     dataset. A class with no other member (NaN) gets only the probability floor; images whose own class
     has no other member say nothing about the temperature and are left out of the fit.
     """
-    from scipy.optimize import minimize_scalar
+    from auditor.probabilities import fit_temperature, softmax
 
-    known = ~np.isnan(similarity)
-    scores = np.where(known, similarity, 0.0).astype(np.float64)
-    rows = np.arange(len(labels))
-    informative = known[rows, labels]
-
-    def logits(temperature: float) -> np.ndarray:
-        scaled = np.where(known, scores * temperature, -np.inf)
-        peak = np.max(np.where(known, scaled, -np.inf), axis=1, keepdims=True)
-        return scaled - np.where(np.isfinite(peak), peak, 0.0)
-
-    def negative_log_likelihood(temperature: float) -> float:
-        scaled = logits(temperature)[informative]
-        own = scaled[np.arange(len(scaled)), labels[informative]]
-        return float(-(own - np.log(np.exp(scaled).sum(axis=1))).mean())
-
+    scores = np.where(np.isnan(similarity), -np.inf, similarity).astype(np.float64)
+    informative = np.isfinite(scores[np.arange(len(labels)), labels])
     temperature = 1.0
     if informative.any():
-        temperature = float(minimize_scalar(negative_log_likelihood, bounds=(0.1, 1000.0), method="bounded").x)
-    weights = np.exp(logits(temperature))
-    totals = weights.sum(axis=1, keepdims=True)
+        temperature = fit_temperature(scores[informative], labels[informative], (0.1, 1000.0))
     # A vector with no known class at all (nothing to compare with) gets a flat row.
-    probs = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), 1.0 / similarity.shape[1])
-    probs = np.clip(probs, 1e-6, None)
+    probs = np.clip(softmax(scores * temperature), 1e-6, None)
     return probs / probs.sum(axis=1, keepdims=True)

@@ -101,7 +101,7 @@ def out_of_sample_probabilities(
             continue
         train_x, test_x = _standardise(features[train], features[test])
         weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params)
-        probs[np.ix_(np.flatnonzero(test), present)] = _softmax(test_x @ weights + bias)
+        probs[np.ix_(np.flatnonzero(test), present)] = softmax(test_x @ weights + bias)
     probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
     return probs / probs.sum(axis=1, keepdims=True)
 
@@ -132,8 +132,9 @@ def knn_vote_probabilities(
     """
     import faiss
 
-    unit = np.ascontiguousarray(embeddings, dtype=np.float32)
-    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    from auditor.similarity import unit_rows
+
+    unit = unit_rows(embeddings)
     n = len(unit)
     copies = np.bincount(groups).max() if len(groups) else 1
     search = min(n, neighbours + int(copies))
@@ -180,17 +181,37 @@ def _select_c(features: np.ndarray, labels: np.ndarray, assignment: np.ndarray, 
     for c_value in REGULARISATION_GRID:
         weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params, start)
         start = np.concatenate([weights.ravel(), bias]).astype(np.float64)
-        probs = _softmax(test_x @ weights + bias)
+        probs = softmax(test_x @ weights + bias)
         loss = float(-np.log(np.clip(probs[np.arange(len(test_labels)), test_labels], 1e-12, None)).mean())
         if loss < best_loss:
             best, best_loss = c_value, loss
     return best
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; a ``-inf`` logit gets probability 0, and a row of only ``-inf`` becomes uniform."""
+    peak = logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits - np.where(np.isfinite(peak), peak, 0.0))
+    totals = exp.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, exp / np.where(totals > 0, totals, 1.0), 1.0 / logits.shape[1])
+
+
+def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float, float]) -> float:
+    """The factor ``t`` for which ``softmax(t * scores)`` best explains ``labels`` (maximum likelihood).
+
+    Temperature scaling: it makes scores on any scale (log-probabilities, cosines) as confident as they
+    have earned on these labels. ``scores`` may hold ``-inf`` (a class that cannot be), never at a label.
+    """
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(labels))
+
+    def negative_log_likelihood(temperature: float) -> float:
+        scaled = scores * temperature
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        return float(-(scaled[rows, labels] - np.log(np.exp(scaled).sum(axis=1))).mean())
+
+    return float(minimize_scalar(negative_log_likelihood, bounds=bounds, method="bounded").x)
 
 
 def _fit_softmax(

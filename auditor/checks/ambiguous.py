@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.class_neighbours import similarity_probabilities
 from auditor.findings import Finding, Severity
+from auditor.probabilities import fit_temperature, softmax
 
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
 _TEMPERATURE_BOUNDS = (0.05, 100.0)
@@ -72,19 +73,7 @@ def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
     ``t > 1`` sharpens probabilities a heavily regularised model left too flat; ``t < 1`` softens
     overconfident ones. It is the usual temperature scaling, written on log-probabilities.
     """
-    from scipy.optimize import minimize_scalar
-
-    logs = np.log(pred_probs)
-    rows = np.arange(len(labels))
-
-    def negative_log_likelihood(power: float) -> float:
-        scaled = logs * power
-        scaled -= scaled.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(scaled).sum(axis=1))
-        return float(-(scaled[rows, labels] - log_norm).mean())
-
-    result = minimize_scalar(negative_log_likelihood, bounds=_TEMPERATURE_BOUNDS, method="bounded")
-    return float(result.x)
+    return fit_temperature(np.log(pred_probs), labels, _TEMPERATURE_BOUNDS)
 
 
 def pooled(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
@@ -93,17 +82,11 @@ def pooled(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
     A class keeps mass only where both views give it some, so one view's stray mass on an unrelated
     class is damped, while a class both views find plausible stays plausible.
     """
-    logs = (1.0 - weight) * np.log(first) + weight * np.log(second)
-    logs -= logs.max(axis=1, keepdims=True)
-    probs = np.exp(logs)
-    return probs / probs.sum(axis=1, keepdims=True)
+    return softmax((1.0 - weight) * np.log(first) + weight * np.log(second))
 
 
 def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
-    scaled = np.log(pred_probs) * power
-    scaled -= scaled.max(axis=1, keepdims=True)
-    probs = np.exp(scaled)
-    return probs / probs.sum(axis=1, keepdims=True)
+    return softmax(np.log(pred_probs) * power)
 
 
 @dataclass(frozen=True)

@@ -130,9 +130,9 @@ class CheckContext:
             return None
         index = {name: i for i, name in enumerate(self.prompts.classes)}
         vectors = self.prompts.vectors[[index[name] for name in self.labelled_classes]]
-        images = self.labelled_embeddings / np.maximum(
-            np.linalg.norm(self.labelled_embeddings, axis=1, keepdims=True), 1e-12)
-        return np.asarray(images @ vectors.T, dtype=np.float64)
+        from auditor.similarity import unit_rows
+
+        return np.asarray(unit_rows(self.labelled_embeddings) @ vectors.T, dtype=np.float64)
 
     @cached_property
     def distinct_vector_of(self) -> np.ndarray:
@@ -142,13 +142,18 @@ class CheckContext:
         return identical_rows(self.embeddings[self.embedded["embedding_row"].to_numpy()])
 
     @cached_property
+    def distinct_first(self) -> np.ndarray:
+        """For each distinct vector id, the position in ``embedded`` of the first row that has it."""
+        return np.unique(self.distinct_vector_of, return_index=True)[1]
+
+    @cached_property
     def class_neighbourhoods(self) -> ClassNeighbourhoods:
         """Closeness of every distinct embedded vector (``distinct_vector_of``) to each ``labelled_classes``
         class; with no labelled image, to one pseudo-class holding every image."""
         from auditor.class_neighbours import class_neighbourhoods
 
         vector_of = self.distinct_vector_of
-        first = np.unique(vector_of, return_index=True)[1]
+        first = self.distinct_first
         vectors = self.embeddings[self.embedded["embedding_row"].to_numpy()[first]]
         labels = self.embedded["label"].to_numpy()
         if self.labelled_classes:

@@ -63,8 +63,6 @@ class ClassOverlapCheck(Check):
                                "pair_fraction": share}
         for (a, b) in ambiguous:
             by_pair.setdefault((a, b), {"joint_probability": 0.0, "overlapping_images": 0, "pair_fraction": 0.0})
-        findings: list[Finding] = []
-        listed: list[dict[str, Any]] = []
         # Pair weights n_a * n_b over all class pairs: what an even spread of ambiguous images would give.
         total_weight = (float(sizes.sum()) ** 2 - float(np.square(sizes, dtype=np.float64).sum())) / 2
         total_ambiguous = sum(ambiguous.values())
@@ -73,9 +71,10 @@ class ClassOverlapCheck(Check):
             entry["ambiguous_fraction"] = entry["ambiguous_images"] / max(float(sizes[a] + sizes[b]) / 2, 1.0)
             expected = total_ambiguous * float(sizes[a]) * float(sizes[b]) / max(total_weight, 1.0)
             entry["ambiguous_concentration"] = entry["ambiguous_images"] / max(expected, 1e-12)
-            listed.append({"classes": [classes[a], classes[b]], **entry})
-        listed.sort(key=lambda item: (-max(item["pair_fraction"], item["ambiguous_fraction"]), item["classes"]))
-        for entry in listed:
+        ranked = sorted(by_pair.items(), key=lambda item: (
+            -max(item[1]["pair_fraction"], item[1]["ambiguous_fraction"]), classes[item[0][0]], classes[item[0][1]]))
+        findings: list[Finding] = []
+        for (a, b), entry in ranked:
             confused = entry["pair_fraction"] >= params.min_pair_fraction and (
                 entry["overlapping_images"] >= params.min_images)
             shared = (entry["ambiguous_fraction"] >= params.min_pair_fraction
@@ -83,8 +82,7 @@ class ClassOverlapCheck(Check):
                       and entry["ambiguous_concentration"] >= params.ambiguity_concentration)
             if not (confused or shared):
                 continue
-            a_name, b_name = entry["classes"]
-            a, b = classes.index(a_name), classes.index(b_name)
+            a_name, b_name = classes[a], classes[b]
             reasons = []
             if confused:
                 reasons.append(f"about {entry['overlapping_images']} image(s), {entry['pair_fraction']:.0%} of the "
@@ -101,12 +99,13 @@ class ClassOverlapCheck(Check):
                     score=max(entry["pair_fraction"] if confused else 0.0,
                               entry["ambiguous_fraction"] if shared else 0.0),
                     details={
-                        **{key: value for key, value in entry.items() if key != "classes"},
+                        **entry,
                         f"labelled_{a_name}_but_{b_name}": float(joint[a, b]),
                         f"labelled_{b_name}_but_{a_name}": float(joint[b, a]),
                     },
                 )
             )
-        summary = {"overlapping_pairs": len(findings), "top_pairs": listed[:10],
+        listed = [{"classes": [classes[a], classes[b]], **entry} for (a, b), entry in ranked[:10]]
+        summary = {"overlapping_pairs": len(findings), "top_pairs": listed,
                    "dataset_noise_mass": float(1.0 - np.trace(joint))}
         return CheckResult(findings, summary=summary)

@@ -62,8 +62,7 @@ class OutliersCheck(Check):
         threshold = float(np.exp(median + params.robust_z * spread))
         classes = ctx.labelled_classes
         # One file per distinct vector, to name a nearest neighbour.
-        first = np.unique(vector_of, return_index=True)[1]
-        representative = embedded["path"].to_numpy()[first]
+        representative = embedded["path"].to_numpy()[ctx.distinct_first]
 
         findings: list[Finding] = []
         column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
