@@ -1,0 +1,342 @@
+"""Build measurement collections with planted problems, each with a ground-truth ``planted.json``.
+
+    python benchmarks/collections.py digits OUT/digits
+    python benchmarks/collections.py shapes OUT/shapes
+    python benchmarks/collections.py photos OUT/photos --source DIR [--source-note "repo@commit"]
+    python benchmarks/collections.py embed OUT/photos --model FILE.ort --out OUT/photos.cnn.parquet
+
+Collections (all in auditor's ``<split>/<class>/file`` layout, deterministic for a given seed):
+
+- ``digits``: scikit-learn's bundled ``load_digits`` (1,797 real 8x8 handwriting scans, 10 classes),
+  rendered dark-on-light, upscaled to 32 px RGB PNG, split 80/20 into train/test.
+- ``shapes``: drawn shapes from ``sample_data/generate.py`` (4 classes), split train/test.
+- ``photos``: any folder of real labelled photos in ``<split>/<class>/file`` or ``<class>/file`` layout,
+  given with ``--source`` (measured with the PyTorch transfer-learning tutorial's ``hymenoptera_data``,
+  ants/bees, 397 JPEGs, taken from the public GitHub repository zhangtao7750/syn at commit
+  f0503091488f67b6809a6da2eaa43c25f2f277fc). Real data is for measuring only: never commit it.
+- ``embed``: writes precomputed embeddings (``path``, ``embedding``) of a built collection with an ONNX
+  image model taking NHWC float32 RGB 0-255 at 224 px (e.g. fastdup 2.54's MobileNetV3-Large
+  ``UndisclosedFastdupModel2.ort``, CC BY-NC-ND: measure only, never copy it into a repository).
+
+Planted problems (``planted.json``), all paths relative to the collection root:
+
+- ``copies``: ``{"original", "copy", "transform", "cross_split"}``; transform is one of ``exact`` (same
+  bytes), ``resize``, ``jpeg`` (recompressed), ``brightness``, ``crop`` (central ~90%), ``exif_rotate``
+  (pixels stored rotated with an EXIF orientation tag that turns them back). A copy carries its
+  original's class; ``cross_split`` copies are split leaks.
+- ``label_flips``: ``{"path", "true_label", "given_label"}``: an image filed under a wrong class.
+- ``blends``: ``{"path", "classes", "given_label"}``: a 50/50 blend of two images of different classes
+  (their source images are not otherwise in the collection).
+- ``natural_copies``: pixel-identical pairs already present in the source data (not planted; a finding
+  on them is not a false positive).
+- ``clean``: images touched by no plant (not an original or copy, not flipped, not a blend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import io
+import json
+import random
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+COPY_TRANSFORMS = ("exact", "resize", "jpeg", "brightness", "crop", "exif_rotate")
+
+
+def transformed_copy(source: Path, dest_stem: Path, transform: str) -> Path:
+    """Write ``transform`` of ``source`` next to ``dest_stem`` (suffix chosen here); returns the path."""
+    dest_stem.parent.mkdir(parents=True, exist_ok=True)
+    if transform == "exact":
+        dest = dest_stem.with_suffix(source.suffix)
+        shutil.copyfile(source, dest)
+        return dest
+    with Image.open(source) as raw:
+        image = ImageOps.exif_transpose(raw).convert("RGB")
+    if transform == "resize":
+        w, h = image.size
+        dest = dest_stem.with_suffix(".png")
+        scale = 0.5 if min(w, h) >= 128 else 0.75
+        image.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.BICUBIC).save(dest)
+    elif transform == "jpeg":
+        dest = dest_stem.with_suffix(".jpg")
+        image.save(dest, quality=60)
+    elif transform == "brightness":
+        dest = dest_stem.with_suffix(".png")
+        ImageEnhance.Brightness(image).enhance(1.3).save(dest)
+    elif transform == "crop":
+        w, h = image.size
+        dx, dy = round(w * 0.05), round(h * 0.05)
+        dest = dest_stem.with_suffix(".png")
+        image.crop((dx, dy, w - dx, h - dy)).save(dest)
+    elif transform == "exif_rotate":
+        # Orientation 6: a viewer rotates the stored pixels 90 degrees clockwise, so store them rotated
+        # 90 degrees counter-clockwise; an EXIF-aware reader sees the original picture.
+        dest = dest_stem.with_suffix(".jpg")
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        image.transpose(Image.Transpose.ROTATE_90).save(dest, quality=95, exif=exif.tobytes())
+    else:
+        raise ValueError(transform)
+    return dest
+
+
+def pixel_digest(path: Path) -> str:
+    with Image.open(path) as raw:
+        image = ImageOps.exif_transpose(raw).convert("RGB")
+    return hashlib.sha256(image.tobytes() + str(image.size).encode()).hexdigest()
+
+
+def natural_copies(root: Path, paths: list[str]) -> list[list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for rel in paths:
+        groups[pixel_digest(root / rel)].append(rel)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+class Planter:
+    """Places originals, then plants copies/leaks/flips/blends over them and writes planted.json."""
+
+    def __init__(self, root: Path, seed: int, name: str, source: str) -> None:
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        self.root = root
+        self.rng = random.Random(seed)
+        # rel path -> (split, label)
+        self.items: dict[str, tuple[str, str]] = {}
+        self.planted: dict[str, Any] = {"collection": name, "source": source, "copies": [], "label_flips": [],
+                                        "blends": [], "natural_copies": [], "clean": []}
+        self.touched: set[str] = set()
+
+    def add(self, rel: str, split: str, label: str) -> None:
+        self.items[rel] = (split, label)
+
+    def _pick(self, count: int, split: str | None = None) -> list[str]:
+        pool = sorted(r for r, (s, _) in self.items.items() if r not in self.touched and (split is None or s == split))
+        chosen = self.rng.sample(pool, min(count, len(pool)))
+        self.touched.update(chosen)
+        return chosen
+
+    def plant_copies(self, transforms: list[str], leaks: int, splits: list[str]) -> None:
+        """One copy per entry of ``transforms``; the first ``leaks`` go to another split."""
+        originals = self._pick(len(transforms))
+        for i, (original, transform) in enumerate(zip(originals, transforms, strict=True)):
+            split, label = self.items[original]
+            cross = i < leaks and len(splits) > 1
+            dest_split = self.rng.choice([s for s in splits if s != split]) if cross else split
+            stem = Path(original).stem
+            prefix = f"{dest_split}/" if dest_split else ""
+            dest = transformed_copy(self.root / original, self.root / f"{prefix}{label}/copy{i:03d}_{transform}_{stem}",
+                                    transform)
+            rel = dest.relative_to(self.root).as_posix()
+            self.touched.add(rel)
+            self.planted["copies"].append({"original": original, "copy": rel, "transform": transform,
+                                           "cross_split": cross})
+
+    def plant_flips(self, count: int, classes: list[str]) -> None:
+        for rel in self._pick(count):
+            split, label = self.items.pop(rel)
+            given = self.rng.choice([c for c in classes if c != label])
+            prefix = f"{split}/" if split else ""
+            dest = f"{prefix}{given}/flip_{Path(rel).name}"
+            (self.root / dest).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / rel).rename(self.root / dest)
+            self.touched.discard(rel)
+            self.touched.add(dest)
+            self.items[dest] = (split, given)
+            self.planted["label_flips"].append({"path": dest, "true_label": label, "given_label": given})
+
+    def add_blend(self, image: Image.Image, split: str, classes: tuple[str, str], index: int) -> None:
+        given = classes[0]
+        prefix = f"{split}/" if split else ""
+        rel = f"{prefix}{given}/blend{index:03d}_{classes[0]}_{classes[1]}.png"
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        image.save(self.root / rel)
+        self.items[rel] = (split, given)
+        self.touched.add(rel)
+        self.planted["blends"].append({"path": rel, "classes": list(classes), "given_label": given})
+
+    def finish(self) -> dict[str, Any]:
+        all_paths = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        copies = {c["copy"] for c in self.planted["copies"]}
+        self.planted["natural_copies"] = natural_copies(self.root, [p for p in all_paths if p not in copies])
+        natural = {p for g in self.planted["natural_copies"] for p in g}
+        self.planted["clean"] = [p for p in all_paths if p not in self.touched and p not in natural]
+        self.planted["counts"] = {"images": len(all_paths), "copies": len(self.planted["copies"]),
+                                  "leaks": sum(c["cross_split"] for c in self.planted["copies"]),
+                                  "label_flips": len(self.planted["label_flips"]),
+                                  "blends": len(self.planted["blends"]), "clean": len(self.planted["clean"])}
+        (self.root / "planted.json").write_text(json.dumps(self.planted, indent=1) + "\n")
+        return self.planted
+
+
+def _copy_plan(rng: random.Random, per_transform: dict[str, int]) -> list[str]:
+    plan = [t for t, n in per_transform.items() for _ in range(n)]
+    rng.shuffle(plan)
+    return plan
+
+
+def build_digits(root: Path, seed: int = 0) -> dict[str, Any]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    planter = Planter(root, seed, "digits", "scikit-learn load_digits (1,797 real 8x8 scans)")
+    n = len(digits.target)
+    order = list(range(n))
+    planter.rng.shuffle(order)
+    blend_sources, kept = order[:40], order[40:]
+
+    def render(pixels: np.ndarray) -> Image.Image:
+        return Image.fromarray(np.uint8(255 - pixels * 15)).resize((32, 32), Image.Resampling.BICUBIC).convert("RGB")
+
+    for i in kept:
+        split = "test" if planter.rng.random() < 0.2 else "train"
+        label = f"digit_{digits.target[i]}"
+        rel = f"{split}/{label}/{i:04d}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        render(digits.images[i]).save(root / rel)
+        planter.add(rel, split, label)
+    classes = [f"digit_{d}" for d in range(10)]
+    plan = _copy_plan(planter.rng, {"exact": 12, "resize": 8, "jpeg": 8, "brightness": 8})
+    planter.plant_copies(plan, leaks=10, splits=["train", "test"])
+    planter.plant_flips(round(0.05 * n), classes)
+    # Blends of two different digits, from 40 images kept out of the collection.
+    index = 0
+    for a, b in zip(blend_sources[0::2], blend_sources[1::2], strict=True):
+        if digits.target[a] == digits.target[b]:
+            continue
+        blended = (digits.images[a] + digits.images[b]) / 2
+        planter.add_blend(render(blended), "train", (f"digit_{digits.target[a]}", f"digit_{digits.target[b]}"),
+                          index)
+        index += 1
+    return planter.finish()
+
+
+def _load_generator() -> Any:
+    path = Path(__file__).resolve().parents[1] / "sample_data" / "generate.py"
+    spec = importlib.util.spec_from_file_location("sample_generate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_shapes(root: Path, seed: int = 0, per_class: int = 60) -> dict[str, Any]:
+    gen = _load_generator()
+    planter = Planter(root, seed, "shapes", "sample_data/generate.py drawing code")
+    classes = list(gen.CLASSES)
+    draw_rng = random.Random(seed + 1)
+    for label in classes:
+        for i in range(per_class):
+            split = "test" if i % 5 == 0 else "train"
+            rel = f"{split}/{label}/{label}_{i:03d}.png"
+            gen.save(gen.make_image([label], draw_rng), root / rel)
+            planter.add(rel, split, label)
+    plan = _copy_plan(planter.rng, {"exact": 5, "resize": 5, "jpeg": 5, "brightness": 5, "crop": 5})
+    planter.plant_copies(plan, leaks=8, splits=["train", "test"])
+    planter.plant_flips(round(0.05 * len(planter.items)), classes)
+    for index in range(12):
+        a, b = draw_rng.sample(classes, 2)
+        blended = Image.blend(gen.make_image([a], draw_rng), gen.make_image([b], draw_rng), 0.5)
+        planter.add_blend(blended, "train", (a, b), index)
+    return planter.finish()
+
+
+def build_photos(root: Path, source: Path, note: str, seed: int = 0) -> dict[str, Any]:
+    """Copy a real labelled photo folder and plant problems over it."""
+    planter = Planter(root, seed, "photos", note)
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    splits: set[str] = set()
+    classes: set[str] = set()
+    for path in files:
+        parts = path.relative_to(source).parts
+        if len(parts) == 3:
+            split, label = parts[0], parts[1]
+        elif len(parts) == 2:
+            split, label = "", parts[0]
+        else:
+            continue
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception:  # noqa: BLE001 - skip what the source cannot decode; the benchmark wants real photos
+            continue
+        rel = "/".join(parts)
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, root / rel)
+        planter.add(rel, split, label)
+        splits.add(split)
+        classes.add(label)
+    plan = _copy_plan(planter.rng, {t: 6 for t in ("resize", "jpeg", "crop", "brightness", "exif_rotate")}
+                      | {"exact": 4})
+    planter.plant_copies(plan, leaks=10, splits=sorted(splits))
+    planter.plant_flips(round(0.05 * len(planter.items)), sorted(classes))
+    return planter.finish()
+
+
+def embed_collection(root: Path, model: Path, out: Path, size: int = 224, batch: int = 16) -> int:
+    """Embed every image of ``root`` with an NHWC 0-255 ONNX model (1 thread); write path+embedding Parquet."""
+    import onnxruntime as ort
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    vectors: list[np.ndarray] = []
+    for start in range(0, len(paths), batch):
+        arrays = []
+        for rel in paths[start:start + batch]:
+            with Image.open(root / rel) as raw:
+                image = ImageOps.exif_transpose(raw).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            arrays.append(np.asarray(image, dtype=np.float32))
+        output = session.run(None, {input_name: np.stack(arrays)})[0]
+        vectors.append(output.reshape(len(arrays), -1))
+    matrix = np.concatenate(vectors)
+    table = pa.table({"path": paths, "embedding": [row.tolist() for row in matrix]})
+    pq.write_table(table, out)
+    return len(paths)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["digits", "shapes", "photos", "embed"])
+    parser.add_argument("root", type=Path, help="collection folder to (re)build, or to embed")
+    parser.add_argument("--source", type=Path, help="photos: the real labelled photo folder")
+    parser.add_argument("--source-note", default="", help="photos: where the source came from (repo@commit)")
+    parser.add_argument("--model", type=Path, help="embed: ONNX model file (NHWC float32 RGB 0-255)")
+    parser.add_argument("--out", type=Path, help="embed: output Parquet")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.kind == "digits":
+        planted = build_digits(args.root, args.seed)
+    elif args.kind == "shapes":
+        planted = build_shapes(args.root, args.seed)
+    elif args.kind == "photos":
+        if args.source is None:
+            parser.error("photos needs --source DIR")
+        planted = build_photos(args.root, args.source, args.source_note or str(args.source), args.seed)
+    else:
+        if args.model is None or args.out is None:
+            parser.error("embed needs --model and --out")
+        print(f"embedded {embed_collection(args.root, args.model, args.out)} images -> {args.out}")
+        return
+    print(json.dumps(planted["counts"]))
+
+
+if __name__ == "__main__":
+    main()
