@@ -57,6 +57,7 @@ def _overrides(**options: Any) -> dict[str, Any]:
         "batch_size": ("encoder", "batch_size"),
         "workers": ("encoder", "workers"),
         "embeddings": ("encoder", "precomputed_file"),
+        "model_file": ("encoder", "model_file"),
         "cache_dir": ("scan", "cache_dir"),
     }
     result: dict[str, Any] = {}
@@ -69,6 +70,8 @@ def _overrides(**options: Any) -> dict[str, Any]:
         result.setdefault("scan", {})["workers"] = options["workers"]
     if options.get("embeddings") is not None and options.get("encoder") is None:
         result["encoder"]["name"] = "precomputed"
+    if options.get("model_file") is not None and options.get("encoder") is None:
+        result["encoder"]["name"] = "onnx"
     return result
 
 
@@ -81,10 +84,13 @@ def scan(
         Path | None, typer.Option("--manifest", help="CSV/Parquet with columns path,label[,split].")
     ] = None,
     encoder: Annotated[
-        str | None, typer.Option("--encoder", help="auto | clip | builtin | precomputed.")
+        str | None, typer.Option("--encoder", help="auto | clip | builtin | precomputed | onnx.")
     ] = None,
     embeddings: Annotated[
         Path | None, typer.Option("--embeddings", help="Precomputed embeddings (.parquet or .npz) keyed by path.")
+    ] = None,
+    model_file: Annotated[
+        Path | None, typer.Option("--model-file", help="ONNX image model for --encoder onnx (implies it).")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per encoder batch.")] = None,
@@ -110,7 +116,7 @@ def scan(
 
     overrides = _overrides(
         encoder=encoder, device=device, batch_size=batch_size, workers=workers,
-        embeddings=embeddings, cache_dir=cache_dir,
+        embeddings=embeddings, model_file=model_file, cache_dir=cache_dir,
     )
     if no_cache:
         overrides.setdefault("scan", {})["use_cache"] = False

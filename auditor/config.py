@@ -22,8 +22,23 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class OnnxConfig(StrictModel):
+    """How to feed an ONNX image model (``encoder.name = "onnx"``); see configs/default.toml."""
+
+    # None: the model's fixed input height (when its input shape has one), else 224.
+    input_size: int | None = Field(None, ge=8, le=4096)
+    # auto: NHWC when the input shape ends in 3 channels, else NCHW.
+    layout: Literal["auto", "NCHW", "NHWC"] = "auto"
+    scaling: Literal["0-255", "0-1", "mean_std"] = "mean_std"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resize: Literal["stretch", "crop"] = "crop"
+    # None: the model's first output.
+    output: str | None = None
+
+
 class EncoderConfig(StrictModel):
-    name: Literal["auto", "clip", "builtin", "precomputed"] = "auto"
+    name: Literal["auto", "clip", "builtin", "precomputed", "onnx"] = "auto"
     model: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
     weights_file: Path | None = None
@@ -34,6 +49,8 @@ class EncoderConfig(StrictModel):
     allow_download: bool = True
     download_timeout_s: float = Field(5.0, gt=0)
     precomputed_file: Path | None = None
+    model_file: Path | None = None
+    onnx: OnnxConfig = Field(default_factory=OnnxConfig)
 
 
 class ScanConfig(StrictModel):

@@ -32,6 +32,11 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
             raise ConfigError("encoder 'precomputed' needs encoder.precomputed_file (or --embeddings FILE)")
         pre = PrecomputedEmbeddings(config.precomputed_file)
         return pre, EncoderInfo(requested, "precomputed", pre.identity, pre.dim, pretrained=False)
+    if requested == "onnx":
+        from auditor.encoders.onnx_model import OnnxEncoder
+
+        onnx = OnnxEncoder(config.model_file, config.onnx, config.device)
+        return onnx, EncoderInfo(requested, "onnx", onnx.identity, onnx.dim, pretrained=True)
     if requested == "builtin":
         builtin = BuiltinEncoder()
         return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, pretrained=False)

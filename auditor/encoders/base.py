@@ -6,6 +6,7 @@ while the main process runs the model; preprocessors are therefore small picklab
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -62,3 +63,17 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def cpu_thread_cap() -> int | None:
+    """How many threads a model may use on the CPU: an explicit OMP_NUM_THREADS, else this process's cores.
+
+    Runtimes size their pools from the machine's physical cores, which over-subscribes a container
+    pinned to fewer. None: nothing to go by (let the runtime decide).
+    """
+    explicit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if explicit.isdigit() and int(explicit) > 0:
+        return int(explicit)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return None

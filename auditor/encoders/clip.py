@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
-from auditor.encoders.base import l2_normalise
+from auditor.encoders.base import cpu_thread_cap, l2_normalise
 from auditor.errors import EncoderUnavailable
 
 PREPROCESS_VERSION = 1
@@ -173,17 +173,11 @@ def pick_device(device: str) -> str:
 
 
 def _limit_cpu_threads() -> None:
-    """Run the model on the cores this process may use, never more.
-
-    torch sizes its pool from the machine's physical cores, which over-subscribes a container pinned
-    to fewer; an explicit OMP_NUM_THREADS is the user's choice and is left alone.
-    """
+    """Run the model on the cores this process may use, never more (see ``cpu_thread_cap``)."""
     import torch
 
-    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "sched_getaffinity"):
-        return
-    allowed = len(os.sched_getaffinity(0))
-    if torch.get_num_threads() > allowed:
+    allowed = cpu_thread_cap()
+    if allowed is not None and torch.get_num_threads() > allowed:
         torch.set_num_threads(allowed)
 
 
