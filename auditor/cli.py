@@ -89,6 +89,11 @@ def scan(
     embeddings: Annotated[
         Path | None, typer.Option("--embeddings", help="Precomputed embeddings (.parquet or .npz) keyed by path.")
     ] = None,
+    pred_probs: Annotated[
+        Path | None,
+        typer.Option("--pred-probs", help="Your model's out-of-sample class probabilities (Parquet: path + one "
+                     "column per class), used instead of auditor's classifier."),
+    ] = None,
     model_file: Annotated[
         Path | None, typer.Option("--model-file", help="ONNX image model for --encoder onnx (implies it).")
     ] = None,
@@ -128,7 +133,7 @@ def scan(
     cfg = load_config(config, overrides)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:
-        result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
+        result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer, pred_probs=pred_probs)
     except KeyboardInterrupt:
         observer.done()
         err_console.print(

@@ -37,6 +37,7 @@ from auditor.findings import (
 from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, parquet_writer
 from auditor.parallel import ordered_map
+from auditor.user_probabilities import UserProbabilities, load_user_probabilities
 from auditor.zero_shot import ClassPrompts, class_prompts, zero_shot_decision
 
 FINDINGS_FILE = "findings.parquet"
@@ -112,7 +113,10 @@ def run_scan(
     out_dir: Path,
     manifest: Path | None = None,
     observer: Observer | None = None,
+    pred_probs: Path | None = None,
 ) -> ScanResult:
+    """Scan ``dataset`` into ``out_dir``; ``pred_probs``: the user's out-of-sample class probabilities
+    (Parquet, see user_probabilities.py), used instead of auditor's classifier."""
     observer = observer or SilentObserver()
     dataset, out_dir = Path(dataset), Path(out_dir)
     timings: dict[str, Any] = {}
@@ -137,6 +141,8 @@ def run_scan(
     observer.done()
     images = _images_frame(discovery, infos)
     timings["read"] = time.perf_counter() - started
+    # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
+    user_probs = _user_probabilities(pred_probs, images[images["readable"] & images["label"].notna()])
 
     # Embed.
     started = time.perf_counter()
@@ -170,7 +176,9 @@ def run_scan(
         encoder=encoder_info,
         config=config,
         prompts=prompts,
+        user_probs=user_probs,
     )
+    probabilities = _probabilities_record(user_probs, context.embedded, warnings)
     findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, warnings)
     timings["checks"] = check_timings
 
@@ -202,9 +210,34 @@ def run_scan(
         run = _run_record(dataset, manifest, discovery, images, encoder_info, config, embed_stats, timings,
                           findings, check_summaries, warnings)
         run["zero_shot"] = zero_shot
+        run["probabilities"] = probabilities
         staged.add(out_dir / RUN_FILE, json_writer(run))
         staged.commit()
     return ScanResult(out_dir, findings, output_images, run, encoder_info, warnings)
+
+
+def _user_probabilities(source: Path | None, labelled: pd.DataFrame) -> UserProbabilities | None:
+    if source is None:
+        return None
+    return load_user_probabilities(source, sorted(labelled["label"].unique().tolist()), labelled["path"].tolist())
+
+
+def _probabilities_record(
+    user_probs: UserProbabilities | None, embedded: pd.DataFrame, warnings: list[str]
+) -> dict[str, Any]:
+    """Whose class probabilities label_errors, class_overlap and ambiguous read, for run.json."""
+    if user_probs is None:
+        return {"source": "auditor"}
+    record = user_probs.record(embedded.loc[embedded["label"].notna(), "path"].tolist())
+    if record["images_without_row"]:
+        warnings.append(
+            f"{record['images_without_row']} labelled image(s) have no row in {user_probs.source}: "
+            "label_errors, class_overlap and ambiguous leave them out (other checks still cover them)"
+        )
+    if record["rows_not_in_dataset"]:
+        warnings.append(f"{record['rows_not_in_dataset']} row(s) of {user_probs.source} name no embedded image "
+                        "of this dataset and are ignored")
+    return record
 
 
 def _embed(

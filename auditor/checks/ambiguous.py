@@ -143,8 +143,7 @@ def ambiguity(ctx: CheckContext, params: AmbiguousParams) -> Ambiguity:
     rows = np.arange(len(labels))
     evidence = ctx.regression_probs
     if params.closeness_weight > 0:
-        positions = np.flatnonzero(ctx.embedded["label"].notna().to_numpy())
-        similarity = ctx.class_neighbourhoods.similarity[ctx.distinct_vector_of[positions]]
+        similarity = ctx.class_neighbourhoods.similarity[ctx.distinct_vector_of[ctx.labelled_positions]]
         evidence = pooled(evidence, similarity_probabilities(similarity, labels), params.closeness_weight)
     power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
     embedded = split_of(sharpen(evidence, power), params)

@@ -20,6 +20,7 @@ from auditor.class_neighbours import ClassNeighbourhoods
 from auditor.config import AuditConfig
 from auditor.encoders.base import EncoderInfo
 from auditor.findings import Finding
+from auditor.user_probabilities import UserProbabilities
 from auditor.zero_shot import ClassPrompts
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class CheckContext:
     config: AuditConfig
     # CLIP text embeddings of the class prompts, when zero-shot evidence is available (see zero_shot.py).
     prompts: ClassPrompts | None = None
+    # The user's own out-of-sample probabilities (--pred-probs): they replace auditor's classifier as the
+    # evidence of label_errors, class_overlap and ambiguous; images without a row are left out of those.
+    user_probs: UserProbabilities | None = None
 
     @cached_property
     def embedded(self) -> pd.DataFrame:
@@ -57,13 +61,22 @@ class CheckContext:
 
     @cached_property
     def labelled(self) -> pd.DataFrame:
-        """Embedded rows that carry a label: the rows ``pred_probs`` and ``label_ids`` describe."""
-        return self.embedded[self.embedded["label"].notna()]
+        """Embedded rows that carry a label (and, with user probabilities, have a row in them): the rows
+        ``pred_probs`` and ``label_ids`` describe."""
+        rows = self.embedded[self.embedded["label"].notna()]
+        if self.user_probs is not None:
+            rows = rows[rows["path"].isin(self.user_probs.row_of.keys())]
+        return rows
+
+    @cached_property
+    def labelled_positions(self) -> np.ndarray:
+        """Position in ``embedded`` of each ``labelled`` row."""
+        return np.asarray(self.embedded.index.get_indexer(self.labelled.index), dtype=np.int64)
 
     @cached_property
     def labelled_classes(self) -> list[str]:
         """Classes with at least one embedded image, sorted; probability columns follow this order."""
-        return sorted(self.labelled["label"].unique().tolist())
+        return sorted(self.embedded["label"].dropna().unique().tolist())
 
     @cached_property
     def label_ids(self) -> np.ndarray:
@@ -80,7 +93,10 @@ class CheckContext:
         """Out-of-sample logistic-regression probabilities for ``labelled`` rows (columns: ``labelled_classes``).
 
         Smooth in embedding space, so an image between two classes splits its mass: ambiguity reads these.
+        With user probabilities, theirs.
         """
+        if self.user_probs is not None:
+            return self.user_probs.rows_for(self.labelled["path"].tolist(), self.labelled_classes)
         from auditor.probabilities import out_of_sample_probabilities
 
         return out_of_sample_probabilities(
@@ -89,7 +105,11 @@ class CheckContext:
 
     @cached_property
     def pred_probs(self) -> np.ndarray:
-        """``regression_probs`` blended with a leave-one-out k-NN vote: the label-error evidence."""
+        """``regression_probs`` blended with a leave-one-out k-NN vote: the label-error evidence.
+
+        With user probabilities, theirs as given: their model is the evidence the user asked for."""
+        if self.user_probs is not None:
+            return self.regression_probs
         from auditor.probabilities import blended_probabilities
 
         return blended_probabilities(
