@@ -1,0 +1,174 @@
+"""Robustness benchmark: every check on collections made differently, scored against planted problems.
+
+    python benchmarks/robustness.py --data /work/bench-data \
+        --cnn-model .../site-packages/fastdup/UndisclosedFastdupModel2.ort [--runs photos/onnx,digits/builtin]
+
+Collections are built by ``benchmarks/collections.py`` (see its docstring; real photos and the CNN are
+fetched for measuring only, never committed): ``shapes`` (drawn), ``digits`` (scikit-learn's real 8x8
+scans), ``photos`` (real photos, e.g. the PyTorch tutorial's hymenoptera_data). Each run scans one
+collection with one encoder: ``builtin``, ``onnx`` (the ``--cnn-model`` file through ``--encoder onnx``:
+NHWC float32 RGB 0-255 at 224 px, as fastdup 2.54's MobileNetV3-Large ``UndisclosedFastdupModel2.ort``
+wants; CC BY-NC-ND, measure only) or ``precomputed`` (``<collection>.cnn.parquet`` beside the collection).
+
+Scores, per check, against ``planted.json``:
+- duplicates (exact_duplicate + near_duplicate + split_leakage findings): every pair of images sharing a
+  group is a predicted pair; true pairs are planted (original, copy) pairs and natural pixel-identical
+  pairs. Precision, recall (also per copy transform), and groups whose members carry different labels.
+- split_leakage: predicted pairs of a leakage group in different splits, against cross-split plants.
+- label_error: flagged images against planted label flips.
+- ambiguous: flagged images against planted two-class blends.
+- outlier and the rest: nothing is planted; only the flagged rate on clean images.
+"clean %" is the share of clean images (no plant touches them) with a finding of that check: false alarms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DUPLICATE_CHECKS = ("exact_duplicate", "near_duplicate", "split_leakage")
+DEFAULT_RUNS = ("shapes/builtin", "digits/builtin", "photos/builtin", "photos/onnx")
+
+
+def scan(collection: Path, encoder: str, out: Path, cache: Path, cnn_model: Path | None) -> tuple[pd.DataFrame, dict]:
+    from auditor.config import load_config
+    from auditor.scan import run_scan
+
+    overrides: dict[str, Any] = {"scan": {"cache_dir": str(cache)}, "encoder": {"name": encoder}}
+    if encoder == "onnx":
+        if cnn_model is None:
+            raise SystemExit("an onnx run needs --cnn-model FILE")
+        overrides["encoder"].update(model_file=str(cnn_model),
+                                    onnx={"scaling": "0-255", "resize": "stretch", "layout": "NHWC"})
+    elif encoder == "precomputed":
+        overrides["encoder"]["precomputed_file"] = str(collection.parent / f"{collection.name}.cnn.parquet")
+    result = run_scan(collection, load_config(overrides=overrides), out)
+    return pd.read_parquet(out / "findings.parquet"), result.run
+
+
+def _pairs(groups: dict[Any, list[str]]) -> set[frozenset[str]]:
+    return {frozenset(p) for members in groups.values() for p in combinations(sorted(set(members)), 2)}
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, str],
+          label_of: dict[str, str]) -> dict[str, dict[str, Any]]:
+    clean = set(planted["clean"])
+    rows: dict[str, dict[str, Any]] = {}
+
+    truth_pairs = {frozenset((c["original"], c["copy"])) for c in planted["copies"]}
+    for group in planted["natural_copies"]:
+        truth_pairs |= {frozenset(p) for p in combinations(group, 2)}
+    transform_of = {frozenset((c["original"], c["copy"])): c["transform"] for c in planted["copies"]}
+    dup = findings[findings["check"].isin(DUPLICATE_CHECKS)]
+    groups: dict[Any, list[str]] = defaultdict(list)
+    for _, row in dup.iterrows():
+        key = row["group_id"] if pd.notna(row["group_id"]) else ("pair", row["path"])
+        groups[key].append(row["path"])
+        if isinstance(row["other_path"], str):
+            groups[key].append(row["other_path"])
+    predicted = _pairs(groups)
+    hit = predicted & truth_pairs
+    mixed = sum(1 for members in groups.values() if len({label_of.get(p) for p in members}) > 1)
+    per_transform: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for pair, transform in transform_of.items():
+        per_transform[transform][1] += 1
+        per_transform[transform][0] += pair in predicted
+    flagged_paths = set(dup["path"])
+    rows["duplicates (pairs)"] = {
+        "flagged": len(predicted), "precision": _ratio(len(hit), len(predicted)),
+        "recall": _ratio(len(hit), len(truth_pairs)), "clean": _ratio(len(flagged_paths & clean), len(clean)),
+        "extra": f"groups {len(groups)}, mixed-label groups {mixed}, largest {max((len(set(m)) for m in groups.values()), default=0)}; "
+                 + " ".join(f"{t} {h}/{n}" for t, (h, n) in sorted(per_transform.items())),
+    }
+
+    leak_truth = {frozenset((c["original"], c["copy"])) for c in planted["copies"] if c["cross_split"]}
+    leak_ids = set(dup.loc[dup["check"] == "split_leakage", "group_id"])
+    leak_groups = {k: v for k, v in groups.items() if k in leak_ids}
+    leak_pred = {p for p in _pairs(leak_groups) if len({split_of.get(x) for x in p}) > 1}
+    leak_hit = leak_pred & leak_truth
+    leak_flagged = set(findings.loc[findings["check"] == "split_leakage", "path"])
+    rows["split_leakage (pairs)"] = {
+        "flagged": len(leak_pred), "precision": _ratio(len(leak_hit), len(leak_pred)),
+        "recall": _ratio(len(leak_hit), len(leak_truth)), "clean": _ratio(len(leak_flagged & clean), len(clean)),
+        "extra": f"{len(leak_flagged)} split_leakage findings",
+    }
+
+    def image_row(check: str, truth: set[str]) -> dict[str, Any]:
+        flagged = set(findings.loc[findings["check"] == check, "path"])
+        hits = flagged & truth
+        return {"flagged": len(flagged), "precision": _ratio(len(hits), len(flagged)) if truth else None,
+                "recall": _ratio(len(hits), len(truth)), "clean": _ratio(len(flagged & clean), len(clean)),
+                "extra": ""}
+
+    rows["label_error"] = image_row("label_error", {f["path"] for f in planted["label_flips"]})
+    blends = {b["path"] for b in planted["blends"]}
+    rows["ambiguous"] = image_row("ambiguous", blends)
+    if blends:
+        flagged_le = set(findings.loc[findings["check"] == "label_error", "path"])
+        rows["ambiguous"]["extra"] = f"blends flagged as label_error: {len(flagged_le & blends)}/{len(blends)}"
+    rows["outlier"] = image_row("outlier", set())
+    overlap = findings[findings["check"] == "class_overlap"]
+    rows["class_overlap"] = {"flagged": len(overlap), "precision": None, "recall": None, "clean": None,
+                             "extra": "; ".join(str(m) for m in overlap["message"].head(3))}
+    return rows
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/work/bench-data"), help="folder of built collections")
+    parser.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="collection/encoder pairs, comma-separated")
+    parser.add_argument("--cnn-model", type=Path, help="ONNX CNN (NHWC, 0-255, 224 px) for */onnx runs")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/robustness"), help="scan outputs and cache")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    table: list[dict[str, Any]] = []
+    for run_name in [r.strip() for r in args.runs.split(",") if r.strip()]:
+        collection_name, encoder = run_name.split("/")
+        collection = args.data / collection_name
+        planted = json.loads((collection / "planted.json").read_text())
+        started = time.perf_counter()
+        findings, run = scan(collection, encoder, args.out / run_name.replace("/", "-"), args.out / "cache",
+                             args.cnn_model)
+        elapsed = time.perf_counter() - started
+        images = pd.read_parquet(args.out / run_name.replace("/", "-") / "images.parquet")
+        split_of = dict(zip(images["path"], images["split"].fillna(""), strict=True))
+        label_of = dict(zip(images["path"], images["label"].fillna(""), strict=True))
+        rows = score(findings, planted, split_of, label_of)
+        for check, row in rows.items():
+            table.append({"run": run_name, "check": check, **row})
+        counts = planted["counts"]
+        print(f"\n{run_name}: {counts['images']} images, {counts['copies']} copies ({counts['leaks']} leaks), "
+              f"{counts['label_flips']} flips, {counts['blends']} blends, {counts['clean']} clean; "
+              f"encoder {run['encoder']['identity']}; {elapsed:.0f} s", flush=True)
+        for check, row in rows.items():
+            print(f"  {check:22s} flagged {row['flagged']:5d}  P {_fmt(row['precision'])}  R {_fmt(row['recall'])}"
+                  f"  clean {_fmt(row['clean'])}  {row['extra']}", flush=True)
+
+    print("\n| run | check | flagged | precision | recall | clean flagged |")
+    print("|---|---|---|---|---|---|")
+    for row in table:
+        clean = "-" if row["clean"] is None else f"{100 * row['clean']:.1f}%"
+        print(f"| {row['run']} | {row['check']} | {row['flagged']} | {_fmt(row['precision'])} | "
+              f"{_fmt(row['recall'])} | {clean} |")
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
