@@ -39,7 +39,7 @@ class UserProbabilities:
         """Rows of ``paths``, columns ``classes`` (renormalised: a class with no embedded image drops out)."""
         columns = [self.classes.index(name) for name in classes]
         rows = self.matrix[np.ix_([self.row_of[p] for p in paths], columns)]
-        return rows / rows.sum(axis=1, keepdims=True)
+        return np.asarray(rows / rows.sum(axis=1, keepdims=True), dtype=np.float64)
 
     def record(self, dataset_paths: list[str]) -> dict[str, Any]:
         """What run.json says about them: which file, and how it matched the dataset."""

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import io
 import json
 import random
 import shutil
@@ -277,7 +276,7 @@ def build_photos(root: Path, source: Path, note: str, seed: int = 0) -> dict[str
         planter.add(rel, split, label)
         splits.add(split)
         classes.add(label)
-    plan = _copy_plan(planter.rng, {t: 6 for t in ("resize", "jpeg", "crop", "brightness", "exif_rotate")}
+    plan = _copy_plan(planter.rng, dict.fromkeys(("resize", "jpeg", "crop", "brightness", "exif_rotate"), 6)
                       | {"exact": 4})
     planter.plant_copies(plan, leaks=10, splits=sorted(splits))
     planter.plant_flips(round(0.05 * len(planter.items)), sorted(classes))

@@ -85,10 +85,11 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
         per_transform[transform][1] += 1
         per_transform[transform][0] += pair in predicted
     flagged_paths = set(dup["path"])
+    largest = max((len(set(m)) for m in groups.values()), default=0)
     rows["duplicates (pairs)"] = {
         "flagged": len(predicted), "precision": _ratio(len(hit), len(predicted)),
         "recall": _ratio(len(hit), len(truth_pairs)), "clean": _ratio(len(flagged_paths & clean), len(clean)),
-        "extra": f"groups {len(groups)}, mixed-label groups {mixed}, largest {max((len(set(m)) for m in groups.values()), default=0)}; "
+        "extra": f"groups {len(groups)}, mixed-label groups {mixed}, largest {largest}; "
                  + " ".join(f"{t} {h}/{n}" for t, (h, n) in sorted(per_transform.items())),
     }
 

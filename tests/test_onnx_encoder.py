@@ -99,8 +99,8 @@ def test_layout_and_size_come_from_the_model_and_scaling_from_the_config(tmp_pat
     nchw = OnnxEncoder(export_model(tmp_path / "nchw.onnx"), OnnxConfig(input_size=24))
     normalised = nchw.preprocessor()(Image.new("RGB", (30, 60), (255, 255, 255)))
     assert normalised.shape == (3, 24, 24)
-    assert np.allclose(normalised[:, 0, 0], [(1 - m) / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
-                       atol=1e-5)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    assert np.allclose(normalised[:, 0, 0], [(1 - m) / s for m, s in zip(mean, std, strict=True)], atol=1e-5)
 
 
 def test_unknown_output_and_wrong_layout_fail_with_one_clear_line(tmp_path: Path) -> None:

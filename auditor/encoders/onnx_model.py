@@ -46,9 +46,9 @@ class OnnxPreprocessor:
             image = image.crop((left, top, left + self.size, top + self.size))
         else:
             image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.float32)
+        array: np.ndarray = np.asarray(image, dtype=np.float32)
         if self.scaling != "0-255":
-            array = array / 255.0
+            array = array / np.float32(255.0)
         if self.scaling == "mean_std":
             array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.layout == "NCHW":
