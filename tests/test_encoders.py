@@ -46,6 +46,7 @@ def untrained_clip():  # type: ignore[no-untyped-def]
     return ClipEncoder(None, model="ViT-B-32", device="cpu")
 
 
+@pytest.mark.slow
 def test_open_clip_untrained_path_embeds_and_caches(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     assert untrained_clip.pretrained is False
     assert "untrained" in untrained_clip.identity
@@ -64,6 +65,7 @@ def test_open_clip_untrained_path_embeds_and_caches(tmp_path: Path, untrained_cl
     assert (second.embedded, second.from_cache) == (0, 3)
 
 
+@pytest.mark.slow
 def test_our_clip_preprocessing_matches_open_clip(untrained_clip) -> None:  # type: ignore[no-untyped-def]
     import open_clip
     import torch
@@ -95,6 +97,7 @@ def test_weights_file_missing_and_unknown_tag(tmp_path: Path) -> None:
         build_encoder(EncoderConfig(name="clip", pretrained="no-such-tag"))
 
 
+@pytest.mark.slow
 def test_local_weights_file_loads_through_open_clip(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     """The real loading path (open_clip reading a checkpoint file), with weights we made ourselves."""
     import open_clip
@@ -134,6 +137,7 @@ def test_precomputed_embeddings_drive_a_scan(tmp_path: Path) -> None:
     assert run_scan(data, config, tmp_path / "out2").run["embedding"]["from_precomputed"] == len(paths)
 
 
+@pytest.mark.slow
 def test_auto_falls_back_without_importing_open_clip(tmp_path: Path) -> None:
     """With no checkpoint anywhere and no download possible, auto decides from files alone (no torch import)."""
     probe = (
