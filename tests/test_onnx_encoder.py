@@ -16,6 +16,8 @@ from auditor.scan import run_scan
 from tests.conftest import write_class_folder
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra: pip install 'auditor[onnx]'")
+# Every test exports a torch model to ONNX first.
+pytestmark = pytest.mark.slow
 
 
 def export_model(path: Path, layout: str = "NCHW", seed: int = 0, side: int | None = None) -> Path:
