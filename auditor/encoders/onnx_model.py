@@ -128,6 +128,8 @@ class OnnxEncoder:
         self._input = inputs[0].name
         self._input_fp16 = inputs[0].type == "tensor(float16)"
         shape = list(inputs[0].shape)
+        # torch.onnx.export without dynamic_axes fixes the batch at the example's size (usually 1).
+        self._fixed_batch = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
         outputs = [o.name for o in self._session.get_outputs()]
         if params.output is not None and params.output not in outputs:
             raise EncoderUnavailable(f"{model_file}: no output named {params.output!r}; outputs: {', '.join(outputs)}")
@@ -153,6 +155,12 @@ class OnnxEncoder:
         return "mean_std=" + ",".join(f"{v:g}" for v in (*params.mean, *params.std))
 
     def _run(self, batch: np.ndarray, source: Path | str = "the ONNX model") -> np.ndarray:
+        step = self._fixed_batch
+        if step is not None and len(batch) != step:
+            if step != 1:
+                raise EncoderUnavailable(f"{source} takes batches of exactly {step} images; set encoder.batch_size "
+                                         f"= {step} or export it with a dynamic batch axis")
+            return np.concatenate([self._run(batch[i : i + 1], source) for i in range(len(batch))])
         feed = batch.astype(np.float16) if self._input_fp16 else batch
         try:
             output = np.asarray(self._session.run([self._output], {self._input: feed})[0], dtype=np.float32)
