@@ -9,6 +9,9 @@ scans), ``photos`` (real photos, e.g. the PyTorch tutorial's hymenoptera_data). 
 collection with one encoder: ``builtin``, ``onnx`` (the ``--cnn-model`` file through ``--encoder onnx``:
 NHWC float32 RGB 0-255 at 224 px, as fastdup 2.54's MobileNetV3-Large ``UndisclosedFastdupModel2.ort``
 wants; CC BY-NC-ND, measure only) or ``precomputed`` (``<collection>.cnn.parquet`` beside the collection).
+An encoder suffixed ``+cnnprobs`` (``photos/builtin+cnnprobs``) also passes ``--pred-probs``: 5-fold
+cross-validated logistic-regression probabilities on ``<collection>.cnn.parquet`` with the given (folder)
+labels, as a team with its own model would supply them.
 
 Scores, per check, against ``planted.json``:
 - duplicates (exact_duplicate + near_duplicate + split_leakage findings): every pair of images sharing a
@@ -37,9 +40,33 @@ DUPLICATE_CHECKS = ("exact_duplicate", "near_duplicate", "split_leakage")
 DEFAULT_RUNS = ("shapes/builtin", "digits/builtin", "photos/builtin", "photos/onnx")
 
 
-def scan(collection: Path, encoder: str, out: Path, cache: Path, cnn_model: Path | None) -> tuple[pd.DataFrame, dict]:
+def cnn_pred_probs(collection: Path, out: Path) -> Path:
+    """Out-of-sample probabilities from the CNN embeddings, keyed by path, one column per class."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    table = pd.read_parquet(collection.parent / f"{collection.name}.cnn.parquet")
+    vectors = np.stack(table["embedding"].to_list()).astype(np.float64)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = np.array([path.split("/")[-2] for path in table["path"]])
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    probs = cross_val_predict(LogisticRegression(max_iter=2000), vectors, labels, cv=folds, method="predict_proba")
+    frame = pd.DataFrame(probs, columns=sorted(set(labels)))
+    frame.insert(0, "path", table["path"])
+    target = out / f"{collection.name}.cnn-probs.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target)
+    return target
+
+
+def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None
+         ) -> tuple[pd.DataFrame, dict]:
     from auditor.config import load_config
     from auditor.scan import run_scan
+
+    encoder, _, extra = encoder_spec.partition("+")
+    pred_probs = cnn_pred_probs(collection, out.parent) if extra == "cnnprobs" else None
 
     overrides: dict[str, Any] = {"scan": {"cache_dir": str(cache)}, "encoder": {"name": encoder}}
     if encoder == "onnx":
@@ -49,7 +76,7 @@ def scan(collection: Path, encoder: str, out: Path, cache: Path, cnn_model: Path
                                     onnx={"scaling": "0-255", "resize": "stretch", "layout": "NHWC"})
     elif encoder == "precomputed":
         overrides["encoder"]["precomputed_file"] = str(collection.parent / f"{collection.name}.cnn.parquet")
-    result = run_scan(collection, load_config(overrides=overrides), out)
+    result = run_scan(collection, load_config(overrides=overrides), out, pred_probs=pred_probs)
     return pd.read_parquet(out / "findings.parquet"), result.run
 
 
