@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def export_model(path: Path, layout: str = "NCHW", seed: int = 0, side: int | None = None,
-                 fixed_batch: bool = False) -> Path:
+                 fixed_batch: int | None = None) -> Path:
     """A small conv net with global pooling (8-d features); NHWC permutes its input first like a Keras export."""
     import torch
 
@@ -38,9 +38,10 @@ def export_model(path: Path, layout: str = "NCHW", seed: int = 0, side: int | No
 
     torch.manual_seed(seed)
     size = side or 32
-    shape = (1, 3, size, size) if layout == "NCHW" else (1, size, size, 3)
+    batch = fixed_batch or 1
+    shape = (batch, 3, size, size) if layout == "NCHW" else (batch, size, size, 3)
     dynamic = {0: "n"} if side else {0: "n", 1: "a", 2: "b", 3: "c"}
-    axes = None if fixed_batch else {"image": dynamic, "features": {0: "n"}}
+    axes = None if fixed_batch is not None else {"image": dynamic, "features": {0: "n"}}
     torch.onnx.export(Net().eval(), (torch.zeros(shape),), str(path), input_names=["image"],
                       output_names=["features"], dynamic_axes=axes, dynamo=False)
     return path
@@ -106,14 +107,16 @@ def test_layout_and_size_come_from_the_model_and_scaling_from_the_config(tmp_pat
     assert np.allclose(normalised[:, 0, 0], [(1 - m) / s for m, s in zip(mean, std, strict=True)], atol=1e-5)
 
 
-def test_a_model_exported_with_a_fixed_batch_of_one_embeds_any_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fixed", [1, 4])
+def test_a_model_exported_with_a_fixed_batch_embeds_any_batch(tmp_path: Path, fixed: int) -> None:
     from auditor.encoders.onnx_model import OnnxEncoder
 
-    encoder = OnnxEncoder(export_model(tmp_path / "one.onnx", side=32, fixed_batch=True), OnnxConfig())
-    batch = np.random.default_rng(0).normal(size=(5, 3, 32, 32)).astype(np.float32)
+    dynamic = OnnxEncoder(export_model(tmp_path / "any.onnx", side=32), OnnxConfig())
+    encoder = OnnxEncoder(export_model(tmp_path / "fixed.onnx", side=32, fixed_batch=fixed), OnnxConfig())
+    batch = np.random.default_rng(0).normal(size=(6, 3, 32, 32)).astype(np.float32)
     together = encoder.embed(batch)
-    assert together.shape == (5, 8)
-    assert np.allclose(together[3], encoder.embed(batch[3:4])[0], atol=1e-5)
+    assert together.shape == (6, 8)
+    assert np.allclose(together, dynamic.embed(batch), atol=1e-5)
 
 
 def test_unknown_output_and_wrong_layout_fail_with_one_clear_line(tmp_path: Path) -> None:

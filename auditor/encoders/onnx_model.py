@@ -128,7 +128,7 @@ class OnnxEncoder:
         self._input = inputs[0].name
         self._input_fp16 = inputs[0].type == "tensor(float16)"
         shape = list(inputs[0].shape)
-        # torch.onnx.export without dynamic_axes fixes the batch at the example's size (usually 1).
+        # torch.onnx.export without dynamic_axes fixes the batch at the example's size (often 1).
         self._fixed_batch = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
         outputs = [o.name for o in self._session.get_outputs()]
         if params.output is not None and params.output not in outputs:
@@ -157,10 +157,15 @@ class OnnxEncoder:
     def _run(self, batch: np.ndarray, source: Path | str = "the ONNX model") -> np.ndarray:
         step = self._fixed_batch
         if step is not None and len(batch) != step:
-            if step != 1:
-                raise EncoderUnavailable(f"{source} takes batches of exactly {step} images; set encoder.batch_size "
-                                         f"= {step} or export it with a dynamic batch axis")
-            return np.concatenate([self._run(batch[i : i + 1], source) for i in range(len(batch))])
+            # A fixed batch size: feed it slices of exactly that many, the last one padded with blank inputs.
+            parts = []
+            for start in range(0, len(batch), step):
+                part = batch[start : start + step]
+                count = len(part)
+                if count < step:
+                    part = np.concatenate([part, np.zeros((step - count, *part.shape[1:]), part.dtype)])
+                parts.append(self._run(part, source)[:count])
+            return np.concatenate(parts)
         feed = batch.astype(np.float16) if self._input_fp16 else batch
         try:
             output = np.asarray(self._session.run([self._output], {self._input: feed})[0], dtype=np.float32)
