@@ -113,7 +113,10 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
         per_transform[transform][0] += pair in predicted
     flagged_paths = set(dup["path"])
     largest = max((len(set(m)) for m in groups.values()), default=0)
+    missed = sorted(f"{transform_of.get(p, 'natural')}: {' ~ '.join(sorted(p))}" for p in truth_pairs - predicted)
+    wrong = sorted(" ~ ".join(sorted(p)) for p in predicted - truth_pairs)
     rows["duplicates (pairs)"] = {
+        "missed": missed, "wrong": wrong,
         "flagged": len(predicted), "precision": _ratio(len(hit), len(predicted)),
         "recall": _ratio(len(hit), len(truth_pairs)), "clean": _ratio(len(flagged_paths & clean), len(clean)),
         "extra": f"groups {len(groups)}, mixed-label groups {mixed}, largest {largest}; "
@@ -163,6 +166,7 @@ def main() -> None:
     parser.add_argument("--cnn-model", type=Path, help="ONNX CNN (NHWC, 0-255, 224 px) for */onnx runs")
     parser.add_argument("--out", type=Path, default=Path("/tmp/robustness"), help="scan outputs and cache")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--verbose", action="store_true", help="list missed planted copies and some wrong pairs")
     args = parser.parse_args()
 
     table: list[dict[str, Any]] = []
@@ -179,7 +183,8 @@ def main() -> None:
         label_of = dict(zip(images["path"], images["label"].fillna(""), strict=True))
         rows = score(findings, planted, split_of, label_of)
         for check, row in rows.items():
-            table.append({"run": run_name, "check": check, **row})
+            figures = {k: v for k, v in row.items() if k not in ("missed", "wrong")}
+            table.append({"run": run_name, "check": check, **figures})
         counts = planted["counts"]
         print(f"\n{run_name}: {counts['images']} images, {counts['copies']} copies ({counts['leaks']} leaks), "
               f"{counts['label_flips']} flips, {counts['blends']} blends, {counts['clean']} clean; "
@@ -187,6 +192,11 @@ def main() -> None:
         for check, row in rows.items():
             print(f"  {check:22s} flagged {row['flagged']:5d}  P {_fmt(row['precision'])}  R {_fmt(row['recall'])}"
                   f"  clean {_fmt(row['clean'])}  {row['extra']}", flush=True)
+            if args.verbose and "missed" in row:
+                for line in row["missed"]:
+                    print(f"      missed {line}")
+                for line in row["wrong"][:10]:
+                    print(f"      wrong  {line}")
 
     print("\n| run | check | flagged | precision | recall | clean flagged |")
     print("|---|---|---|---|---|---|")
