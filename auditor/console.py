@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -59,9 +60,15 @@ def print_summary(console: Console, result: ScanResult) -> None:
     emb = run["embedding"]
     trained = "pretrained" if encoder.pretrained else "not pretrained"
     console.print(
-        f"encoder: [bold]{encoder.identity}[/] ({trained}); embedded {emb.get('embedded', 0)}, "
+        f"encoder: [bold]{escape(encoder.identity)}[/] ({trained}); embedded {emb.get('embedded', 0)}, "
         f"from cache {emb.get('from_cache', 0)}"
     )
+    probabilities = run.get("probabilities", {})
+    if probabilities.get("source") == "user":
+        console.print(
+            f"class probabilities: yours, from [bold]{escape(probabilities['file'])}[/] "
+            f"({probabilities['matched_images']} images matched, {probabilities['images_without_row']} without a row)"
+        )
     counts = Counter((f.check, str(f.severity)) for f in result.findings)
     table = Table(title="Findings", show_lines=False)
     table.add_column("check")

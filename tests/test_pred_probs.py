@@ -120,3 +120,17 @@ def test_cli_rejects_logits_with_exit_2(tmp_path: Path, dataset) -> None:  # typ
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "probabilities must not be negative" in result.stderr
+
+
+def test_cli_summary_says_whose_probabilities_were_used(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    root, paths = dataset
+    _confident(paths[1:]).to_parquet(tmp_path / "[probs].parquet")  # a name rich would read as markup
+    result = subprocess.run(
+        [sys.executable, "-m", "auditor", "scan", str(root), "--out", str(tmp_path / "out"), "--encoder", "builtin",
+         "--workers", "0", "--checks", "label_errors", "--pred-probs", str(tmp_path / "[probs].parquet")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = " ".join(result.stdout.split())
+    assert "class probabilities: yours, from" in summary and "[probs].parquet" in summary
+    assert "29 images matched, 1 without a row" in summary
