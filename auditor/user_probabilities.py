@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from auditor.errors import DatasetError
 
@@ -61,9 +63,6 @@ def _fail(source: Path, message: str) -> DatasetError:
 
 
 def _read(source: Path) -> tuple[list[str], list[str], np.ndarray]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     if not source.is_file():
         raise _fail(source, "file not found")
     try:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from auditor.encoders.base import Encoder, EncoderInfo
 from auditor.encoders.builtin import BuiltinEncoder
 from auditor.encoders.clip import unavailable_without_import
+from auditor.encoders.onnx_model import OnnxEncoder
 from auditor.encoders.precomputed import PrecomputedEmbeddings
 from auditor.errors import ConfigError, EncoderUnavailable
 
@@ -34,8 +35,6 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
         pre = PrecomputedEmbeddings(config.precomputed_file)
         return pre, EncoderInfo(requested, "precomputed", pre.identity, pre.dim, pretrained=False)
     if requested == "onnx":
-        from auditor.encoders.onnx_model import OnnxEncoder
-
         onnx = OnnxEncoder(config.model_file, config.onnx, config.device)
         return onnx, EncoderInfo(requested, "onnx", onnx.identity, onnx.dim, pretrained=True)
     if requested == "builtin":

@@ -57,6 +57,7 @@ class OnnxPreprocessor:
 
 
 def _import_onnxruntime() -> Any:
+    # Imported here, not at the top: an optional dependency, needed only when this encoder is chosen.
     try:
         import onnxruntime
     except ImportError:
