@@ -37,6 +37,9 @@ from typing import Any
 import pandas as pd
 
 DUPLICATE_CHECKS = ("exact_duplicate", "near_duplicate", "split_leakage")
+# Finding kind (table row) -> the check whose run.json summary may carry a reliability verdict.
+CHECK_OF_KIND = {"label_error": "label_errors", "ambiguous": "ambiguous", "outlier": "outliers",
+                 "class_overlap": "class_overlap"}
 DEFAULT_RUNS = ("shapes/builtin", "digits/builtin", "photos/builtin", "photos/onnx")
 
 
@@ -76,7 +79,9 @@ def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model:
                                     onnx={"scaling": "0-255", "resize": "stretch", "layout": "NHWC"})
     elif encoder == "precomputed":
         overrides["encoder"]["precomputed_file"] = str(collection.parent / f"{collection.name}.cnn.parquet")
-    result = run_scan(collection, load_config(overrides=overrides), out, pred_probs=pred_probs)
+    # Keyword only when used, so the script also scores branches that predate --pred-probs.
+    extra_args = {"pred_probs": pred_probs} if pred_probs is not None else {}
+    result = run_scan(collection, load_config(overrides=overrides), out, **extra_args)
     return pd.read_parquet(out / "findings.parquet"), result.run
 
 
@@ -136,23 +141,34 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
     }
 
     def image_row(check: str, truth: set[str]) -> dict[str, Any]:
-        flagged = set(findings.loc[findings["check"] == check, "path"])
+        rows_of = findings[findings["check"] == check]
+        flagged = set(rows_of["path"])
         hits = flagged & truth
+        severities = rows_of["severity"].astype(str).value_counts()
+        # Findings a check marks as unreliable come as severity info: say how many.
+        extra = f"{int(severities.get('info', 0))} of them info" if severities.get("info", 0) else ""
         return {"flagged": len(flagged), "precision": _ratio(len(hits), len(flagged)) if truth else None,
                 "recall": _ratio(len(hits), len(truth)), "clean": _ratio(len(flagged & clean), len(clean)),
-                "extra": ""}
+                "extra": extra}
 
     rows["label_error"] = image_row("label_error", {f["path"] for f in planted["label_flips"]})
     blends = {b["path"] for b in planted["blends"]}
     rows["ambiguous"] = image_row("ambiguous", blends)
     if blends:
         flagged_le = set(findings.loc[findings["check"] == "label_error", "path"])
-        rows["ambiguous"]["extra"] = f"blends flagged as label_error: {len(flagged_le & blends)}/{len(blends)}"
+        rows["ambiguous"]["extra"] += f"; blends flagged as label_error: {len(flagged_le & blends)}/{len(blends)}"
     rows["outlier"] = image_row("outlier", set())
     overlap = findings[findings["check"] == "class_overlap"]
     rows["class_overlap"] = {"flagged": len(overlap), "precision": None, "recall": None, "clean": None,
                              "extra": "; ".join(str(m) for m in overlap["message"].head(3))}
     return rows
+
+
+def _reliable(run: dict[str, Any], check: str | None) -> str:
+    summary = run.get("checks", {}).get(check) if check else None
+    if not isinstance(summary, dict) or "reliable" not in summary:
+        return "-"
+    return "yes" if summary["reliable"] else "NO"
 
 
 def _fmt(value: float | None) -> str:
@@ -184,11 +200,16 @@ def main() -> None:
         rows = score(findings, planted, split_of, label_of)
         for check, row in rows.items():
             figures = {k: v for k, v in row.items() if k not in ("missed", "wrong")}
-            table.append({"run": run_name, "check": check, **figures})
+            table.append({"run": run_name, "check": check, **figures,
+                          "reliable": _reliable(run, CHECK_OF_KIND.get(check))})
         counts = planted["counts"]
         print(f"\n{run_name}: {counts['images']} images, {counts['copies']} copies ({counts['leaks']} leaks), "
               f"{counts['label_flips']} flips, {counts['blends']} blends, {counts['clean']} clean; "
               f"encoder {run['encoder']['identity']}; {elapsed:.0f} s", flush=True)
+        verdicts = {name: summary["reliable"] for name, summary in run["checks"].items()
+                    if isinstance(summary, dict) and "reliable" in summary}
+        if verdicts:
+            print(f"  reliable: {verdicts}")
         for check, row in rows.items():
             print(f"  {check:22s} flagged {row['flagged']:5d}  P {_fmt(row['precision'])}  R {_fmt(row['recall'])}"
                   f"  clean {_fmt(row['clean'])}  {row['extra']}", flush=True)
@@ -198,12 +219,12 @@ def main() -> None:
                 for line in row["wrong"][:10]:
                     print(f"      wrong  {line}")
 
-    print("\n| run | check | flagged | precision | recall | clean flagged |")
-    print("|---|---|---|---|---|---|")
+    print("\n| run | check | flagged | precision | recall | clean flagged | reliable |")
+    print("|---|---|---|---|---|---|---|")
     for row in table:
         clean = "-" if row["clean"] is None else f"{100 * row['clean']:.1f}%"
         print(f"| {row['run']} | {row['check']} | {row['flagged']} | {_fmt(row['precision'])} | "
-              f"{_fmt(row['recall'])} | {clean} |")
+              f"{_fmt(row['recall'])} | {clean} | {row['reliable']} |")
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")
 
