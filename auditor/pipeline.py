@@ -22,10 +22,11 @@ import pyarrow as pa
 
 from auditor import __version__
 from auditor.cache import EmbeddingCache, default_cache_dir
-from auditor.checks import REGISTRY, CheckContext, Requirement
-from auditor.config import AuditConfig
+from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
+from auditor.config import AuditConfig, validate_checks
 from auditor.dataset import Discovery, discover
 from auditor.embedding import embed_files
+from auditor.encoder_facts import ClassPrompts
 from auditor.encoders import Encoder, EncoderInfo, build_encoder
 from auditor.encoders.precomputed import PrecomputedEmbeddings
 from auditor.errors import DatasetError
@@ -39,7 +40,7 @@ from auditor.findings import (
 from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, parquet_writer
 from auditor.parallel import ordered_map
-from auditor.zero_shot import ClassPrompts, class_prompts, zero_shot_decision
+from auditor.zero_shot import class_prompts, zero_shot_decision
 
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
@@ -118,6 +119,7 @@ def run_scan(
     """Scan ``dataset`` with ``config`` and write findings, images, embeddings and run.json to ``out_dir``."""
     observer = observer or SilentObserver()
     dataset, out_dir = Path(dataset), Path(out_dir)
+    validate_checks(config, PARAMS)
     _check_out_dir(dataset, out_dir)
     state = _State(dataset, manifest, config, observer)
     discovery = _discover(state)
@@ -345,7 +347,7 @@ def _run_checks(
             summaries[name] = {"skipped": "; ".join(missing)}
             warnings.append(f"check {name} skipped: {'; '.join(missing)}")
         else:
-            result = check_type(config.check_params(name)).run(context)
+            result = check_type(check_params(config, name)).run(context)
             stray = {f.check for f in result.findings} - check_type.produces
             if stray:
                 raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
@@ -446,5 +448,7 @@ def _run_record(
         "timings_s": timings,
         "findings_per_check": per_check,
         "checks": check_summaries,
+        # Every registered check's description, finding kinds and report metadata: gate and reports read it.
+        "check_info": check_record(),
         "warnings": warnings,
     }

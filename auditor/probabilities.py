@@ -12,39 +12,14 @@ starts from zero, so the same inputs and seed give the same probabilities. Ident
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.config import REGULARISATION_GRID, ProbabilityParams
+
+__all__ = ["REGULARISATION_GRID", "ProbabilityParams"]  # re-exported: they were defined here
 
 # Probability given to a class the fold's model never saw (a class too small to be in every fold),
 # before renormalising: such a class cannot be predicted, but cleanlab needs strictly positive rows.
 _UNSEEN_CLASS_PROBABILITY = 1e-6
-# Candidate C values when regularisation_c is unset, weakest penalty last (each fit warm-starts the next).
-REGULARISATION_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-
-
-class ProbabilityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
-    folds: int = Field(5, ge=2, le=20)
-    # Inverse L2 regularisation strength of the logistic regression, as scikit-learn's C: the penalty
-    # 0.5 * ||W||^2 is weighed against C times the summed log-loss of the (standardised) training images.
-    # Unset (None): chosen per dataset from REGULARISATION_GRID by the held-out log-loss of fold 0, since
-    # too weak a penalty fits the wrong labels it should find and too strong a one flattens the
-    # probabilities until confident learning cannot tell images apart.
-    regularisation_c: float | None = Field(None, gt=0)
-    # Seed for fold assignment: the same seed gives the same probabilities.
-    seed: int = 0
-    # Upper bound on L-BFGS iterations per fold.
-    max_iter: int = Field(100, ge=10)
-    # Stop a fold's fit when the largest gradient entry of the mean loss falls below this.
-    tolerance: float = Field(1e-4, gt=0)
-    # Neighbours in the k-NN vote blended with the logistic regression (0: regression only).
-    knn_neighbours: int = Field(10, ge=0, le=200)
-    # Share of the k-NN vote in the blended probabilities (0..1).
-    knn_weight: float = Field(0.5, ge=0.0, le=1.0)
-    # An image's closeness to a class is its mean cosine similarity to this many nearest members of the
-    # class (ambiguity and outliers read it): enough that a few near-copies or a small junk cluster cannot
-    # make a class look close, few enough that small classes still have that many.
-    class_neighbours: int = Field(7, ge=1, le=100)
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:

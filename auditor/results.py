@@ -15,9 +15,20 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from auditor.errors import AuditorError
-from auditor.findings import SCHEMA_VERSION, Finding, Severity
+from auditor.findings import SCHEMA_VERSION, Finding, FindingKind, Severity
 
 RUN_FILE = "run.json"
+# The checks, and what they produced, before run.json recorded ``check_info``: results written by those
+# scans are read as if it said this, so a check that did not run still explains its missing findings.
+_CHECKS_BEFORE_CHECK_INFO = {
+    "unreadable": ("unreadable",),
+    "class_imbalance": ("class_imbalance",),
+    "duplicates": ("split_leakage", "exact_duplicate", "near_duplicate"),
+    "label_errors": ("label_error",),
+    "class_overlap": ("class_overlap",),
+    "ambiguous": ("ambiguous",),
+    "outliers": ("outlier",),
+}
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
 
@@ -38,6 +49,46 @@ class Results:
     def finding_objects(self) -> list[Finding]:
         """The findings as ``Finding`` objects, in file order."""
         return [finding_from_row(row) for row in self.findings.to_dict("records")]
+
+    def produces(self) -> dict[str, tuple[str, ...]]:
+        """Check name -> the finding kinds it produces, as run.json recorded (see ``checks.check_record``)."""
+        return produced_kinds(self.run)
+
+    def kinds(self) -> dict[str, FindingKind]:
+        """Finding kind -> how reports show it, for every kind run.json describes."""
+        return finding_kinds(self.run)
+
+
+def _check_info(run: dict[str, Any]) -> dict[str, Any]:
+    info = run.get("check_info")
+    return info if isinstance(info, dict) else {}
+
+
+def produced_kinds(run: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Check name -> finding kinds, for every check run.json knows (recorded, or that ran or was skipped)."""
+    info = _check_info(run) or _CHECKS_BEFORE_CHECK_INFO
+    names = [*info, *(str(name) for name in run.get("checks") or {} if name not in info)]
+    produced: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        entry = info.get(name)
+        kinds = entry.get("produces") if isinstance(entry, dict) else entry
+        if isinstance(kinds, list | tuple) and kinds:
+            produced[name] = tuple(str(kind) for kind in kinds)
+        else:
+            produced[name] = (name,)
+    return produced
+
+
+def finding_kinds(run: dict[str, Any]) -> dict[str, FindingKind]:
+    """Finding kind -> its report metadata from run.json; kinds it does not describe are left out
+    (readers show them with ``FindingKind.generic``)."""
+    kinds: dict[str, FindingKind] = {}
+    for entry in _check_info(run).values():
+        described = entry.get("kinds") if isinstance(entry, dict) else None
+        if isinstance(described, dict):
+            for kind, data in described.items():
+                kinds[str(kind)] = FindingKind.from_dict(str(kind), data)
+    return kinds
 
 
 def _major(version: str) -> str:

@@ -6,11 +6,14 @@ while the main process runs the model; preprocessors are therefore small picklab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
+
+from auditor.encoder_facts import EncoderInfo
+
+__all__ = ["Encoder", "EncoderInfo", "Preprocessor", "TextEncoder", "l2_normalise"]
 
 
 class Preprocessor(Protocol):
@@ -44,18 +47,6 @@ class TextEncoder(Protocol):
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) L2-normalised float32, comparable by cosine with ``embed`` outputs."""
         ...
-
-
-@dataclass(frozen=True)
-class EncoderInfo:
-    """What the outputs record about the encoder that really ran."""
-
-    requested: str
-    name: str
-    identity: str
-    dim: int
-    pretrained: bool
-    fallback_reason: str | None = None
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
