@@ -104,6 +104,7 @@ def scan(
     ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
+    # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
     from auditor.checks import PARAMS
     from auditor.config import load_config
     from auditor.console import RichObserver, print_summary
@@ -146,6 +147,7 @@ def _apply_gate(
     results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console
 ) -> bool:
     """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed."""
+    # Imported on use, as in every command (see scan_command).
     from auditor.gate import evaluate
     from auditor.outputs import atomic_write
     from auditor.report.gate_render import GateFormat, print_verdict, render
@@ -181,7 +183,7 @@ def gate_command(
     ] = None,
 ) -> None:
     """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
-    from auditor.checks import PARAMS
+    from auditor.checks import PARAMS  # imported on use, as in every command (see scan_command)
     from auditor.config import load_config
 
     rules = load_config(config, check_params=PARAMS).gate
@@ -215,7 +217,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Render RESULTS as a terminal report, a Markdown summary, or a self-contained HTML page."""
-    from auditor.report import ReportFormat, ReportOptions, render_results, write_report
+    from auditor.report import ReportFormat, ReportOptions, render_results, write_report  # on use: see scan
 
     report_format = ReportFormat(fmt)
     if output is None and report_format is ReportFormat.HTML:

@@ -12,8 +12,10 @@ starts from zero, so the same inputs and seed give the same probabilities. Ident
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize, minimize_scalar
 
 from auditor.config import REGULARISATION_GRID, ProbabilityParams
+from auditor.similarity import unit_rows
 
 __all__ = ["REGULARISATION_GRID", "ProbabilityParams"]  # re-exported: they were defined here
 
@@ -58,7 +60,7 @@ def out_of_sample_probabilities(
     if n < 2:
         # Nothing to learn from; only the prior over the one observed label is left.
         probs[np.arange(n), labels] = 1.0
-        return probs / probs.sum(axis=1, keepdims=True)
+        return np.asarray(probs / probs.sum(axis=1, keepdims=True))
     features = np.asarray(embeddings, dtype=np.float32)
     folds = min(params.folds, n)
     # Copies of one image must share a fold, or one copy's label would vouch for the other's.
@@ -78,7 +80,7 @@ def out_of_sample_probabilities(
         weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params)
         probs[np.ix_(np.flatnonzero(test), present)] = softmax(test_x @ weights + bias)
     probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
-    return probs / probs.sum(axis=1, keepdims=True)
+    return np.asarray(probs / probs.sum(axis=1, keepdims=True))
 
 
 def blended_probabilities(
@@ -105,9 +107,7 @@ def knn_vote_probabilities(
 
     Copies of an image (same ``groups`` id) never vote for each other.
     """
-    import faiss
-
-    from auditor.similarity import unit_rows
+    import faiss  # imported on use: faiss loads slowly and only the k-NN vote needs it
 
     unit = unit_rows(embeddings)
     n = len(unit)
@@ -131,7 +131,7 @@ def knn_vote_probabilities(
     prior = np.bincount(labels, minlength=n_classes) / n
     # A little prior mass keeps an image with no (or weak) neighbours from a hard 0/1 vote.
     votes += 0.1 * prior
-    return votes / votes.sum(axis=1, keepdims=True)
+    return np.asarray(votes / votes.sum(axis=1, keepdims=True))
 
 
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +168,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     peak = logits.max(axis=1, keepdims=True)
     exp = np.exp(logits - np.where(np.isfinite(peak), peak, 0.0))
     totals = exp.sum(axis=1, keepdims=True)
-    return np.where(totals > 0, exp / np.where(totals > 0, totals, 1.0), 1.0 / logits.shape[1])
+    return np.asarray(np.where(totals > 0, exp / np.where(totals > 0, totals, 1.0), 1.0 / logits.shape[1]))
 
 
 def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float, float]) -> float:
@@ -177,7 +177,6 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
     Temperature scaling: it makes scores on any scale (log-probabilities, cosines) as confident as they
     have earned on these labels. ``scores`` may hold ``-inf`` (a class that cannot be), never at a label.
     """
-    from scipy.optimize import minimize_scalar
 
     rows = np.arange(len(labels))
 
@@ -194,7 +193,6 @@ def _fit_softmax(
     start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (d, k) and bias (k,) minimising mean log-loss + ||W||^2 / (2 C n), by L-BFGS."""
-    from scipy.optimize import minimize
 
     n, dim = features.shape
     penalty = 1.0 / (c_value * n)

@@ -123,7 +123,7 @@ class Split:
 
     @property
     def candidates(self) -> np.ndarray:
-        return self.plausible.sum(axis=1) >= 2
+        return np.asarray(self.plausible.sum(axis=1) >= 2)
 
 
 def split_of(probs: np.ndarray, params: AmbiguousParams) -> Split:

@@ -76,11 +76,11 @@ class CheckContext:
     def label_ids(self) -> np.ndarray:
         """Given label of each ``labelled`` row as an index into ``labelled_classes``."""
         index = {name: i for i, name in enumerate(self.labelled_classes)}
-        return self.labelled["label"].map(index).to_numpy(dtype=np.int64)
+        return np.asarray(self.labelled["label"].map(index).to_numpy(dtype=np.int64))
 
     @cached_property
     def labelled_embeddings(self) -> np.ndarray:
-        return self.embeddings[self.labelled["embedding_row"].to_numpy()]
+        return np.asarray(self.embeddings[self.labelled["embedding_row"].to_numpy()])
 
     @cached_property
     def regression_probs(self) -> np.ndarray:
@@ -125,7 +125,7 @@ class CheckContext:
     def _ambiguity(self, params: AmbiguousParams) -> Ambiguity:
         def closeness() -> np.ndarray:
             positions = np.flatnonzero(self.embedded["label"].notna().to_numpy())
-            return self.class_neighbourhoods.similarity[self.distinct_vector_of[positions]]
+            return np.asarray(self.class_neighbourhoods.similarity[self.distinct_vector_of[positions]])
 
         return ambiguity(self.label_ids, self.regression_probs, closeness, self.label_issue_mask,
                          self.zero_shot_similarity, params)

@@ -73,7 +73,7 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
 
         findings: dict[int, Finding] = {}
         for i in np.flatnonzero(flagged):
-            findings[int(rows.index[i])] = self._classifier_finding(ctx, i, quality[i])
+            findings[int(rows.index[i])] = self._classifier_finding(ctx, int(i), quality[i])
         conflicts = self._conflict_findings(ctx, quality)
         findings.update(conflicts)
 

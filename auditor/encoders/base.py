@@ -19,8 +19,10 @@ __all__ = ["Encoder", "EncoderInfo", "Preprocessor", "TextEncoder", "l2_normalis
 class Preprocessor(Protocol):
     """Turns one decoded RGB image into the encoder's input array; must be picklable."""
 
-    # JPEG draft-mode target (skip detail the model never sees), or None for a full decode.
-    draft_size: tuple[int, int] | None
+    @property
+    def draft_size(self) -> tuple[int, int] | None:
+        """JPEG draft-mode target (skip detail the model never sees), or None for a full decode."""
+        ...
 
     def __call__(self, image: Image.Image) -> np.ndarray: ...
 
@@ -52,4 +54,4 @@ class TextEncoder(Protocol):
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return np.asarray((vectors / np.maximum(norms, 1e-12)).astype(np.float32))
