@@ -34,9 +34,12 @@ def test_readers_take_kinds_and_metadata_from_run_json() -> None:
 
 def test_run_json_without_check_info_reads_as_the_built_in_checks() -> None:
     produced = produced_kinds({"checks": {"extra": {}}})
-    assert produced["duplicates"] == ("split_leakage", "exact_duplicate", "near_duplicate")
+    assert produced["duplicates"] == ("exact_duplicate", "near_duplicate", "split_leakage")
     assert produced["extra"] == ("extra",)
-    assert finding_kinds({"checks": {}}) == {}
+    assert {name: list(kinds) for name, kinds in produced.items() if name != "extra"} == {
+        name: entry["produces"] for name, entry in check_record().items()
+    }
+    assert finding_kinds({"checks": {}})["near_duplicate"].title == "Near duplicates"
 
 
 def test_a_new_check_is_one_class_and_one_registration() -> None:
