@@ -156,7 +156,8 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
     rows["ambiguous"] = image_row("ambiguous", blends)
     if blends:
         flagged_le = set(findings.loc[findings["check"] == "label_error", "path"])
-        rows["ambiguous"]["extra"] += f"; blends flagged as label_error: {len(flagged_le & blends)}/{len(blends)}"
+        note = f"blends flagged as label_error: {len(flagged_le & blends)}/{len(blends)}"
+        rows["ambiguous"]["extra"] = "; ".join(filter(None, [rows["ambiguous"]["extra"], note]))
     rows["outlier"] = image_row("outlier", set())
     overlap = findings[findings["check"] == "class_overlap"]
     rows["class_overlap"] = {"flagged": len(overlap), "precision": None, "recall": None, "clean": None,
