@@ -70,7 +70,7 @@ class DuplicatesParams(BaseModel):
     reference_neighbour: int = Field(5, ge=2, le=100)
     # A pair only one method vouches for (hash and embedding disagree, or only one can judge it) must
     # pass both tests by this many more robust standard deviations: one witness needs more conviction.
-    single_method_extra_z: float = Field(1.0, ge=0.0)
+    single_method_extra_z: float = Field(2.0, ge=0.0)
     # Explicit overrides of the global test: a fixed cosine floor for embedding pairs, and a fixed
     # pHash + dHash Hamming bound (of 128 bits) for hash pairs. Unset: derived from the data.
     min_cosine: float | None = Field(None, ge=-1.0, le=1.0)
