@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -72,9 +72,9 @@ class DuplicatesParams(BaseModel):
     # pass both tests by this many more robust standard deviations: one witness needs more conviction.
     single_method_extra_z: float = Field(2.0, ge=0.0)
     # Explicit overrides of the global test: a fixed cosine floor for embedding pairs, and a fixed
-    # pHash + dHash Hamming bound (of 128 bits) for hash pairs. Unset: derived from the data.
-    min_cosine: float | None = Field(None, ge=-1.0, le=1.0)
-    max_hash_distance: int | None = Field(None, ge=0, le=2 * _HASH_BITS)
+    # pHash + dHash Hamming bound (of 128 bits) for hash pairs. "auto": derived from the data.
+    min_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] | Literal["auto"] = "auto"
+    max_hash_distance: Annotated[int, Field(ge=0, le=2 * _HASH_BITS)] | Literal["auto"] = "auto"
     # Fewer distinct images than this: too few to learn what "unrelated" looks like; only identical
     # copies are reported.
     min_images: int = Field(20, ge=3)
@@ -224,7 +224,7 @@ class DuplicatesCheck(Check):
                 bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
                 return np.asarray(bits, dtype=np.float64) + 1.0
 
-            fixed = None if params.max_hash_distance is None else params.max_hash_distance + 1.0
+            fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
             add("perceptual", where, found.index, found.value + 1.0, found.search, hash_distance, fixed, note)
             note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
 
@@ -245,7 +245,7 @@ class DuplicatesCheck(Check):
             def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
                 return chord_distance(np.einsum("ij,ij->i", unit[left], unit[right]))
 
-            fixed = None if params.min_cosine is None else float(chord_distance(np.array(params.min_cosine)))
+            fixed = None if params.min_cosine == "auto" else float(chord_distance(np.array(params.min_cosine)))
             add("semantic", where, found.index, chord_distance(found.value), found.search, embedding_distance,
                 fixed, note)
             note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0

@@ -286,3 +286,12 @@ def test_too_few_images_report_only_identical_copies() -> None:
     result = DuplicatesCheck(DuplicatesParams()).run(ctx)
     assert result.findings == []
     assert "needs at least 20" in result.summary["semantic"]["skipped"]
+
+
+def test_an_explicit_cosine_floor_overrides_the_derived_global_test() -> None:
+    vectors, planted = planted_vectors(300, 12)
+    ctx = make_context(vectors, [None] * 300)
+    strict = DuplicatesCheck(DuplicatesParams(min_cosine=0.999)).run(ctx)
+    assert strict.findings == [] and strict.summary["semantic"]["min_cosine"] == pytest.approx(0.999)
+    loose = DuplicatesCheck(DuplicatesParams(min_cosine=0.9)).run(ctx)
+    assert near_groups(loose.findings) == expected_groups(planted)
