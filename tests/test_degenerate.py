@@ -39,14 +39,17 @@ def _flat(colour: tuple[int, int, int], size: int = 48) -> Image.Image:
 
 def test_flat_single_colour_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """Distinct flat colours have uninformative hashes; they are not duplicates of one another."""
+    """Distinct flat colours (enough of them for the embedding to be judged) have uninformative hashes,
+    and no colour stands out as a copy of another: no duplicates."""
     data = tmp_path / "data"
     for c, label in enumerate(("warm", "cool")):
         (data / label).mkdir(parents=True)
-        for i in range(8):
-            colour = (200 - 20 * i, 60 * c, 40 + 20 * i) if c == 0 else (20 * i, 100 + 10 * i, 200)
+        for i in range(12):
+            colour = (230 - 15 * i, 60 * c, 40 + 15 * i) if c == 0 else (15 * i, 80 + 12 * i, 200)
             _flat(colour).save(data / label / f"{i}.png")
     findings, run = _scan(tmp_path, data, monkeypatch, capsys)
+    assert "skipped" in run["checks"]["duplicates"]["perceptual"]
+    assert "skipped" not in run["checks"]["duplicates"]["semantic"]
     duplicates = findings[findings["check"].isin(["exact_duplicate", "near_duplicate", "split_leakage"])]
     assert duplicates.empty, duplicates["message"].tolist()
     assert run["checks"]["duplicates"]["groups"] == {"split_leakage": 0, "exact_duplicate": 0,
