@@ -28,6 +28,7 @@ is the label-error check's job (``CheckContext.exact_copy_groups``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -96,9 +97,9 @@ class _Method:
 
     name: str
     has: np.ndarray  # bool per content: this method can judge it
-    distance: Any  # (left, right) position arrays -> distances
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (left, right) content positions -> distances
     null: NeighbourNull
-    summary: dict[str, Any]
+    local_min_z: float
     fixed_max: float | None = None  # an explicit override of the global test
 
     def evidence(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +115,7 @@ class _Method:
         else:
             global_margin = self.null.z_global(distance) - self.null.global_min_z
         local = np.minimum(self.null.z_local(distance, left), self.null.z_local(distance, right))
-        margin = np.minimum(global_margin, local - self.summary["local_min_z"])
+        margin = np.minimum(global_margin, local - self.local_min_z)
         return distance, np.where(both, margin, np.nan)
 
 
@@ -183,7 +184,8 @@ class DuplicatesCheck(Check):
                     f"are (found {found}); only identical copies are reported")
 
         def add(name: str, where: np.ndarray, index: np.ndarray, distances: np.ndarray, search: str,
-                distance: Any, fixed_max: float | None, note: dict[str, Any]) -> None:
+                distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None,
+                note: dict[str, Any]) -> None:
             distances = np.where(index >= 0, distances, np.nan)
             null = NeighbourNull.fit(distances, params.reference_neighbour, params.global_min_z)
             reference = np.full(count, np.nan)
@@ -196,7 +198,7 @@ class DuplicatesCheck(Check):
                         median_nearest_distance=float(np.exp(null.centre)),
                         max_distance=fixed_max if fixed_max is not None else null.max_distance(params.global_min_z),
                         max_ratio=null.max_ratio(params.local_min_z))
-            methods.append(_Method(name, has, distance, null, note, fixed_max))
+            methods.append(_Method(name, has, distance, null, params.local_min_z, fixed_max))
             close = (distances <= fixed_max) if fixed_max is not None else \
                 (null.z_global(distances) >= params.global_min_z)
             close &= index >= 0
