@@ -326,14 +326,15 @@ class DuplicatesCheck(Check):
         counts = {"split_leakage": 0, "exact_duplicate": 0, "near_duplicate": 0}
         conflicts = 0
         findings: list[Finding] = []
+        grouped = sorted(m for members in groups for m in members)
+        columns = rows[["index", "path", "label", "split", "sha256"]].iloc[grouped].to_dict("records")
+        records = {m: {key: plain(value) for key, value in record.items()}
+                   for m, record in zip(grouped, columns, strict=True)}
         for group_id, members in enumerate(groups):
-            group = rows.loc[members]
-            splits = sorted({str(s) for s in group["split"].dropna()})
-            group_labels = sorted({str(s) for s in group["label"].dropna()})
+            splits = sorted({str(records[m]["split"]) for m in members if records[m]["split"] is not None})
+            group_labels = sorted({str(records[m]["label"]) for m in members if records[m]["label"] is not None})
             contents = sorted(set(content_of_row[members].tolist()))
-            partner = self._partners(methods, contents)
-            tier = min((partner[c][1] for c in contents), default=_TIER_IDENTICAL) if len(contents) > 1 \
-                else _TIER_IDENTICAL
+            partner, tier = self._partners(methods, contents)
             strong = tier >= 2
             if len(splits) >= 2:
                 kind, severity = "split_leakage", Severity.ERROR if strong else Severity.WARNING
@@ -344,10 +345,10 @@ class DuplicatesCheck(Check):
             counts[kind] += 1
             conflicts += len(group_labels) >= 2
             for position in members:
-                row = rows.loc[position]
-                other, score, used, details = self._partner_of(rows, position, members, content_of_row, partner)
+                row = records[position]
+                other, score, used, details = self._partner_of(records, position, members, content_of_row, partner)
                 group_column.at[row["index"]] = group_id
-                other_path = str(rows.at[other, "path"])
+                other_path = str(records[other]["path"])
                 how = details.pop("how", None)
                 how = _IDENTICAL.get(tuple(used)) or f"{how}, {'+'.join(used)}"
                 where = f", splits {', '.join(splits)}" if kind == "split_leakage" else ""
@@ -366,22 +367,25 @@ class DuplicatesCheck(Check):
                         message=f"{kind.replace('_', ' ')}: copy of {other_path} ({how}; group of "
                                 f"{len(members)}{where})",
                         path=str(row["path"]),
-                        label=plain(row["label"]),
-                        split=plain(row["split"]),
+                        label=row["label"],
+                        split=row["split"],
                         score=score,
                         group_id=group_id,
                         other_path=other_path,
-                        sha256=plain(row["sha256"]),
+                        sha256=row["sha256"],
                         classes=tuple(group_labels),
                         details=details,
                     )
                 )
         return findings, group_column, counts, conflicts
 
-    def _partners(self, methods: list[_Method], contents: list[int]) -> dict[int, tuple[int, int, dict[str, Any]]]:
-        """Each content's strongest partner among the group's other contents: (partner, tier, details)."""
+    def _partners(
+        self, methods: list[_Method], contents: list[int]
+    ) -> tuple[dict[int, tuple[int, int, dict[str, Any]]], int]:
+        """Each content's strongest partner among the group's other contents (partner, tier, details), and
+        the group's evidence tier: the weakest over all its pairs (identical when it has one content)."""
         if len(contents) < 2:
-            return {}
+            return {}, _TIER_IDENTICAL
         left = np.repeat(contents, len(contents))
         right = np.tile(contents, len(contents))
         off = left != right
@@ -404,11 +408,11 @@ class DuplicatesCheck(Check):
                 details["hash_distance"] = int(perceptual[n] - 1.0)
             details["methods"] = sorted(used)
             best[me] = (int(right[n]), int(tier[n]), details)
-        return best
+        return best, int(tier.min())
 
     @staticmethod
     def _partner_of(
-        rows: pd.DataFrame,
+        records: dict[int, dict[str, Any]],
         position: int,
         members: list[int],
         content_of_row: np.ndarray,
@@ -416,11 +420,10 @@ class DuplicatesCheck(Check):
     ) -> tuple[int, float, list[str], dict[str, Any]]:
         """The member nearest ``position``: an identical copy if any, else its strongest partner content.
         Returns (row position, score, methods, details); identical copies score 1, others by evidence."""
-        me = rows.loc[position]
         content = content_of_row[position]
         same = [m for m in members if m != position and content_of_row[m] == content]
         if same:
-            same_bytes = [m for m in same if rows.at[m, "sha256"] == me["sha256"]]
+            same_bytes = [m for m in same if records[m]["sha256"] == records[position]["sha256"]]
             method = "sha256" if same_bytes else "pixels"
             return (same_bytes or same)[0], 1.0, [method], {"similarity": 1.0, "evidence": "identical"}
         other_content, tier, details = partner[int(content)]
