@@ -3,12 +3,19 @@
     python benchmarks/duplicates.py                       # both parts, scale at 100k and 1M
     python benchmarks/duplicates.py --part quality --images 400
     python benchmarks/duplicates.py --part scale --sizes 20000,100000
+    python benchmarks/duplicates.py --part collections --collections /work/bench-data/digits,/work/bench-data/photos
 
 (a) quality: photo-like procedural images (gradients, low-frequency texture, random shapes, noise,
 blur) in train/val/test with planted copies -- byte-exact, JPEG q70 re-encodes, 5-10% resizes, +-15%
 brightness, 2-px shifts (a 2-px crop) -- within and across splits. Runs ``audit scan`` (built-in
 encoder) and cleanvision's exact/near duplicate checks on the same folder, and prints precision and
 recall over planted pairs. A second variant adds one truncated JPEG: we report it, cleanvision stops.
+
+(c) collections: folders built by ``benchmarks/collections.py`` (real photos, scikit-learn digits, generated
+shapes; ground truth in each folder's planted.json) scanned with ``--checks duplicates`` and the built-in
+encoder, and with ``--encoder precomputed`` when ``<folder>.cnn.parquet`` (real-CNN vectors) lies beside the
+folder. Prints pair precision/recall over planted copies, recall per transform, leaks found, and groups
+mixing labels that no planted pair explains.
 
 (b) scale: synthetic clustered 512-d embeddings with 1% planted near-duplicates (cosine ~0.97-0.99),
 grouped by the duplicates check itself (neighbour search, data-relative tests, complete linkage) at
@@ -32,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
@@ -336,9 +344,70 @@ def scale(sizes: list[int], seed: int) -> None:
               f"{r['planted_recall']:>16.3f}{versus:>10}{r['peak_rss_mb']:>13.0f}{extra}")
 
 
+# ----------------------------------------------------------------------------- (c) collections
+
+
+def collection_truth(planted: dict[str, Any]) -> set[frozenset[str]]:
+    """Every pair within a planted copy family (an original and all its copies, plus natural copies)."""
+    pairs = [(c["original"], c["copy"]) for c in planted["copies"]]
+    pairs += [(group[0], other) for group in planted.get("natural_copies", []) for other in group[1:]]
+    families: dict[str, set[str]] = {}
+    for a, b in pairs:
+        merged = families.get(a, {a}) | families.get(b, {b})
+        for member in merged:
+            families[member] = merged
+    return {frozenset(p) for family in map(frozenset, families.values())
+            for p in itertools.combinations(sorted(family), 2)}
+
+
+def collection_one(root: Path, work: Path, encoder_args: list[str], label: str) -> None:
+    import pandas as pd
+
+    planted = json.loads((root / "planted.json").read_text())
+    truth = collection_truth(planted)
+    out = work / f"{root.name}_{label}"
+    subprocess.run([sys.executable, "-m", "auditor", "scan", str(root), "--out", str(out), "--checks", "duplicates",
+                    "--cache-dir", str(work / "cache"), "--quiet", *encoder_args], check=True, capture_output=True)
+    findings = pd.read_parquet(out / "findings.parquet")
+    findings = findings[findings["check"].isin(["split_leakage", "exact_duplicate", "near_duplicate"])]
+    found: set[frozenset[str]] = set()
+    leaks: set[frozenset[str]] = set()
+    mixed = largest = 0
+    for (kind, _), group in findings.groupby(["check", "group_id"]):
+        pairs = {frozenset(p) for p in itertools.combinations(sorted(group["path"]), 2)}
+        found |= pairs
+        leaks |= pairs if kind == "split_leakage" else set()
+        mixed += group["label"].nunique() > 1 and not pairs & truth
+        largest = max(largest, len(group))
+    precision, recall = precision_recall(found, truth)
+    leak_truth = {frozenset((c["original"], c["copy"])) for c in planted["copies"] if c["cross_split"]}
+    per_transform: dict[str, list[int]] = {}
+    for copy in planted["copies"]:
+        hits = per_transform.setdefault(copy["transform"], [0, 0])
+        hits[0] += frozenset((copy["original"], copy["copy"])) in found
+        hits[1] += 1
+    transforms = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in per_transform.items())
+    print(f"{root.name:<10}{label:<12}{precision:>10.3f}{recall:>8.3f}{len(found):>7}{len(truth):>7}"
+          f"{f'{len(leaks & leak_truth)}/{len(leak_truth)}':>7}{len(leaks - truth):>11}{mixed:>7}{largest:>8}  "
+          f"{transforms}")
+
+
+def collections(folders: list[Path]) -> None:
+    print("\n(c) collections: pair precision/recall of duplicate + leakage groups over planted copies")
+    print(f"{'folder':<10}{'encoder':<12}{'precision':>10}{'recall':>8}{'pairs':>7}{'truth':>7}{'leaks':>7}"
+          f"{'false leak':>11}{'mixed':>7}{'largest':>8}  recall per transform")
+    with tempfile.TemporaryDirectory(prefix="dup_collections_") as tmp:
+        for root in folders:
+            collection_one(root, Path(tmp), ["--encoder", "builtin"], "builtin")
+            vectors = root.with_name(f"{root.name}.cnn.parquet")
+            if vectors.exists():
+                collection_one(root, Path(tmp), ["--encoder", "precomputed", "--embeddings", str(vectors)], "cnn")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["quality", "scale", "all"], default="all")
+    parser.add_argument("--part", choices=["quality", "scale", "collections", "all"], default="all")
+    parser.add_argument("--collections", default="", help="comma-separated collection folders for part (c)")
     parser.add_argument("--images", type=int, default=400, help="distinct pictures in the quality folder")
     parser.add_argument("--copies", type=int, default=150, help="planted copies in the quality folder")
     parser.add_argument("--sizes", default="100000,1000000",
@@ -356,6 +425,8 @@ def main() -> None:
         quality(args.images, args.copies, args.seed)
     if args.part in ("scale", "all"):
         scale([int(s) for s in args.sizes.split(",")], args.seed)
+    if args.part in ("collections", "all") and args.collections:
+        collections([Path(folder) for folder in args.collections.split(",")])
 
 
 if __name__ == "__main__":
