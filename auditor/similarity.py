@@ -76,7 +76,7 @@ def _search(index: Any, queries: np.ndarray, k: int, search: str) -> Neighbours:
 
 def cosine_neighbours(unit: np.ndarray, k: int, exact_max: int, nprobe: int, seed: int = 0) -> Neighbours:
     """Each unit row's ``k`` nearest rows by cosine: exact up to ``exact_max`` rows, faiss IVF-Flat beyond."""
-    import faiss
+    import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
 
     count, dim = unit.shape
     k = min(k, count - 1)
@@ -96,7 +96,7 @@ def cosine_neighbours(unit: np.ndarray, k: int, exact_max: int, nprobe: int, see
 
 def hamming_neighbours(codes: np.ndarray, k: int, exact_max: int, nprobe: int) -> Neighbours:
     """Each binary code's ``k`` nearest codes by Hamming distance: exact up to ``exact_max``, binary IVF beyond."""
-    import faiss
+    import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
 
     count, width = codes.shape
     k = min(k, count - 1)

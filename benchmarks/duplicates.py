@@ -284,7 +284,7 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
     from auditor.checks.base import CheckContext
     from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
     from auditor.config import AuditConfig
-    from auditor.encoders.base import EncoderInfo
+    from auditor.encoder_facts import EncoderInfo
 
     count = len(vectors)
     ids = [f"{i}" for i in range(count)]

@@ -37,7 +37,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
 from auditor.similarity import (
     NeighbourNull,
     chord_distance,
@@ -128,15 +128,31 @@ def _pairs_within(group_sizes: pd.Series) -> int:
     return int((group_sizes * (group_sizes - 1) // 2).sum())
 
 
-class DuplicatesCheck(Check):
+class DuplicatesCheck(Check[DuplicatesParams]):
     name = "duplicates"
     produces = frozenset({"split_leakage", "exact_duplicate", "near_duplicate"})
     description = "exact, re-encoded, resized and near-identical copies, and copies shared between splits"
     Params = DuplicatesParams
+    kinds = {
+        "split_leakage": FindingKind(
+            "Leakage between splits",
+            "The same image in more than one split; each group is one image content.",
+            layout="groups", order=4,
+        ),
+        "exact_duplicate": FindingKind(
+            "Exact duplicates",
+            "Byte-identical or pixel-identical copies within a split.",
+            layout="groups", order=5,
+        ),
+        "near_duplicate": FindingKind(
+            "Near duplicates",
+            "Visually near-identical images (re-encoded, resized, slightly edited).",
+            layout="groups", order=6,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        assert isinstance(params, DuplicatesParams)
         rows = ctx.images[ctx.images["readable"] & ctx.images["pixel_sha256"].notna()].reset_index()
         summary: dict[str, Any] = {"pairs": dict.fromkeys(METHODS, 0)}
         byte_pairs = _pairs_within(rows.groupby("sha256", sort=False).size())
@@ -237,6 +253,8 @@ class DuplicatesCheck(Check):
         notes["semantic"] = note
         if not params.semantic:
             note["skipped"] = "disabled in config"
+        elif not ctx.encoder.trusted:
+            note["skipped"] = "the CLIP model is untrained (random weights): nearness in its space means nothing"
         elif (reason := too_few(len(where), "embedded images")) is not None:
             note["skipped"] = reason
         else:
@@ -260,7 +278,6 @@ class DuplicatesCheck(Check):
         their own (the evidence tier), and each method's distance. The evidence is the best method's
         margin over its tests, less ``single_method_extra_z`` unless two methods agree."""
         params = self.params
-        assert isinstance(params, DuplicatesParams)
         evidence = np.full(len(left), np.nan)
         tier = np.zeros(len(left), dtype=np.int64)
         distances: dict[str, np.ndarray] = {}

@@ -13,7 +13,7 @@ from PIL import Image, ImageEnhance
 from auditor.checks.base import CheckContext
 from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
 from auditor.config import AuditConfig, EncoderConfig, ScanConfig
-from auditor.encoders.base import EncoderInfo
+from auditor.encoder_facts import EncoderInfo
 from auditor.findings import Finding
 from auditor.scan import run_scan
 from auditor.similarity import cosine_neighbours, hamming_neighbours, unit_rows
@@ -295,3 +295,12 @@ def test_an_explicit_cosine_floor_overrides_the_derived_global_test() -> None:
     assert strict.findings == [] and strict.summary["semantic"]["min_cosine"] == pytest.approx(0.999)
     loose = DuplicatesCheck(DuplicatesParams(min_cosine=0.9)).run(ctx)
     assert near_groups(loose.findings) == expected_groups(planted)
+
+
+def test_untrained_clip_skips_the_semantic_method() -> None:
+    """A CLIP model with random weights puts unrelated images close together: its space is not judged."""
+    vectors, planted = planted_vectors(50, 5)
+    untrained = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * 50, "clip", pretrained=False))
+    assert untrained.findings == [] and "untrained" in untrained.summary["semantic"]["skipped"]
+    trained = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * 50, "clip"))
+    assert near_groups(trained.findings) == expected_groups(planted)
