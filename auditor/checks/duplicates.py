@@ -136,7 +136,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     kinds = {
         "split_leakage": FindingKind(
             "Leakage between splits",
-            "The same image in more than one split; each group is one image content.",
+            "Copies of one image (identical or near) in more than one split; each group is mutually close.",
             layout="groups", order=4,
         ),
         "exact_duplicate": FindingKind(
@@ -146,7 +146,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         ),
         "near_duplicate": FindingKind(
             "Near duplicates",
-            "Visually near-identical images (re-encoded, resized, slightly edited).",
+            "Re-encoded, resized, cropped or re-lit copies that stand out from the dataset's look-alikes.",
             layout="groups", order=6,
         ),
     }
