@@ -81,6 +81,11 @@ def test_scan_finds_exactly_the_planted_groups(planted_scan: tuple[list[Finding]
         frozenset({"train/circle/circle_003.png", "test/circle/leaked.jpg"}),
     }
     assert summary["groups"] == {"split_leakage": 2, "exact_duplicate": 2, "near_duplicate": 1}
+    # The thresholds derived from this dataset are recorded, per method.
+    for method in ("perceptual", "semantic"):
+        assert summary[method]["max_distance"] < summary[method]["median_nearest_distance"]
+        assert 0 < summary[method]["max_ratio"] < 1
+    assert -1 < summary["semantic"]["min_cosine"] < 1 and 0 <= summary["perceptual"]["max_bits"] < 128
     assert summary["pairs"]["sha256"] == 3
     assert summary["label_conflict_groups"] == 1
 
