@@ -39,6 +39,7 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
         onnx = OnnxEncoder(config.model_file, config.onnx, config.device)
         return onnx, EncoderInfo(requested, "onnx", onnx.identity, onnx.dim, pretrained=True)
     if requested == "builtin":
+        _refuse_cuda(config, "the builtin encoder runs on the CPU only")
         builtin = BuiltinEncoder()
         return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, pretrained=False)
     if requested == "clip":
@@ -54,5 +55,12 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
             reason = str(exc).splitlines()[0]
         else:
             return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)
+    _refuse_cuda(config, f"auto fell back to the builtin encoder, which runs on the CPU only: {reason}")
     builtin = BuiltinEncoder()
     return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, False, fallback_reason=reason)
+
+
+def _refuse_cuda(config: EncoderConfig, why: str) -> None:
+    """An explicit ``device = "cuda"`` that nothing will use is a mistake to report, not to ignore."""
+    if config.device == "cuda":
+        raise EncoderUnavailable(f"encoder.device = 'cuda' was asked for, but {why}")
