@@ -102,6 +102,10 @@ def scan(
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="With --gate: results folder of the base branch.")
     ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Reviewed decisions (default: audit-decisions.toml beside DATASET)."),
+    ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
     # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
@@ -116,6 +120,8 @@ def scan(
     )
     if no_cache:
         overrides.setdefault("scan", {})["use_cache"] = False
+    if decisions is not None:
+        overrides.setdefault("scan", {})["decisions_file"] = str(decisions)
     if checks is not None:
         overrides.setdefault("scan", {})["checks"] = [c.strip() for c in checks.split(",") if c.strip()]
     console = Console(stderr=False)
@@ -144,16 +150,25 @@ GateFormatName = Literal["text", "markdown", "json"]
 
 
 def _apply_gate(
-    results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console
+    results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console,
+    decisions: Path | None = None,
 ) -> bool:
-    """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed."""
+    """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed.
+
+    ``decisions``: a decisions file to apply as it is now (the scan's waivers otherwise)."""
     # Imported on use, as in every command (see scan_command).
+    from auditor.decisions import load_decisions
     from auditor.gate import evaluate
     from auditor.outputs import atomic_write
     from auditor.report.gate_render import GateFormat, print_verdict, render
     from auditor.results import load_results
 
-    verdict = evaluate(load_results(results), rules, load_results(baseline) if baseline is not None else None)
+    current = load_results(results)
+    if decisions is None:  # the file the scan read, when it exists now: review's decisions count before a re-scan
+        recorded = (current.run.get("decisions") or {}).get("file")
+        decisions = Path(recorded) if recorded and Path(recorded).is_file() else None
+    verdict = evaluate(current, rules, load_results(baseline) if baseline is not None else None,
+                       load_decisions(decisions) if decisions is not None else None)
     if output is not None:
         text = render(verdict, GateFormat(fmt))
         atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -181,13 +196,17 @@ def gate_command(
         Path | None,
         typer.Option("--output", help="Write the verdict in --format here; the terminal then gets text."),
     ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Decisions file to honour (default: the one the scan read, as it is now)."),
+    ] = None,
 ) -> None:
     """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
     from auditor.checks import PARAMS  # imported on use, as in every command (see scan_command)
     from auditor.config import load_config
 
     rules = load_config(config, check_params=PARAMS).gate
-    if not _apply_gate(results, rules, baseline, fmt, output, Console(stderr=False)):
+    if not _apply_gate(results, rules, baseline, fmt, output, Console(stderr=False), decisions):
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -231,6 +250,118 @@ def report_command(
         return
     write_report(output, text)
     console.print(f"report written to [bold]{escape(str(output))}[/]", highlight=False)
+
+
+@app.command("review")
+def review_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    accept: Annotated[bool, typer.Option("--accept", help="Accept the finding: the data is right as it is.")] = False,
+    relabel: Annotated[
+        bool, typer.Option("--relabel", help="Decide the image's label should be the suggested one (or --label).")
+    ] = False,
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", help="Finding kind, e.g. label_error (interactive: a repeatable filter)."),
+    ] = None,
+    path: Annotated[str | None, typer.Option("--path", help="The image's path as in the findings.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded with the decision.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="With --relabel: the new label.")] = None,
+    who: Annotated[str | None, typer.Option("--who", help="Reviewer (default: git user.name or $USER).")] = None,
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Last day the decision holds, YYYY-MM-DD.")
+    ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Decisions file (default: the one the scan read, or beside the dataset)."),
+    ] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Walk the top findings one by one (default on a terminal).")
+    ] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="Interactive: findings to walk.")] = 20,
+) -> None:
+    """Record reviewed decisions: accept a finding (the gate stops counting it) or relabel its image."""
+    from datetime import date
+
+    from auditor.results import load_results
+    from auditor.review import decisions_path, default_who
+
+    loaded = load_results(results)
+    target = decisions_path(loaded, decisions)
+    try:
+        until = date.fromisoformat(expires) if expires is not None else None
+    except ValueError:
+        raise AuditorError(f"--expires must be a date YYYY-MM-DD, got {expires!r}") from None
+    reviewer = who or default_who()
+    console = Console(stderr=False)
+    if accept or relabel:
+        _review_one(loaded, target, accept, relabel, check, path, reason, label, reviewer, until, console)
+        return
+    if not (interactive or sys.stdin.isatty()):
+        raise AuditorError("nothing to do: pass --accept or --relabel with --check and --path, or --interactive")
+    _review_interactively(loaded, target, tuple(check or ()), top, reviewer, until, console)
+
+
+def _review_one(results: Any, target: Path, accept: bool, relabel: bool, check: list[str] | None, path: str | None,
+                reason: str | None, label: str | None, who: str, until: Any, console: Console) -> None:
+    from auditor.review import find_finding, make_decision, write_decisions
+
+    if accept and relabel:
+        raise AuditorError("--accept and --relabel exclude each other")
+    if not check or len(check) != 1 or path is None:
+        raise AuditorError("--accept/--relabel need one --check KIND and --path P")
+    if label is not None and not relabel:
+        raise AuditorError("--label only applies with --relabel")
+    if accept and not reason:
+        raise AuditorError("--accept needs --reason (it is the record of why the finding is fine)")
+    finding = find_finding(results, check[0], path)
+    action = "accept" if accept else "relabel"
+    decision = make_decision(finding, results, action, reason or "relabelled in review", who, until, label)
+    write_decisions(target, [decision])
+    console.print(f"{escape(decision.describe())} written to [bold]{escape(str(target))}[/]", highlight=False)
+
+
+def _review_interactively(results: Any, target: Path, checks: tuple[str, ...], top: int, who: str, until: Any,
+                          console: Console) -> None:
+    """One finding at a time; each decision is written at once, so quitting keeps what was decided."""
+    import click
+
+    from auditor.review import existing_decisions, make_decision, review_queue, write_decisions
+
+    queue = review_queue(results, checks, existing_decisions(target), top)
+    if not queue:
+        console.print("nothing to review: every image finding is decided or waived")
+        return
+    root = Path(str((results.run.get("dataset") or {}).get("root") or "."))
+    done = {"accept": 0, "relabel": 0, "skip": 0}
+    for number, finding in enumerate(queue, start=1):
+        console.rule(f"{number}/{len(queue)} {escape(finding.check)} · score {finding.score:.3g}")
+        console.print(f"path:      {escape(finding.path or '')}", highlight=False)
+        given = f"label:     {escape(finding.label or '(none)')}"
+        if finding.suggested_label:
+            given += f" -> suggested {escape(finding.suggested_label)}"
+        console.print(given, highlight=False)
+        console.print(f"evidence:  {escape(finding.message)}", highlight=False)
+        if finding.other_path:
+            console.print(f"partner:   {escape(finding.other_path)}", highlight=False)
+        console.print(f"thumbnail: {escape(str(root / (finding.path or '')))}", highlight=False, soft_wrap=True)
+        keys = ["a", "r", "s", "q"] if finding.suggested_label else ["a", "s", "q"]
+        legend = "a=accept, r=relabel to suggested, s=skip, q=quit" if finding.suggested_label else \
+            "a=accept, s=skip, q=quit"
+        key = click.prompt(legend, type=click.Choice(keys), show_choices=False)
+        if key == "q":
+            break
+        if key == "s":
+            done["skip"] += 1
+            continue
+        action = "accept" if key == "a" else "relabel"
+        reason = click.prompt("reason", default="accepted in review" if key == "a" else "relabelled in review")
+        write_decisions(target, [make_decision(finding, results, action, reason, who, until)])
+        done[action] += 1
+    console.print(f"accepted {done['accept']}, relabelled {done['relabel']}, skipped {done['skip']}; "
+                  f"decisions in [bold]{escape(str(target))}[/]", highlight=False, soft_wrap=True)
+    console.print(f"[dim]next: audit gate {escape(str(results.directory))} honours them now; audit fix "
+                  f"{escape(str(results.directory))} --out manifest.csv applies relabels[/]", highlight=False,
+                  soft_wrap=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

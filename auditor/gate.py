@@ -3,19 +3,21 @@
 A pull request should fail for what it adds, not for the backlog already on main, so with a baseline
 only *new* findings count. Findings are matched by content, not path (see ``finding_key``), so renaming
 or moving files never creates new findings; adding another copy of an image that already had copies does.
+Findings waived by a reviewed decision (``auditor.decisions``) never count; the verdict lists them apart.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 
 from auditor.config import COUNT_RULES, GateConfig
+from auditor.decisions import Decision, apply_decisions, now_utc
 from auditor.findings import Finding
 from auditor.results import Results, produced_kinds
 
@@ -53,6 +55,8 @@ class Verdict:
     # The findings the rules counted: all of them, or with a baseline only the new ones.
     counted: tuple[Finding, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Findings accepted in review (not counted by any rule), listed so a reader sees what was waived.
+    waived: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,8 @@ class Verdict:
                 for rule in self.rules
             ],
             "counted": [_finding_dict(f) for f in self.counted],
+            "waived_findings": len(self.waived),
+            "waived": [_finding_dict(f) for f in self.waived],
             "notes": list(self.notes),
         }
 
@@ -290,8 +296,17 @@ def _imbalance_rule(limit: float, current: Results, baseline: Results | None) ->
     )
 
 
-def evaluate(current: Results, config: GateConfig, baseline: Results | None = None) -> Verdict:
-    """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``)."""
+def _rewaive(findings: list[Finding], decisions: list[Decision], sha_by_path: dict[str, str]) -> list[Finding]:
+    cleared = [replace(f, waived=False, waiver=None) for f in findings]
+    return apply_decisions(cleared, decisions, sha_by_path, now_utc().date()).findings
+
+
+def evaluate(current: Results, config: GateConfig, baseline: Results | None = None,
+             decisions: list[Decision] | None = None) -> Verdict:
+    """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``).
+
+    Waived findings never count. ``decisions`` (the decisions file as it is now) replaces the waivers the
+    scan recorded, so a decision made in review counts before the next scan."""
     notes: list[str] = []
     all_findings = current.finding_objects()
     if baseline is None:
@@ -299,6 +314,14 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
     else:
         counted = new_findings(current, baseline)
         notes.extend(_baseline_notes(current, baseline))
+    if decisions is not None:
+        shas = _sha_by_path(current.images)
+        all_findings = _rewaive(all_findings, decisions, shas)
+        counted = _rewaive(counted, decisions, shas)
+        applied = apply_decisions([], decisions, shas, now_utc().date())
+        notes.extend(applied.warnings(None))
+    waived = tuple(f for f in all_findings if f.waived)
+    counted = [f for f in counted if not f.waived]
     is_new = baseline is not None
     unavailable = unavailable_findings(current.run)
     rules: list[RuleResult] = []
@@ -325,6 +348,7 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         total_findings=len(all_findings),
         counted=tuple(counted),
         notes=tuple(notes),
+        waived=waived,
     )
 
 

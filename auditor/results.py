@@ -228,4 +228,7 @@ def finding_from_row(row: dict[str, Any]) -> Finding:
         sha256=_optional(row.get("sha256")),
         classes=tuple(row.get("classes") or ()),
         details=json.loads(details) if isinstance(details, str) else dict(details),
+        # Schema 1.1 files have no waiver columns: nothing was waived.
+        waived=bool(_optional(row.get("waived")) or False),
+        waiver=json.loads(waiver) if isinstance(waiver := _optional(row.get("waiver")), str) else None,
     )

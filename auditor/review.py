@@ -1,0 +1,118 @@
+"""``audit review``: turn a look at a finding into a decision in the decisions file.
+
+The file is shared and hand-edited, so writing never rewrites it: new decisions are appended (the last
+one for a finding wins), the whole text is validated, then swapped in atomically.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+from datetime import date
+from pathlib import Path
+
+from auditor.decisions import (
+    PAIR_KINDS,
+    Decision,
+    appended_text,
+    default_decisions_path,
+    load_decisions,
+    match,
+    now_utc,
+)
+from auditor.errors import AuditorError
+from auditor.findings import Finding
+from auditor.outputs import atomic_write
+from auditor.results import Results
+
+
+def decisions_path(results: Results, given: Path | None) -> Path:
+    """``given``, else the file the scan read (run.json), else audit-decisions.toml beside the dataset."""
+    if given is not None:
+        return given
+    recorded = (results.run.get("decisions") or {}).get("file")
+    if recorded:
+        return Path(recorded)
+    root = (results.run.get("dataset") or {}).get("root")
+    if not root:
+        raise AuditorError("run.json names no dataset folder; pass --decisions FILE")
+    return default_decisions_path(Path(root))
+
+
+def default_who() -> str:
+    """git's user.name (what a reviewer's commits say), else the login name."""
+    try:
+        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return name or os.environ.get("USER") or getpass.getuser()
+
+
+def sha_by_path(results: Results) -> dict[str, str]:
+    known = results.images[results.images["sha256"].notna()]
+    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
+
+
+def find_finding(results: Results, check: str, path: str) -> Finding:
+    for finding in results.finding_objects():
+        if finding.check == check and finding.path == path:
+            return finding
+    kinds = sorted({f.check for f in results.finding_objects() if f.path == path})
+    also = f" (it has: {', '.join(kinds)})" if kinds else ""
+    raise AuditorError(f"no `{check}` finding for {path} in {results.directory}{also}")
+
+
+def make_decision(
+    finding: Finding,
+    results: Results,
+    action: str,
+    reason: str,
+    who: str,
+    expires: date | None = None,
+    new_label: str | None = None,
+) -> Decision:
+    """A decision keyed by the finding's content (and its partner's, for pairs) and its current label."""
+    if finding.sha256 is None:
+        raise AuditorError(f"{finding.path} has no content hash (unreadable before hashing); it cannot be "
+                           "accepted by content")
+    if action == "relabel":
+        new_label = new_label or finding.suggested_label
+        if not new_label:
+            raise AuditorError(f"`{finding.check}` for {finding.path} suggests no label; pass --label")
+    other = None
+    if finding.check in PAIR_KINDS and finding.other_path:
+        other = sha_by_path(results).get(finding.other_path)
+    return Decision.model_validate({
+        "action": action, "check": finding.check, "sha256": finding.sha256, "other_sha256": other,
+        "label": finding.label, "new_label": new_label if action == "relabel" else None,
+        "path": finding.path, "reason": reason, "who": who, "when": now_utc(), "expires": expires,
+    })
+
+
+def write_decisions(path: Path, decisions: list[Decision]) -> None:
+    """Append ``decisions`` to ``path`` atomically, keeping its comments and entries; refuses a file that
+    does not validate before (so a broken hand edit is reported, not buried under new entries)."""
+    existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if existing:
+        load_decisions(path)
+    text = appended_text(existing, decisions)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    load_decisions(path)
+
+
+def existing_decisions(path: Path) -> list[Decision]:
+    return load_decisions(path) if path.is_file() else []
+
+
+def review_queue(results: Results, checks: tuple[str, ...], decided: list[Decision], top: int | None) -> list[Finding]:
+    """Image findings nobody decided on yet: kinds in report order, strongest evidence first."""
+    kinds = results.kinds()
+    shas = sha_by_path(results)
+    queue = [
+        f for f in results.finding_objects()
+        if f.path is not None and f.sha256 is not None and not f.waived
+        and (not checks or f.check in checks) and match(f, decided, shas) is None
+    ]
+    queue.sort(key=lambda f: (kinds[f.check].order if f.check in kinds else 1000, f.check, -f.score, f.path or ""))
+    return queue if top is None else queue[:top]
