@@ -364,6 +364,77 @@ def _review_interactively(results: Any, target: Path, checks: tuple[str, ...], t
                   soft_wrap=True)
 
 
+@app.command("fix")
+def fix_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Cleaned manifest to write: .csv or .parquet.")],
+    drop: Annotated[
+        list[str] | None, typer.Option("--drop", help="Also drop images with this finding kind (repeatable).")
+    ] = None,
+    keep_unreadable: Annotated[
+        bool, typer.Option("--keep-unreadable", help="Keep unreadable files (dropped by default).")
+    ] = False,
+    no_dedupe: Annotated[
+        list[str] | None,
+        typer.Option("--no-dedupe", help="Keep every copy for this duplicate kind (exact_duplicate, near_duplicate)."),
+    ] = None,
+    keep_leakage: Annotated[
+        bool, typer.Option("--keep-leakage", help="Leave leaked copies in every split.")
+    ] = False,
+    split_priority: Annotated[
+        str | None,
+        typer.Option("--split-priority", help="Which split's copy of a leaked image stays, first wins "
+                     "(default train,dev,val,valid,validation,test)."),
+    ] = None,
+    relabel_above: Annotated[
+        float | None,
+        typer.Option("--relabel-above", min=0.0, max=1.0,
+                     help="Also relabel label_error findings scoring at least this to the suggested label."),
+    ] = None,
+    decisions: Annotated[
+        Path | None, typer.Option("--decisions", help="Decisions file (default: the one the scan read).")
+    ] = None,
+) -> None:
+    """Write a cleaned manifest (path,label,split) for `audit scan --manifest`; the dataset is never touched."""
+    from rich.table import Table
+
+    from auditor.decisions import now_utc
+    from auditor.fix import DEFAULT_SPLIT_PRIORITY, DUPLICATE_KINDS, FixOptions, plan_fix, write_fix
+    from auditor.results import load_results
+    from auditor.review import decisions_path, existing_decisions
+
+    loaded = load_results(results)
+    unknown = sorted(set(no_dedupe or ()) - set(DUPLICATE_KINDS))
+    if unknown:
+        raise AuditorError(f"--no-dedupe takes {', '.join(DUPLICATE_KINDS)}, got {', '.join(unknown)}")
+    priority = (tuple(s.strip() for s in split_priority.split(",") if s.strip()) if split_priority
+                else DEFAULT_SPLIT_PRIORITY)
+    options = FixOptions(
+        dedupe=tuple(k for k in DUPLICATE_KINDS if k not in (no_dedupe or ())),
+        leakage=not keep_leakage,
+        split_priority=priority,
+        relabel_above=relabel_above,
+        drop=tuple(drop or ()) + (() if keep_unreadable else ("unreadable",)),
+    )
+    root_text = (loaded.run.get("dataset") or {}).get("root")
+    fix = plan_fix(loaded, existing_decisions(decisions_path(loaded, decisions)), options, now_utc().date())
+    log = write_fix(fix, out, Path(root_text) if root_text else None)
+    console = Console(stderr=False)
+    table = Table(title=f"audit fix: {len(fix.manifest)} of {len(loaded.images)} images kept", title_justify="left")
+    for column in ("action", "because of", "images"):
+        table.add_column(column)
+    for action, kind, count in fix.summary():
+        table.add_row(action, kind, str(count))
+    if not fix.changes:
+        table.add_row("none", "nothing to fix", "0")
+    console.print(table)
+    console.print(f"manifest: [bold]{escape(str(out))}[/]; changes and reasons: {escape(str(log))}", highlight=False,
+                  soft_wrap=True)
+    if root_text:
+        console.print(f"[dim]next: audit scan {escape(str(root_text))} --manifest {escape(str(out))}[/]",
+                      highlight=False, soft_wrap=True)
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (CI cancel, ``kill``, container stop) unwinds like Ctrl-C: outputs and cache stay whole."""
     raise KeyboardInterrupt
