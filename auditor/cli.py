@@ -435,6 +435,54 @@ def fix_command(
                       highlight=False, soft_wrap=True)
 
 
+ExportTarget = Literal["label-studio", "fiftyone"]
+
+
+@app.command("export")
+def export_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    to: Annotated[ExportTarget, typer.Option("--to", help="label-studio (tasks JSON) or fiftyone (a dataset).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="label-studio: the tasks JSON file to write.")
+    ] = None,
+    image_prefix: Annotated[
+        str, typer.Option("--image-prefix", help="label-studio: prepended to each path in data.image "
+                          "(a URL, or /data/local-files/?d=...).")
+    ] = "",
+    name: Annotated[str, typer.Option("--name", help="fiftyone: the dataset name.")] = "auditor",
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="fiftyone: the dataset folder (default: from run.json).")
+    ] = None,
+) -> None:
+    """Hand label_error and ambiguous findings to Label Studio, or every image with its findings to FiftyOne."""
+    import json
+
+    from auditor.exports import fiftyone_records, label_studio_config, label_studio_tasks, to_fiftyone
+    from auditor.outputs import atomic_write
+    from auditor.results import load_results
+
+    loaded = load_results(results)
+    console = Console(stderr=False)
+    if to == "fiftyone":
+        root = dataset or Path(str((loaded.run.get("dataset") or {}).get("root") or ""))
+        if not root.is_dir():
+            raise AuditorError(f"dataset folder not found: {root}; pass --dataset")
+        built = to_fiftyone(fiftyone_records(loaded, root), name)
+        console.print(f"FiftyOne dataset [bold]{escape(name)}[/] with {len(built)} samples", highlight=False)
+        return
+    if out is None:
+        raise AuditorError("--to label-studio needs --out tasks.json")
+    tasks = label_studio_tasks(loaded, image_prefix)
+    text = json.dumps(tasks, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    config_path = out.with_name(f"{out.stem}.label_config.xml")
+    classes = [str(c) for c in (loaded.run.get("dataset") or {}).get("classes") or []]
+    config = label_studio_config(classes)
+    atomic_write(config_path, lambda tmp: tmp.write_text(config, encoding="utf-8"))
+    console.print(f"{len(tasks)} Label Studio task(s) in [bold]{escape(str(out))}[/]; labelling config: "
+                  f"{escape(str(config_path))}", highlight=False, soft_wrap=True)
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (CI cancel, ``kill``, container stop) unwinds like Ctrl-C: outputs and cache stay whole."""
     raise KeyboardInterrupt
