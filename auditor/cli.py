@@ -16,7 +16,10 @@ from auditor import __version__
 from auditor.errors import AuditorError
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from auditor.config import GateConfig
+    from auditor.results import Results
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
@@ -301,8 +304,9 @@ def review_command(
     _review_interactively(loaded, target, tuple(check or ()), top, reviewer, until, console)
 
 
-def _review_one(results: Any, target: Path, accept: bool, relabel: bool, check: list[str] | None, path: str | None,
-                reason: str | None, label: str | None, who: str, until: Any, console: Console) -> None:
+def _review_one(results: Results, target: Path, accept: bool, relabel: bool, check: list[str] | None,
+                path: str | None, reason: str | None, label: str | None, who: str, until: date | None,
+                console: Console) -> None:
     from auditor.review import find_finding, make_decision, write_decisions
 
     if accept and relabel:
@@ -320,8 +324,8 @@ def _review_one(results: Any, target: Path, accept: bool, relabel: bool, check: 
     console.print(f"{escape(decision.describe())} written to [bold]{escape(str(target))}[/]", highlight=False)
 
 
-def _review_interactively(results: Any, target: Path, checks: tuple[str, ...], top: int, who: str, until: Any,
-                          console: Console) -> None:
+def _review_interactively(results: Results, target: Path, checks: tuple[str, ...], top: int, who: str,
+                          until: date | None, console: Console) -> None:
     """One finding at a time; each decision is written at once, so quitting keeps what was decided."""
     import click
 
