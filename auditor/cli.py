@@ -164,12 +164,11 @@ def _apply_gate(
     from auditor.gate import evaluate
     from auditor.outputs import atomic_write
     from auditor.report.gate_render import GateFormat, print_verdict, render
-    from auditor.results import load_results
+    from auditor.results import load_results, recorded_decisions_file
 
     current = load_results(results)
     if decisions is None:  # the file the scan read, when it exists now: review's decisions count before a re-scan
-        recorded = (current.run.get("decisions") or {}).get("file")
-        decisions = Path(recorded) if recorded and Path(recorded).is_file() else None
+        decisions = recorded_decisions_file(current)
     verdict = evaluate(current, rules, load_results(baseline) if baseline is not None else None,
                        load_decisions(decisions) if decisions is not None else None)
     if output is not None:
@@ -402,10 +401,9 @@ def fix_command(
     """Write a cleaned manifest (path,label,split) for `audit scan --manifest`; the dataset is never touched."""
     from rich.table import Table
 
-    from auditor.decisions import now_utc
+    from auditor.decisions import load_decisions, now_utc
     from auditor.fix import DEFAULT_SPLIT_PRIORITY, DUPLICATE_KINDS, FixOptions, plan_fix, write_fix
-    from auditor.results import load_results
-    from auditor.review import decisions_path, existing_decisions
+    from auditor.results import load_results, recorded_decisions_file, with_decisions
 
     loaded = load_results(results)
     unknown = sorted(set(no_dedupe or ()) - set(DUPLICATE_KINDS))
@@ -421,7 +419,11 @@ def fix_command(
         drop=tuple(drop or ()) + (() if keep_unreadable else ("unreadable",)),
     )
     root_text = (loaded.run.get("dataset") or {}).get("root")
-    fix = plan_fix(loaded, existing_decisions(decisions_path(loaded, decisions)), options, now_utc().date())
+    source = decisions if decisions is not None else recorded_decisions_file(loaded)
+    decided = load_decisions(source) if source is not None else []
+    # Waivers as the decisions file says now: what was accepted since the scan stays untouched too.
+    loaded, _ = with_decisions(loaded, decided, now_utc().date())
+    fix = plan_fix(loaded, decided, options, now_utc().date())
     log = write_fix(fix, out, Path(root_text) if root_text else None)
     console = Console(stderr=False)
     table = Table(title=f"audit fix: {len(fix.manifest)} of {len(loaded.images)} images kept", title_justify="left")
@@ -463,9 +465,10 @@ def export_command(
 
     from auditor.exports import fiftyone_records, label_studio_config, label_studio_tasks, to_fiftyone
     from auditor.outputs import atomic_write
-    from auditor.results import load_results
+    from auditor.results import load_results, with_current_decisions
 
-    loaded = load_results(results)
+    # Findings accepted since the scan are not handed to annotators either.
+    loaded = with_current_decisions(load_results(results))
     console = Console(stderr=False)
     if to == "fiftyone":
         root = dataset or Path(str((loaded.run.get("dataset") or {}).get("root") or ""))

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 
 from auditor.config import COUNT_RULES, GateConfig
-from auditor.decisions import Decision, apply_decisions, now_utc
+from auditor.decisions import Decision, now_utc
 from auditor.findings import Finding
-from auditor.results import Results, produced_kinds
+from auditor.results import Results, produced_kinds, sha_by_path, with_decisions
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
@@ -92,11 +92,6 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
     return data
 
 
-def _sha_by_path(images: pd.DataFrame) -> dict[str, str]:
-    known = images[images["sha256"].notna()]
-    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
-
-
 def finding_key(finding: Finding, sha_by_path: dict[str, str]) -> tuple[Hashable, ...]:
     """What makes two findings 'the same problem' across scans, independent of file names.
 
@@ -118,14 +113,14 @@ def new_findings(current: Results, baseline: Results) -> list[Finding]:
     Same-path matches are taken first so that, when a key gains members (a third copy of an image),
     the finding reported as new is the added file rather than an arbitrary one.
     """
-    base_sha = _sha_by_path(baseline.images)
+    base_sha = sha_by_path(baseline.images)
     remaining: Counter[tuple[Hashable, ...]] = Counter()
     by_path: Counter[tuple[tuple[Hashable, ...], str | None]] = Counter()
     for finding in baseline.finding_objects():
         key = finding_key(finding, base_sha)
         remaining[key] += 1
         by_path[(key, finding.path)] += 1
-    current_sha = _sha_by_path(current.images)
+    current_sha = sha_by_path(current.images)
     keyed = [(finding_key(f, current_sha), f) for f in current.finding_objects()]
     unmatched: list[tuple[tuple[Hashable, ...], Finding]] = []
     for key, finding in keyed:
@@ -296,11 +291,6 @@ def _imbalance_rule(limit: float, current: Results, baseline: Results | None) ->
     )
 
 
-def _rewaive(findings: list[Finding], decisions: list[Decision], sha_by_path: dict[str, str]) -> list[Finding]:
-    cleared = [replace(f, waived=False, waiver=None) for f in findings]
-    return apply_decisions(cleared, decisions, sha_by_path, now_utc().date()).findings
-
-
 def evaluate(current: Results, config: GateConfig, baseline: Results | None = None,
              decisions: list[Decision] | None = None) -> Verdict:
     """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``).
@@ -308,18 +298,15 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
     Waived findings never count. ``decisions`` (the decisions file as it is now) replaces the waivers the
     scan recorded, so a decision made in review counts before the next scan."""
     notes: list[str] = []
+    if decisions is not None:
+        current, applied = with_decisions(current, decisions, now_utc().date())
+        notes.extend(applied.warnings(None))
     all_findings = current.finding_objects()
     if baseline is None:
         counted = all_findings
     else:
         counted = new_findings(current, baseline)
         notes.extend(_baseline_notes(current, baseline))
-    if decisions is not None:
-        shas = _sha_by_path(current.images)
-        all_findings = _rewaive(all_findings, decisions, shas)
-        counted = _rewaive(counted, decisions, shas)
-        applied = apply_decisions([], decisions, shas, now_utc().date())
-        notes.extend(applied.warnings(None))
     waived = tuple(f for f in all_findings if f.waived)
     counted = [f for f in counted if not f.waived]
     is_new = baseline is not None

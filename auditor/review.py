@@ -24,7 +24,7 @@ from auditor.decisions import (
 from auditor.errors import AuditorError
 from auditor.findings import Finding
 from auditor.outputs import atomic_write
-from auditor.results import Results
+from auditor.results import Results, sha_by_path
 
 
 def decisions_path(results: Results, given: Path | None) -> Path:
@@ -47,11 +47,6 @@ def default_who() -> str:
     except (OSError, subprocess.SubprocessError):
         name = ""
     return name or os.environ.get("USER") or getpass.getuser()
-
-
-def sha_by_path(results: Results) -> dict[str, str]:
-    known = results.images[results.images["sha256"].notna()]
-    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
 
 
 def find_finding(results: Results, check: str, path: str) -> Finding:
@@ -82,7 +77,7 @@ def make_decision(
             raise AuditorError(f"`{finding.check}` for {finding.path} suggests no label; pass --label")
     other = None
     if finding.check in PAIR_KINDS and finding.other_path:
-        other = sha_by_path(results).get(finding.other_path)
+        other = sha_by_path(results.images).get(finding.other_path)
     return Decision.model_validate({
         "action": action, "check": finding.check, "sha256": finding.sha256, "other_sha256": other,
         "label": finding.label, "new_label": new_label if action == "relabel" else None,
@@ -108,7 +103,7 @@ def existing_decisions(path: Path) -> list[Decision]:
 def review_queue(results: Results, checks: tuple[str, ...], decided: list[Decision], top: int | None) -> list[Finding]:
     """Image findings nobody decided on yet: kinds in report order, strongest evidence first."""
     kinds = results.kinds()
-    shas = sha_by_path(results)
+    shas = sha_by_path(results.images)
     queue = [
         f for f in results.finding_objects()
         if f.path is not None and f.sha256 is not None and not f.waived

@@ -69,6 +69,13 @@ def test_accepted_duplicate_stops_failing_the_gate_and_survives_a_rename(tmp_pat
     verdict = json.loads(result.output)
     assert verdict["counted_findings"] == 0 and verdict["waived_findings"] == 2
     assert {w["waiver"]["reason"] for w in verdict["waived"]} == {"kept on purpose"}
+    # So do reports and `audit fix`: the accepted copy stays in the cleaned manifest.
+    report = runner.invoke(app, ["report", str(tmp_path / "r1")]).output
+    assert "Waived by reviewed decisions (not counted): 2" in report
+    fixed = runner.invoke(app, ["fix", str(tmp_path / "r1"), "--out", str(tmp_path / "m.csv")])
+    assert fixed.exit_code == 0, fixed.output
+    kept = set(pd.read_csv(tmp_path / "m.csv")["path"])
+    assert {"train/circle/circle_002.png", "train/circle/circle_002_copy.png"} <= kept
 
     # Content-keyed: renamed files keep their waiver in a re-scan, which marks (not drops) the findings.
     (data / "train" / "circle" / "circle_002_copy.png").rename(data / "train" / "circle" / "renamed.png")
