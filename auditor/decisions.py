@@ -86,10 +86,19 @@ class _DecisionsDocument(BaseModel):
 def load_decisions(path: Path) -> list[Decision]:
     """The decisions in ``path``, in file order; a malformed file is a one-line ``ConfigError`` (exit 2)."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"decisions file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"decisions file {path} is not valid TOML: {exc}") from None
+    return parse_decisions(text, path)
+
+
+def parse_decisions(text: str, path: Path) -> list[Decision]:
+    """The decisions in ``text`` (the contents of ``path``, named in errors)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"decisions file {path} is not valid TOML: {exc}") from None
     try:
         return _DecisionsDocument.model_validate(data).decision

@@ -20,6 +20,7 @@ from auditor.decisions import (
     load_decisions,
     match,
     now_utc,
+    parse_decisions,
 )
 from auditor.errors import AuditorError
 from auditor.findings import Finding
@@ -92,8 +93,8 @@ def write_decisions(path: Path, decisions: list[Decision]) -> None:
     if existing:
         load_decisions(path)
     text = appended_text(existing, decisions)
+    parse_decisions(text, path)  # what is written must load: checked before it replaces the file
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    load_decisions(path)
 
 
 def existing_decisions(path: Path) -> list[Decision]:
