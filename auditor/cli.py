@@ -328,13 +328,14 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
     """One finding at a time; each decision is written at once, so quitting keeps what was decided."""
     import click
 
-    from auditor.review import existing_decisions, make_decision, review_queue, write_decisions
+    from auditor.review import existing_decisions, make_decision, review_queue, review_thumbnail, write_decisions
 
     queue = review_queue(results, checks, existing_decisions(target), top)
     if not queue:
         console.print("nothing to review: every image finding is decided or waived")
         return
     root = Path(str((results.run.get("dataset") or {}).get("root") or "."))
+    max_pixels = int(((results.run.get("config") or {}).get("scan") or {}).get("max_image_pixels") or 89_478_485)
     done = {"accept": 0, "relabel": 0, "skip": 0}
     for number, finding in enumerate(queue, start=1):
         console.rule(f"{number}/{len(queue)} {escape(finding.check)} · score {finding.score:.3g}")
@@ -346,7 +347,9 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
         console.print(f"evidence:  {escape(finding.message)}", highlight=False)
         if finding.other_path:
             console.print(f"partner:   {escape(finding.other_path)}", highlight=False)
-        console.print(f"thumbnail: {escape(str(root / (finding.path or '')))}", highlight=False, soft_wrap=True)
+        thumbnail = review_thumbnail(results, finding, root, max_pixels)
+        shown = thumbnail if thumbnail is not None else root / (finding.path or "")
+        console.print(f"thumbnail: {escape(str(shown))}", highlight=False, soft_wrap=True)
         keys = ["a", "r", "s", "q"] if finding.suggested_label else ["a", "s", "q"]
         legend = "a=accept, r=relabel to suggested, s=skip, q=quit" if finding.suggested_label else \
             "a=accept, s=skip, q=quit"

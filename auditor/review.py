@@ -12,6 +12,8 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
+from PIL import Image
+
 from auditor.decisions import (
     PAIR_KINDS,
     Decision,
@@ -24,6 +26,7 @@ from auditor.decisions import (
 )
 from auditor.errors import AuditorError
 from auditor.findings import Finding
+from auditor.images import ImageDecodeError, open_rgb
 from auditor.outputs import atomic_write
 from auditor.results import Results, sha_by_path
 
@@ -112,3 +115,37 @@ def review_queue(results: Results, checks: tuple[str, ...], decided: list[Decisi
     ]
     queue.sort(key=lambda f: (kinds[f.check].order if f.check in kinds else 1000, f.check, -f.score, f.path or ""))
     return queue if top is None else queue[:top]
+
+
+REVIEW_THUMB_PX = 256
+THUMBNAIL_FOLDER = "review-thumbnails"
+
+
+def review_thumbnail(results: Results, finding: Finding, root: Path, max_pixels: int) -> Path | None:
+    """A PNG beside the results showing the image (and its partner, side by side, for pairs) to open while
+    reviewing; None when neither decodes. Paths leading outside the dataset are never read."""
+    tiles = []
+    for path in (finding.path, finding.other_path):
+        if path is None:
+            continue
+        file = (root / path).resolve()
+        if not file.is_relative_to(root.resolve()) or not file.is_file():
+            continue
+        try:
+            image, _, _ = open_rgb(file, max_pixels, draft_size=(REVIEW_THUMB_PX * 2, REVIEW_THUMB_PX * 2))
+        except ImageDecodeError:
+            continue
+        image.thumbnail((REVIEW_THUMB_PX, REVIEW_THUMB_PX))
+        tiles.append(image)
+    if not tiles:
+        return None
+    sheet = Image.new("RGB", (sum(t.width for t in tiles) + 8 * (len(tiles) - 1), max(t.height for t in tiles)),
+                      (255, 255, 255))
+    x = 0
+    for tile in tiles:
+        sheet.paste(tile, (x, 0))
+        x += tile.width + 8
+    name = f"{finding.check}-{(finding.sha256 or 'none')[:16]}.png"
+    target = results.directory / THUMBNAIL_FOLDER / name
+    atomic_write(target, lambda tmp: sheet.save(tmp, format="PNG"))
+    return target

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from auditor.cli import app
@@ -184,7 +185,11 @@ def test_interactive_review_walks_findings_with_keys(tmp_path: Path) -> None:
     result = runner.invoke(app, ["review", str(tmp_path / "r1"), "--decisions", str(target), "--interactive",
                                  "--who", "me"], input="r\n\ns\na\nsame photo\n")
     assert result.exit_code == 0, result.output
-    assert "thumbnail:" in result.output and str(data / "train/square/square_003.png") in result.output
+    thumbnails = sorted((tmp_path / "r1" / "review-thumbnails").glob("*.png"))
+    # One per content and kind shown (the two copies of the exact pair share theirs); a pair shows both images.
+    assert [t.name.split("-")[0] for t in thumbnails] == ["exact_duplicate", "label_error"]
+    assert all(str(t) in result.output for t in thumbnails)
+    assert Image.open(thumbnails[0]).width > Image.open(thumbnails[1]).width
     decisions = load_decisions(target)
     assert [(d.action, d.check) for d in decisions] == [("relabel", "label_error"), ("accept", "exact_duplicate")]
     assert decisions[0].new_label == "circle" and decisions[0].label == "square"
