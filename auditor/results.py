@@ -267,3 +267,13 @@ def with_current_decisions(results: Results) -> Results:
     if path is None:
         return results
     return with_decisions(results, load_decisions(path), now_utc().date())[0]
+
+
+def describe_encoder(run: dict[str, Any]) -> str:
+    """One line naming the encoder that really ran, so no report or verdict hides a weak fallback."""
+    encoder = run.get("encoder") or {}
+    identity = encoder.get("identity") or encoder.get("name") or "unknown"
+    trained = "pretrained" if encoder.get("pretrained") else "not pretrained"
+    requested = encoder.get("requested")
+    asked = f", requested {requested}" if requested and requested != encoder.get("name") else ""
+    return f"{identity} ({trained}{asked})"
