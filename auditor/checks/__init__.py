@@ -10,6 +10,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.checks.class_imbalance import ClassImbalanceCheck
 from auditor.checks.class_overlap import ClassOverlapCheck
 from auditor.checks.duplicates import DuplicatesCheck
+from auditor.checks.image_quality import ImageQualityCheck
 from auditor.checks.label_errors import LabelErrorsCheck
 from auditor.checks.outliers import OutliersCheck
 from auditor.checks.unreadable import UnreadableCheck
@@ -25,6 +26,7 @@ _CHECKS: list[type[Check]] = [
     ClassOverlapCheck,
     AmbiguousCheck,
     OutliersCheck,
+    ImageQualityCheck,
 ]
 
 
