@@ -22,8 +22,9 @@ from PIL import Image
 ANALYSIS_SIDE = 256
 # A border row/column is uniform when its pixels' standard deviation is at most this (0..1 scale, for an
 # image using the full range; scaled down with the image's own luminance range) and its mean is within
-# this of the outermost row/column's.
-_BORDER_TOLERANCE = 0.03
+# this of the outermost row/column's. Real bars are digital constants (about one 8-bit level of JPEG
+# noise); a plain studio or sky background carries sensor noise above this.
+_BORDER_TOLERANCE = 0.006
 # Below this luminance a pixel is clipped black; above 1 minus it, clipped white (8-bit: 5 levels).
 _CLIP = 0.02
 # Bars must leave at least this share of each dimension to the picture between them.
@@ -59,10 +60,10 @@ class Pixels:
         """Rows at the top and bottom, columns at the left and right, taken by uniform bars on opposite
         edges (see ``border_fraction``)."""
         lum = self.luminance
+        low, high = np.percentile(lum, [1, 99])
         # Uniform means uniform for this image: a dim picture's own rows are nearly flat in absolute terms.
-        spread = float(np.percentile(lum, 99) - np.percentile(lum, 1))
-        tolerance = _BORDER_TOLERANCE * min(1.0, max(spread, 0.1))
-        return (*_bar_pair(self.rgb, tolerance), *_bar_pair(self.rgb.transpose(1, 0, 2), tolerance))
+        tolerance = _BORDER_TOLERANCE * min(1.0, max(float(high - low), 0.1))
+        return (*_bar_pair(lum, tolerance), *_bar_pair(lum.T, tolerance))
 
     @cached_property
     def content_rgb(self) -> np.ndarray:
@@ -158,26 +159,26 @@ def border_fraction(pixels: Pixels) -> float:
     return 1.0 - inner[0] * inner[1] / (height * width)
 
 
-def _bar_pair(rgb: np.ndarray, tolerance: float) -> tuple[int, int]:
-    """Leading and trailing rows that are uniform bars of one colour ((0, 0) unless both ends have one)."""
-    start, start_colour = _uniform_run(rgb, tolerance)
-    end, end_colour = _uniform_run(rgb[::-1], tolerance)
-    if start == 0 or end == 0 or np.abs(start_colour - end_colour).max() > tolerance:
+def _bar_pair(lum: np.ndarray, tolerance: float) -> tuple[int, int]:
+    """Leading and trailing rows of ``lum`` that are uniform bars of one brightness ((0, 0) unless both
+    ends have one)."""
+    means, spreads = lum.mean(axis=1), lum.std(axis=1)
+    start = _uniform_run(means, spreads, tolerance)
+    end = _uniform_run(means[::-1], spreads[::-1], tolerance)
+    if start == 0 or end == 0 or abs(float(means[0] - means[-1])) > tolerance:
         return 0, 0
-    if start + end > (1.0 - _MIN_CONTENT) * len(rgb):
+    if start + end > (1.0 - _MIN_CONTENT) * len(lum):
         return 0, 0  # a near-blank frame with a speck is blank, not a letterbox around the speck
     return start, end
 
 
-def _uniform_run(rgb: np.ndarray, tolerance: float) -> tuple[int, np.ndarray]:
-    """How many leading rows are uniform and of the first row's colour, and that colour."""
-    means = rgb.mean(axis=1)  # (rows, 3)
-    spreads = rgb.std(axis=1).max(axis=1)
-    uniform = (spreads <= tolerance) & (np.abs(means - means[0]).max(axis=1) <= tolerance)
+def _uniform_run(means: np.ndarray, spreads: np.ndarray, tolerance: float) -> int:
+    """How many leading rows are uniform and as bright as the first."""
+    uniform = (spreads <= tolerance) & (np.abs(means - means[0]) <= tolerance)
     if not uniform[0]:
-        return 0, means[0]
+        return 0
     breaks = np.flatnonzero(~uniform)
-    return (int(breaks[0]) if len(breaks) else len(uniform)), means[0]
+    return int(breaks[0]) if len(breaks) else len(uniform)
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,11 @@ class ImageQualityParams(BaseModel):
     robust_z: float = Field(4.0, gt=0.0)
     min_images: int = Field(20, ge=3)
     dark_max_luminance: float = Field(0.25, ge=0.0, le=1.0)
-    dark_min_spread: float = Field(0.1, gt=0.0)
+    dark_min_spread: float = Field(0.2, gt=0.0)
     overexposed_min_brightness: float = Field(0.7, ge=0.0, le=1.0)
     overexposed_min_spread: float = Field(0.1, gt=0.0)
     blurry_max_sharpness: float = Field(0.9, gt=0.0)
-    blurry_min_spread: float = Field(0.1, gt=0.0)
+    blurry_min_spread: float = Field(0.2, gt=0.0)
     low_information_max_entropy: float = Field(4.0, ge=0.0, le=8.0)
     low_information_min_spread: float = Field(0.25, gt=0.0)
     blank_max_entropy: float = Field(2.0, ge=0.0, le=8.0)
@@ -144,11 +144,13 @@ class ImageQualityCheck(Check):
                                                 "high": fence.threshold_high, "scale_spread": fence.spread}
         found["greyscale"] = self._greyscale(images, params, summary)
         # Exposure squeezes the histogram: a dark or blown-out image is also low-information only when
-        # it is nearly blank.
+        # it is nearly blank; and its crushed or blown edge rows are not a letterbox.
         exposed = found["dark"].keys() | found["overexposed"].keys()
         entropy = images["entropy"]
         found["low_information"] = {index: finding for index, finding in found["low_information"].items()
                                     if index not in exposed or entropy[index] <= params.blank_max_entropy}
+        found["letterboxed"] = {index: finding for index, finding in found["letterboxed"].items()
+                                if index not in exposed}
         flags = pd.DataFrame({kind: images.index.isin(list(found[kind])) for kind in IMAGE_KINDS},
                              index=images.index)
         summary["counts"] = {kind: len(found[kind]) for kind in IMAGE_KINDS}

@@ -42,6 +42,15 @@ LAYOUTS = {
     "near_duplicate": ("groups", "Near duplicates"),
     "ambiguous": ("candidates", "Ambiguous images"),
     "outlier": ("images", "Outliers"),
+    "quality_shortcut": ("classes", "Quality shortcuts"),
+    "low_information": ("images", "Low-information images"),
+    "dark": ("images", "Dark images"),
+    "overexposed": ("images", "Overexposed images"),
+    "blurry": ("images", "Blurry images"),
+    "letterboxed": ("images", "Letterboxed images"),
+    "odd_size": ("images", "Odd image sizes"),
+    "odd_aspect_ratio": ("images", "Odd aspect ratios"),
+    "greyscale": ("images", "Greyscale images"),
 }
 INTROS = {
     "unreadable": "Files that could not be decoded; they were left out of every other check.",
@@ -53,6 +62,16 @@ INTROS = {
     "near_duplicate": "Visually near-identical images (re-encoded, resized, slightly edited).",
     "ambiguous": "Images whose evidence is split between several classes (candidates shown).",
     "outlier": "Images far from every class in the dataset (blank, noise, another domain).",
+    "quality_shortcut": "Classes where an image defect is far more common than in the others: a cue a model "
+                        "learns instead of the content (see the per-class table).",
+    "low_information": "Nearly blank images: little in them to learn from, unusually so for this dataset.",
+    "dark": "Images much darker than this dataset's typical image, and dark in absolute terms.",
+    "overexposed": "Images much brighter than this dataset's typical image, with washed-out highlights.",
+    "blurry": "Images whose strongest edges are much softer than this dataset's typical image.",
+    "letterboxed": "Images with large uniform bars on opposite edges (letterbox, pillarbox, padding).",
+    "odd_size": "Images far smaller or larger than this dataset's typical size.",
+    "odd_aspect_ratio": "Images far wider or taller than this dataset's typical shape.",
+    "greyscale": "Greyscale images in a dataset that is mostly in colour.",
 }
 
 
@@ -138,6 +157,7 @@ class HtmlRenderer(Renderer):
         )
         dataset = data.run.get("dataset") or {}
         counts = data.class_counts()
+        quality_kinds, quality_rows = data.quality_by_class()
         notes = []
         if thumbs.omitted:
             notes.append(f"{thumbs.omitted:,} thumbnail(s) left out to keep this file small.")
@@ -152,6 +172,8 @@ class HtmlRenderer(Renderer):
             skipped=data.skipped_checks(),
             classes=data.classes(),
             charts=[_chart(split, per) for split, per in counts.items()],
+            quality_kinds=quality_kinds,
+            quality_rows=quality_rows,
             total=sum(len(s.items) for s in sections),
             total_findings=data.shown_findings,
             bar_row=BAR_ROW,
