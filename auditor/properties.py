@@ -153,10 +153,8 @@ def border_fraction(pixels: Pixels) -> float:
     pillarboxing, centred padding). A bar must face a bar of the same colour, so a clear sky above a
     field is not a border; one-sided padding is not measured."""
     height, width = pixels.rgb.shape[:2]
-    inner = pixels.content_rgb.shape
-    if inner[:2] == (height, width):
-        return 0.0
-    return 1.0 - inner[0] * inner[1] / (height * width)
+    inner_height, inner_width = pixels.content_rgb.shape[:2]
+    return 1.0 - float(inner_height * inner_width) / float(height * width)
 
 
 def _bar_pair(lum: np.ndarray, tolerance: float) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from auditor.images import read_image
-from auditor.properties import PROPERTIES, PROPERTY_COLUMNS, PROPERTIES_SCHEMA, Pixels, image_properties
+from auditor.properties import PROPERTIES, PROPERTIES_SCHEMA, PROPERTY_COLUMNS, Pixels, image_properties
 
 
 def textured(seed: int, size: tuple[int, int] = (200, 150)) -> Image.Image:

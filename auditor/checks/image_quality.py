@@ -76,7 +76,7 @@ class Rule:
 
 
 def _log(values: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(values, 1e-6))
+    return np.asarray(np.log(np.maximum(values, 1e-6)), dtype=np.float64)
 
 
 def _identity(values: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def _identity(values: np.ndarray) -> np.ndarray:
 
 
 def _longest_side(frame: pd.DataFrame) -> pd.Series:
-    return np.maximum(frame["width"].astype("float64"), frame["height"].astype("float64"))
+    return frame[["width", "height"]].astype("float64").max(axis=1)
 
 
 RULES: tuple[Rule, ...] = (

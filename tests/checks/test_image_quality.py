@@ -16,7 +16,7 @@ from auditor.checks.image_quality import IMAGE_KINDS, ImageQualityCheck, ImageQu
 from auditor.config import load_config
 from auditor.findings import Finding
 from auditor.images import read_image
-from auditor.properties import PROPERTY_COLUMNS
+from auditor.properties import PROPERTY_COLUMNS, image_properties
 from auditor.scan import run_scan
 from tests.conftest import synthetic_context
 from tests.test_properties import textured
@@ -57,8 +57,6 @@ def context(files: list[tuple[Image.Image, str]]) -> CheckContext:
     for image, _ in files:
         values = dict.fromkeys(PROPERTY_COLUMNS, np.nan)
         values.update(width=image.width, height=image.height)
-        from auditor.properties import image_properties
-
         values.update(image_properties(image))
         rows.append(values)
     extra = pd.DataFrame(rows, index=ctx.images.index)
@@ -169,3 +167,18 @@ def test_scan_writes_property_columns_and_quality_findings(tmp_path: Path) -> No
     assert findings.loc[findings["check"] == "blurry", "path"].tolist() == ["fox/img_005.png"]
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["checks"]["image_quality"]["counts"]["blurry"] == 1
+
+    # The gate limits each kind; the reports show a section per kind and the per-class table.
+    from auditor.gate import GateConfig, evaluate
+    from auditor.report import ReportFormat, ReportOptions, render_results
+    from auditor.results import load_results
+
+    results = load_results(tmp_path / "out")
+    assert not evaluate(results, GateConfig(max_findings={"blurry": 0})).passed
+    assert evaluate(results, GateConfig(max_findings={"blurry": 1})).passed
+    html = render_results(tmp_path / "out", ReportFormat.HTML, ReportOptions())
+    assert "Blurry images" in html and "Image quality by class" in html and "fox/img_005.png" in html
+    markdown = render_results(tmp_path / "out", ReportFormat.MARKDOWN, ReportOptions())
+    assert "**Image quality by class**" in markdown and "| fox | 8 | 1 |" in markdown
+    terminal = render_results(tmp_path / "out", ReportFormat.TERMINAL, ReportOptions(width=200))
+    assert "Image quality by class" in terminal and "blurry: 1 finding(s)" in terminal
