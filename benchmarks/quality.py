@@ -15,13 +15,16 @@ q90 or PNG in four class folders. Then each defect is planted into ``--per-defec
     low_information  flattened: 3-6% of the picture's contrast left around its mean colour
     letterboxed   picture squeezed between black or white bars taking 25-45% of the height or width
     odd_size      shrunk to 20-40 px wide (tiny)
-    greyscale     converted to grey (stored as RGB)
+    greyscale     converted to grey, half stored as greyscale (mode L), half as RGB
     odd_aspect_ratio  cropped to 3:1-4:1 or 1:3-1:4
 
 ``audit scan`` (built-in encoder, only the image_quality check) and cleanvision's matching issue types
 run on the same folder; per kind, precision and recall over the planted images are printed side by side
 with each tool's wall time. A finding of a kind on an image planted with another defect counts as a
 false positive. Letterboxing has no cleanvision counterpart.
+
+A second folder holds only night photos (every picture at 12-30% exposure) and a few near-black frames: a
+dataset-relative check flags the frames, not the whole folder.
 """
 
 from __future__ import annotations
@@ -152,7 +155,9 @@ def plant(image: Image.Image, defect: str, rng: random.Random) -> Image.Image:
         side = rng.randint(20, 40)
         return image.resize((side, max(1, round(side * height / width))), Image.Resampling.LANCZOS)
     if defect == "greyscale":
-        return image.convert("L").convert("RGB")
+        grey = image.convert("L")
+        # Half stored as greyscale files, half as grey pixels in RGB files (as scraped images often are).
+        return grey if rng.random() < 0.5 else grey.convert("RGB")
     if defect == "odd_aspect_ratio":
         ratio = rng.uniform(3.0, 4.0)
         if rng.random() < 0.5:  # wide strip
@@ -185,10 +190,26 @@ def build_folder(root: Path, clean: int, per_defect: int, seed: int) -> dict[str
     return planted
 
 
+def build_night_folder(root: Path, night: int, black: int, seed: int) -> set[str]:
+    """Night photos: every clean picture at 12-30% of its exposure, and ``black`` frames at 2% (returned)."""
+    rng = random.Random(seed + 1)
+    photos = sample_photos()
+    frames = set()
+    for i in range(night + black):
+        array = np.asarray(clean_picture(photos, rng), dtype=np.float32)
+        gain = 0.02 if i >= night else rng.uniform(0.12, 0.3)
+        rel = f"{rng.choice(CLASSES)}/night_{i:05d}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.uint8(array * gain)).save(root / rel)
+        if i >= night:
+            frames.add(rel)
+    return frames
+
+
 def run_ours(root: Path, work: Path) -> tuple[dict[str, set[str]], float, dict[str, object]]:
     import pandas as pd
 
-    out = work / "out"
+    out = work / f"out_{root.name}"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "auditor", "scan", str(root), "--out", str(out), "--cache-dir",
                     str(work / "cache"), "--encoder", "builtin", "--checks", "image_quality"],
@@ -234,6 +255,7 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=400)
     parser.add_argument("--per-defect", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--night", type=int, default=200, help="pictures in the night-photo folder")
     parser.add_argument("--keep", type=Path, help="write the folder here and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="quality_bench_") as tmp:
@@ -261,6 +283,16 @@ def main() -> None:
             print(f"cleanvision did not run: {error}")
         shortcut = (info["summary"] or {}).get("shortcuts")
         print(f"quality_shortcut findings (none planted: defects are spread over classes at random): {shortcut}")
+
+        night_root = work / "night"
+        black = build_night_folder(night_root, args.night, max(1, args.night // 20), args.seed)
+        ours, _, _ = run_ours(night_root, work)
+        theirs, _, error = run_cleanvision(night_root)
+        print(f"\nnight photos: {args.night} pictures at 12-30% exposure plus {len(black)} near-black frames (2%)")
+        print(f"  auditor dark: {len(ours['dark'])} flagged, {len(ours['dark'] & black)} of {len(black)} frames")
+        if theirs is not None:
+            print(f"  cleanvision dark: {len(theirs['dark'])} flagged, {len(theirs['dark'] & black)} of {len(black)} "
+                  "frames")
 
 
 if __name__ == "__main__":

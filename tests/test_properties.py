@@ -125,3 +125,11 @@ def test_read_image_stores_properties_and_unreadable_has_none(tmp_path: Path) ->
     assert set(good.properties) == set(PROPERTY_COLUMNS)
     assert good.properties["aspect_ratio"] == pytest.approx(200 / 150)
     assert read_image(tmp_path / "bad.png", 10**8, 10**9).properties == {}
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 500), (700, 2), (3, 3)], ids=["1x1", "1x500", "700x2", "3x3"])
+def test_degenerate_sizes_give_values_not_errors(size: tuple[int, int]) -> None:
+    values = props(textured(11, size))
+    assert values["aspect_ratio"] == pytest.approx(size[0] / size[1])
+    assert 0.0 <= values["border_fraction"] <= 1.0 and 0.0 <= values["brightness"] <= 1.0
+    assert all(math.isfinite(v) for k, v in values.items() if k != "sharpness")

@@ -118,6 +118,8 @@ class Fence:
 def robust_z(scaled: np.ndarray, min_spread: float) -> tuple[np.ndarray, float, float]:
     """Robust z-scores of ``scaled`` (NaN stays NaN), its median and the spread used."""
     known = scaled[np.isfinite(scaled)]
+    if known.size == 0:  # e.g. sharpness of a dataset of flat frames: nothing to compare
+        return np.full_like(scaled, np.nan), float("nan"), min_spread
     median = float(np.median(known))
     spread = max(_MAD_TO_SIGMA * float(np.median(np.abs(known - median))), min_spread)
     return (scaled - median) / spread, median, spread
@@ -166,7 +168,7 @@ class ImageQualityCheck(Check):
         raw = rule.value(images).to_numpy(dtype=np.float64)
         scaled = rule.scale(raw)
         z, median, spread = robust_z(scaled, rule.min_spread(params))
-        raw_median = float(np.nanmedian(raw))
+        raw_median = float(np.median(raw[np.isfinite(raw)])) if np.isfinite(raw).any() else float("nan")
         limit = rule.beyond_limit(raw, raw_median, params) & np.isfinite(z)
         low = z <= -params.robust_z
         high = z >= params.robust_z

@@ -182,3 +182,9 @@ def test_scan_writes_property_columns_and_quality_findings(tmp_path: Path) -> No
     assert "**Image quality by class**" in markdown and "| fox | 8 | 1 |" in markdown
     terminal = render_results(tmp_path / "out", ReportFormat.TERMINAL, ReportOptions(width=200))
     assert "Image quality by class" in terminal and "blurry: 1 finding(s)" in terminal
+
+
+def test_a_dataset_of_flat_frames_has_no_sharpness_to_compare() -> None:
+    frames = [(Image.new("RGB", (64, 48), (10 * i, 100, 200 - 5 * i)), CLASSES[i % 3]) for i in range(24)]
+    findings, summary = run(context(frames))
+    assert not flagged(findings, "blurry") and summary["counts"]["blurry"] == 0
