@@ -41,6 +41,7 @@ class ImageQualityParams(BaseModel):
     dark_min_spread: float = Field(0.2, gt=0.0)
     overexposed_min_brightness: float = Field(0.7, ge=0.0, le=1.0)
     overexposed_min_spread: float = Field(0.1, gt=0.0)
+    overexposed_min_highlight: float = Field(0.05, ge=0.0, le=1.0)
     blurry_max_sharpness: float = Field(0.9, gt=0.0)
     blurry_min_spread: float = Field(0.2, gt=0.0)
     low_information_max_entropy: float = Field(4.0, ge=0.0, le=8.0)
@@ -64,7 +65,7 @@ class ImageQualityParams(BaseModel):
 class Rule:
     """How one kind is judged: ``value`` reads the property from the images frame, ``scale`` maps it to
     where robust statistics are taken, ``side`` says which tail is the defect, ``beyond_limit`` is the
-    absolute test on the raw value."""
+    absolute test (on the frame, the raw values and their median)."""
 
     kind: str
     describe: str
@@ -72,7 +73,7 @@ class Rule:
     scale: Callable[[np.ndarray], np.ndarray]
     side: Literal["low", "high", "both"]
     min_spread: Callable[[ImageQualityParams], float]
-    beyond_limit: Callable[[np.ndarray, float, ImageQualityParams], np.ndarray]
+    beyond_limit: Callable[[pd.DataFrame, np.ndarray, float, ImageQualityParams], np.ndarray]
 
 
 def _log(values: np.ndarray) -> np.ndarray:
@@ -89,21 +90,24 @@ def _longest_side(frame: pd.DataFrame) -> pd.Series:
 
 RULES: tuple[Rule, ...] = (
     Rule("dark", "95th-percentile luminance", lambda f: f["luminance_p95"], lambda v: _log(v + 0.01), "low",
-         lambda p: p.dark_min_spread, lambda v, median, p: v <= p.dark_max_luminance),
+         lambda p: p.dark_min_spread, lambda f, v, median, p: v <= p.dark_max_luminance),
     Rule("overexposed", "mean luminance", lambda f: f["brightness"], lambda v: -_log(1.01 - v), "high",
-         lambda p: p.overexposed_min_spread, lambda v, median, p: v >= p.overexposed_min_brightness),
+         lambda p: p.overexposed_min_spread,
+         # Bright is not overexposed until detail is lost: a high-key or snowy scene keeps its highlights.
+         lambda f, v, median, p: (v >= p.overexposed_min_brightness)
+         & (f["highlight_fraction"].to_numpy() >= p.overexposed_min_highlight)),
     Rule("blurry", "sharpness", lambda f: f["sharpness"], _log, "low",
-         lambda p: p.blurry_min_spread, lambda v, median, p: v <= p.blurry_max_sharpness),
+         lambda p: p.blurry_min_spread, lambda f, v, median, p: v <= p.blurry_max_sharpness),
     Rule("low_information", "luminance entropy (bits)", lambda f: f["entropy"], _identity, "low",
-         lambda p: p.low_information_min_spread, lambda v, median, p: v <= p.low_information_max_entropy),
+         lambda p: p.low_information_min_spread, lambda f, v, median, p: v <= p.low_information_max_entropy),
     Rule("odd_aspect_ratio", "aspect ratio (width/height)", lambda f: f["aspect_ratio"], _log, "both",
          lambda p: p.aspect_min_spread,
-         lambda v, median, p: np.abs(_log(v) - np.log(median)) >= np.log(p.aspect_min_factor)),
+         lambda f, v, median, p: np.abs(_log(v) - np.log(median)) >= np.log(p.aspect_min_factor)),
     Rule("odd_size", "longest side (px)", _longest_side, _log, "both",
          lambda p: p.size_min_spread,
-         lambda v, median, p: np.abs(_log(v) - np.log(median)) >= np.log(p.size_min_factor)),
+         lambda f, v, median, p: np.abs(_log(v) - np.log(median)) >= np.log(p.size_min_factor)),
     Rule("letterboxed", "share of the area in uniform border bars", lambda f: f["border_fraction"], _identity,
-         "high", lambda p: p.letterbox_min_spread, lambda v, median, p: v >= p.letterbox_min_fraction),
+         "high", lambda p: p.letterbox_min_spread, lambda f, v, median, p: v >= p.letterbox_min_fraction),
 )
 
 
@@ -169,7 +173,7 @@ class ImageQualityCheck(Check):
         scaled = rule.scale(raw)
         z, median, spread = robust_z(scaled, rule.min_spread(params))
         raw_median = float(np.median(raw[np.isfinite(raw)])) if np.isfinite(raw).any() else float("nan")
-        limit = rule.beyond_limit(raw, raw_median, params) & np.isfinite(z)
+        limit = rule.beyond_limit(images, raw, raw_median, params) & np.isfinite(z)
         low = z <= -params.robust_z
         high = z >= params.robust_z
         outside = {"low": low, "high": high, "both": low | high}[rule.side] & limit
