@@ -126,7 +126,7 @@ def entropy(pixels: Pixels) -> float:
     """Shannon entropy (bits, 0..8) of the 8-bit luminance histogram: near 0 for a blank frame."""
     counts = np.bincount(np.clip(pixels.content * 255.0 + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: a blank frame measures 0, not -0
 
 
 def colourfulness(pixels: Pixels) -> float:
