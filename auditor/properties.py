@@ -95,13 +95,14 @@ def brightness(pixels: Pixels) -> float:
 
 
 def highlight_fraction(pixels: Pixels) -> float:
-    """Share of pixels at or near white: highlights blown out by overexposure (or a white background)."""
-    return float(np.mean(pixels.content >= 1.0 - _CLIP))
+    """Share of pixels with a channel blown to white: detail lost to overexposure (sensors clip per channel,
+    so a saturated bright colour is blown before its luminance reaches white)."""
+    return float(np.mean(pixels.content_rgb.max(axis=2) >= 1.0 - _CLIP))
 
 
 def shadow_fraction(pixels: Pixels) -> float:
-    """Share of pixels at or near black: shadows crushed by underexposure (or a black background)."""
-    return float(np.mean(pixels.content <= _CLIP))
+    """Share of pixels crushed to black in every channel: detail lost to underexposure."""
+    return float(np.mean(pixels.content_rgb.max(axis=2) <= _CLIP))
 
 
 def sharpness(pixels: Pixels) -> float:

@@ -51,7 +51,8 @@ def test_exposure_properties_follow_brightness() -> None:
     assert d["luminance_p95"] < 0.2 < n["luminance_p95"]
     assert d["brightness"] < n["brightness"] < b["brightness"]
     assert b["highlight_fraction"] > 0.2 > n["highlight_fraction"]
-    assert d["shadow_fraction"] > n["shadow_fraction"]
+    crushed = props(Image.fromarray(np.uint8(array * 0.04)))
+    assert crushed["shadow_fraction"] > 0.5 and n["shadow_fraction"] < 0.05
     assert b["luminance_p05"] > n["luminance_p05"]
 
 
