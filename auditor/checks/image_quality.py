@@ -14,6 +14,7 @@ effect size, because a model learns "dark means class x" as readily as the objec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -70,7 +71,7 @@ class Rule:
     kind: str
     describe: str
     value: Callable[[pd.DataFrame], pd.Series]
-    scale: Callable[[np.ndarray], np.ndarray]
+    scale: Scale
     side: Literal["low", "high", "both"]
     min_spread: Callable[[ImageQualityParams], float]
     beyond_limit: Callable[[pd.DataFrame, np.ndarray, float, ImageQualityParams], np.ndarray]
@@ -80,8 +81,20 @@ def _log(values: np.ndarray) -> np.ndarray:
     return np.asarray(np.log(np.maximum(values, 1e-6)), dtype=np.float64)
 
 
-def _identity(values: np.ndarray) -> np.ndarray:
-    return values
+@dataclass(frozen=True)
+class Scale:
+    """Where a property's robust statistics are taken (``forward``), and back to its units (``inverse``)."""
+
+    forward: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[float], float]
+
+
+LINEAR = Scale(lambda v: v, lambda x: x)
+LOG = Scale(_log, math.exp)
+# Skewed towards 0 with a floor: a black frame's 0 must not dominate the spread.
+LOG_DARK = Scale(lambda v: _log(v + 0.01), lambda x: math.exp(x) - 0.01)
+# Each step is a halving of the room left to white.
+LOG_BRIGHT = Scale(lambda v: -_log(1.01 - v), lambda x: 1.01 - math.exp(-x))
 
 
 def _longest_side(frame: pd.DataFrame) -> pd.Series:
@@ -89,34 +102,36 @@ def _longest_side(frame: pd.DataFrame) -> pd.Series:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("dark", "95th-percentile luminance", lambda f: f["luminance_p95"], lambda v: _log(v + 0.01), "low",
+    Rule("dark", "95th-percentile luminance", lambda f: f["luminance_p95"], LOG_DARK, "low",
          lambda p: p.dark_min_spread, lambda f, v, median, p: v <= p.dark_max_luminance),
-    Rule("overexposed", "mean luminance", lambda f: f["brightness"], lambda v: -_log(1.01 - v), "high",
+    Rule("overexposed", "mean luminance", lambda f: f["brightness"], LOG_BRIGHT, "high",
          lambda p: p.overexposed_min_spread,
          # Bright is not overexposed until detail is lost: a high-key or snowy scene keeps its highlights.
          lambda f, v, median, p: (v >= p.overexposed_min_brightness)
          & (f["highlight_fraction"].to_numpy() >= p.overexposed_min_highlight)),
-    Rule("blurry", "sharpness", lambda f: f["sharpness"], _log, "low",
+    Rule("blurry", "sharpness", lambda f: f["sharpness"], LOG, "low",
          lambda p: p.blurry_min_spread, lambda f, v, median, p: v <= p.blurry_max_sharpness),
-    Rule("low_information", "luminance entropy (bits)", lambda f: f["entropy"], _identity, "low",
+    Rule("low_information", "luminance entropy (bits)", lambda f: f["entropy"], LINEAR, "low",
          lambda p: p.low_information_min_spread, lambda f, v, median, p: v <= p.low_information_max_entropy),
-    Rule("odd_aspect_ratio", "aspect ratio (width/height)", lambda f: f["aspect_ratio"], _log, "both",
+    Rule("odd_aspect_ratio", "aspect ratio (width/height)", lambda f: f["aspect_ratio"], LOG, "both",
          lambda p: p.aspect_min_spread,
          lambda f, v, median, p: np.abs(_log(v) - np.log(median)) >= np.log(p.aspect_min_factor)),
-    Rule("odd_size", "longest side (px)", _longest_side, _log, "both",
+    Rule("odd_size", "longest side (px)", _longest_side, LOG, "both",
          lambda p: p.size_min_spread,
          lambda f, v, median, p: np.abs(_log(v) - np.log(median)) >= np.log(p.size_min_factor)),
-    Rule("letterboxed", "share of the area in uniform border bars", lambda f: f["border_fraction"], _identity,
+    Rule("letterboxed", "share of the area in uniform border bars", lambda f: f["border_fraction"], LINEAR,
          "high", lambda p: p.letterbox_min_spread, lambda f, v, median, p: v >= p.letterbox_min_fraction),
 )
 
 
 @dataclass(frozen=True)
 class Fence:
+    """The robust fence of one property, in the property's own units (``spread`` on the rule's scale)."""
+
     median: float
     spread: float
-    threshold_low: float
-    threshold_high: float
+    low: float
+    high: float
 
 
 def robust_z(scaled: np.ndarray, min_spread: float) -> tuple[np.ndarray, float, float]:
@@ -146,8 +161,8 @@ class ImageQualityCheck(Check):
         summary: dict[str, Any] = {"thresholds": {}, "counts": {}}
         for rule in RULES:
             found[rule.kind], fence = self._judge(rule, images, params)
-            summary["thresholds"][rule.kind] = {"median": fence.median, "low": fence.threshold_low,
-                                                "high": fence.threshold_high, "scale_spread": fence.spread}
+            summary["thresholds"][rule.kind] = {"median": fence.median, "fence_low": fence.low,
+                                                "fence_high": fence.high, "spread_on_scale": fence.spread}
         found["greyscale"] = self._greyscale(images, params, summary)
         # Exposure squeezes the histogram: a dark or blown-out image is also low-information only when
         # it is nearly blank; and its crushed or blown edge rows are not a letterbox.
@@ -170,14 +185,15 @@ class ImageQualityCheck(Check):
     def _judge(rule: Rule, images: pd.DataFrame, params: ImageQualityParams) -> tuple[dict[Any, Finding], Fence]:
         """The findings of one rule by ``images`` index, and the fence it used."""
         raw = rule.value(images).to_numpy(dtype=np.float64)
-        scaled = rule.scale(raw)
+        scaled = rule.scale.forward(raw)
         z, median, spread = robust_z(scaled, rule.min_spread(params))
         raw_median = float(np.median(raw[np.isfinite(raw)])) if np.isfinite(raw).any() else float("nan")
         limit = rule.beyond_limit(images, raw, raw_median, params) & np.isfinite(z)
         low = z <= -params.robust_z
         high = z >= params.robust_z
         outside = {"low": low, "high": high, "both": low | high}[rule.side] & limit
-        fence = Fence(raw_median, spread, median - params.robust_z * spread, median + params.robust_z * spread)
+        fence = Fence(raw_median, spread, _inverse(rule.scale, median - params.robust_z * spread),
+                      _inverse(rule.scale, median + params.robust_z * spread))
         found: dict[Any, Finding] = {}
         for position in np.flatnonzero(outside):
             row = images.iloc[position]
@@ -281,6 +297,13 @@ def _what(kind: str, direction: str) -> str:
         return "unusually tall" if direction == "below" else "unusually wide"
     return {"dark": "dark", "overexposed": "overexposed", "blurry": "blurry", "low_information":
             "little visual information", "letterboxed": "letterboxed"}[kind]
+
+
+def _inverse(scale: Scale, value: float) -> float:
+    try:
+        return float(scale.inverse(value))
+    except OverflowError:
+        return math.inf
 
 
 def _fmt(value: float) -> str:

@@ -100,7 +100,9 @@ def test_a_dataset_of_night_photos_is_not_all_dark() -> None:
     findings, summary = run(ctx)
     # Only the nearly black frame is darker than this dataset's night photos.
     assert flagged(findings, "dark") == {ctx.images["path"].iloc[-1]}
-    assert summary["thresholds"]["dark"]["median"] < 0.25
+    fence = summary["thresholds"]["dark"]
+    assert ctx.images["luminance_p95"].iloc[-1] < fence["fence_low"] < fence["median"] < 0.25
+    assert (ctx.images["luminance_p95"].iloc[:-1] > fence["fence_low"]).all()
 
 
 def test_greyscale_is_odd_only_in_a_colour_dataset() -> None:
