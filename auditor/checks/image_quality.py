@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -144,15 +144,57 @@ def robust_z(scaled: np.ndarray, min_spread: float) -> tuple[np.ndarray, float, 
     return (scaled - median) / spread, median, spread
 
 
-class ImageQualityCheck(Check):
+class ImageQualityCheck(Check[ImageQualityParams]):
     name = "image_quality"
     description = "dark, overexposed, blurry, low-information, odd-sized, greyscale or letterboxed images"
     produces = frozenset({*IMAGE_KINDS, SHORTCUT})
     Params = ImageQualityParams
+    kinds = {
+        SHORTCUT: FindingKind(
+            "Quality shortcuts",
+            "Classes where an image defect is far more common than in the others: a cue a model learns "
+            "instead of the content (see the per-class table).",
+            layout="classes", order=9,
+        ),
+        "low_information": FindingKind(
+            "Low-information images",
+            "Nearly blank images: little in them to learn from, unusually so for this dataset.",
+            layout="images", order=10,
+        ),
+        "dark": FindingKind(
+            "Dark images", "Images much darker than this dataset's typical image, and dark in absolute terms.",
+            layout="images", order=11,
+        ),
+        "overexposed": FindingKind(
+            "Overexposed images",
+            "Images much brighter than this dataset's typical image, with blown-out highlights.",
+            layout="images", order=12,
+        ),
+        "blurry": FindingKind(
+            "Blurry images", "Images whose strongest edges are much softer than this dataset's typical image.",
+            layout="images", order=13,
+        ),
+        "letterboxed": FindingKind(
+            "Letterboxed images",
+            "Images with large uniform bars on opposite edges (letterbox, pillarbox, padding).",
+            layout="images", order=14,
+        ),
+        "odd_size": FindingKind(
+            "Odd image sizes", "Images far smaller or larger than this dataset's typical size.",
+            layout="images", order=15,
+        ),
+        "odd_aspect_ratio": FindingKind(
+            "Odd aspect ratios", "Images far wider or taller than this dataset's typical shape.",
+            layout="images", order=16,
+        ),
+        "greyscale": FindingKind(
+            "Greyscale images", "Greyscale images in a dataset that is mostly in colour.",
+            layout="images", order=17,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        assert isinstance(params, ImageQualityParams)
         images = ctx.images[ctx.images["readable"] & ctx.images["entropy"].notna()]
         if len(images) < params.min_images:
             return CheckResult(skipped=f"needs at least {params.min_images} readable images to know what is "

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
 from auditor.findings import Finding
 from auditor.report.base import (
     SEVERITIES,
@@ -30,49 +32,6 @@ DEFAULT_MAX_PIXELS = 89_478_485
 MAX_HTML_BYTES = 29_000_000
 
 WITH_THUMBNAILS = frozenset({"labels", "candidates", "images", "generic"})
-GROUPED = frozenset({"exact_duplicate", "near_duplicate", "split_leakage"})
-# Layout and heading per finding kind; any other kind gets the generic layout under its own name.
-LAYOUTS = {
-    "unreadable": ("unreadable", "Unreadable files"),
-    "class_imbalance": ("classes", "Class imbalance"),
-    "class_overlap": ("classes", "Overlapping classes"),
-    "label_error": ("labels", "Label errors"),
-    "split_leakage": ("groups", "Leakage between splits"),
-    "exact_duplicate": ("groups", "Exact duplicates"),
-    "near_duplicate": ("groups", "Near duplicates"),
-    "ambiguous": ("candidates", "Ambiguous images"),
-    "outlier": ("images", "Outliers"),
-    "quality_shortcut": ("classes", "Quality shortcuts"),
-    "low_information": ("images", "Low-information images"),
-    "dark": ("images", "Dark images"),
-    "overexposed": ("images", "Overexposed images"),
-    "blurry": ("images", "Blurry images"),
-    "letterboxed": ("images", "Letterboxed images"),
-    "odd_size": ("images", "Odd image sizes"),
-    "odd_aspect_ratio": ("images", "Odd aspect ratios"),
-    "greyscale": ("images", "Greyscale images"),
-}
-INTROS = {
-    "unreadable": "Files that could not be decoded; they were left out of every other check.",
-    "class_imbalance": "Classes with far fewer images than the others in a split.",
-    "class_overlap": "Pairs of classes the embeddings cannot tell apart.",
-    "label_error": "Images whose content looks like another class: given label → suggested label.",
-    "split_leakage": "The same image in more than one split; each group is one image content.",
-    "exact_duplicate": "Byte-identical or pixel-identical copies within a split.",
-    "near_duplicate": "Visually near-identical images (re-encoded, resized, slightly edited).",
-    "ambiguous": "Images whose evidence is split between several classes (candidates shown).",
-    "outlier": "Images far from every class in the dataset (blank, noise, another domain).",
-    "quality_shortcut": "Classes where an image defect is far more common than in the others: a cue a model "
-                        "learns instead of the content (see the per-class table).",
-    "low_information": "Nearly blank images: little in them to learn from, unusually so for this dataset.",
-    "dark": "Images much darker than this dataset's typical image, and dark in absolute terms.",
-    "overexposed": "Images much brighter than this dataset's typical image, with washed-out highlights.",
-    "blurry": "Images whose strongest edges are much softer than this dataset's typical image.",
-    "letterboxed": "Images with large uniform bars on opposite edges (letterbox, pillarbox, padding).",
-    "odd_size": "Images far smaller or larger than this dataset's typical size.",
-    "odd_aspect_ratio": "Images far wider or taller than this dataset's typical shape.",
-    "greyscale": "Greyscale images in a dataset that is mostly in colour.",
-}
 
 
 @dataclass
@@ -139,8 +98,6 @@ class HtmlRenderer(Renderer):
         return page
 
     def _page(self, data: ReportData, options: ReportOptions, thumbs: Thumbnailer) -> str:
-        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
         images = data.results.images
         info = {
             str(p): (_text(label), _text(split))
@@ -190,8 +147,9 @@ class HtmlRenderer(Renderer):
         info: dict[str, tuple[str | None, str | None]],
         data: ReportData,
     ) -> Section:
-        layout, title = LAYOUTS.get(check, ("generic", check.replace("_", " ").capitalize()))
-        if check in GROUPED:
+        kind = data.kind(check)
+        layout = kind.layout
+        if layout == "groups":
             items = self._groups(check, findings, limit, thumbs, info)
             total = len({_group_key(f) for f in findings})
         else:
@@ -199,7 +157,7 @@ class HtmlRenderer(Renderer):
             items = [self._item(f, thumbs if layout in WITH_THUMBNAILS else None) for f in shown]
             total = len(findings)
         severities = data.severity_counts()[check]
-        return Section(check, layout, title, INTROS.get(check, ""), total, items, dict(severities))
+        return Section(check, layout, kind.title, kind.intro, total, items, dict(severities))
 
     @staticmethod
     def _item(finding: Finding, thumbs: Thumbnailer | None) -> Item:
