@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image
 
 # Longest side the properties are measured at; larger images are shrunk (box filter) first.
@@ -232,7 +231,6 @@ PROPERTIES: tuple[Property, ...] = (
 )
 
 PROPERTY_COLUMNS: tuple[str, ...] = tuple(p.column for p in PROPERTIES)
-PROPERTIES_SCHEMA = pa.schema([pa.field(name, pa.float64()) for name in PROPERTY_COLUMNS])
 
 
 def image_properties(image: Image.Image) -> dict[str, float]:
