@@ -56,6 +56,8 @@ class ReportData:
     dataset_root: Path | None
     dataset_note: str | None
     readable: dict[str, bool] = field(default_factory=dict)
+    # Findings accepted in review (auditor.decisions): shown apart, in a collapsed section, never in by_check.
+    waived: list[Finding] = field(default_factory=list)
 
     @property
     def run(self) -> dict[str, Any]:
@@ -84,6 +86,20 @@ class ReportData:
             for finding in items:
                 names.update(finding_classes(finding))
         return sorted(names)
+
+    def quality_by_class(self) -> tuple[list[str], list[tuple[str, int, list[int]]]]:
+        """The image_quality check's per-class counts: the kinds found anywhere, and per class (name, images,
+        count of each kind). Empty when the check did not run or found nothing."""
+        summary = (self.run.get("checks") or {}).get("image_quality") or {}
+        per_class = summary.get("per_class") if isinstance(summary, dict) else None
+        if not isinstance(per_class, dict):
+            return [], []
+        counts = {str(k): v for k, v in per_class.items() if isinstance(v, dict)}
+        kinds = sorted({kind for row in counts.values() for kind, n in row.items()
+                        if kind != "images" and isinstance(n, int) and n > 0})
+        rows = [(name, int(row.get("images", 0)), [int(row.get(kind, 0)) for kind in kinds])
+                for name, row in sorted(counts.items())]
+        return kinds, rows if kinds else []
 
     def skipped_checks(self) -> dict[str, str]:
         checks = self.run.get("checks") or {}
@@ -139,10 +155,11 @@ def prepare(results: Results, options: ReportOptions) -> ReportData:
     wanted = set(options.checks)
     produces = results.produces()
     wanted.update(kind for name in options.checks for kind in produces.get(name, ()))
+    waived: list[Finding] = []
     for finding in findings:
         if options.checks and finding.check not in wanted:
             continue
-        groups.setdefault(finding.check, []).append(finding)
+        (waived if finding.waived else groups.setdefault(finding.check, [])).append(finding)
     by_check = {
         name: sorted(groups[name], key=lambda f: (-f.score, f.path or "", f.group_id or 0))
         for name in order_checks(set(groups), results.kinds())
@@ -150,7 +167,15 @@ def prepare(results: Results, options: ReportOptions) -> ReportData:
     root, note = _dataset_root(results, options.dataset)
     images = results.images
     readable = dict(zip(images["path"].astype(str), images["readable"].astype(bool), strict=True))
-    return ReportData(results, by_check, len(findings), root, note, readable)
+    waived.sort(key=lambda f: (f.check, -f.score, f.path or ""))
+    return ReportData(results, by_check, len(findings), root, note, readable, waived)
+
+
+def waiver_text(finding: Finding) -> str:
+    """Why a waived finding is accepted, by whom and when, in one line."""
+    waiver = finding.waiver or {}
+    expires = f", until {waiver['expires']}" if waiver.get("expires") else ""
+    return f"{waiver.get('reason', '')} ({waiver.get('who', '?')}, {str(waiver.get('when', ''))[:10]}{expires})"
 
 
 def _dataset_root(results: Results, given: Path | None) -> tuple[Path | None, str | None]:

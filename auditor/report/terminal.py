@@ -11,7 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.findings import Finding
-from auditor.report.base import SEVERITIES, Renderer, ReportData, ReportOptions, format_score, subject
+from auditor.report.base import (
+    SEVERITIES,
+    Renderer,
+    ReportData,
+    ReportOptions,
+    format_score,
+    subject,
+    waiver_text,
+)
 
 BAR_WIDTH = 30
 
@@ -37,9 +45,18 @@ class TerminalRenderer(Renderer):
             console.print(Panel(Text(warning), title="warning", border_style=style, expand=False))
         self._class_bars(console, data)
         self._summary(console, data)
+        self._quality_table(console, data)
         limit = options.limit(self.default_top)
         for check, findings in data.by_check.items():
             self._check_table(console, check, findings, limit, options.width)
+        if data.waived:
+            # Collapsed to one line each: they were reviewed already.
+            shown = data.waived if limit is None else data.waived[:limit]
+            console.print(Text(f"Waived by reviewed decisions (not counted): {len(data.waived)}", style="bold"))
+            for finding in shown:
+                console.print(Text(f"  {finding.check} {subject(finding)}: {waiver_text(finding)}", style="dim"))
+            if len(shown) < len(data.waived):
+                console.print(Text(f"  …and {len(data.waived) - len(shown)} more (--top 0 for all)", style="dim"))
         return buffer.getvalue()
 
     @staticmethod
@@ -71,6 +88,21 @@ class TerminalRenderer(Renderer):
             table.add_row(Text(f"{check} (skipped: {reason})", style="dim"), *("-" for _ in SEVERITIES))
         if not data.by_check and not data.skipped_checks():
             table.add_row("no findings", *("0" for _ in SEVERITIES))
+        console.print(table)
+
+    @staticmethod
+    def _quality_table(console: Console, data: ReportData) -> None:
+        kinds, rows = data.quality_by_class()
+        rows = [r for r in rows if any(r[2])]
+        if not rows:
+            return
+        table = Table(title="Image quality by class", title_justify="left")
+        table.add_column("class")
+        table.add_column("images", justify="right")
+        for kind in kinds:
+            table.add_column(kind, justify="right")
+        for name, images, counts in rows:
+            table.add_row(Text(name), str(images), *(str(n) for n in counts))
         console.print(table)
 
     @staticmethod
