@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from auditor.errors import ConfigError
 from auditor.gate import GateConfig
 from auditor.probabilities import ProbabilityParams
+from auditor.reliability import ReliabilityParams
 from auditor.zero_shot import ZeroShotParams
 
 
@@ -51,6 +52,7 @@ class AuditConfig(StrictModel):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)
+    reliability: ReliabilityParams = Field(default_factory=ReliabilityParams)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     gate: GateConfig = Field(default_factory=GateConfig)
 

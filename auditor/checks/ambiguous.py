@@ -40,6 +40,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, p
 from auditor.class_neighbours import similarity_probabilities
 from auditor.findings import Finding, Severity
 from auditor.probabilities import fit_temperature, softmax
+from auditor.reliability import mark, summary_fields
 
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
 _TEMPERATURE_BOUNDS = (0.05, 100.0)
@@ -255,5 +256,6 @@ class AmbiguousCheck(Check):
                 for name in classes
             },
             "top_pairs": [{"classes": list(pair), "images": n} for pair, n in pairs[: params.top_pairs]],
+            **summary_fields(ctx.reliability),
         }
-        return CheckResult(findings, columns={"ambiguity": column}, summary=summary)
+        return CheckResult(mark(findings, ctx.reliability), columns={"ambiguity": column}, summary=summary)

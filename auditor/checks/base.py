@@ -24,6 +24,7 @@ from auditor.zero_shot import ClassPrompts
 
 if TYPE_CHECKING:
     from auditor.checks.ambiguous import Ambiguity
+    from auditor.reliability import Reliability
 
 
 class Requirement(StrEnum):
@@ -112,6 +113,19 @@ class CheckContext:
         params = self.config.check_params("label_errors")
         assert isinstance(params, LabelErrorsParams)
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
+
+    @cached_property
+    def reliability(self) -> Reliability:
+        """Whether the embedding separates the classes well enough to trust the model-based checks."""
+        from auditor.checks.label_errors import LabelErrorsParams
+        from auditor.reliability import assess
+
+        params = self.config.check_params("label_errors")
+        assert isinstance(params, LabelErrorsParams)
+        sizes = np.bincount(self.label_ids, minlength=len(self.labelled_classes))
+        judged = sizes[self.label_ids] >= params.min_class_images
+        return assess(self.label_ids, self.pred_probs, self.regression_probs, self.label_issue_mask,
+                      self.labelled_classes, judged, self.config.reliability)
 
     @cached_property
     def ambiguity(self) -> Ambiguity:

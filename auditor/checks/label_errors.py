@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.findings import Finding, Severity
+from auditor.reliability import mark, summary_fields
 
 FilterBy = Literal[
     "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
@@ -95,8 +96,11 @@ class LabelErrorsCheck(Check):
         flagged = ctx.label_issue_mask & judged
 
         findings: dict[int, Finding] = {}
-        for i in np.flatnonzero(flagged):
-            findings[int(rows.index[i])] = self._classifier_finding(ctx, i, quality[i])
+        flagged_rows = np.flatnonzero(flagged)
+        # Only the classifier's verdicts depend on the embedding; label conflicts between copies do not.
+        classifier = mark([self._classifier_finding(ctx, i, quality[i]) for i in flagged_rows], ctx.reliability)
+        for i, finding in zip(flagged_rows, classifier, strict=True):
+            findings[int(rows.index[i])] = finding
         conflicts = self._conflict_findings(ctx, quality)
         findings.update(conflicts)
 
@@ -121,6 +125,7 @@ class LabelErrorsCheck(Check):
                 }
                 for k, name in enumerate(classes)
             },
+            **summary_fields(ctx.reliability),
         }
         ordered = [findings[index] for index in sorted(findings)]
         return CheckResult(ordered, columns={"pred_label": pred_label, "label_quality": label_quality},

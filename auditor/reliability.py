@@ -1,0 +1,228 @@
+"""Does the embedding separate the classes well enough for the model-based checks to be trusted?
+
+``label_errors``, ``class_overlap``, ``ambiguous`` and ``outliers`` all read out-of-sample evidence from
+a classifier trained on the embeddings. When the embedding barely separates the classes (a weak encoder
+on similar-looking classes), that classifier's own mistakes look exactly like label noise, and confident
+learning reports them as label errors: a hundred confident, wrong findings. This module measures, once
+per scan, whether that is happening, from two out-of-sample figures, each with a confidence bound so
+that a small dataset is not condemned (or acquitted) on a handful of images:
+
+1. **Separation.** Cross-validated balanced accuracy (mean per-class recall of the out-of-sample
+   argmax against the given labels) must lie above chance, 1/K, by more than its sampling error (its
+   lower confidence bound above chance). A class whose recall's lower bound is not above chance is not
+   separated from the others at all.
+
+2. **Credible label-error flags.** Disagreements between the classifier and the given labels have two
+   causes: wrong labels and the classifier's own mistakes. They leave different traces. Label noise
+   (independent of how the image looks, given its class) strikes confident and unsure predictions
+   alike; the classifier's mistakes concentrate where it is unsure. So the disagreement rate as a
+   function of the classifier's confidence ``c`` is modelled as ``noise + slope * (1 - c)``, fitted by
+   maximum likelihood over the images: the intercept ``noise`` (disagreement that persists where the
+   classifier is sure) estimates the label-noise rate, the rest is the classifier's error. At most
+   ``noise * n`` of the flags can then be real label errors, so their expected precision is
+   ``min(1, noise * n / flags)``. When even the upper confidence bound of that precision is below
+   ``min_expected_precision`` (0.5: "mostly right"), the flags are mostly the classifier's own mistakes.
+   The confidence is the smooth regression's (the k-NN vote is coarse, and its ties hide the trend).
+
+Either failure marks the model-based checks unreliable: their findings are kept but become ``info``
+with ``details.reliable = false``, and run.json, the summaries and the gate say so. The rule uses no
+threshold tuned to an encoder or dataset: chance is 1/K, "mostly right" is precision 0.5, and the
+bounds come from the counts. Measured in ``benchmarks/reliability.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.findings import Finding, Severity
+
+
+class ReliabilityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Assess the model-based checks' reliability (false: always trust them).
+    enabled: bool = True
+    # Confidence level of the bounds: a verdict of "unreliable" must hold at this level.
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    # Label-error flags are trusted while the upper confidence bound of their expected precision is at
+    # least this (0.5: at least as likely right as wrong).
+    min_expected_precision: float = Field(0.5, gt=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """The verdict and the figures behind it (``summary()`` is what run.json records)."""
+
+    reliable: bool
+    reason: str | None
+    chance: float
+    balanced_accuracy: float
+    balanced_accuracy_lower: float
+    accuracy: float
+    calibration_error: float
+    noise_estimate: float
+    classifier_error: float
+    flags: int
+    expected_precision: float | None
+    expected_precision_upper: float | None
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Classes whose recall is not above chance (their findings are unreliable even when the rest are).
+    unseparated_classes: tuple[str, ...] = ()
+
+    def unreliable_class(self, name: str | None) -> bool:
+        return not self.reliable or (name is not None and name in self.unseparated_classes)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "reliable": self.reliable,
+            "reason": self.reason,
+            "chance": self.chance,
+            "balanced_accuracy": self.balanced_accuracy,
+            "balanced_accuracy_lower_bound": self.balanced_accuracy_lower,
+            "accuracy": self.accuracy,
+            "expected_calibration_error": self.calibration_error,
+            "estimated_label_noise": self.noise_estimate,
+            "estimated_classifier_error": self.classifier_error,
+            "label_error_flags": self.flags,
+            "expected_flag_precision": self.expected_precision,
+            "expected_flag_precision_upper_bound": self.expected_precision_upper,
+            "unseparated_classes": list(self.unseparated_classes),
+            "per_class": self.per_class,
+        }
+
+
+# What to do about it; shown beside the verdict everywhere.
+ADVICE = ("use a stronger encoder (real CLIP weights, or --encoder onnx with your team's model) "
+          "or your own model's out-of-sample probabilities (--pred-probs)")
+
+
+def assess(
+    labels: np.ndarray, pred_probs: np.ndarray, regression_probs: np.ndarray, flags: np.ndarray,
+    classes: list[str], judged: np.ndarray, params: ReliabilityParams,
+) -> Reliability:
+    """``flags``: the label-error flags (bool per row); ``judged``: rows of classes the classifier judges."""
+    from scipy.stats import beta, norm
+
+    k = len(classes)
+    chance = 1.0 / max(k, 1)
+    z = float(norm.ppf(params.confidence))
+    predicted = pred_probs.argmax(axis=1)
+    correct = predicted == labels
+    sizes = np.bincount(labels, minlength=k)
+    present = sizes > 0
+    recall = np.array([correct[labels == c].mean() if sizes[c] else np.nan for c in range(k)])
+    balanced = float(np.nanmean(recall)) if present.any() else 0.0
+    variance = float(np.nansum(recall * (1 - recall) / np.maximum(sizes, 1))) / max(int(present.sum()), 1) ** 2
+    balanced_lower = balanced - z * variance ** 0.5
+    per_class: dict[str, dict[str, float]] = {}
+    unseparated: list[str] = []
+    for c, name in enumerate(classes):
+        if not sizes[c]:
+            continue
+        lower = _wilson_lower(float(recall[c]), int(sizes[c]), z)
+        per_class[name] = {"images": int(sizes[c]), "recall": float(recall[c]), "recall_lower_bound": lower}
+        if judged[labels == c].any() and lower <= chance:
+            unseparated.append(name)
+
+    confidence = regression_probs.max(axis=1)
+    disagree = (~correct).astype(np.float64)
+    noise, slope = _noise_and_slope(1.0 - confidence[judged], disagree[judged])
+    n_flags = int((flags & judged).sum())
+    expected = upper = None
+    if n_flags:
+        true_flags = min(float(n_flags), noise * int(judged.sum()))
+        expected = true_flags / n_flags
+        upper = float(beta.ppf(params.confidence, true_flags + 1, n_flags - true_flags)) if true_flags < n_flags else 1.0
+
+    reason = None
+    if not params.enabled:
+        pass
+    elif balanced_lower <= chance:
+        reason = (f"the embedding barely separates the classes: cross-validated balanced accuracy "
+                  f"{balanced:.2f} is not clearly above chance ({chance:.2f})")
+    elif upper is not None and upper < params.min_expected_precision:
+        reason = (f"most label-error flags would be the classifier's own mistakes: balanced accuracy "
+                  f"{balanced:.2f}, estimated label noise {noise:.1%}, so about {expected:.0%} of "
+                  f"{n_flags} flags are expected to be right")
+    return Reliability(
+        reliable=reason is None,
+        reason=reason,
+        chance=chance,
+        balanced_accuracy=balanced,
+        balanced_accuracy_lower=float(balanced_lower),
+        accuracy=float(correct.mean()) if len(correct) else 0.0,
+        calibration_error=_calibration_error(pred_probs.max(axis=1), correct),
+        noise_estimate=noise,
+        classifier_error=float(max(disagree[judged].mean() - noise, 0.0)) if judged.any() else 0.0,
+        flags=n_flags,
+        expected_precision=expected,
+        expected_precision_upper=upper,
+        per_class=per_class,
+        unseparated_classes=tuple(unseparated) if params.enabled else (),
+    )
+
+
+def _noise_and_slope(uncertainty: np.ndarray, disagree: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood ``(noise, slope)`` of P(disagree) = noise + slope * uncertainty, noise in [0, 1]."""
+    from scipy.optimize import minimize
+
+    if len(disagree) == 0 or disagree.sum() == 0:
+        return 0.0, 0.0
+
+    def negative_log_likelihood(theta: np.ndarray) -> float:
+        p = np.clip(theta[0] + theta[1] * uncertainty, 1e-9, 1 - 1e-9)
+        return float(-(disagree * np.log(p) + (1 - disagree) * np.log(1 - p)).sum())
+
+    start = np.array([disagree.mean() / 2, 0.5])
+    result = minimize(negative_log_likelihood, start, bounds=[(0.0, 1.0), (0.0, None)], method="L-BFGS-B")
+    # The noise cannot exceed the disagreement it is part of.
+    return float(min(result.x[0], disagree.mean())), float(result.x[1])
+
+
+def _wilson_lower(rate: float, n: int, z: float) -> float:
+    """Lower Wilson score bound of a binomial proportion."""
+    denominator = 1 + z * z / n
+    centre = rate + z * z / (2 * n)
+    spread = z * ((rate * (1 - rate) + z * z / (4 * n)) / n) ** 0.5
+    return float((centre - spread) / denominator)
+
+
+def _calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error against the given labels (equal-width confidence bins)."""
+    if len(confidence) == 0:
+        return 0.0
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        members = which == b
+        total += abs(float(correct[members].mean()) - float(confidence[members].mean())) * float(members.mean())
+    return total
+
+
+def mark(findings: list[Finding], verdict: Reliability | None) -> list[Finding]:
+    """Findings the verdict cannot vouch for become ``info`` with ``details.reliable = false``.
+
+    When the whole assessment fails, every finding; otherwise those about an unseparated class (an
+    image filed under it, or a class pair naming it). The findings stay, so nothing is hidden.
+    """
+    if verdict is None or (verdict.reliable and not verdict.unseparated_classes):
+        return findings
+    marked = []
+    for finding in findings:
+        names = (finding.label, *finding.classes)
+        if verdict.reliable and not any(verdict.unreliable_class(name) for name in names):
+            marked.append(finding)
+            continue
+        marked.append(replace(finding, severity=Severity.INFO, details={**finding.details, "reliable": False}))
+    return marked
+
+
+def summary_fields(verdict: Reliability | None) -> dict[str, Any]:
+    """What a model-based check adds to its run.json summary: ``reliable``, the reason and the figures."""
+    if verdict is None:
+        return {}
+    return {"reliable": verdict.reliable, "reliability_reason": verdict.reason,
+            "reliability": verdict.summary()}
