@@ -4,36 +4,35 @@
 a classifier trained on the embeddings. When the embedding barely separates the classes (a weak encoder
 on similar-looking classes), that classifier's own mistakes look exactly like label noise, and confident
 learning reports them as label errors: a hundred confident, wrong findings. This module measures, once
-per scan, whether that is happening, from two out-of-sample figures, each with a confidence bound so
-that a small dataset is not condemned (or acquitted) on a handful of images:
+per scan, whether that is happening.
 
-1. **Separation.** Cross-validated balanced accuracy (mean per-class recall of the out-of-sample
-   argmax against the given labels) must lie above chance, 1/K, by more than its sampling error (its
-   lower confidence bound above chance). A class whose recall's lower bound is not above chance is not
-   separated from the others at all.
+**The rule.** The classifier must be closer to perfect than to chance: its cross-validated balanced
+accuracy BA (mean per-class recall of the out-of-sample argmax against the given labels), corrected for
+chance, ``(BA - 1/K) / (1 - 1/K)``, must not lie significantly below ``min_chance_corrected_accuracy``
+(0.5, the midpoint between chance and perfect); "significantly": its upper confidence bound is below it,
+so a small dataset is not condemned on a handful of images. Why the midpoint: label-error flags can only
+be mostly right when the label-noise rate exceeds the classifier's own error rate on correctly labelled
+images (otherwise its mistakes outnumber the real errors among the flags), and confident learning itself
+needs most of each class labelled right; a classifier that gets wrong more than half of what chance gets
+wrong would need more noise than confident learning can untangle. It is a necessary condition, not a
+guarantee. Measured (``benchmarks/reliability.py``): real ant/bee photos with the built-in encoder
+(0.40-0.42; flags 0-20% right) are unreliable; the same photos through a real CNN (0.82; flags 69%
+right), digits (0.9) and generated shapes (0.84) are not.
 
-2. **Credible label-error flags.** Disagreements between the classifier and the given labels have two
-   causes: wrong labels and the classifier's own mistakes. They leave different traces. Label noise
-   (independent of how the image looks, given its class) strikes confident and unsure predictions
-   alike; the classifier's mistakes concentrate where it is unsure. So the disagreement rate as a
-   function of the classifier's confidence ``c`` is modelled as ``noise + slope * (1 - c)``, fitted by
-   maximum likelihood over the images: the intercept ``noise`` (disagreement that persists where the
-   classifier is sure) estimates the label-noise rate, the rest is the classifier's error. At most
-   ``noise * n`` of the flags can then be real label errors, so their expected precision is
-   ``min(1, noise * n / flags)``. When even the upper confidence bound of that precision is below
-   ``min_expected_precision`` (0.5: "mostly right"), the flags are mostly the classifier's own mistakes.
-   The confidence is the smooth regression's (the k-NN vote is coarse, and its ties hide the trend).
-   This estimate is conservative (noise also lowers the classifier's confidence on the noisy images, so
-   part of it is counted as classifier error), so a second condition must hold too: the classifier is
-   closer to chance than to perfect, i.e. the upper bound of its chance-corrected balanced accuracy
-   ``(BA - 1/K) / (1 - 1/K)`` is below ``min_chance_corrected_accuracy`` (0.5). Measured: real ant/bee
-   photos with the built-in encoder (0.42, flags 11% right) are unreliable; the same photos through a
-   real CNN (0.82, flags 69% right) are not.
+**The figures behind it**, recorded in run.json: balanced accuracy and its bounds, per-class recall (a
+class whose recall's lower bound is not above chance, 1/K, is not separated at all: its findings are
+marked even when the rest are trusted), the calibration error, and an estimate of how many flags are
+right. Disagreements between the classifier and the labels have two causes that leave different traces:
+label noise (independent of how the image looks, given its class) strikes confident and unsure
+predictions alike, the classifier's mistakes concentrate where it is unsure. The disagreement rate as a
+function of the regression's confidence ``c`` is modelled as ``noise + slope * (1 - c)`` (maximum
+likelihood); at most ``noise * n`` flags can be real, so their expected precision is ``min(1, noise * n /
+flags)``. It is conservative (noise also lowers the classifier's confidence on the noisy images, so some
+of it is counted as classifier error: real-CNN photos measured 0.24 against a real 0.69), which is why it
+explains the verdict rather than deciding it.
 
-Failing 1, or both parts of 2, marks the model-based checks unreliable: their findings are kept but become ``info``
-with ``details.reliable = false``, and run.json, the summaries and the gate say so. The rule uses no
-threshold tuned to an encoder or dataset: chance is 1/K, "mostly right" is precision 0.5, and the
-bounds come from the counts. Measured in ``benchmarks/reliability.py``.
+An unreliable verdict keeps the findings but makes them ``info`` with ``details.reliable = false``, and
+run.json, the summaries and the gate say so.
 """
 
 from __future__ import annotations
@@ -53,11 +52,8 @@ class ReliabilityParams(BaseModel):
     enabled: bool = True
     # Confidence level of the bounds: a verdict of "unreliable" must hold at this level.
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    # Label-error flags are trusted while the upper confidence bound of their expected precision is at
-    # least this (0.5: at least as likely right as wrong)...
-    min_expected_precision: float = Field(0.5, gt=0.0, le=1.0)
-    # ...or while the classifier is closer to perfect than to chance: the upper confidence bound of its
-    # chance-corrected balanced accuracy, (BA - 1/K) / (1 - 1/K), is at least this. Both must fail.
+    # The checks are trusted unless the upper confidence bound of the classifier's chance-corrected
+    # balanced accuracy, (BA - 1/K) / (1 - 1/K), is below this (0.5: closer to chance than to perfect).
     min_chance_corrected_accuracy: float = Field(0.5, ge=0.0, le=1.0)
 
 
@@ -147,19 +143,15 @@ def assess(
     if n_flags:
         true_flags = min(float(n_flags), noise * int(judged.sum()))
         expected = true_flags / n_flags
+        # The same confidence level as the verdict, for the record.
         upper = float(beta.ppf(params.confidence, true_flags + 1, n_flags - true_flags)) if true_flags < n_flags else 1.0
 
     reason = None
-    if not params.enabled:
-        pass
-    elif balanced_lower <= chance:
+    if params.enabled and corrected_upper < params.min_chance_corrected_accuracy:
         reason = (f"the embedding barely separates the classes: cross-validated balanced accuracy "
-                  f"{balanced:.2f} is not clearly above chance ({chance:.2f})")
-    elif (upper is not None and upper < params.min_expected_precision
-          and corrected_upper < params.min_chance_corrected_accuracy):
-        reason = (f"most label-error flags would be the classifier's own mistakes: balanced accuracy "
-                  f"{balanced:.2f}, estimated label noise {noise:.1%}, so about {expected:.0%} of "
-                  f"{n_flags} flags are expected to be right")
+                  f"{balanced:.2f} is closer to chance ({chance:.2f}) than to perfect")
+        if expected is not None:
+            reason += f"; about {expected:.0%} of the {n_flags} label-error flags are expected to be right"
     return Reliability(
         reliable=reason is None,
         reason=reason,
