@@ -45,7 +45,8 @@ def row(name: str, summary: dict, precision: float | None, flags: int) -> str:
     expected = figures.get("expected_flag_precision")
     return (f"| {name} | {flags} | {'-' if precision is None else f'{precision:.2f}'} | "
             f"{figures.get('balanced_accuracy', float('nan')):.2f} | "
-            f"{figures.get('chance_corrected_accuracy_upper_bound', float('nan')):.2f} | "
+            f"{figures.get('chance_corrected_accuracy', float('nan')):.2f} "
+            f"({figures.get('chance_corrected_accuracy_upper_bound', float('nan')):.2f}) | "
             f"{'-' if expected is None else f'{expected:.2f} ({bound:.2f})'} | "
             f"{'reliable' if summary.get('reliable', True) else 'UNRELIABLE'} |")
 
