@@ -67,7 +67,8 @@ def gaussian_collection(root: Path, separation: float, noise: float, seed: int =
     for i in range(n):
         path = f"class_{given[i]}/{i:04d}.png"
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("L", (8, 8), int(i % 251)).save(root / path)
+        # Distinct pixels per image (the vectors come from the table; identical images would be label conflicts).
+        Image.frombytes("RGB", (32, 32), rng.integers(0, 256, 3072, dtype=np.uint8).tobytes()).save(root / path)
         paths.append(path)
         if flipped[i]:
             wrong.add(path)
