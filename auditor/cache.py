@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from platformdirs import user_cache_dir
 
 CACHE_FORMAT = 1
 _FILE_NAME = f"embeddings-v{CACHE_FORMAT}.sqlite"
@@ -23,7 +24,6 @@ def default_cache_dir() -> Path:
     override = os.environ.get("AUDITOR_CACHE_DIR")
     if override:
         return Path(override)
-    from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("auditor"))
 

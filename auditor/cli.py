@@ -16,7 +16,7 @@ from auditor import __version__
 from auditor.errors import AuditorError
 
 if TYPE_CHECKING:
-    from auditor.gate import GateConfig
+    from auditor.config import GateConfig
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
@@ -104,6 +104,8 @@ def scan(
     ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
+    # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
+    from auditor.checks import PARAMS
     from auditor.config import load_config
     from auditor.console import RichObserver, print_summary
     from auditor.scan import run_scan
@@ -119,7 +121,7 @@ def scan(
     console = Console(stderr=False)
     if baseline is not None and not gate:
         raise AuditorError("--baseline only applies with --gate")
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, check_params=PARAMS)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
@@ -137,7 +139,7 @@ def scan(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
-# The values of auditor.gate.GateFormat, spelled out so that `audit --help` does not import pandas.
+# The values of auditor.report.gate_render.GateFormat, spelled out so that `audit --help` does not import pandas.
 GateFormatName = Literal["text", "markdown", "json"]
 
 
@@ -145,8 +147,10 @@ def _apply_gate(
     results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console
 ) -> bool:
     """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed."""
-    from auditor.gate import GateFormat, evaluate, print_verdict, render
+    # Imported on use, as in every command (see scan_command).
+    from auditor.gate import evaluate
     from auditor.outputs import atomic_write
+    from auditor.report.gate_render import GateFormat, print_verdict, render
     from auditor.results import load_results
 
     verdict = evaluate(load_results(results), rules, load_results(baseline) if baseline is not None else None)
@@ -179,9 +183,11 @@ def gate_command(
     ] = None,
 ) -> None:
     """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
+    from auditor.checks import PARAMS  # imported on use, as in every command (see scan_command)
     from auditor.config import load_config
 
-    if not _apply_gate(results, load_config(config).gate, baseline, fmt, output, Console(stderr=False)):
+    rules = load_config(config, check_params=PARAMS).gate
+    if not _apply_gate(results, rules, baseline, fmt, output, Console(stderr=False)):
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -211,7 +217,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Render RESULTS as a terminal report, a Markdown summary, or a self-contained HTML page."""
-    from auditor.report import ReportFormat, ReportOptions, render_results, write_report
+    from auditor.report import ReportFormat, ReportOptions, render_results, write_report  # on use: see scan
 
     report_format = ReportFormat(fmt)
     if output is None and report_format is ReportFormat.HTML:

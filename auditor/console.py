@@ -9,8 +9,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from auditor.checks import REGISTRY
-from auditor.scan import ScanResult
+from auditor.pipeline import ScanResult
+from auditor.results import produced_kinds
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -63,6 +63,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
         f"from cache {emb.get('from_cache', 0)}"
     )
     counts = Counter((f.check, str(f.severity)) for f in result.findings)
+    produced = produced_kinds(run)
     table = Table(title="Findings", show_lines=False)
     table.add_column("check")
     for severity in SEVERITIES:
@@ -72,7 +73,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
             table.add_row(f"{check} [dim](skipped)[/]", *("-" for _ in SEVERITIES))
             continue
         # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
-        for kind in sorted(REGISTRY[check].produces):
+        for kind in sorted(produced.get(check, (check,))):
             table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
     console.print(f"results written to [bold]{result.out_dir}[/]")

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import pandas as pd
+
 from auditor.errors import DatasetError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -218,7 +220,6 @@ def _from_folders(root: Path) -> Discovery:
 
 
 def _from_manifest(root: Path, manifest: Path) -> Discovery:
-    import pandas as pd
 
     manifest = Path(manifest)
     if not manifest.is_file():

@@ -83,7 +83,7 @@ def open_rgb(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(path)
+            image: Image.Image = Image.open(path)
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise ImageDecodeError(f"invalid dimensions {width}x{height}")
@@ -141,7 +141,7 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int) -> ImageInfo:
         return ImageInfo(sha, size, False, str(exc))
     except Exception as exc:  # noqa: BLE001 - Pillow plugins raise odd types on hostile input
         return ImageInfo(sha, size, False, f"decode failed: {type(exc).__name__}: {exc}")
-    import imagehash
+    import imagehash  # imported on use: it pulls in scipy, which every spawned worker would pay for
 
     pixels = np.asarray(image)
     pixel_digest = hashlib.sha256(f"{image.width}x{image.height}".encode() + pixels.tobytes()).hexdigest()

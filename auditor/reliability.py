@@ -11,11 +11,12 @@ accuracy BA (mean per-class recall of the out-of-sample argmax against the given
 chance, ``(BA - 1/K) / (1 - 1/K)``, must be at least ``min_chance_corrected_accuracy`` (0.5, the
 midpoint between chance and perfect). The point estimate decides, not a confidence bound: on real photos
 of two similar classes (432 images) the upper bound already reached 0.48, so on a smaller set a bound
-would let a hundred wrong flags through, and a demoted finding is still shown. Why the midpoint: label-error flags can only
-be mostly right when the label-noise rate exceeds the classifier's own error rate on correctly labelled
-images (otherwise its mistakes outnumber the real errors among the flags), and confident learning itself
-needs most of each class labelled right; a classifier that gets wrong more than half of what chance gets
-wrong would need more noise than confident learning can untangle. It is a necessary condition, not a
+would let a hundred wrong flags through, and a demoted finding is still shown. Why the midpoint:
+label-error flags can only be mostly right when the label-noise rate exceeds the classifier's own
+error rate on correctly labelled images (otherwise its mistakes outnumber the real errors among the
+flags), and confident learning itself needs most of each class labelled right; a classifier that gets
+wrong more than half of what chance gets wrong would need more noise than confident learning can
+untangle. It is a necessary condition, not a
 guarantee. Measured (``benchmarks/reliability.py``): real ant/bee photos with the built-in encoder
 (0.40-0.42; flags 0-20% right) are unreliable; the same photos through a real CNN (0.82; flags 69%
 right), digits (0.9) and generated shapes (0.84) are not.
@@ -42,20 +43,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import minimize
+from scipy.stats import beta, norm
 
+from auditor.config import ReliabilityParams
 from auditor.findings import Finding, Severity
-
-
-class ReliabilityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # Assess the model-based checks' reliability (false: always trust them).
-    enabled: bool = True
-    # Confidence level of the bounds recorded beside the verdict (run.json figures).
-    confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    # The checks are trusted unless the classifier's chance-corrected cross-validated balanced accuracy,
-    # (BA - 1/K) / (1 - 1/K), is below this (0.5: closer to chance than to perfect).
-    min_chance_corrected_accuracy: float = Field(0.5, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -114,8 +106,6 @@ def assess(
     classes: list[str], judged: np.ndarray, params: ReliabilityParams,
 ) -> Reliability:
     """``flags``: the label-error flags (bool per row); ``judged``: rows of classes the classifier judges."""
-    from scipy.stats import beta, norm
-
     k = len(classes)
     chance = 1.0 / max(k, 1)
     z = float(norm.ppf(params.confidence))
@@ -148,7 +138,9 @@ def assess(
         true_flags = min(float(n_flags), noise * int(judged.sum()))
         expected = true_flags / n_flags
         # The same confidence level as the verdict, for the record.
-        upper = float(beta.ppf(params.confidence, true_flags + 1, n_flags - true_flags)) if true_flags < n_flags else 1.0
+        upper = 1.0
+        if true_flags < n_flags:
+            upper = float(beta.ppf(params.confidence, true_flags + 1, n_flags - true_flags))
 
     reason = None
     if params.enabled and corrected < params.min_chance_corrected_accuracy:
@@ -179,8 +171,6 @@ def assess(
 
 def _noise_and_slope(uncertainty: np.ndarray, disagree: np.ndarray) -> tuple[float, float]:
     """Maximum-likelihood ``(noise, slope)`` of P(disagree) = noise + slope * uncertainty, noise in [0, 1]."""
-    from scipy.optimize import minimize
-
     if len(disagree) == 0 or disagree.sum() == 0:
         return 0.0, 0.0
 

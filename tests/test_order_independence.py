@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from auditor.checks import REGISTRY
+from auditor.checks import REGISTRY, check_params
 from auditor.checks.base import CheckContext
 from tests.conftest import synthetic_context
 
@@ -31,7 +31,7 @@ def context(vectors: np.ndarray, labels: list[str], content: list[str], paths: l
 def findings_by_content(ctx: CheckContext) -> set[tuple]:
     found = set()
     for name in MODEL_BASED:
-        check = REGISTRY[name](ctx.config.check_params(name))
+        check = REGISTRY[name](check_params(ctx.config, name))
         for f in check.run(ctx).findings:
             found.add((f.check, f.sha256, f.label, f.classes, f.severity, round(f.score or 0.0, 6)))
     return found

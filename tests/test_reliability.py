@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams, medcouple
-from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
+from auditor.checks.ambiguous import AmbiguousCheck
+from auditor.checks.label_errors import LabelErrorsCheck
 from auditor.findings import Severity
+from auditor.verdicts import AmbiguousParams, LabelErrorsParams, medcouple
 from tests.conftest import synthetic_context
 
 
