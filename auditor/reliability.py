@@ -147,8 +147,6 @@ def assess(
         reason = (f"the embedding barely separates the classes: cross-validated balanced accuracy "
                   f"{balanced:.2f} is closer to chance ({chance:.2f}) than to perfect (chance-corrected "
                   f"{corrected:.2f})")
-        if expected is not None:
-            reason += f"; about {expected:.0%} of the {n_flags} label-error flags are expected to be right"
     return Reliability(
         reliable=reason is None,
         reason=reason,
