@@ -17,7 +17,7 @@ import pandas as pd
 
 from auditor.config import COUNT_RULES, GateConfig
 from auditor.findings import Finding
-from auditor.results import Results, produced_kinds
+from auditor.results import Results, describe_encoder, produced_kinds
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
@@ -53,10 +53,22 @@ class Verdict:
     # The findings the rules counted: all of them, or with a baseline only the new ones.
     counted: tuple[Finding, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The encoder that produced the findings: a verdict built on a weak fallback must say so.
+    encoder: str = "unknown"
+
+    @property
+    def failed_rules(self) -> tuple[RuleResult, ...]:
+        return tuple(rule for rule in self.rules if rule.status is RuleStatus.FAIL)
+
+    @property
+    def offending(self) -> int:
+        """Distinct findings behind the failed rules (what to fix), as opposed to every finding counted."""
+        return len({id(f) for rule in self.failed_rules for f in rule.offending})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "encoder": self.encoder,
             "results": self.results_dir,
             "baseline": self.baseline_dir,
             "total_findings": self.total_findings,
@@ -332,6 +344,7 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         total_findings=len(all_findings),
         counted=tuple(counted),
         notes=tuple(notes),
+        encoder=describe_encoder(current.run),
     )
 
 
