@@ -10,11 +10,13 @@ import hashlib
 import stat
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from auditor.properties import image_properties
 
 # Pillow's own bomb check compares against a process-global; we do our own comparison against the
 # configured limit and disable the global so both checks cannot disagree.
@@ -39,6 +41,8 @@ class ImageInfo:
     pixel_sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
+    # Pixel properties (``properties.PROPERTIES``) measured on the decoded image; empty when unreadable.
+    properties: dict[str, float] = field(default_factory=dict)
 
 
 class ImageDecodeError(Exception):
@@ -156,4 +160,5 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int) -> ImageInfo:
         pixel_sha256=pixel_digest,
         phash=str(imagehash.phash(image)),
         dhash=str(imagehash.dhash(image)),
+        properties=image_properties(image),
     )
