@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -76,6 +77,11 @@ def print_summary(console: Console, result: ScanResult) -> None:
         for kind in sorted(produced.get(check, (check,))):
             table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
+    decided = run.get("decisions") or {}
+    if decided.get("waived_findings"):
+        console.print(f"{decided['waived_findings']} finding(s) waived by reviewed decisions in "
+                      f"{escape(str(decided.get('file')))} (kept in the results, not counted by the gate)",
+                      highlight=False)
     console.print(f"results written to [bold]{result.out_dir}[/]")
     console.print(
         f"[dim]next: audit report {result.out_dir} --format html · audit gate {result.out_dir}[/]", highlight=False

@@ -7,13 +7,15 @@ an incomplete folder (no run.json: the scan never finished), or tables from an i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from auditor.decisions import Applied, Decision, apply_decisions, load_decisions, now_utc
 from auditor.errors import AuditorError
 from auditor.findings import SCHEMA_VERSION, Finding, FindingKind, Severity
 
@@ -231,7 +233,43 @@ def finding_from_row(row: dict[str, Any]) -> Finding:
         sha256=_optional(row.get("sha256")),
         classes=tuple(row.get("classes") or ()),
         details=json.loads(details) if isinstance(details, str) else dict(details),
+        # Schema 1.1 files have no waiver columns: nothing was waived.
+        waived=bool(_optional(row.get("waived")) or False),
+        waiver=json.loads(waiver) if isinstance(waiver := _optional(row.get("waiver")), str) else None,
     )
+
+
+def sha_by_path(images: pd.DataFrame) -> dict[str, str]:
+    """Image path -> content hash, for the images that have one."""
+    known = images[images["sha256"].notna()]
+    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
+
+
+def with_decisions(results: Results, decisions: list[Decision], today: date) -> tuple[Results, Applied]:
+    """``results`` with waivers from ``decisions`` as they are now instead of those the scan recorded, so
+    a decision made in review counts before the next scan."""
+    cleared = [replace(f, waived=False, waiver=None) for f in results.finding_objects()]
+    applied = apply_decisions(cleared, decisions, sha_by_path(results.images), today)
+    findings = results.findings.copy()
+    findings["waived"] = [f.waived for f in applied.findings]
+    findings["waiver"] = [json.dumps(f.waiver, sort_keys=True) if f.waiver is not None else None
+                          for f in applied.findings]
+    return replace(results, findings=findings), applied
+
+
+def recorded_decisions_file(results: Results) -> Path | None:
+    """The decisions file the scan read (run.json), when it exists now."""
+    recorded = (results.run.get("decisions") or {}).get("file")
+    return Path(recorded) if recorded and Path(recorded).is_file() else None
+
+
+def with_current_decisions(results: Results) -> Results:
+    """``results`` with the waivers of the decisions file the scan read, as that file is now (unchanged
+    when it is gone): readers then agree with the gate about what review accepted since the scan."""
+    path = recorded_decisions_file(results)
+    if path is None:
+        return results
+    return with_decisions(results, load_decisions(path), now_utc().date())[0]
 
 
 def describe_encoder(run: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from auditor.findings import Finding
 from auditor.gate import RuleStatus, Verdict
+from auditor.report.base import waiver_text
 
 # Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
 # GitHub caps a step summary at 1 MiB. JSON always lists them all.
@@ -51,12 +52,13 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_findings(findings: list[Finding]) -> list[str]:
-    lines = ["| check | file | split | label | message |", "|---|---|---|---|---|"]
+def _md_findings(findings: list[Finding], waived: bool = False) -> list[str]:
+    last = "accepted because" if waived else "message"
+    lines = [f"| check | file | split | label | {last} |", "|---|---|---|---|---|"]
     for finding in findings[:SHOWN_PER_SECTION]:
         lines.append(
             f"| {finding.check} | `{_md_cell(_where(finding))}` | {finding.split or ''} | "
-            f"{_md_cell(finding.label or '')} | {_md_cell(finding.message)} |"
+            f"{_md_cell(finding.label or '')} | {_md_cell(waiver_text(finding) if waived else finding.message)} |"
         )
     if len(findings) > SHOWN_PER_SECTION:
         lines.append(f"\n…and {len(findings) - SHOWN_PER_SECTION} more (see `audit gate --format json`).")
@@ -90,6 +92,9 @@ def render_markdown(verdict: Verdict) -> str:
         counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
         lines += ["", f"<details><summary>{title} ({counts})</summary>", "",
                   *_md_findings(list(verdict.counted)), "", "</details>"]
+    if verdict.waived:
+        lines += ["", f"<details><summary>Waived by reviewed decisions, not counted ({len(verdict.waived)})"
+                  "</summary>", "", *_md_findings(list(verdict.waived), waived=True), "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -120,6 +125,13 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
             console.print(f"  {escape(_where(finding))}: {escape(finding.message)}", highlight=False)
         if len(rule.offending) > SHOWN_PER_SECTION:
             console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
+    if verdict.waived:
+        console.print(f"[dim]waived by reviewed decisions, not counted: {len(verdict.waived)}[/]")
+        for finding in verdict.waived[:SHOWN_PER_SECTION]:
+            line = f"{finding.check} {_where(finding)}: {waiver_text(finding)}"
+            console.print(f"  [dim]{escape(line)}[/]", highlight=False)
+        if len(verdict.waived) > SHOWN_PER_SECTION:
+            console.print(f"  …and {len(verdict.waived) - SHOWN_PER_SECTION} more")
     console.print(f"encoder: {escape(verdict.encoder)}", highlight=False)
     scope = f"{verdict.total_findings} findings"
     if verdict.baseline_dir:
