@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from auditor.pipeline import ScanResult
-from auditor.results import produced_kinds
+from auditor.results import PROMINENT_WARNINGS, produced_kinds
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -50,7 +50,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
     run = result.run
     encoder = result.encoder
     for warning in result.warnings:
-        style = "bold yellow" if "fell back" in warning or "untrained" in warning else "yellow"
+        style = "bold yellow" if any(word in warning for word in PROMINENT_WARNINGS) else "yellow"
         console.print(Panel(warning, title="warning", border_style=style, expand=False))
     data = run["dataset"]
     console.print(
