@@ -127,7 +127,7 @@ def run_scan(
     # Read & hash: every file is hashed and decoded once, in worker processes.
     started = time.perf_counter()
     observer.stage("Reading & hashing", len(discovery.records))
-    reader = partial(read_discovered, config.scan.max_image_pixels, config.scan.max_file_bytes)
+    reader = partial(read_discovered, config.scan.max_image_pixels, config.scan.max_file_bytes, root=dataset)
     items = [(record.abs_path, record.problem) for record in discovery.records]
     infos: list[ImageInfo] = []
     with closing(ordered_map(reader, items, config.scan.workers, chunk_size=16)) as read:

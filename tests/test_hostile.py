@@ -234,6 +234,7 @@ def _deny(monkeypatch: pytest.MonkeyPatch, denied: set[Path]) -> str:
         return wrapper
 
     monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(os, "open", guard(os.open))
     monkeypatch.setattr(os, "scandir", guard(os.scandir))
     monkeypatch.setattr(os, "listdir", guard(os.listdir))
     return "simulated"
@@ -370,3 +371,31 @@ def test_dataset_where_nothing_is_readable_still_reports(
     for name, check in REGISTRY.items():
         if Requirement.EMBEDDINGS in check.requires:
             assert run["checks"][name]["skipped"], name
+
+
+def test_file_swapped_for_an_outside_symlink_after_discovery_is_not_read(tmp_path: Path) -> None:
+    """The check runs on the opened file, so a swap between discovery and reading cannot escape."""
+    from auditor.dataset import discover
+    from auditor.embedding import embed_files
+    from auditor.encoders.builtin import BuiltinEncoder
+    from auditor.images import read_discovered, sha256_file
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=2)
+    outside = tmp_path / "secret.png"
+    draw_shape("circle", 99).save(outside)
+    (data / "square" / "inner.png").symlink_to(data / "square" / "square_000.png")
+    records = {r.path: r for r in discover(data).records}
+    victim = records["circle/circle_000.png"].abs_path
+    sha, _ = sha256_file(victim)
+    victim.unlink()
+    victim.symlink_to(outside)
+
+    info = read_discovered(10**8, 1 << 30, (victim, None), root=data)
+    assert not info.readable and info.reason == "symlink points outside the dataset; not followed"
+    inner = records["square/inner.png"]
+    assert read_discovered(10**8, 1 << 30, (inner.abs_path, inner.problem), root=data).readable
+
+    # The embedding stage re-opens files later: content that changed since reading is refused too.
+    result = embed_files({sha: victim}, BuiltinEncoder(), None, 4, 0, 10**8)
+    assert result.vectors == {} and "changed during the scan" in result.failures[sha]
