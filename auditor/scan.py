@@ -35,7 +35,7 @@ from auditor.findings import (
     findings_table,
 )
 from auditor.images import ImageInfo, read_discovered
-from auditor.outputs import StagedWrite, json_writer, parquet_writer
+from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
 from auditor.parallel import ordered_map
 from auditor.zero_shot import ClassPrompts, class_prompts, zero_shot_decision
 
@@ -76,6 +76,7 @@ def _check_out_dir(dataset: Path, out: Path) -> None:
     dataset_real, out_real = dataset.resolve(), out.resolve()
     if out_real == dataset_real or dataset_real in out_real.parents:
         raise DatasetError(f"--out {out} is inside the dataset {dataset}; auditor never writes into a dataset")
+    prepare_results_dir(out, frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE}))
 
 
 def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
@@ -181,7 +182,7 @@ def run_scan(
     for name, column in extra_columns.items():
         output_images[name] = column
     embedded = images[images["embedding_row"] >= 0]
-    with StagedWrite() as staged:
+    with StagedWrite(new_run_id()) as staged:
         staged.add(out_dir / FINDINGS_FILE, parquet_writer(findings_table(findings)))
         staged.add(out_dir / IMAGES_FILE, parquet_writer(_images_table(output_images)))
         staged.add(
