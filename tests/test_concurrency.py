@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from auditor.cache import CACHE_FORMAT
 from tests.conftest import write_class_folder
@@ -36,6 +37,7 @@ def _table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).sort_values("path", kind="stable").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_scans_sharing_a_cache_agree(tmp_path: Path) -> None:
     data, cache = tmp_path / "data", tmp_path / "cache"
     write_class_folder(data, per_class=50)

@@ -38,6 +38,7 @@ def _mixed_files(root: Path) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.slow
 def test_worker_loader_gives_the_same_embeddings_as_in_process(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     files = _mixed_files(tmp_path)
     serial = embed_files(files, untrained_clip, None, batch_size=4, workers=0, max_pixels=LIMIT)
@@ -50,6 +51,7 @@ def test_worker_loader_gives_the_same_embeddings_as_in_process(tmp_path: Path, u
     assert (serial.embedded, pooled.embedded) == (13, 13)
 
 
+@pytest.mark.slow
 def test_draft_decoded_jpeg_embeds_like_open_clip_full_decode(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     """A 640x480 JPEG is decoded at half scale by draft mode; the embedding must not notice."""
     import open_clip
@@ -67,6 +69,7 @@ def test_draft_decoded_jpeg_embeds_like_open_clip_full_decode(tmp_path: Path, un
     assert float(embedded[0] @ embedded[1]) > 0.99
 
 
+@pytest.mark.slow
 def test_int8_precision_is_close_to_fp32_and_keyed_apart(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     from auditor.encoders.clip import ClipEncoder
 

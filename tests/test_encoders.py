@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +46,7 @@ def untrained_clip():  # type: ignore[no-untyped-def]
     return ClipEncoder(None, model="ViT-B-32", device="cpu")
 
 
+@pytest.mark.slow
 def test_open_clip_untrained_path_embeds_and_caches(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     assert untrained_clip.pretrained is False
     assert "untrained" in untrained_clip.identity
@@ -61,6 +65,7 @@ def test_open_clip_untrained_path_embeds_and_caches(tmp_path: Path, untrained_cl
     assert (second.embedded, second.from_cache) == (0, 3)
 
 
+@pytest.mark.slow
 def test_our_clip_preprocessing_matches_open_clip(untrained_clip) -> None:  # type: ignore[no-untyped-def]
     import open_clip
     import torch
@@ -92,6 +97,7 @@ def test_weights_file_missing_and_unknown_tag(tmp_path: Path) -> None:
         build_encoder(EncoderConfig(name="clip", pretrained="no-such-tag"))
 
 
+@pytest.mark.slow
 def test_local_weights_file_loads_through_open_clip(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
     """The real loading path (open_clip reading a checkpoint file), with weights we made ourselves."""
     import open_clip
@@ -129,3 +135,27 @@ def test_precomputed_embeddings_drive_a_scan(tmp_path: Path) -> None:
     config = load_config(overrides={"encoder": {"name": "precomputed", "precomputed_file": str(npz)},
                                     "scan": {"workers": 0}})
     assert run_scan(data, config, tmp_path / "out2").run["embedding"]["from_precomputed"] == len(paths)
+
+
+@pytest.mark.slow
+def test_auto_falls_back_without_importing_open_clip(tmp_path: Path) -> None:
+    """With no checkpoint anywhere and no download possible, auto decides from files alone (no torch import)."""
+    probe = (
+        "import sys\n"
+        "from auditor.config import EncoderConfig\n"
+        "from auditor.encoders import build_encoder\n"
+        "_, info = build_encoder(EncoderConfig())\n"
+        "print(info.name, 'open_clip' in sys.modules, 'torch' in sys.modules)\n"
+        "print(info.fallback_reason)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    first, reason = done.stdout.splitlines()[:2]
+    assert first == "builtin False False"
+    assert str(tmp_path / "hub") in reason and "weights_file" in reason
+    # A checkpoint in the cache (any model) sends auto down the full open_clip path instead.
+    snapshot = tmp_path / "hub" / "models--someone--some-clip" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[0] == "builtin True True"

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -104,6 +105,7 @@ def fully_decodes(path: Path) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_scan_survives_fuzz_corpus(tmp_path: Path) -> None:
     data = tmp_path / "data"
     files = generate_corpus(data)

@@ -127,6 +127,7 @@ def _check_cache(cache: Path, data: Path) -> int:
     return len(rows)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_interrupted_scans_keep_results_and_cache_and_resume(tmp_path: Path) -> None:
     data, out, cache = tmp_path / "data", tmp_path / "out", tmp_path / "cache"

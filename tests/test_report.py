@@ -249,6 +249,7 @@ def ten_thousand(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_ten_thousand_findings_stay_within_size_limits(ten_thousand: Path) -> None:
     results = load_results(ten_thousand)
     markdown = render(results, ReportFormat.MARKDOWN, ReportOptions(top=0))
@@ -316,6 +317,7 @@ def chromium() -> tuple[str, str]:
     return found
 
 
+@pytest.mark.slow
 def test_html_in_headless_chromium(chromium: tuple[str, str], every_kind: Path, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

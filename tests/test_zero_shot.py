@@ -38,6 +38,7 @@ def test_decision_needs_a_text_tower_and_real_weights(untrained_clip) -> None:  
     assert zero_shot_decision(untrained_clip, _info("clip", True), off)[0] is False
 
 
+@pytest.mark.slow
 def test_class_prompts_are_unit_vectors_per_class(untrained_clip) -> None:  # type: ignore[no-untyped-def]
     assert class_phrase("golden_retriever") == "golden retriever"
     assert class_phrase("traffic-light") == "traffic light"
@@ -52,6 +53,7 @@ def test_class_prompts_are_unit_vectors_per_class(untrained_clip) -> None:  # ty
     np.testing.assert_allclose(prompts.vectors[0], single / np.linalg.norm(single), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_scan_records_whether_zero_shot_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             untrained_clip) -> None:  # type: ignore[no-untyped-def]
     import auditor.scan

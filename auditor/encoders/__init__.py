@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from auditor.encoders.base import Encoder, EncoderInfo
 from auditor.encoders.builtin import BuiltinEncoder
+from auditor.encoders.clip import unavailable_without_import
 from auditor.encoders.precomputed import PrecomputedEmbeddings
 from auditor.errors import ConfigError, EncoderUnavailable
 
@@ -38,10 +39,15 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
     if requested == "clip":
         clip = _clip(config)
         return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)
-    try:
-        clip = _clip(config)
-    except EncoderUnavailable as exc:
-        builtin = BuiltinEncoder()
-        reason = str(exc).splitlines()[0]
-        return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, False, fallback_reason=reason)
-    return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)
+    reason = unavailable_without_import(
+        config.model, config.pretrained, config.weights_file, config.allow_download, config.download_timeout_s
+    )
+    if reason is None:
+        try:
+            clip = _clip(config)
+        except EncoderUnavailable as exc:
+            reason = str(exc).splitlines()[0]
+        else:
+            return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)
+    builtin = BuiltinEncoder()
+    return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, False, fallback_reason=reason)

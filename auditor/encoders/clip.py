@@ -72,10 +72,16 @@ def _file_fingerprint(path: Path) -> str:
     return f"{size}-{digest.hexdigest()[:16]}"
 
 
-def _how_to_supply(model: str, tag: str, repo: str | None) -> str:
+def _hub_cache() -> Path:
+    """Where huggingface_hub keeps downloads (its own rule, read without importing it)."""
     hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
     )
+    return Path(hub)
+
+
+def _how_to_supply(model: str, tag: str, repo: str | None) -> str:
+    hub = _hub_cache()
     lines = [
         f"OpenCLIP weights for {model} / {tag} are not available on this machine.",
         "Supply them in one of these ways:",
@@ -91,9 +97,8 @@ def _how_to_supply(model: str, tag: str, repo: str | None) -> str:
 
 
 def _hub_reachable(timeout: float) -> bool:
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname
+    # huggingface_hub reads the same variable; importing it just for this costs a second.
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
     if host is None:
         return False
     try:
@@ -101,6 +106,29 @@ def _hub_reachable(timeout: float) -> bool:
             return True
     except OSError:
         return False
+
+
+def unavailable_without_import(
+    model: str, tag: str, weights_file: Path | None, allow_download: bool, timeout: float
+) -> str | None:
+    """Why no OpenCLIP checkpoint can be had, decided from the file system alone; None when one might be.
+
+    Importing open_clip (and torch with it) takes seconds, so ``--encoder auto`` asks this first: with
+    no checkpoint of any model in the hub cache, no weights file and no way to download, no tag can
+    resolve, and the fallback is certain.
+    """
+    if weights_file is not None:
+        return None
+    hub = _hub_cache()
+    if any(any(hub.glob(f"models--*/snapshots/*/{name}")) for name in _HUB_FILENAMES):
+        return None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    if allow_download and not offline and _hub_reachable(timeout):
+        return None
+    return (
+        f"OpenCLIP weights for {model} / {tag} are not available on this machine "
+        f"(no checkpoint in {hub}, no encoder.weights_file, no download possible)."
+    )
 
 
 def resolve_weights(
