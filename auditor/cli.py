@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
 EXIT_INTERRUPTED = 130
+# A bug in auditor (sysexits' EX_SOFTWARE): never 1, which a CI job reads as "the gate failed".
+EXIT_INTERNAL = 70
 
 app = typer.Typer(
     name="audit",
@@ -232,13 +234,44 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _crash_log(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected exception to a log file; None if even that fails."""
+    import tempfile
+    import time
+    import traceback
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"auditor-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as log:
+            log.write(f"auditor {__version__}, python {sys.version.split()[0]}\nargv: {sys.argv!r}\n\n")
+            log.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return Path(name)
+
+
 def main() -> None:
-    """Console-script entry: map our errors to exit code 2 with one readable message."""
+    """Console-script entry: our errors exit 2, bugs 70, each with one line on stderr."""
     signal.signal(signal.SIGTERM, _terminate)
     if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         app()
     except AuditorError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        from auditor.report.safe import visible
+
+        # Several lines only for a config with several bad fields, one per field; data shown escaped.
+        message = "\n".join(visible(line) for line in str(exc).splitlines())
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into a report, not a traceback
+        from auditor.report.safe import one_line
+
+        log = _crash_log(exc)
+        where = f"traceback in {log}" if log is not None else "no log could be written"
+        err_console.print(
+            f"[bold red]internal error[/] (a bug in auditor, please report it): "
+            f"{escape(one_line(f'{type(exc).__name__}: {exc}'))}; {escape(where)}",
+            highlight=False, soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERNAL)

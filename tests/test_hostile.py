@@ -25,6 +25,7 @@ import pytest
 from auditor.checks import REGISTRY, Requirement
 from auditor.cli import main
 from auditor.config import load_config
+from auditor.results import load_results
 from auditor.scan import ScanResult, run_scan
 from tests.conftest import draw_shape, write_class_folder
 
@@ -399,3 +400,239 @@ def test_file_swapped_for_an_outside_symlink_after_discovery_is_not_read(tmp_pat
     # The embedding stage re-opens files later: content that changed since reading is refused too.
     result = embed_files({sha: victim}, BuiltinEncoder(), None, 4, 0, 10**8)
     assert result.vectors == {} and "changed during the scan" in result.failures[sha]
+
+
+# --- Outputs, results folders and internal errors: one line on stderr, the right exit code -----------
+
+
+def _one_line_error(code: int, err: str, expected_code: int = 2) -> str:
+    assert code == expected_code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.fixture(scope="module")
+def good_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("good")
+    write_class_folder(root / "data", per_class=4)
+    config = load_config(overrides={"encoder": {"name": "builtin", "workers": 0},
+                                    "scan": {"workers": 0, "cache_dir": str(root / "cache"),
+                                             "checks": ["unreadable", "class_imbalance", "duplicates"]}})
+    run_scan(root / "data", config, root / "out")
+    return root / "out"
+
+
+def _copy(results: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(results, target)
+    return target
+
+
+@pytest.mark.parametrize("where", ["file", "devnull", "foreign", "readonly"])
+def test_unusable_out_folders_are_refused_before_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    import tempfile
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    out = tmp_path / "out"
+    if where == "file":
+        out.write_text("precious")
+    elif where == "devnull":
+        out = Path(os.devnull)
+    elif where == "foreign":  # e.g. a home folder: a scan must never be let loose in it
+        out.mkdir()
+        (out / "thesis.tex").write_text("precious")
+    else:
+        out.mkdir()
+        real = tempfile.mkstemp
+
+        def read_only(*args: Any, **kwargs: Any) -> Any:
+            if Path(kwargs.get("dir", "")) == out:
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    args = _scan_args(data, tmp_path)
+    args[args.index("--out") + 1] = str(out)
+    line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+    assert str(out) in line
+    assert {"file": "not a folder", "devnull": "not a folder", "foreign": "not an auditor results folder",
+            "readonly": "read-only"}[where] in line
+    if where == "file":
+        assert out.read_text() == "precious"
+    if where == "foreign":
+        assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert not (tmp_path / "cache").exists(), "refused before any work was done"
+
+
+def test_full_disk_while_writing_results_keeps_the_previous_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor import outputs
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    assert _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    draw_shape("circle", 77).save(data / "circle" / "new.png")
+
+    def full(table: Any, where: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.pq, "write_table", full)
+    line = _one_line_error(*_cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[::2])
+    assert "No space left on device" in line and str(tmp_path / "out") in line
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+@pytest.mark.parametrize("how", ["cache path is a file", "read-only database"])
+def test_unusable_cache_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    cache = tmp_path / "cache"
+    if how == "cache path is a file":
+        cache.write_text("not a folder")
+    else:
+        real = sqlite3.connect
+        monkeypatch.setattr(sqlite3, "connect", lambda path, **kw: real(f"file:{path}?mode=ro", uri=True, **kw))
+        cache.mkdir()
+        real(cache / "embeddings-v1.sqlite").close()
+    line = _one_line_error(*_cli(monkeypatch, capsys, *_scan_args(data, tmp_path))[::2])
+    assert "embedding cache" in line and str(cache) in line and "--no-cache" in line
+
+
+def test_cache_with_a_foreign_table_is_moved_aside_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (tmp_path / "cache").mkdir()
+    with sqlite3.connect(tmp_path / "cache" / "embeddings-v1.sqlite") as conn:
+        conn.execute("CREATE TABLE embeddings (id INTEGER, payload TEXT)")
+    code, out, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0 and "Traceback" not in err, err
+    assert "moved aside and rebuilt" in " ".join(out.split())
+    assert any(".corrupt-" in p.name for p in (tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("command", ["report", "gate"])
+def test_output_pointing_at_a_folder_is_one_line(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    target = tmp_path / "folder"
+    target.mkdir()
+    line = _one_line_error(*_cli(monkeypatch, capsys, command, str(good_results), "--output", str(target))[::2])
+    assert str(target) in line and "folder" in line
+
+
+def _rewrite_findings(folder: Path, change: Callable[[Any], Any]) -> None:
+    """Rewrite findings.parquet through ``change`` (a pyarrow Table -> Table), keeping its metadata."""
+    import pyarrow as pa
+
+    path = folder / "findings.parquet"
+    table = pq.read_table(path)
+    changed: pa.Table = change(table)
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), path)
+
+
+def _malformed(kind: str, folder: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def set_column(name: str, values: Any) -> Callable[[Any], Any]:
+        return lambda t: t.set_column(t.schema.get_field_index(name), name, values)
+
+    run = json.loads((folder / "run.json").read_text())
+    if kind == "missing column":
+        _rewrite_findings(folder, lambda t: t.drop_columns(["score"]))
+    elif kind == "extra column":
+        _rewrite_findings(folder, lambda t: t.append_column("surprise", pa.array([1] * len(t))))
+    elif kind == "wrong type":
+        _rewrite_findings(folder, lambda t: set_column("score", pc.cast(t.column("score"), pa.string()))(t))
+    elif kind == "details not JSON":
+        _rewrite_findings(folder, lambda t: set_column("details", pa.array(["{nope"] * len(t)))(t))
+    elif kind == "unknown severity":
+        _rewrite_findings(folder, lambda t: set_column("severity", pa.array(["fatal"] * len(t)))(t))
+    elif kind in {"null dataset", "null encoder"}:
+        run[kind.split()[1]] = None
+        (folder / "run.json").write_text(json.dumps(run))
+    else:
+        raise ValueError(kind)
+
+
+MALFORMED = ["missing column", "extra column", "wrong type", "details not JSON", "unknown severity",
+             "null dataset", "null encoder"]
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_malformed_results_are_one_line_for_every_reader(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    assert load_results(good_results).finding_objects(), "the fixture must have findings to corrupt"
+    bad = _copy(good_results, tmp_path / "bad")
+    _malformed(kind, bad)
+    readers = [
+        ["gate", str(bad)], ["gate", str(bad), "--baseline", str(good_results)],
+        ["gate", str(good_results), "--baseline", str(bad)], ["gate", str(bad), "--format", "markdown"],
+        *(["report", str(bad), "--format", fmt, "--output", str(tmp_path / f"r.{fmt}")]
+          for fmt in ("terminal", "markdown", "html")),
+    ]
+    for args in readers:
+        line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+        assert "malformed" in line and str(bad) in line, (args, line)
+
+
+def test_a_mixed_result_set_is_refused_and_orphan_temporaries_are_removed(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill -9 between renames could leave new findings beside the previous run.json and images."""
+    import shutil
+
+    older = _copy(good_results, tmp_path / "older")
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=5)
+    assert _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[0] == 0
+    shutil.copy(tmp_path / "out" / "findings.parquet", older / "findings.parquet")
+    for args in (["gate", str(older)], ["report", str(older)]):
+        line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+        assert "mixes files of different scans" in line
+
+    dead = 2**22 + 12345  # above Linux's largest pid: no such process
+    orphan = tmp_path / "out" / f".findings.parquet.{dead}.abcd1234.tmp"
+    live = tmp_path / "out" / f".images.parquet.{os.getppid()}.abcd1234.tmp"
+    orphan.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    assert _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[0] == 0
+    assert not orphan.exists() and live.exists()
+
+
+def test_a_bug_is_one_line_naming_a_log_with_the_traceback_and_exit_70(
+    good_results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 means "gate failed" in CI; a crash must never read as a verdict."""
+    from auditor import gate
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("planted bug")
+
+    monkeypatch.setattr(gate, "evaluate", broken)
+    code, _, err = _cli(monkeypatch, capsys, "gate", str(good_results))
+    line = _one_line_error(code, err, expected_code=70)
+    assert "internal error" in line and "ZeroDivisionError: planted bug" in line
+    log = Path(line.rsplit("traceback in ", 1)[1].strip())
+    try:
+        text = log.read_text()
+        assert "Traceback (most recent call last)" in text and "planted bug" in text
+    finally:
+        log.unlink()
