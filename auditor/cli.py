@@ -126,9 +126,11 @@ def scan(
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
     except KeyboardInterrupt:
+        from auditor.report.safe import visible
+
         observer.done()
         err_console.print(
-            f"[bold yellow]interrupted:[/] results in {escape(str(out))} were left as they were; "
+            f"[bold yellow]interrupted:[/] results in {escape(visible(out))} were left as they were; "
             "finished embedding batches are cached, so the next scan resumes from there",
             highlight=False, soft_wrap=True,
         )
@@ -226,7 +228,9 @@ def report_command(
         typer.echo(text, nl=False)
         return
     write_report(output, text)
-    console.print(f"report written to [bold]{escape(str(output))}[/]", highlight=False)
+    from auditor.report.safe import visible
+
+    console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -8,8 +8,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from auditor.checks import REGISTRY
+from auditor.report.safe import rich_text, visible
 from auditor.scan import ScanResult
 
 SEVERITIES = ("error", "warning", "info")
@@ -50,18 +52,18 @@ def print_summary(console: Console, result: ScanResult) -> None:
     encoder = result.encoder
     for warning in result.warnings:
         style = "bold yellow" if "fell back" in warning or "untrained" in warning else "yellow"
-        console.print(Panel(warning, title="warning", border_style=style, expand=False))
+        console.print(Panel(rich_text(warning), title="warning", border_style=style, expand=False))
     data = run["dataset"]
-    console.print(
-        f"[bold]{data['files']}[/] files, {data['readable']} readable, {len(data['classes'])} classes"
-        + (f", splits: {', '.join(data['splits'])}" if data["splits"] else "")
-    )
+    console.print(Text.assemble(
+        (str(data["files"]), "bold"), f" files, {data['readable']} readable, {len(data['classes'])} classes",
+        visible(f", splits: {', '.join(data['splits'])}") if data["splits"] else "",
+    ))
     emb = run["embedding"]
     trained = "pretrained" if encoder.pretrained else "not pretrained"
-    console.print(
-        f"encoder: [bold]{encoder.identity}[/] ({trained}); embedded {emb.get('embedded', 0)}, "
-        f"from cache {emb.get('from_cache', 0)}"
-    )
+    console.print(Text.assemble(
+        "encoder: ", (visible(encoder.identity), "bold"),
+        f" ({trained}); embedded {emb.get('embedded', 0)}, from cache {emb.get('from_cache', 0)}",
+    ))
     counts = Counter((f.check, str(f.severity)) for f in result.findings)
     table = Table(title="Findings", show_lines=False)
     table.add_column("check")
@@ -69,13 +71,12 @@ def print_summary(console: Console, result: ScanResult) -> None:
         table.add_column(severity, justify="right")
     for check, summary in run["checks"].items():
         if summary.get("skipped"):
-            table.add_row(f"{check} [dim](skipped)[/]", *("-" for _ in SEVERITIES))
+            table.add_row(Text.assemble(check, (" (skipped)", "dim")), *("-" for _ in SEVERITIES))
             continue
         # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
         for kind in sorted(REGISTRY[check].produces):
             table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
-    console.print(f"results written to [bold]{result.out_dir}[/]")
-    console.print(
-        f"[dim]next: audit report {result.out_dir} --format html · audit gate {result.out_dir}[/]", highlight=False
-    )
+    out = visible(result.out_dir)
+    console.print(Text.assemble("results written to ", (out, "bold")))
+    console.print(Text(f"next: audit report {out} --format html · audit gate {out}", style="dim"), highlight=False)

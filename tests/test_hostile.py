@@ -636,3 +636,89 @@ def test_a_bug_is_one_line_naming_a_log_with_the_traceback_and_exit_70(
         assert "Traceback (most recent call last)" in text and "planted bug" in text
     finally:
         log.unlink()
+
+
+# --- Data text is never markup ---------------------------------------------------------------------
+
+HOSTILE_LABELS = [
+    "<iframe src=x></iframe><img src=x onerror=alert(1)>",
+    "@octocat ![p](https://evil.example/p.png) www.evil.example",
+    "</details>\n# Heading `tick` | cell\n\n<marquee>",
+    "[red]x[/] [/] [bold",
+]
+
+
+def _hostile_manifest_scan(tmp_path: Path, out: Path) -> Path:
+    """A scan whose labels, splits and file names are Markdown, HTML and Rich markup."""
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    rows = []
+    names = ["a``b[i]", "x[", "@dev <b>", "plain"]
+    for c, label in enumerate(HOSTILE_LABELS):
+        for i in range(4 if c < 3 else 2):  # the last class is starved: class_imbalance names it
+            name = f"{names[c]}_{i}.png"
+            draw_shape(("circle", "square", "triangle", "circle")[c], 40 * c + i).save(data / "img" / name)
+            rows.append({"path": f"img/{name}", "label": label, "split": "train" if i else "va|l<i>"})
+    manifest = tmp_path / "manifest.parquet"
+    pd.DataFrame(rows).to_parquet(manifest)
+    config = load_config(overrides={"encoder": {"name": "builtin", "workers": 0},
+                                    "scan": {"workers": 0, "cache_dir": str(tmp_path / "cache"),
+                                             "checks": ["unreadable", "class_imbalance", "duplicates"]}})
+    result = run_scan(data, config, out, manifest=manifest)
+    assert any(f.check == "class_imbalance" for f in result.findings)
+    return out
+
+
+def test_markdown_report_neutralises_every_data_string(tmp_path: Path) -> None:
+    from auditor.report import ReportFormat, ReportOptions, render_results
+    from tests.safety import assert_html_safe, assert_markdown_safe
+
+    out = _hostile_manifest_scan(tmp_path, tmp_path / "out")
+    markdown = render_results(out, ReportFormat.MARKDOWN, ReportOptions(top=0))
+    assert_markdown_safe(markdown)
+    assert "\u200b" in markdown and "\\<iframe" in markdown  # neutralised, not dropped
+    html = render_results(out, ReportFormat.HTML)
+    assert_html_safe(html, {"iframe", "marquee"})
+
+
+def test_rich_markup_in_names_prints_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder `x[` holding `].png` crashed `audit report`; `--out 'o[/]'` crashed the scan summary."""
+    from tests.safety import assert_no_control_characters
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (data / "x[").mkdir()
+    for i in range(3):
+        draw_shape("circle", 300 + i).save(data / "x[" / f"].{i}.png")
+    (data / "x[" / "].0.png").rename(data / "x[" / "].png")
+    out = tmp_path / "o[/]"
+    args = _scan_args(data, tmp_path)
+    args[args.index("--out") + 1] = str(out)
+    code, stdout, err = _cli(monkeypatch, capsys, *args)
+    assert code == 0 and "Traceback" not in err, err
+    assert f"resultswrittento{out}" in "".join(stdout.split())
+    code, stdout, err = _cli(monkeypatch, capsys, "report", str(out))
+    assert code == 0 and "Traceback" not in err, err
+    assert "x[/].png" in "".join(stdout.split())
+    assert_no_control_characters(stdout)
+
+
+def test_control_characters_in_names_never_reach_the_terminal_raw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.safety import assert_no_control_characters
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (data / "evil\x1b[2J\x1b]0;pwned\x07").mkdir()
+    draw_shape("circle", 400).save(data / "evil\x1b[2J\x1b]0;pwned\x07" / "a.png")
+    draw_shape("circle", 401).save(data / "circle" / "b\x1b[31mred.png")
+    code, stdout, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0, err
+    for fmt in ("terminal", "markdown"):
+        code, text, err = _cli(monkeypatch, capsys, "report", str(tmp_path / "out"), "--format", fmt)
+        assert code == 0, err
+        assert_no_control_characters(text + err)
+    assert_no_control_characters(stdout + err)

@@ -4,12 +4,14 @@ Labels, splits, paths and messages come from the dataset (folder and file names,
 results folders, which are input too. Every renderer passes each data string through these functions:
 ``visible`` for terminals and logs (control characters shown as escapes, so an ESC sequence cannot
 recolour or retitle the terminal), ``rich_text`` for Rich (no markup parsing at all), ``gfm`` and
-``gfm_code`` for GitHub-flavoured Markdown (no HTML, links, images, headings, mentions or table breaks).
+``gfm_code`` for GitHub-flavoured Markdown (no HTML, links, images, headings, mentions or table breaks),
+``gfm_html`` for data inside the HTML blocks of a Markdown page (``<details><summary>``).
 HTML needs nothing here: Jinja autoescapes every value.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
 from rich.text import Text
@@ -17,10 +19,14 @@ from rich.text import Text
 # C0 and C1 control characters, DEL, and the bidirectional overrides that reorder displayed text.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# Every ASCII punctuation character may be backslash-escaped in CommonMark and then renders as itself,
-# so escaping all that can start markup is always safe: emphasis, links, images, HTML, headings,
-# lists, quotes, tables, code, entities, strikethrough, math.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&$^=:\"'])")
+# Any ASCII punctuation may be backslash-escaped in CommonMark and then renders as itself. These can
+# start inline markup anywhere in a line: escapes, code, emphasis, links and images, HTML and
+# autolinks, table cells, strikethrough, headings and references, math, entities. (Block markup such
+# as lists needs a line start, and data never starts a line.) Underscores are handled apart.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|~#$&!])")
+_UNDERSCORES = re.compile(r"_+")
+# What makes a list item, a setext underline or an ordered item when it opens a line (a quote line).
+_LINE_START = re.compile(r"^([-+=]|\d+[.)])")
 # GitHub links bare URLs, www. names, e-mail addresses, @mentions and #references in plain text; a
 # zero-width space after the trigger breaks each without changing what a reader sees.
 _LINKERS = re.compile(r"(://|(?<![\w])www\.|@|#(?=\w))", re.IGNORECASE)
@@ -49,13 +55,33 @@ def _flat(text: object, limit: int | None) -> str:
     return flat
 
 
+def _unlinked(text: str) -> str:
+    return _LINKERS.sub(lambda m: m.group()[0] + _ZWSP + m.group()[1:], text)
+
+
+def gfm_html(text: object, limit: int | None = None) -> str:
+    """Data text inside an HTML block (``<summary>``), where GitHub reads HTML, not Markdown escapes."""
+    return html.escape(_unlinked(_flat(text, limit)), quote=True)
+
+
 def gfm(text: object, limit: int | None = None) -> str:
     """Plain text for GitHub-flavoured Markdown, safe in a table cell, a heading or a paragraph.
 
     One line (control characters and newlines become spaces), at most ``limit`` characters.
     """
-    unlinked = _LINKERS.sub(lambda m: m.group()[0] + _ZWSP + m.group()[1:], _flat(text, limit))
-    return _MD_SPECIAL.sub(r"\\\1", unlinked)
+    escaped = _escape_underscores(_MD_SPECIAL.sub(r"\\\1", _unlinked(_flat(text, limit))))
+    return _LINE_START.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], escaped)
+
+
+def _escape_underscores(text: str) -> str:
+    """Escape ``_`` runs that could open or close emphasis; inside a word (snake_case) they cannot."""
+
+    def escape(match: re.Match[str]) -> str:
+        start, end = match.span()
+        inside = 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
+        return match.group() if inside else match.group().replace("_", "\\_")
+
+    return _UNDERSCORES.sub(escape, text)
 
 
 def gfm_code(text: object, limit: int | None = None) -> str:
