@@ -681,6 +681,22 @@ def test_markdown_report_neutralises_every_data_string(tmp_path: Path) -> None:
     assert_html_safe(html, {"iframe", "marquee"})
 
 
+def test_gate_markdown_neutralises_every_data_string(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.safety import assert_markdown_safe, assert_no_control_characters
+
+    out = _hostile_manifest_scan(tmp_path, tmp_path / "out")
+    config = tmp_path / "gate.toml"
+    config.write_text("[gate]\nmax_findings = {class_imbalance = 0}\n")
+    code, markdown, err = _cli(monkeypatch, capsys, "gate", str(out), "-c", str(config), "--format", "markdown")
+    assert code == 1, err
+    assert_markdown_safe(markdown)
+    code, text, err = _cli(monkeypatch, capsys, "gate", str(out), "-c", str(config))
+    assert code == 1 and "Traceback" not in err, err
+    assert_no_control_characters(text)
+
+
 def test_rich_markup_in_names_prints_as_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -69,7 +69,11 @@ def gfm(text: object, limit: int | None = None) -> str:
 
     One line (control characters and newlines become spaces), at most ``limit`` characters.
     """
-    escaped = _escape_underscores(_MD_SPECIAL.sub(r"\\\1", _unlinked(_flat(text, limit))))
+    return _escape_flat(_flat(text, limit))
+
+
+def _escape_flat(flat: str) -> str:
+    escaped = _escape_underscores(_MD_SPECIAL.sub(r"\\\1", _unlinked(flat)))
     return _LINE_START.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], escaped)
 
 
@@ -94,3 +98,12 @@ def gfm_code(text: object, limit: int | None = None) -> str:
     fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def gfm_quoted(text: object, limit: int | None = None) -> str:
+    """``gfm`` for our own sentences that quote names in backticks: each quoted name becomes a code span.
+
+    Every piece is neutralised, so a backtick inside a name only moves where code spans begin.
+    """
+    pieces = re.split(r"`([^`]*)`", _flat(text, limit))
+    return "".join(gfm_code(piece) if n % 2 else _escape_flat(piece) for n, piece in enumerate(pieces))
