@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor import __version__
+from auditor import __version__, library_warnings
 from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import REGISTRY, CheckContext, Requirement
 from auditor.config import AuditConfig
@@ -114,6 +114,19 @@ def run_scan(
     manifest: Path | None = None,
     observer: Observer | None = None,
 ) -> ScanResult:
+    """Scan ``dataset`` into ``out_dir``; library warnings are collected into the scan's own warnings."""
+    with library_warnings.collected() as noise:
+        return _scan(dataset, config, out_dir, manifest, observer, noise)
+
+
+def _scan(
+    dataset: Path,
+    config: AuditConfig,
+    out_dir: Path,
+    manifest: Path | None,
+    observer: Observer | None,
+    noise: library_warnings.Collected,
+) -> ScanResult:
     observer = observer or SilentObserver()
     dataset, out_dir = Path(dataset), Path(out_dir)
     timings: dict[str, Any] = {}
@@ -200,6 +213,7 @@ def run_scan(
             )),
         )
         timings["write"] = time.perf_counter() - started
+        warnings.extend(f"library warning: {line}" for line in noise.summary())
         run = _run_record(dataset, manifest, discovery, images, encoder_info, config, embed_stats, timings,
                           findings, check_summaries, warnings)
         run["zero_shot"] = zero_shot

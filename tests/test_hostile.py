@@ -738,3 +738,23 @@ def test_control_characters_in_names_never_reach_the_terminal_raw(
         assert code == 0, err
         assert_no_control_characters(text + err)
     assert_no_control_characters(stdout + err)
+
+
+def test_library_warnings_are_summarised_once_and_never_reach_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cleanlab warns once per tiny class: 30 one-image classes gave 60 stderr lines even with --quiet."""
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=6, shapes=("circle", "square"))
+    for c in range(30):
+        (data / f"tiny{c:02d}").mkdir()
+        draw_shape(("circle", "square", "triangle")[c % 3], 900 + c).save(data / f"tiny{c:02d}" / "a.png")
+    base = _scan_args(data, tmp_path, "--checks", "label_errors")
+    code, _, err = _cli(monkeypatch, capsys, *base, "-q")
+    assert code == 0 and err == "", err
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    noise = [w for w in run["warnings"] if w.startswith("library warning: cleanlab UserWarning")]
+    assert len(noise) == 1 and "(30 times, e.g.)" in noise[0], run["warnings"]
+    code, out, err = _cli(monkeypatch, capsys, *base)
+    assert code == 0 and err == "", err
+    assert "".join(out.split()).count("librarywarning:cleanlab") == 1
