@@ -12,11 +12,12 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from auditor.errors import ConfigError
 from auditor.findings import Finding
 from auditor.results import Results
 
@@ -42,26 +43,32 @@ _COUNT_RULES = {
 }
 
 
+# Strict: TOML `true` is not a count of 1, nor a rate of 100%.
+Count = Annotated[int, Field(ge=0, strict=True)]
+Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+
+
 class GateConfig(BaseModel):
     """Gate rules; ``None`` turns a rule off. Counts are of findings (a copy pair gives one per image)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     # Most (new) `unreadable` findings allowed.
-    max_unreadable: NonNegativeInt | None = 0
+    max_unreadable: Count | None = 0
     # Most (new) `split_leakage` findings allowed (an image with a copy in another split).
-    max_split_leakage: NonNegativeInt | None = 0
+    max_split_leakage: Count | None = 0
     # Most (new) `exact_duplicate` findings allowed.
-    max_exact_duplicate: NonNegativeInt | None = 0
+    max_exact_duplicate: Count | None = 0
     # Most (new) `near_duplicate` findings allowed.
-    max_near_duplicate: NonNegativeInt | None = None
+    max_near_duplicate: Count | None = None
     # Largest share of labelled readable images with a (new) `label_error` finding, e.g. 0.02 = 2%.
-    max_label_error_rate: float | None = Field(None, ge=0.0, le=1.0)
+    max_label_error_rate: Rate | None = None
     # The same, within each class (denominator: the class's labelled readable images).
-    max_label_error_rate_per_class: float | None = Field(None, ge=0.0, le=1.0)
+    max_label_error_rate_per_class: Rate | None = None
     # Largest/smallest class ratio allowed in any split (from the class_imbalance check).
-    max_imbalance_ratio: float | None = Field(None, ge=1.0)
-    # Any finding check -> most (new) findings allowed, e.g. {outlier = 10}.
-    max_findings: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    max_imbalance_ratio: Annotated[float, Field(ge=1.0, strict=True)] | None = None
+    # Any finding kind -> most (new) findings allowed, e.g. {outlier = 10}; kinds the results do not
+    # know are an error (exit 2), so a typo can never pass a gate.
+    max_findings: dict[str, Count] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_double_rules(self) -> GateConfig:
@@ -339,8 +346,44 @@ def _imbalance_rule(limit: float, current: Results, baseline: Results | None) ->
     )
 
 
+# The finding kinds of the built-in checks, for run.json files that do not record what their checks produce.
+BUILTIN_FINDING_KINDS = (
+    "unreadable", "class_imbalance", "label_error", "class_overlap", "split_leakage", "exact_duplicate",
+    "near_duplicate", "ambiguous", "outlier",
+)
+
+
+def known_kinds(run: dict[str, Any]) -> set[str]:
+    """Finding kinds a scan could produce: what run.json records its checks produce, or the built-in ones."""
+    info = run.get("check_info")
+    kinds = set(BUILTIN_FINDING_KINDS)
+    if isinstance(info, dict):
+        for entry in info.values():
+            produced = entry.get("produces") if isinstance(entry, dict) else None
+            kinds.update(str(kind) for kind in produced or ())
+    kinds.update(str(kind) for kind in run.get("findings_per_check") or {})
+    return kinds
+
+
+def check_rule_kinds(config: GateConfig, known: set[str]) -> None:
+    """Refuse limits on finding kinds no check produces: `outliers = 0` must not pass every gate."""
+    import difflib
+
+    unknown = sorted(set(config.max_findings) - known)
+    if not unknown:
+        return
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(
+        f"unknown finding kind {', '.join(parts)} in [gate.max_findings]; valid kinds: {', '.join(sorted(known))}"
+    )
+
+
 def evaluate(current: Results, config: GateConfig, baseline: Results | None = None) -> Verdict:
     """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``)."""
+    check_rule_kinds(config, known_kinds(current.run) | (known_kinds(baseline.run) if baseline else set()))
     notes: list[str] = []
     all_findings = current.finding_objects()
     if baseline is None:

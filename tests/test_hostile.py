@@ -761,3 +761,26 @@ def test_library_warnings_are_summarised_once_and_never_reach_stderr(
     code, out, err = _cli(monkeypatch, capsys, *base)
     assert code == 0 and err == "", err
     assert "".join(out.split()).count("librarywarning:cleanlab") == 1
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[gate.max_findings]\noutliers = 0\n", "did you mean 'outlier'?"),
+        ("[gate.max_findings]\nnonsense_kind = 3\n", "valid kinds: ambiguous"),
+        ("[gate]\nmax_unreadable = true\n", "gate.max_unreadable"),
+        ("[gate]\nmax_label_error_rate = true\n", "gate.max_label_error_rate"),
+        ("[gate.max_findings]\noutlier = false\n", "gate.max_findings.outlier"),
+    ],
+    ids=["typo", "unknown", "bool-count", "bool-rate", "bool-in-max-findings"],
+)
+def test_gate_config_typos_and_booleans_exit_2(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    toml: str, expected: str,
+) -> None:
+    """`outliers = 0` (the kind is `outlier`) once passed every gate; `true` was a count of 1."""
+    config = tmp_path / "gate.toml"
+    config.write_text(toml)
+    for extra in ([], ["--baseline", str(good_results)]):
+        code, _, err = _cli(monkeypatch, capsys, "gate", str(good_results), "-c", str(config), *extra)
+        assert code == 2 and expected in err and "Traceback" not in err, err
