@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from platformdirs import user_cache_dir
 
 from auditor.errors import OutputError
 
@@ -29,7 +30,6 @@ def default_cache_dir() -> Path:
     override = os.environ.get("AUDITOR_CACHE_DIR")
     if override:
         return Path(override)
-    from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("auditor"))
 

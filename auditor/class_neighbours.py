@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auditor.probabilities import fit_temperature, softmax
 from auditor.similarity import unit_rows
 
 # Queries per faiss search call, to bound the memory of the result arrays.
@@ -35,7 +36,7 @@ class ClassNeighbourhoods:
 
 def class_neighbourhoods(vectors: np.ndarray, members: list[np.ndarray], k: int) -> ClassNeighbourhoods:
     """``members[c]`` holds the indices of the vectors that belong to class ``c`` (a vector may be in several)."""
-    import faiss
+    import faiss  # imported on use: faiss loads slowly and only this search needs it
 
     unit = unit_rows(vectors)
     n = len(unit)
@@ -77,7 +78,6 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
     dataset. A class with no other member (NaN) gets only the probability floor; images whose own class
     has no other member say nothing about the temperature and are left out of the fit.
     """
-    from auditor.probabilities import fit_temperature, softmax
 
     scores = np.where(np.isnan(similarity), -np.inf, similarity).astype(np.float64)
     informative = np.isfinite(scores[np.arange(len(labels)), labels])
@@ -86,4 +86,4 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
         temperature = fit_temperature(scores[informative], labels[informative], (0.1, 1000.0))
     # A vector with no known class at all (nothing to compare with) gets a flat row.
     probs = np.clip(softmax(scores * temperature), 1e-6, None)
-    return probs / probs.sum(axis=1, keepdims=True)
+    return np.asarray(probs / probs.sum(axis=1, keepdims=True))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -16,7 +19,7 @@ from auditor import __version__
 from auditor.errors import AuditorError
 
 if TYPE_CHECKING:
-    from auditor.gate import GateConfig
+    from auditor.config import GateConfig
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
@@ -106,6 +109,8 @@ def scan(
     ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
+    # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
+    from auditor.checks import PARAMS
     from auditor.config import load_config
     from auditor.console import RichObserver, print_summary
     from auditor.scan import run_scan
@@ -121,12 +126,12 @@ def scan(
     console = Console(stderr=False)
     if baseline is not None and not gate:
         raise AuditorError("--baseline only applies with --gate")
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, check_params=PARAMS)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer)
     except KeyboardInterrupt:
-        from auditor.report.safe import visible
+        from auditor.report.safe import visible  # on use: auditor.report imports pandas (see scan_command)
 
         observer.done()
         err_console.print(
@@ -141,7 +146,7 @@ def scan(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
-# The values of auditor.gate.GateFormat, spelled out so that `audit --help` does not import pandas.
+# The values of auditor.report.gate_render.GateFormat, spelled out so that `audit --help` does not import pandas.
 GateFormatName = Literal["text", "markdown", "json"]
 
 
@@ -149,8 +154,10 @@ def _apply_gate(
     results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console
 ) -> bool:
     """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed."""
-    from auditor.gate import GateFormat, evaluate, print_verdict, render
+    # Imported on use, as in every command (see scan_command).
+    from auditor.gate import evaluate
     from auditor.outputs import atomic_write
+    from auditor.report.gate_render import GateFormat, print_verdict, render
     from auditor.results import load_results
 
     verdict = evaluate(load_results(results), rules, load_results(baseline) if baseline is not None else None)
@@ -183,9 +190,11 @@ def gate_command(
     ] = None,
 ) -> None:
     """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
+    from auditor.checks import PARAMS  # imported on use, as in every command (see scan_command)
     from auditor.config import load_config
 
-    if not _apply_gate(results, load_config(config).gate, baseline, fmt, output, Console(stderr=False)):
+    rules = load_config(config, check_params=PARAMS).gate
+    if not _apply_gate(results, rules, baseline, fmt, output, Console(stderr=False)):
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -215,7 +224,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Render RESULTS as a terminal report, a Markdown summary, or a self-contained HTML page."""
-    from auditor.report import ReportFormat, ReportOptions, render_results, write_report
+    from auditor.report import ReportFormat, ReportOptions, render_results, write_report  # on use: see scan
 
     report_format = ReportFormat(fmt)
     if output is None and report_format is ReportFormat.HTML:
@@ -228,7 +237,7 @@ def report_command(
         typer.echo(text, nl=False)
         return
     write_report(output, text)
-    from auditor.report.safe import visible
+    from auditor.report.safe import visible  # on use: see report_command's imports
 
     console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
 
@@ -240,10 +249,6 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _crash_log(exc: BaseException) -> Path | None:
     """Write the traceback of an unexpected exception to a log file; None if even that fails."""
-    import tempfile
-    import time
-    import traceback
-
     try:
         fd, name = tempfile.mkstemp(prefix=f"auditor-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as log:
@@ -262,14 +267,14 @@ def main() -> None:
     try:
         app()
     except AuditorError as exc:
-        from auditor.report.safe import visible
+        from auditor.report.safe import visible  # on use: `audit --help` must not import pandas
 
         # Several lines only for a config with several bad fields, one per field; data shown escaped.
         message = "\n".join(visible(line) for line in str(exc).splitlines())
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into a report, not a traceback
-        from auditor.report.safe import one_line
+        from auditor.report.safe import one_line  # on use: `audit --help` must not import pandas
 
         log = _crash_log(exc)
         where = f"traceback in {log}" if log is not None else "no log could be written"

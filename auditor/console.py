@@ -10,9 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from auditor.checks import REGISTRY
+from auditor.pipeline import ScanResult
 from auditor.report.safe import rich_text, visible
-from auditor.scan import ScanResult
+from auditor.results import produced_kinds
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -65,6 +65,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
         f" ({trained}); embedded {emb.get('embedded', 0)}, from cache {emb.get('from_cache', 0)}",
     ))
     counts = Counter((f.check, str(f.severity)) for f in result.findings)
+    produced = produced_kinds(run)
     table = Table(title="Findings", show_lines=False)
     table.add_column("check")
     for severity in SEVERITIES:
@@ -74,8 +75,8 @@ def print_summary(console: Console, result: ScanResult) -> None:
             table.add_row(Text.assemble(check, (" (skipped)", "dim")), *("-" for _ in SEVERITIES))
             continue
         # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
-        for kind in sorted(REGISTRY[check].produces):
-            table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
+        for kind in sorted(produced.get(check, (check,))):
+            table.add_row(rich_text(kind), *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
     out = visible(result.out_dir)
     console.print(Text.assemble("results written to ", (out, "bold")))

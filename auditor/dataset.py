@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import pandas as pd
+
 from auditor.errors import DatasetError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -232,7 +234,7 @@ def _from_folders(root: Path) -> Discovery:
 
 def _manifest_text(value: object) -> str | None:
     """A manifest cell as text; None for a null (Parquet null, pandas NaN/NA) or blank cell."""
-    import pandas as pd
+    import pandas as pd  # imported on use, as in _from_manifest: discovering folders needs no pandas
 
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
@@ -240,7 +242,6 @@ def _manifest_text(value: object) -> str | None:
 
 
 def _from_manifest(root: Path, manifest: Path) -> Discovery:
-    import pandas as pd
 
     manifest = Path(manifest)
     if not manifest.is_file():

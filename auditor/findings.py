@@ -15,6 +15,9 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = "1.1"
+# Every file of a scan's result set carries its run id: run.json["run_id"], Parquet metadata auditor_run_id.
+RUN_ID_KEY = "run_id"
+RUN_ID_METADATA = b"auditor_run_id"
 
 
 class Severity(StrEnum):
@@ -47,6 +50,50 @@ class Finding:
     def __post_init__(self) -> None:
         if not math.isfinite(self.score):
             raise ValueError(f"{self.check}: score must be finite, got {self.score}")
+
+
+# HTML layouts a finding kind can ask for (report/templates); any other kind is shown as "generic".
+LAYOUTS = ("unreadable", "classes", "labels", "groups", "candidates", "images", "generic")
+
+
+@dataclass(frozen=True)
+class FindingKind:
+    """How reports show one kind of finding; declared by the check that produces it, recorded in run.json.
+
+    ``order``: position among the kinds in every report (lower first); ``layout``: one of ``LAYOUTS``.
+    """
+
+    title: str
+    intro: str
+    layout: str = "generic"
+    order: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; one of {', '.join(LAYOUTS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "intro": self.intro, "layout": self.layout, "order": self.order}
+
+    @classmethod
+    def generic(cls, kind: str) -> FindingKind:
+        """What a kind nobody described (an older run.json, a third-party check) is shown as."""
+        return cls(kind.replace("_", " ").capitalize(), "")
+
+    @classmethod
+    def from_dict(cls, kind: str, data: Any) -> FindingKind:
+        """Tolerant of hand-edited or older run.json: anything unusable falls back to ``generic``."""
+        if not isinstance(data, dict):
+            return cls.generic(kind)
+        fallback = cls.generic(kind)
+        layout = str(data.get("layout", "generic"))
+        order = data.get("order", fallback.order)
+        return cls(
+            title=str(data.get("title") or fallback.title),
+            intro=str(data.get("intro") or ""),
+            layout=layout if layout in LAYOUTS else "generic",
+            order=int(order) if isinstance(order, int | float) else fallback.order,
+        )
 
 
 FINDINGS_SCHEMA = pa.schema(

@@ -7,78 +7,26 @@ or moving files never creates new findings; adding another copy of an image that
 
 from __future__ import annotations
 
-import json
+import difflib
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from auditor.config import COUNT_RULES, GateConfig
 from auditor.errors import ConfigError
 from auditor.findings import Finding
-from auditor.results import Results
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from auditor.results import Results, produced_kinds
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
-# Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
-# GitHub caps a step summary at 1 MiB. JSON always lists them all.
-SHOWN_PER_SECTION = 50
 
 # Pair findings whose partner is part of the problem's identity: "X is near Y" and "X is near Z" are two
 # problems. Exact copies share their content, so the partner adds nothing; an outlier's neighbour is context.
 _PARTNER_IDENTIFIES = frozenset({"near_duplicate"})
-
-# Count rules with a dedicated config key: key -> finding check name.
-_COUNT_RULES = {
-    "max_unreadable": "unreadable",
-    "max_split_leakage": "split_leakage",
-    "max_exact_duplicate": "exact_duplicate",
-    "max_near_duplicate": "near_duplicate",
-}
-
-
-# Strict: TOML `true` is not a count of 1, nor a rate of 100%.
-Count = Annotated[int, Field(ge=0, strict=True)]
-Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
-
-
-class GateConfig(BaseModel):
-    """Gate rules; ``None`` turns a rule off. Counts are of findings (a copy pair gives one per image)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-    # Most (new) `unreadable` findings allowed.
-    max_unreadable: Count | None = 0
-    # Most (new) `split_leakage` findings allowed (an image with a copy in another split).
-    max_split_leakage: Count | None = 0
-    # Most (new) `exact_duplicate` findings allowed.
-    max_exact_duplicate: Count | None = 0
-    # Most (new) `near_duplicate` findings allowed.
-    max_near_duplicate: Count | None = None
-    # Largest share of labelled readable images with a (new) `label_error` finding, e.g. 0.02 = 2%.
-    max_label_error_rate: Rate | None = None
-    # The same, within each class (denominator: the class's labelled readable images).
-    max_label_error_rate_per_class: Rate | None = None
-    # Largest/smallest class ratio allowed in any split (from the class_imbalance check).
-    max_imbalance_ratio: Annotated[float, Field(ge=1.0, strict=True)] | None = None
-    # Any finding kind -> most (new) findings allowed, e.g. {outlier = 10}; kinds the results do not
-    # know are an error (exit 2), so a typo can never pass a gate.
-    max_findings: dict[str, Count] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _no_double_rules(self) -> GateConfig:
-        """One limit per check, so a verdict never depends on which of two limits a reader looked at."""
-        clashes = sorted(set(self.max_findings) & set(_COUNT_RULES.values()))
-        if clashes:
-            keys = ", ".join(f"max_{name}" for name in clashes)
-            raise ValueError(f"max_findings repeats {', '.join(clashes)}; set {keys} instead")
-        return self
-
 
 class RuleStatus(StrEnum):
     PASS = "pass"
@@ -192,16 +140,14 @@ def new_findings(current: Results, baseline: Results) -> list[Finding]:
 
 
 def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
-    """Finding check -> why this scan could not have produced it (its registered check did not run).
+    """Finding check -> why this scan could not have produced it (its check did not run or was skipped).
 
-    A finding check no registered check declares (``Check.produces``, else its ``name``) is absent here:
-    the gate cannot tell, so it evaluates the rule as usual.
+    Which check produces which findings comes from run.json (``check_info``, recorded by the scan). A
+    finding check no check there declares is absent here: the gate cannot tell, so it evaluates the rule.
     """
-    from auditor.checks import REGISTRY
-
     summaries = run.get("checks", {})
     reasons: dict[str, str] = {}
-    for name, check_type in REGISTRY.items():
+    for name, produces in produced_kinds(run).items():
         summary = summaries.get(name)
         if summary is None:
             why = f"the {name} check did not run in this scan"
@@ -209,7 +155,7 @@ def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
             why = f"the {name} check was skipped: {summary['skipped']}"
         else:
             continue
-        for produced in check_type.produces or {name}:
+        for produced in produces:
             reasons[produced] = why
     return reasons
 
@@ -346,29 +292,15 @@ def _imbalance_rule(limit: float, current: Results, baseline: Results | None) ->
     )
 
 
-# The finding kinds of the built-in checks, for run.json files that do not record what their checks produce.
-BUILTIN_FINDING_KINDS = (
-    "unreadable", "class_imbalance", "label_error", "class_overlap", "split_leakage", "exact_duplicate",
-    "near_duplicate", "ambiguous", "outlier",
-)
-
-
 def known_kinds(run: dict[str, Any]) -> set[str]:
-    """Finding kinds a scan could produce: what run.json records its checks produce, or the built-in ones."""
-    info = run.get("check_info")
-    kinds = set(BUILTIN_FINDING_KINDS)
-    if isinstance(info, dict):
-        for entry in info.values():
-            produced = entry.get("produces") if isinstance(entry, dict) else None
-            kinds.update(str(kind) for kind in produced or ())
+    """Finding kinds a scan could produce: what run.json records its checks produce, and what it found."""
+    kinds = {kind for produced in produced_kinds(run).values() for kind in produced}
     kinds.update(str(kind) for kind in run.get("findings_per_check") or {})
     return kinds
 
 
 def check_rule_kinds(config: GateConfig, known: set[str]) -> None:
     """Refuse limits on finding kinds no check produces: `outliers = 0` must not pass every gate."""
-    import difflib
-
     unknown = sorted(set(config.max_findings) - known)
     if not unknown:
         return
@@ -394,7 +326,7 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
     is_new = baseline is not None
     unavailable = unavailable_findings(current.run)
     rules: list[RuleResult] = []
-    for key, check in _COUNT_RULES.items():
+    for key, check in COUNT_RULES.items():
         limit = getattr(config, key)
         if limit is not None:
             rules.append(_count_rule(key, check, limit, counted, is_new, unavailable))
@@ -429,135 +361,3 @@ def _baseline_notes(current: Results, baseline: Results) -> Iterable[str]:
     missing = sorted(set(current.run.get("checks", {})) - set(baseline.run.get("checks", {})))
     if missing:
         yield f"baseline did not run {', '.join(missing)}: all their findings count as new"
-
-
-# --- Renderers -------------------------------------------------------------------------------------
-
-class GateFormat(StrEnum):
-    TEXT = "text"
-    MARKDOWN = "markdown"
-    JSON = "json"
-
-
-def _where(finding: Finding) -> str:
-    if finding.path is None:
-        scope = f" in {finding.split}" if finding.split else ""
-        return f"classes {', '.join(finding.classes)}{scope}"
-    return finding.path + (f" (other: {finding.other_path})" if finding.other_path else "")
-
-
-def _by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
-    grouped: dict[str, list[Finding]] = defaultdict(list)
-    for finding in findings:
-        grouped[finding.check].append(finding)
-    return dict(sorted(grouped.items()))
-
-
-def _status_mark(status: RuleStatus) -> str:
-    return {RuleStatus.PASS: "✅ pass", RuleStatus.FAIL: "❌ fail", RuleStatus.SKIPPED: "⚠️ skipped"}[status]
-
-
-def _md_findings(findings: list[Finding]) -> list[str]:
-    from auditor.report.safe import gfm, gfm_code
-
-    lines = ["| check | file | split | label | message |", "|---|---|---|---|---|"]
-    for finding in findings[:SHOWN_PER_SECTION]:
-        lines.append(
-            f"| {gfm(finding.check)} | {gfm_code(_where(finding), 300)} | {gfm(finding.split or '')} | "
-            f"{gfm(finding.label or '', 200)} | {gfm(finding.message, 300)} |"
-        )
-    if len(findings) > SHOWN_PER_SECTION:
-        lines.append(f"\n…and {len(findings) - SHOWN_PER_SECTION} more (see `audit gate --format json`).")
-    return lines
-
-
-def render_markdown(verdict: Verdict) -> str:
-    """GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment.
-
-    Rule texts embed data (class names, paths), so every one goes through ``gfm`` like the findings.
-    """
-    from auditor.report.safe import gfm, gfm_html, gfm_quoted
-
-    head = "✅ passed" if verdict.passed else "❌ failed"
-    scope = (f"{len(verdict.counted)} new findings (of {verdict.total_findings}) against baseline "
-             f"{gfm(verdict.baseline_dir)}" if verdict.baseline_dir else f"{verdict.total_findings} findings")
-    lines = [f"## Dataset audit gate: {head}", "", f"Results {gfm(verdict.results_dir)}: {scope}.", ""]
-    if verdict.rules:
-        lines += ["| rule | status | observed | detail |", "|---|---|---|---|"]
-        for rule in verdict.rules:
-            observed = "" if rule.observed is None else f"{rule.observed:g}"
-            lines.append(f"| {gfm_quoted(rule.description)} | {_status_mark(rule.status)} | {observed} | "
-                         f"{gfm_quoted(rule.detail, 1000)} |")
-    else:
-        lines.append("No gate rules are enabled.")
-    for note in verdict.notes:
-        lines += ["", f"> **Note:** {gfm(note, 1000)}"]
-    for rule in verdict.rules:
-        if rule.status is RuleStatus.FAIL and rule.offending:
-            lines += ["", f"### ❌ {gfm_quoted(rule.description)}", "", *_md_findings(list(rule.offending))]
-    if verdict.counted:
-        title = "New findings" if verdict.baseline_dir else "All findings"
-        counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
-        lines += ["", f"<details><summary>{title} ({gfm_html(counts, 1000)})</summary>", "",
-                  *_md_findings(list(verdict.counted)), "", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
-def render_json(verdict: Verdict) -> str:
-    return json.dumps(verdict.to_dict(), indent=2, default=str) + "\n"
-
-
-def print_verdict(console: Console, verdict: Verdict) -> None:
-    """Rich terminal rendering: the rules table, then what each failed rule objects to."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from auditor.report.safe import rich_text, visible
-
-    styles = {RuleStatus.PASS: "green", RuleStatus.FAIL: "bold red", RuleStatus.SKIPPED: "yellow"}
-    table = Table(title="Gate rules", show_lines=False)
-    for column in ("rule", "status", "detail"):
-        table.add_column(column)
-    for rule in verdict.rules:
-        status = f"[{styles[rule.status]}]{rule.status}[/]"
-        table.add_row(rich_text(rule.description), status, rich_text(rule.detail))
-    if verdict.rules:
-        console.print(table)
-    else:
-        console.print("no gate rules are enabled")
-    for note in verdict.notes:
-        console.print(f"[yellow]note:[/] {escape(visible(note))}")
-    for rule in verdict.rules:
-        if rule.status is not RuleStatus.FAIL or not rule.offending:
-            continue
-        console.print(f"[bold red]{escape(visible(rule.name))}[/]: {escape(visible(rule.detail))}")
-        for finding in rule.offending[:SHOWN_PER_SECTION]:
-            console.print(f"  {escape(visible(_where(finding)))}: {escape(visible(finding.message))}",
-                          highlight=False)
-        if len(rule.offending) > SHOWN_PER_SECTION:
-            console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
-    scope = f"{verdict.total_findings} findings"
-    if verdict.baseline_dir:
-        scope = f"{len(verdict.counted)} new of {scope} (baseline {verdict.baseline_dir})"
-    outcome = "[bold green]gate passed[/]" if verdict.passed else "[bold red]gate FAILED[/]"
-    console.print(f"{outcome}: {escape(visible(scope))}")
-
-
-def render_text(verdict: Verdict) -> str:
-    """The terminal rendering without colour, for ``--output FILE`` with ``--format text``."""
-    import io
-
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    print_verdict(Console(file=buffer, width=120, no_color=True, highlight=False), verdict)
-    return buffer.getvalue()
-
-
-_RENDERERS = {
-    GateFormat.TEXT: render_text, GateFormat.MARKDOWN: render_markdown, GateFormat.JSON: render_json,
-}
-
-
-def render(verdict: Verdict, fmt: GateFormat) -> str:
-    return _RENDERERS[fmt](verdict)

@@ -183,7 +183,7 @@ def open_rgb(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(path, formats=SUPPORTED_FORMATS)
+            image: Image.Image = Image.open(path, formats=SUPPORTED_FORMATS)
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise ImageDecodeError(f"invalid dimensions {width}x{height}")
@@ -261,7 +261,7 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | No
         return ImageInfo(None, None, False, str(exc))
     except OSError as exc:
         return ImageInfo(None, None, False, f"cannot read file: {exc.strerror or exc}")
-    import imagehash
+    import imagehash  # imported on use: it pulls in scipy, which every spawned worker would pay for
 
     return ImageInfo(
         sha256=sha,

@@ -28,11 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from auditor.errors import OutputError
+from auditor.findings import RUN_ID_KEY, RUN_ID_METADATA
 
 # Writes a whole file at the given path; any return value (e.g. write_text's count) is ignored.
 Writer = Callable[[Path], object]
-RUN_ID_KEY = "run_id"
-RUN_ID_METADATA = b"auditor_run_id"
 _HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # .<target name>.<pid>.<random>.tmp, as _stage names its temporaries.
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
@@ -54,7 +53,7 @@ def _alive(pid: int) -> bool:
 
 def remove_orphans(directory: Path) -> list[Path]:
     """Delete temporaries that a killed process left in ``directory``; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(directory.iterdir())
     except OSError:

@@ -7,6 +7,7 @@ stays bounded however large the dataset (a preprocessed 224-px image is 600 kB).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -28,8 +29,6 @@ def _worker_init() -> None:
     Worker functions live in light modules (images, embedding) so a spawned worker never pays for
     importing torch or pandas.
     """
-    import os
-
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
     # Ctrl-C reaches the whole process group; only the parent acts on it (it cancels queued chunks and

@@ -12,44 +12,21 @@ starts from zero, so the same inputs and seed give the same probabilities. Ident
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import minimize, minimize_scalar
 from threadpoolctl import threadpool_limits
+
+from auditor.config import REGULARISATION_GRID, ProbabilityParams
+from auditor.similarity import unit_rows
+
+__all__ = ["REGULARISATION_GRID", "ProbabilityParams"]  # re-exported: they were defined here
 
 # Probability given to a class the fold's model never saw (a class too small to be in every fold),
 # before renormalising: such a class cannot be predicted, but cleanlab needs strictly positive rows.
 _UNSEEN_CLASS_PROBABILITY = 1e-6
-# Candidate C values when regularisation_c is unset, weakest penalty last (each fit warm-starts the next).
-REGULARISATION_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # Below this many multiply-adds per gradient (images x dimensions x classes) a fit runs on one BLAS thread:
 # threads cost more than they save on small matrices, and on a busy machine their spin-waiting made a
 # 210-image fit 17x slower (49 s -> 2.8 s measured here). Large fits keep every thread.
 _ONE_THREAD_BELOW = 50_000_000
-
-
-class ProbabilityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
-    folds: int = Field(5, ge=2, le=20)
-    # Inverse L2 regularisation strength of the logistic regression, as scikit-learn's C: the penalty
-    # 0.5 * ||W||^2 is weighed against C times the summed log-loss of the (standardised) training images.
-    # Unset (None): chosen per dataset from REGULARISATION_GRID by the held-out log-loss of fold 0, since
-    # too weak a penalty fits the wrong labels it should find and too strong a one flattens the
-    # probabilities until confident learning cannot tell images apart.
-    regularisation_c: float | None = Field(None, gt=0)
-    # Seed for fold assignment: the same seed gives the same probabilities.
-    seed: int = 0
-    # Upper bound on L-BFGS iterations per fold.
-    max_iter: int = Field(100, ge=10)
-    # Stop a fold's fit when the largest gradient entry of the mean loss falls below this.
-    tolerance: float = Field(1e-4, gt=0)
-    # Neighbours in the k-NN vote blended with the logistic regression (0: regression only).
-    knn_neighbours: int = Field(10, ge=0, le=200)
-    # Share of the k-NN vote in the blended probabilities (0..1).
-    knn_weight: float = Field(0.5, ge=0.0, le=1.0)
-    # An image's closeness to a class is its mean cosine similarity to this many nearest members of the
-    # class (ambiguity and outliers read it): enough that a few near-copies or a small junk cluster cannot
-    # make a class look close, few enough that small classes still have that many.
-    class_neighbours: int = Field(7, ge=1, le=100)
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -88,7 +65,7 @@ def out_of_sample_probabilities(
     if n < 2:
         # Nothing to learn from; only the prior over the one observed label is left.
         probs[np.arange(n), labels] = 1.0
-        return probs / probs.sum(axis=1, keepdims=True)
+        return np.asarray(probs / probs.sum(axis=1, keepdims=True))
     features = np.asarray(embeddings, dtype=np.float32)
     folds = min(params.folds, n)
     # Copies of one image must share a fold, or one copy's label would vouch for the other's.
@@ -108,7 +85,7 @@ def out_of_sample_probabilities(
         weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params)
         probs[np.ix_(np.flatnonzero(test), present)] = softmax(test_x @ weights + bias)
     probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
-    return probs / probs.sum(axis=1, keepdims=True)
+    return np.asarray(probs / probs.sum(axis=1, keepdims=True))
 
 
 def blended_probabilities(
@@ -135,9 +112,7 @@ def knn_vote_probabilities(
 
     Copies of an image (same ``groups`` id) never vote for each other.
     """
-    import faiss
-
-    from auditor.similarity import unit_rows
+    import faiss  # imported on use: faiss loads slowly and only the k-NN vote needs it
 
     unit = unit_rows(embeddings)
     n = len(unit)
@@ -161,7 +136,7 @@ def knn_vote_probabilities(
     prior = np.bincount(labels, minlength=n_classes) / n
     # A little prior mass keeps an image with no (or weak) neighbours from a hard 0/1 vote.
     votes += 0.1 * prior
-    return votes / votes.sum(axis=1, keepdims=True)
+    return np.asarray(votes / votes.sum(axis=1, keepdims=True))
 
 
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +173,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     peak = logits.max(axis=1, keepdims=True)
     exp = np.exp(logits - np.where(np.isfinite(peak), peak, 0.0))
     totals = exp.sum(axis=1, keepdims=True)
-    return np.where(totals > 0, exp / np.where(totals > 0, totals, 1.0), 1.0 / logits.shape[1])
+    return np.asarray(np.where(totals > 0, exp / np.where(totals > 0, totals, 1.0), 1.0 / logits.shape[1]))
 
 
 def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float, float]) -> float:
@@ -207,7 +182,6 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
     Temperature scaling: it makes scores on any scale (log-probabilities, cosines) as confident as they
     have earned on these labels. ``scores`` may hold ``-inf`` (a class that cannot be), never at a label.
     """
-    from scipy.optimize import minimize_scalar
 
     rows = np.arange(len(labels))
 
@@ -224,7 +198,6 @@ def _fit_softmax(
     start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (d, k) and bias (k,) minimising mean log-loss + ||W||^2 / (2 C n), by L-BFGS."""
-    from scipy.optimize import minimize
 
     n, dim = features.shape
     penalty = 1.0 / (c_value * n)

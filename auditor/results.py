@@ -18,12 +18,97 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from auditor.errors import AuditorError
-from auditor.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION, Finding, Severity
-from auditor.outputs import RUN_ID_KEY, RUN_ID_METADATA
+from auditor.findings import (
+    FINDINGS_SCHEMA,
+    IMAGES_BASE_SCHEMA,
+    RUN_ID_KEY,
+    RUN_ID_METADATA,
+    SCHEMA_VERSION,
+    Finding,
+    FindingKind,
+    Severity,
+)
 
 RUN_FILE = "run.json"
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
+
+# run.json files written before ``check_info`` existed came from these checks: readers assume them, so older
+# results still show their kinds in the usual order and layout, and a check that did not run still explains
+# its missing findings. A frozen copy of ``auditor.checks.check_record()`` at the time; never extended.
+_CHECK_INFO_BEFORE_IT_WAS_RECORDED: dict[str, Any] = {
+    "unreadable": {
+        "produces": ["unreadable"],
+        "kinds": {
+            "unreadable": {
+                "title": "Unreadable files", "layout": "unreadable", "order": 0,
+                "intro": "Files that could not be decoded; they were left out of every other check.",
+            },
+        },
+    },
+    "class_imbalance": {
+        "produces": ["class_imbalance"],
+        "kinds": {
+            "class_imbalance": {
+                "title": "Class imbalance", "layout": "classes", "order": 1,
+                "intro": "Classes with far fewer images than the others in a split.",
+            },
+        },
+    },
+    "duplicates": {
+        "produces": ["exact_duplicate", "near_duplicate", "split_leakage"],
+        "kinds": {
+            "exact_duplicate": {
+                "title": "Exact duplicates", "layout": "groups", "order": 5,
+                "intro": "Byte-identical or pixel-identical copies within a split.",
+            },
+            "near_duplicate": {
+                "title": "Near duplicates", "layout": "groups", "order": 6,
+                "intro": "Visually near-identical images (re-encoded, resized, slightly edited).",
+            },
+            "split_leakage": {
+                "title": "Leakage between splits", "layout": "groups", "order": 4,
+                "intro": "The same image in more than one split; each group is one image content.",
+            },
+        },
+    },
+    "label_errors": {
+        "produces": ["label_error"],
+        "kinds": {
+            "label_error": {
+                "title": "Label errors", "layout": "labels", "order": 2,
+                "intro": "Images whose content looks like another class: given label → suggested label.",
+            },
+        },
+    },
+    "class_overlap": {
+        "produces": ["class_overlap"],
+        "kinds": {
+            "class_overlap": {
+                "title": "Overlapping classes", "layout": "classes", "order": 3,
+                "intro": "Pairs of classes the embeddings cannot tell apart.",
+            },
+        },
+    },
+    "ambiguous": {
+        "produces": ["ambiguous"],
+        "kinds": {
+            "ambiguous": {
+                "title": "Ambiguous images", "layout": "candidates", "order": 7,
+                "intro": "Images whose evidence is split between several classes (candidates shown).",
+            },
+        },
+    },
+    "outliers": {
+        "produces": ["outlier"],
+        "kinds": {
+            "outlier": {
+                "title": "Outliers", "layout": "images", "order": 8,
+                "intro": "Images far from every class in the dataset (blank, noise, another domain).",
+            },
+        },
+    },
+}
 
 
 class ResultsError(AuditorError):
@@ -43,6 +128,46 @@ class Results:
     def finding_objects(self) -> list[Finding]:
         """The findings as ``Finding`` objects, in file order (built and validated on load)."""
         return list(self.objects)
+
+    def produces(self) -> dict[str, tuple[str, ...]]:
+        """Check name -> the finding kinds it produces, as run.json recorded (see ``checks.check_record``)."""
+        return produced_kinds(self.run)
+
+    def kinds(self) -> dict[str, FindingKind]:
+        """Finding kind -> how reports show it, for every kind run.json describes."""
+        return finding_kinds(self.run)
+
+
+def _check_info(run: dict[str, Any]) -> dict[str, Any]:
+    info = run.get("check_info")
+    return info if isinstance(info, dict) else _CHECK_INFO_BEFORE_IT_WAS_RECORDED
+
+
+def produced_kinds(run: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Check name -> finding kinds, for every check run.json knows (recorded, or that ran or was skipped)."""
+    info = _check_info(run)
+    names = [*info, *(str(name) for name in run.get("checks") or {} if name not in info)]
+    produced: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        entry = info.get(name)
+        kinds = entry.get("produces") if isinstance(entry, dict) else entry
+        if isinstance(kinds, list | tuple) and kinds:
+            produced[name] = tuple(str(kind) for kind in kinds)
+        else:
+            produced[name] = (name,)
+    return produced
+
+
+def finding_kinds(run: dict[str, Any]) -> dict[str, FindingKind]:
+    """Finding kind -> its report metadata from run.json; kinds it does not describe are left out
+    (readers show them with ``FindingKind.generic``)."""
+    kinds: dict[str, FindingKind] = {}
+    for entry in _check_info(run).values():
+        described = entry.get("kinds") if isinstance(entry, dict) else None
+        if isinstance(described, dict):
+            for kind, data in described.items():
+                kinds[str(kind)] = FindingKind.from_dict(str(kind), data)
+    return kinds
 
 
 def _major(version: str) -> str:

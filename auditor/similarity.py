@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 # Similarity entries computed per exact-search block (float32): bounds that step's memory to ~128 MB.
 _BLOCK_ELEMENTS = 1 << 25
@@ -89,7 +91,7 @@ def cosine_pairs_exact(unit: np.ndarray, threshold: float, top_k: int) -> Pairs:
 
 def cosine_pairs_ivf(unit: np.ndarray, threshold: float, top_k: int, nprobe: int, seed: int = 0) -> Pairs:
     """Approximate: a faiss IVF-Flat index (inner product) searched ``nprobe`` cells per query."""
-    import faiss
+    import faiss  # imported on use: faiss loads slowly and only approximate search needs it
 
     count, dim = unit.shape
     cells = _inverted_file_cells(count)
@@ -140,7 +142,7 @@ def hamming_pairs(codes: np.ndarray, max_distance: int, top_k: int, exact_max: i
 
     Exact (a flat binary index) up to ``exact_max`` codes, a binary inverted-file index beyond.
     """
-    import faiss
+    import faiss  # imported on use: faiss loads slowly and only approximate search needs it
 
     count, width = codes.shape
     if count < 2:
@@ -162,8 +164,6 @@ def hamming_pairs(codes: np.ndarray, max_distance: int, top_k: int, exact_max: i
 
 def components(count: int, pairs: list[Pairs]) -> np.ndarray:
     """Connected-component label per item over the union of all pairs (union-find, done by scipy)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     left = np.concatenate([p.left for p in pairs]) if pairs else np.zeros(0, np.int64)
     right = np.concatenate([p.right for p in pairs]) if pairs else np.zeros(0, np.int64)

@@ -10,35 +10,13 @@ all. ``mode = "always"`` overrides the pretrained requirement (tests, experiment
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from auditor.config import ZeroShotParams
+from auditor.encoder_facts import ClassPrompts, EncoderInfo
+from auditor.encoders.base import TextEncoder, l2_normalise
 
-from auditor.encoders.base import EncoderInfo, TextEncoder, l2_normalise
-
-
-class ZeroShotParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # auto: when the encoder has a text tower and real pretrained weights; off: never; always: whenever
-    # the encoder has a text tower, even untrained (for tests; the findings are then not meaningful).
-    mode: Literal["auto", "off", "always"] = "auto"
-    # Prompt templates; "{}" becomes the class name (folder name with _ and - as spaces). Each class's
-    # prompt embeddings are averaged, as in CLIP's prompt ensembling.
-    prompts: list[str] = Field(
-        default_factory=lambda: ["a photo of a {}.", "a photo of the {}.", "an image of a {}.", "a picture of a {}."],
-        min_length=1,
-    )
-
-
-@dataclass(frozen=True)
-class ClassPrompts:
-    """One unit vector per class, in the image embedding space."""
-
-    classes: list[str]
-    vectors: np.ndarray  # (len(classes), dim) float32
-    prompts: list[str]
+__all__ = ["ClassPrompts", "ZeroShotParams", "class_phrase", "class_prompts", "zero_shot_decision"]
 
 
 def class_phrase(name: str) -> str:

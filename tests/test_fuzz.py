@@ -208,9 +208,11 @@ def test_generated_names_and_labels_never_crash_or_leave_data_unescaped(
     import pandas as pd
     from rich.console import Console
 
+    from auditor.config import GateConfig
     from auditor.console import print_summary
-    from auditor.gate import GateConfig, GateFormat, evaluate, render
+    from auditor.gate import evaluate
     from auditor.report import ReportFormat, ReportOptions, render_results
+    from auditor.report.gate_render import GateFormat, render
     from auditor.results import load_results
     from tests.safety import assert_html_safe, assert_markdown_safe, assert_no_control_characters
 

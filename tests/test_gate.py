@@ -18,17 +18,9 @@ from typer.testing import CliRunner
 from auditor.checks import REGISTRY
 from auditor.cli import GateFormatName, app
 from auditor.findings import SCHEMA_VERSION, Finding, Severity, findings_table
-from auditor.gate import (
-    GateConfig,
-    GateFormat,
-    RuleStatus,
-    evaluate,
-    new_findings,
-    render_json,
-    render_markdown,
-    render_text,
-)
+from auditor.gate import GateConfig, RuleStatus, evaluate, new_findings
 from auditor.outputs import write_json, write_parquet
+from auditor.report.gate_render import GateFormat, render_json, render_markdown, render_text
 from auditor.results import Results, ResultsError, load_results
 from tests.conftest import draw_shape
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from auditor.checks import check_record
 from auditor.config import load_config
 from auditor.errors import AuditorError
 from auditor.findings import IMAGES_BASE_SCHEMA, SCHEMA_VERSION, Finding, Severity, findings_table
@@ -245,6 +246,7 @@ def ten_thousand(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "encoder": {"name": "builtin", "identity": "builtin:v2", "pretrained": False},
         "config": {"scan": {"max_image_pixels": load_config().scan.max_image_pixels}},
         "checks": {}, "warnings": [],
+        "check_info": check_record(),  # what a scan records: which kinds each check makes, how to show them
     })
     return out
 

@@ -56,12 +56,12 @@ def test_class_prompts_are_unit_vectors_per_class(untrained_clip) -> None:  # ty
 @pytest.mark.slow
 def test_scan_records_whether_zero_shot_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             untrained_clip) -> None:  # type: ignore[no-untyped-def]
-    import auditor.scan
+    import auditor.pipeline
 
     data = tmp_path / "data"
     write_class_folder(data, per_class=8)
     info = EncoderInfo("clip", "clip", untrained_clip.identity, untrained_clip.dim, False)
-    monkeypatch.setattr(auditor.scan, "build_encoder", lambda config: (untrained_clip, info))
+    monkeypatch.setattr(auditor.pipeline, "build_encoder", lambda config: (untrained_clip, info))
 
     def scan(mode: str, out: str) -> dict:  # type: ignore[type-arg]
         config = load_config(overrides={"scan": {"cache_dir": str(tmp_path / "cache"), "workers": 0,

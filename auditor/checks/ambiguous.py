@@ -28,162 +28,35 @@ is split between the given label and another class, and it is reported as ambigu
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
-from auditor.class_neighbours import similarity_probabilities
-from auditor.findings import Finding, Severity
-from auditor.probabilities import fit_temperature, softmax
+from auditor.findings import Finding, FindingKind, Severity
+from auditor.verdicts import AmbiguousParams, fit_sharpness, sharpen
 
-# Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
-_TEMPERATURE_BOUNDS = (0.05, 100.0)
-
-
-class AmbiguousParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # A class is plausible for an image when its calibrated probability is at least this fraction of
-    # the top class's; two or more plausible classes make the image ambiguous.
-    min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
-    # ...and the image's split (second/top probability) must lie beyond Tukey's fence: the dataset's
-    # upper-quartile split plus this many interquartile ranges. A classifier unsure of every image so
-    # flags only the images it is unusually unsure of; a confident one leaves the floor above in charge.
-    fence_iqr: float = Field(1.5, ge=0.0)
-    # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
-    # rest is the cross-validated regression (0: regression only, 1: closeness only).
-    closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
-    # Also flag images whose zero-shot evidence alone (similarity to CLIP class prompts, temperature fitted
-    # to the labels) is split by the same rule, the given label among the plausible classes; only when the
-    # scan computed class prompts ([zero_shot]). Unmeasured here: no pretrained weights on these machines.
-    zero_shot: bool = True
-    # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
-    calibrate: bool = True
-    # How many of the class pairs sharing the most ambiguous images to list in run.json.
-    top_pairs: int = Field(10, ge=0)
+# The verdict and its params live in auditor.verdicts (class_overlap reads the same verdict).
+__all__ = ["AmbiguousCheck", "AmbiguousParams", "fit_sharpness", "sharpen"]
 
 
-def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
-    """The power ``t`` for which ``pred_probs ** t`` (renormalised) best explains the given labels.
-
-    ``t > 1`` sharpens probabilities a heavily regularised model left too flat; ``t < 1`` softens
-    overconfident ones. It is the usual temperature scaling, written on log-probabilities.
-    """
-    return fit_temperature(np.log(pred_probs), labels, _TEMPERATURE_BOUNDS)
-
-
-def pooled(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
-    """Log-linear pool: ``first ** (1 - weight) * second ** weight``, renormalised per row.
-
-    A class keeps mass only where both views give it some, so one view's stray mass on an unrelated
-    class is damped, while a class both views find plausible stays plausible.
-    """
-    return softmax((1.0 - weight) * np.log(first) + weight * np.log(second))
-
-
-def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
-    return softmax(np.log(pred_probs) * power)
-
-
-@dataclass(frozen=True)
-class Split:
-    """One view's verdict: which classes are plausible for each image, and how evenly split it is."""
-
-    probs: np.ndarray
-    order: np.ndarray  # classes by descending probability, per image
-    plausible: np.ndarray  # bool (n, classes)
-    evenness: np.ndarray  # second / top probability
-    typical: float  # median evenness
-    relative: float  # the plausibility bar actually used (floor or fence)
-
-    @property
-    def candidates(self) -> np.ndarray:
-        return self.plausible.sum(axis=1) >= 2
-
-
-def split_of(probs: np.ndarray, params: AmbiguousParams) -> Split:
-    order = np.argsort(-probs, axis=1, kind="stable")
-    rows = np.arange(len(probs))
-    top = probs[rows, order[:, 0]]
-    evenness = probs[rows, order[:, 1]] / top
-    # Quartiles on the plain (bounded) scale: on a log scale the many near-zero splits of a confident
-    # classifier stretch the spread and push the fence up to where only encoder confusions remain.
-    lower, median, upper = (float(q) for q in np.quantile(evenness, [0.25, 0.5, 0.75]))
-    relative = min(1.0, max(params.min_relative_probability, upper + params.fence_iqr * (upper - lower)))
-    return Split(probs, order, probs >= relative * top[:, None], evenness, median, relative)
-
-
-@dataclass(frozen=True)
-class Ambiguity:
-    """Which ``labelled`` images are ambiguous and between which classes (``CheckContext.ambiguity``)."""
-
-    embedded: Split  # the pooled embedding views
-    zero_shot: Split | None  # the class prompts, when the scan computed them
-    power: float  # sharpening power fitted to the pooled views
-    by_embeddings: np.ndarray  # bool per image: the embedding views find it split
-    by_zero_shot: np.ndarray  # bool per image: the prompts alone find it split (given label plausible)
-    excluded: np.ndarray  # bool: split, but a label error whose given label is implausible
-    # Flagged image index -> class indices named, the given label first, then the competing classes.
-    named: dict[int, tuple[int, ...]]
-
-    def pair_counts(self) -> Counter[tuple[int, int]]:
-        """Ambiguous images per unordered class pair (an image naming three classes counts for each pair)."""
-        counts: Counter[tuple[int, int]] = Counter()
-        for classes in self.named.values():
-            counts.update(tuple(sorted(pair)) for pair in combinations(classes, 2))  # type: ignore[misc]
-        return counts
-
-
-def ambiguity(ctx: CheckContext, params: AmbiguousParams) -> Ambiguity:
-    labels = ctx.label_ids
-    rows = np.arange(len(labels))
-    evidence = ctx.regression_probs
-    if params.closeness_weight > 0:
-        positions = np.flatnonzero(ctx.embedded["label"].notna().to_numpy())
-        similarity = ctx.class_neighbourhoods.similarity[ctx.distinct_vector_of[positions]]
-        evidence = pooled(evidence, similarity_probabilities(similarity, labels), params.closeness_weight)
-    power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
-    embedded = split_of(sharpen(evidence, power), params)
-    given_plausible = embedded.plausible[rows, labels]
-    excluded = embedded.candidates & ctx.label_issue_mask & ~given_plausible
-    by_embeddings = embedded.candidates & ~excluded
-
-    zero_shot: Split | None = None
-    by_zero_shot = np.zeros(len(labels), dtype=bool)
-    if params.zero_shot and ctx.zero_shot_similarity is not None:
-        zero_shot = split_of(similarity_probabilities(ctx.zero_shot_similarity, labels), params)
-        # Label-free evidence that leaves out the given label is a label question, not ambiguity.
-        by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows, labels]
-
-    named: dict[int, tuple[int, ...]] = {}
-    for i in np.flatnonzero(by_embeddings | by_zero_shot):
-        view = embedded if by_embeddings[i] else zero_shot
-        assert view is not None
-        plausible = view.plausible[i].copy()
-        if zero_shot is not None and by_zero_shot[i]:
-            plausible |= zero_shot.plausible[i]
-        # The reporting view's order first, then any class only the other view found plausible.
-        competing = [int(c) for c in view.order[i] if plausible[c] and c != labels[i]]
-        competing += [int(c) for c in np.flatnonzero(plausible) if c != labels[i] and c not in competing]
-        named[int(i)] = (int(labels[i]), *competing)
-    return Ambiguity(embedded, zero_shot, power, by_embeddings, by_zero_shot, excluded, named)
-
-
-class AmbiguousCheck(Check):
+class AmbiguousCheck(Check[AmbiguousParams]):
     name = "ambiguous"
     description = "images whose out-of-sample class evidence is split between two or more classes"
     requires = frozenset({Requirement.EMBEDDINGS, Requirement.LABELS})
     Params = AmbiguousParams
+    kinds = {
+        "ambiguous": FindingKind(
+            "Ambiguous images",
+            "Images whose evidence is split between several classes (candidates shown).",
+            layout="candidates", order=7,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        assert isinstance(params, AmbiguousParams)
-        # The context's verdict (shared with class_overlap) when this check runs with the configured params.
-        verdict = ctx.ambiguity if params == ctx.config.check_params(self.name) else ambiguity(ctx, params)
+        verdict = ctx.ambiguity_with(params)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
         embedded, zero_shot = verdict.embedded, verdict.zero_shot

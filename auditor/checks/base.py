@@ -10,20 +10,26 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from auditor.class_neighbours import ClassNeighbourhoods
+from auditor.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
 from auditor.config import AuditConfig
-from auditor.encoders.base import EncoderInfo
-from auditor.findings import Finding
-from auditor.zero_shot import ClassPrompts
-
-if TYPE_CHECKING:
-    from auditor.checks.ambiguous import Ambiguity
+from auditor.encoder_facts import ClassPrompts, EncoderInfo
+from auditor.findings import Finding, FindingKind
+from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
+from auditor.similarity import unit_rows
+from auditor.verdicts import (
+    Ambiguity,
+    AmbiguousParams,
+    LabelErrorsParams,
+    ambiguity,
+    confident_joint,
+    label_issue_mask,
+)
 
 
 class Requirement(StrEnum):
@@ -45,6 +51,7 @@ class CheckContext:
     classes: list[str]
     splits: list[str]
     empty_classes: dict[str | None, list[str]]
+    # Facts about the encoder (a core type): checks never import an encoder module.
     encoder: EncoderInfo
     config: AuditConfig
     # CLIP text embeddings of the class prompts, when zero-shot evidence is available (see zero_shot.py).
@@ -69,11 +76,11 @@ class CheckContext:
     def label_ids(self) -> np.ndarray:
         """Given label of each ``labelled`` row as an index into ``labelled_classes``."""
         index = {name: i for i, name in enumerate(self.labelled_classes)}
-        return self.labelled["label"].map(index).to_numpy(dtype=np.int64)
+        return np.asarray(self.labelled["label"].map(index).to_numpy(dtype=np.int64))
 
     @cached_property
     def labelled_embeddings(self) -> np.ndarray:
-        return self.embeddings[self.labelled["embedding_row"].to_numpy()]
+        return np.asarray(self.embeddings[self.labelled["embedding_row"].to_numpy()])
 
     @cached_property
     def regression_probs(self) -> np.ndarray:
@@ -81,8 +88,6 @@ class CheckContext:
 
         Smooth in embedding space, so an image between two classes splits its mass: ambiguity reads these.
         """
-        from auditor.probabilities import out_of_sample_probabilities
-
         return out_of_sample_probabilities(
             self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities
         )
@@ -90,8 +95,6 @@ class CheckContext:
     @cached_property
     def pred_probs(self) -> np.ndarray:
         """``regression_probs`` blended with a leave-one-out k-NN vote: the label-error evidence."""
-        from auditor.probabilities import blended_probabilities
-
         return blended_probabilities(
             self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities
         )
@@ -99,29 +102,33 @@ class CheckContext:
     @cached_property
     def confident_joint(self) -> np.ndarray:
         """cleanlab's calibrated joint of given vs true class over ``labelled`` rows (sums to 1)."""
-        from cleanlab.count import estimate_joint
-
-        return np.asarray(estimate_joint(self.label_ids, self.pred_probs))
+        return confident_joint(self.label_ids, self.pred_probs)
 
     @cached_property
     def label_issue_mask(self) -> np.ndarray:
         """Boolean per ``labelled`` row: cleanlab, with the label_errors check's filter, finds the given
         label implausible (before that check's small-class rule)."""
-        from auditor.checks.label_errors import LabelErrorsParams, label_issue_mask
-
-        params = self.config.check_params("label_errors")
-        assert isinstance(params, LabelErrorsParams)
+        params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
 
     @cached_property
     def ambiguity(self) -> Ambiguity:
         """Which ``labelled`` images are ambiguous between which classes, with the ambiguous check's
         configured params; class_overlap counts them per class pair."""
-        from auditor.checks.ambiguous import AmbiguousParams, ambiguity
+        return self._ambiguity(AmbiguousParams.model_validate(self.config.checks.get("ambiguous", {})))
 
-        params = self.config.check_params("ambiguous")
-        assert isinstance(params, AmbiguousParams)
-        return ambiguity(self, params)
+    def ambiguity_with(self, params: AmbiguousParams) -> Ambiguity:
+        """``ambiguity`` (computed once) when ``params`` are the configured ones, else a fresh verdict."""
+        configured = AmbiguousParams.model_validate(self.config.checks.get("ambiguous", {}))
+        return self.ambiguity if params == configured else self._ambiguity(params)
+
+    def _ambiguity(self, params: AmbiguousParams) -> Ambiguity:
+        def closeness() -> np.ndarray:
+            positions = np.flatnonzero(self.embedded["label"].notna().to_numpy())
+            return np.asarray(self.class_neighbourhoods.similarity[self.distinct_vector_of[positions]])
+
+        return ambiguity(self.label_ids, self.regression_probs, closeness, self.label_issue_mask,
+                         self.zero_shot_similarity, params)
 
     @cached_property
     def zero_shot_similarity(self) -> np.ndarray | None:
@@ -130,15 +137,11 @@ class CheckContext:
             return None
         index = {name: i for i, name in enumerate(self.prompts.classes)}
         vectors = self.prompts.vectors[[index[name] for name in self.labelled_classes]]
-        from auditor.similarity import unit_rows
-
         return np.asarray(unit_rows(self.labelled_embeddings) @ vectors.T, dtype=np.float64)
 
     @cached_property
     def distinct_vector_of(self) -> np.ndarray:
         """For each ``embedded`` row, the id of its distinct embedding vector (copies share one id)."""
-        from auditor.probabilities import identical_rows
-
         return identical_rows(self.embeddings[self.embedded["embedding_row"].to_numpy()])
 
     @cached_property
@@ -150,8 +153,6 @@ class CheckContext:
     def class_neighbourhoods(self) -> ClassNeighbourhoods:
         """Closeness of every distinct embedded vector (``distinct_vector_of``) to each ``labelled_classes``
         class; with no labelled image, to one pseudo-class holding every image."""
-        from auditor.class_neighbours import class_neighbourhoods
-
         vector_of = self.distinct_vector_of
         first = self.distinct_first
         vectors = self.embeddings[self.embedded["embedding_row"].to_numpy()[first]]
@@ -180,14 +181,22 @@ class CheckResult:
     skipped: str | None = None
 
 
-class Check(ABC):
+P = TypeVar("P", bound=BaseModel)
+
+
+class Check(ABC, Generic[P]):
+    """One check, generic in its params model ``P`` (``Params`` is that model's class)."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     requires: ClassVar[frozenset[Requirement]] = frozenset()
     Params: ClassVar[type[BaseModel]] = NoParams
     # Finding ``check`` values this check emits (default: {name}); the pipeline refuses any other, and the
-    # CI gate and summary use it to tell "no such findings" from "the check did not run".
+    # CI gate and summary (reading run.json) use it to tell "no such findings" from "the check did not run".
     produces: ClassVar[frozenset[str]] = frozenset()
+    # How reports show each kind in ``produces`` (title, intro, layout, order); run.json records it, so
+    # readers never import the checks. A kind without an entry is shown with the generic layout.
+    kinds: ClassVar[dict[str, FindingKind]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -195,9 +204,12 @@ class Check(ABC):
             raise TypeError(f"check class {cls.__name__} must define 'name' and 'description'")
         if not cls.produces:
             cls.produces = frozenset({cls.name})
+        if set(cls.kinds) - cls.produces:
+            raise TypeError(f"check class {cls.__name__} describes kinds it does not produce: "
+                            f"{sorted(set(cls.kinds) - cls.produces)}")
 
-    def __init__(self, params: BaseModel) -> None:
-        self.params = params
+    def __init__(self, params: P) -> None:
+        self.params: P = params
 
     @abstractmethod
     def run(self, ctx: CheckContext) -> CheckResult:

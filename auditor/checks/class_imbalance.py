@@ -7,7 +7,7 @@ import statistics
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
 
 
 class ClassImbalanceParams(BaseModel):
@@ -20,14 +20,20 @@ class ClassImbalanceParams(BaseModel):
     max_imbalance_ratio: float = Field(10.0, ge=1.0)
 
 
-class ClassImbalanceCheck(Check):
+class ClassImbalanceCheck(Check[ClassImbalanceParams]):
     name = "class_imbalance"
     description = "classes that are starved, empty or missing in a split, and per-split imbalance ratios"
     Params = ClassImbalanceParams
+    kinds = {
+        "class_imbalance": FindingKind(
+            "Class imbalance",
+            "Classes with far fewer images than the others in a split.",
+            layout="classes", order=1,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        assert isinstance(params, ClassImbalanceParams)
         readable = ctx.images[ctx.images["readable"] & ctx.images["label"].notna()]
         findings: list[Finding] = []
         summary: dict[str, object] = {}

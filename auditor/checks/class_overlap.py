@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from cleanlab.dataset import find_overlapping_classes
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
 
 
 class ClassOverlapParams(BaseModel):
@@ -36,17 +37,21 @@ class ClassOverlapParams(BaseModel):
     ambiguity_concentration: float = Field(2.0, ge=1.0)
 
 
-class ClassOverlapCheck(Check):
+class ClassOverlapCheck(Check[ClassOverlapParams]):
     name = "class_overlap"
     description = "pairs of classes often confused (confident joint) or sharing many ambiguous images"
     requires = frozenset({Requirement.EMBEDDINGS, Requirement.LABELS})
     Params = ClassOverlapParams
+    kinds = {
+        "class_overlap": FindingKind(
+            "Overlapping classes",
+            "Pairs of classes the embeddings cannot tell apart.",
+            layout="classes", order=3,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        from cleanlab.dataset import find_overlapping_classes
-
         params = self.params
-        assert isinstance(params, ClassOverlapParams)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
         joint = ctx.confident_joint

@@ -31,7 +31,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
 from auditor.similarity import Pairs, components, cosine_pairs, hamming_pairs, hex_codes, unit_rows
 
 _HASH_BITS = 64
@@ -101,15 +101,31 @@ def semantic_threshold(params: DuplicatesParams, encoder_name: str) -> float:
     return params.semantic_min_cosine_other
 
 
-class DuplicatesCheck(Check):
+class DuplicatesCheck(Check[DuplicatesParams]):
     name = "duplicates"
     produces = frozenset({"split_leakage", "exact_duplicate", "near_duplicate"})
     description = "exact, re-encoded, resized and near-identical copies, and copies shared between splits"
     Params = DuplicatesParams
+    kinds = {
+        "split_leakage": FindingKind(
+            "Leakage between splits",
+            "The same image in more than one split; each group is one image content.",
+            layout="groups", order=4,
+        ),
+        "exact_duplicate": FindingKind(
+            "Exact duplicates",
+            "Byte-identical or pixel-identical copies within a split.",
+            layout="groups", order=5,
+        ),
+        "near_duplicate": FindingKind(
+            "Near duplicates",
+            "Visually near-identical images (re-encoded, resized, slightly edited).",
+            layout="groups", order=6,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        assert isinstance(params, DuplicatesParams)
         rows = ctx.images[ctx.images["readable"] & ctx.images["pixel_sha256"].notna()].reset_index()
         summary: dict[str, Any] = {"pairs": dict.fromkeys(METHODS, 0)}
         if len(rows) < 2:
@@ -197,7 +213,7 @@ class DuplicatesCheck(Check):
         note: dict[str, Any] = {"encoder": ctx.encoder.name, "min_cosine": threshold}
         if not params.semantic:
             note["skipped"] = "disabled in config"
-        elif ctx.encoder.name == "clip" and not ctx.encoder.pretrained:
+        elif not ctx.encoder.trusted:
             note["skipped"] = "the CLIP model is untrained (random weights), its cosines are meaningless"
         elif embedded.sum() >= 2:
             where = np.flatnonzero(embedded)

@@ -18,45 +18,18 @@ wrong when most of a class is labelled right, so there the classifier, not the l
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from cleanlab.rank import get_label_quality_scores
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
+from auditor.verdicts import LabelErrorsParams, label_issue_mask
 
-FilterBy = Literal[
-    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
-    "low_normalized_margin", "low_self_confidence",
-]
-QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
-
-
-class LabelErrorsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
-    # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
-    # first; "both" also requires the per-class count to agree (fewer, surer flags);
-    # "predicted_neq_given" flags every image whose top class is not its label (many, noisy flags).
-    filter_by: FilterBy = "prune_by_noise_rate"
-    # How label_quality is computed (cleanlab get_label_quality_scores): the out-of-sample
-    # probability of the given label, or its margin over the strongest other class.
-    quality_method: QualityMethod = "self_confidence"
-    # Classes with fewer embedded images than this are not judged by the classifier: a held-out model
-    # saw at most this many minus one of them, too few to learn what the class looks like, so its
-    # images would look mislabelled for want of examples. Label conflicts between copies are still
-    # reported. The default matches class_imbalance's starved-class minimum.
-    min_class_images: int = Field(5, ge=2)
-
-
-def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> np.ndarray:
-    """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it."""
-    from cleanlab.filter import find_label_issues
-
-    return np.asarray(find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
-
+# The params and label_issue_mask live in auditor.verdicts: the ambiguous check reads the same verdict.
+__all__ = ["LabelErrorsCheck", "LabelErrorsParams", "label_issue_mask", "per_class_error_rates"]
 
 def per_class_error_rates(joint: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """From cleanlab's calibrated confident joint: the share of each class's images that belong elsewhere."""
@@ -68,18 +41,22 @@ def per_class_error_rates(joint: np.ndarray, classes: list[str]) -> dict[str, An
     return {"dataset": float(1.0 - np.trace(joint)), "per_class": rates}
 
 
-class LabelErrorsCheck(Check):
+class LabelErrorsCheck(Check[LabelErrorsParams]):
     name = "label_errors"
     description = "images whose given label is implausible (confident learning), and conflicting labels on copies"
     requires = frozenset({Requirement.EMBEDDINGS, Requirement.LABELS})
     Params = LabelErrorsParams
     produces = frozenset({"label_error"})
+    kinds = {
+        "label_error": FindingKind(
+            "Label errors",
+            "Images whose content looks like another class: given label → suggested label.",
+            layout="labels", order=2,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        from cleanlab.rank import get_label_quality_scores
-
         params = self.params
-        assert isinstance(params, LabelErrorsParams)
         classes = ctx.labelled_classes
         labels = ctx.label_ids
         probs = ctx.pred_probs
@@ -96,7 +73,7 @@ class LabelErrorsCheck(Check):
 
         findings: dict[int, Finding] = {}
         for i in np.flatnonzero(flagged):
-            findings[int(rows.index[i])] = self._classifier_finding(ctx, i, quality[i])
+            findings[int(rows.index[i])] = self._classifier_finding(ctx, int(i), quality[i])
         conflicts = self._conflict_findings(ctx, quality)
         findings.update(conflicts)
 

@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
-from auditor.findings import Finding, Severity
+from auditor.findings import Finding, FindingKind, Severity
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -33,16 +33,22 @@ class OutlierParams(BaseModel):
     min_images: int = Field(20, ge=3)
 
 
-class OutliersCheck(Check):
+class OutliersCheck(Check[OutlierParams]):
     name = "outliers"
     produces = frozenset({"outlier"})
     description = "images far from every class in embedding space (blank, noise, other domain)"
     requires = frozenset({Requirement.EMBEDDINGS})
     Params = OutlierParams
+    kinds = {
+        "outlier": FindingKind(
+            "Outliers",
+            "Images far from every class in the dataset (blank, noise, another domain).",
+            layout="images", order=8,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        assert isinstance(params, OutlierParams)
         embedded = ctx.embedded
         vector_of = ctx.distinct_vector_of
         distinct = int(vector_of.max()) + 1 if len(vector_of) else 0

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.findings import Finding, Severity
+from auditor.checks.base import Check, CheckContext, CheckResult, NoParams, plain
+from auditor.findings import Finding, FindingKind, Severity
 
 
-class UnreadableCheck(Check):
+class UnreadableCheck(Check[NoParams]):
     name = "unreadable"
     description = "files that cannot be read or decoded as images (corrupt, truncated, empty, bombs, bad names)"
+    kinds = {
+        "unreadable": FindingKind(
+            "Unreadable files",
+            "Files that could not be decoded; they were left out of every other check.",
+            layout="unreadable", order=0,
+        ),
+    }
 
     def run(self, ctx: CheckContext) -> CheckResult:
         bad = ctx.images[~ctx.images["readable"]]

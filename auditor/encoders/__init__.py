@@ -17,6 +17,7 @@ __all__ = ["Encoder", "EncoderInfo", "build_encoder"]
 
 
 def _clip(config: EncoderConfig) -> Encoder:
+    # Imported on use: CLIP needs torch and open_clip, which a builtin or precomputed scan never loads.
     from auditor.encoders.clip import ClipEncoder, resolve_weights
 
     weights = resolve_weights(

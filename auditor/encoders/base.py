@@ -6,18 +6,23 @@ while the main process runs the model; preprocessors are therefore small picklab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
+from auditor.encoder_facts import EncoderInfo
+
+__all__ = ["Encoder", "EncoderInfo", "Preprocessor", "TextEncoder", "l2_normalise"]
+
 
 class Preprocessor(Protocol):
     """Turns one decoded RGB image into the encoder's input array; must be picklable."""
 
-    # JPEG draft-mode target (skip detail the model never sees), or None for a full decode.
-    draft_size: tuple[int, int] | None
+    @property
+    def draft_size(self) -> tuple[int, int] | None:
+        """JPEG draft-mode target (skip detail the model never sees), or None for a full decode."""
+        ...
 
     def __call__(self, image: Image.Image) -> np.ndarray: ...
 
@@ -46,19 +51,7 @@ class TextEncoder(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class EncoderInfo:
-    """What the outputs record about the encoder that really ran."""
-
-    requested: str
-    name: str
-    identity: str
-    dim: int
-    pretrained: bool
-    fallback_reason: str | None = None
-
-
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return np.asarray((vectors / np.maximum(norms, 1e-12)).astype(np.float32))

@@ -29,7 +29,7 @@ def _unit(block: np.ndarray) -> np.ndarray:
 def _thumbnail(channels: np.ndarray, size: int) -> np.ndarray:
     """Block-average (H, W, C) down to (size, size, C)."""
     height, width, depth = channels.shape
-    return channels.reshape(size, height // size, size, width // size, depth).mean(axis=(1, 3))
+    return np.asarray(channels.reshape(size, height // size, size, width // size, depth).mean(axis=(1, 3)))
 
 
 def _orientation_histograms(grey: np.ndarray, grid: int) -> np.ndarray:
@@ -43,7 +43,7 @@ def _orientation_histograms(grey: np.ndarray, grid: int) -> np.ndarray:
     hist = np.bincount(flat_index.ravel(), weights=magnitude.ravel(), minlength=grid * grid * _ORIENTATION_BINS)
     hist = hist.reshape(grid * grid, _ORIENTATION_BINS)
     hist = hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6)
-    return np.sqrt(hist).ravel()
+    return np.asarray(np.sqrt(hist).ravel())
 
 
 def _colour_gradients(opponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,7 @@ def _orientation_spectrum(gx: np.ndarray, gy: np.ndarray, bins: int = 36, harmon
     index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
     hist = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=bins)
     spectrum = np.abs(np.fft.rfft(hist))
-    return spectrum[1 : harmonics + 1] / max(spectrum[0], 1e-6)
+    return np.asarray(spectrum[1 : harmonics + 1] / max(spectrum[0], 1e-6))
 
 
 def _lbp_histograms(grey: np.ndarray, radius: int) -> np.ndarray:
@@ -85,7 +85,7 @@ def _lbp_histograms(grey: np.ndarray, radius: int) -> np.ndarray:
     ones = bits.sum(axis=0)
     code = np.where(transitions <= 2, ones, 9)
     hist = np.bincount(code.ravel(), minlength=10).astype(np.float64)
-    return np.sqrt(hist / hist.sum())
+    return np.asarray(np.sqrt(hist / hist.sum()))
 
 
 def _palette(rgb: np.ndarray) -> np.ndarray:

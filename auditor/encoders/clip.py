@@ -3,6 +3,9 @@
 Weights are looked up in the Hugging Face hub cache (``$HF_HOME/hub``, ``HF_HUB_CACHE``) or taken from
 a local file. A download is attempted only when allowed and after a quick reachability probe, so a
 machine without network fails in seconds with instructions instead of minutes of retries.
+
+torch, open_clip and huggingface_hub are imported where used: loader workers unpickle
+``ClipPreprocessor`` from this module and must not pay seconds of start-up for them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import logging
 import os
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +51,7 @@ class ClipPreprocessor:
         left = (new_size[0] - self.size) // 2
         top = (new_size[1] - self.size) // 2
         image = image.crop((left, top, left + self.size, top + self.size))
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        array: np.ndarray = np.asarray(image, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 
@@ -139,7 +143,7 @@ def resolve_weights(
     timeout: float,
 ) -> ResolvedWeights:
     """Find the checkpoint for ``model``/``tag`` without touching the network unless allowed and reachable."""
-    import open_clip
+    import open_clip  # on use: heavy (module docstring)
 
     if model not in open_clip.list_models():
         raise EncoderUnavailable(f"unknown OpenCLIP model {model!r}; see open_clip.list_models()")
@@ -169,7 +173,7 @@ def resolve_weights(
         raise EncoderUnavailable(
             f"tag {tag!r} of {model} is only published as a URL; download it and set encoder.weights_file"
         )
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # on use: heavy (module docstring)
 
     for filename in _HUB_FILENAMES:
         cached = try_to_load_from_cache(repo, filename)
@@ -179,7 +183,7 @@ def resolve_weights(
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     if not allow_download or offline or not _hub_reachable(timeout):
         raise EncoderUnavailable(_how_to_supply(model, tag, repo))
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download  # on use: heavy (module docstring)
 
     errors = []
     for filename in _HUB_FILENAMES:
@@ -191,7 +195,7 @@ def resolve_weights(
 
 
 def pick_device(device: str) -> str:
-    import torch
+    import torch  # on use: heavy (module docstring)
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -206,7 +210,7 @@ def _limit_cpu_threads() -> None:
     torch sizes its pool from the machine's physical cores, which over-subscribes a container pinned
     to fewer; an explicit OMP_NUM_THREADS is the user's choice and is left alone.
     """
-    import torch
+    import torch  # on use: heavy (module docstring)
 
     if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "sched_getaffinity"):
         return
@@ -221,12 +225,10 @@ def _quantise_linear_layers(visual: Any) -> Any:
     Weights are int8 per tensor, activations are quantised per batch at run time; attention
     projections stay fp32 because nn.MultiheadAttention does not expose them as Linear modules.
     """
-    import warnings
-
-    import torch
+    import torch  # on use: heavy (module docstring)
 
     try:
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import quantize_dynamic  # on use: heavy (module docstring)
     except ImportError as exc:
         raise EncoderUnavailable(f"encoder.precision = 'int8' needs torch.ao.quantization: {exc}") from None
     with warnings.catch_warnings():
@@ -239,8 +241,8 @@ class ClipEncoder:
 
     def __init__(self, weights: ResolvedWeights | None, model: str = "ViT-B-32", device: str = "auto",
                  precision: str = "fp32", seed: int = 0) -> None:
-        import open_clip
-        import torch
+        import open_clip  # on use: heavy (module docstring)
+        import torch  # on use: heavy (module docstring)
 
         self.device = pick_device(device)
         self.precision = precision
@@ -282,7 +284,7 @@ class ClipEncoder:
         return ClipPreprocessor(self.size, self.mean, self.std, (self.size, self.size))  # type: ignore[arg-type]
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # on use: heavy (module docstring)
 
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         with torch.inference_mode():
@@ -295,8 +297,8 @@ class ClipEncoder:
         return l2_normalise(features.float().cpu().numpy())
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
-        import open_clip
-        import torch
+        import open_clip  # on use: heavy (module docstring)
+        import torch  # on use: heavy (module docstring)
 
         tokens = open_clip.get_tokenizer(self.model_name)(texts).to(self.device)
         with torch.inference_mode():

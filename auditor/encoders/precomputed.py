@@ -40,7 +40,7 @@ class PrecomputedEmbeddings:
     def _load(source: Path) -> tuple[list[str], np.ndarray]:
         suffix = source.suffix.lower()
         if suffix == ".parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # on use: loader workers import this package, keep them light
 
             table = pq.read_table(source)
             column = next((c for c in ("embedding", "vector", "embeddings") if c in table.column_names), None)

@@ -14,23 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from auditor.checks import REGISTRY
 from auditor.errors import AuditorError
-from auditor.findings import Finding
+from auditor.findings import Finding, FindingKind
 from auditor.results import Results
 
-# Display order of the finding kinds the built-in checks emit; unknown kinds follow, alphabetically.
-KNOWN_CHECKS = (
-    "unreadable",
-    "class_imbalance",
-    "label_error",
-    "class_overlap",
-    "split_leakage",
-    "exact_duplicate",
-    "near_duplicate",
-    "ambiguous",
-    "outlier",
-)
 SEVERITIES = ("error", "warning", "info")
 
 
@@ -73,6 +60,10 @@ class ReportData:
     @property
     def run(self) -> dict[str, Any]:
         return self.results.run
+
+    def kind(self, name: str) -> FindingKind:
+        """How to show finding kind ``name``: as the check that produced it described it in run.json."""
+        return self.results.kinds().get(name) or FindingKind.generic(name)
 
     @property
     def shown_findings(self) -> int:
@@ -126,16 +117,17 @@ def finding_classes(finding: Finding) -> set[str]:
     return names
 
 
-def order_checks(names: set[str]) -> list[str]:
-    known = [name for name in KNOWN_CHECKS if name in names]
-    return known + sorted(names - set(KNOWN_CHECKS))
+def order_checks(names: set[str], kinds: dict[str, FindingKind]) -> list[str]:
+    """Finding kinds in the order their checks asked for (run.json); undescribed kinds last, alphabetically."""
+    return sorted(names, key=lambda name: ((kinds.get(name) or FindingKind.generic(name)).order, name))
 
 
 def known_check_names(results: Results) -> set[str]:
-    """Names ``--check`` accepts: registered checks and their finding kinds, and what the results hold."""
-    names = set(KNOWN_CHECKS) | set(REGISTRY) | {str(c) for c in results.findings["check"].unique()}
-    names.update(kind for check in REGISTRY.values() for kind in check.produces)
-    names.update(str(name) for name in results.run.get("checks") or {})
+    """Names ``--check`` accepts: the scan's checks and their finding kinds (run.json), and what it found."""
+    names = {str(c) for c in results.findings["check"].unique()}
+    for check, kinds in results.produces().items():
+        names.add(check)
+        names.update(kinds)
     return names
 
 
@@ -150,14 +142,15 @@ def prepare(results: Results, options: ReportOptions) -> ReportData:
     groups: dict[str, list[Finding]] = {}
     # ``--check duplicates`` (a check) selects the finding kinds that check produces.
     wanted = set(options.checks)
-    wanted.update(kind for name in options.checks if name in REGISTRY for kind in REGISTRY[name].produces)
+    produces = results.produces()
+    wanted.update(kind for name in options.checks for kind in produces.get(name, ()))
     for finding in findings:
         if options.checks and finding.check not in wanted:
             continue
         groups.setdefault(finding.check, []).append(finding)
     by_check = {
         name: sorted(groups[name], key=lambda f: (-f.score, f.path or "", f.group_id or 0))
-        for name in order_checks(set(groups))
+        for name in order_checks(set(groups), results.kinds())
     }
     root, note = _dataset_root(results, options.dataset)
     images = results.images

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
 from auditor.findings import Finding
 from auditor.report.base import (
     SEVERITIES,
@@ -30,32 +32,6 @@ DEFAULT_MAX_PIXELS = 89_478_485
 MAX_HTML_BYTES = 29_000_000
 
 WITH_THUMBNAILS = frozenset({"labels", "candidates", "images", "generic"})
-GROUPED = frozenset({"exact_duplicate", "near_duplicate", "split_leakage"})
-# Layout and heading per finding kind; any other kind gets the generic layout under its own name.
-LAYOUTS = {
-    "unreadable": ("unreadable", "Unreadable files"),
-    "class_imbalance": ("classes", "Class imbalance"),
-    "class_overlap": ("classes", "Overlapping classes"),
-    "label_error": ("labels", "Label errors"),
-    "split_leakage": ("groups", "Leakage between splits"),
-    "exact_duplicate": ("groups", "Exact duplicates"),
-    "near_duplicate": ("groups", "Near duplicates"),
-    "ambiguous": ("candidates", "Ambiguous images"),
-    "outlier": ("images", "Outliers"),
-}
-INTROS = {
-    "unreadable": "Files that could not be decoded; they were left out of every other check.",
-    "class_imbalance": "Classes with far fewer images than the others in a split.",
-    "class_overlap": "Pairs of classes the embeddings cannot tell apart.",
-    "label_error": "Images whose content looks like another class: given label → suggested label.",
-    "split_leakage": "The same image in more than one split; each group is one image content.",
-    "exact_duplicate": "Byte-identical or pixel-identical copies within a split.",
-    "near_duplicate": "Visually near-identical images (re-encoded, resized, slightly edited).",
-    "ambiguous": "Images whose evidence is split between several classes (candidates shown).",
-    "outlier": "Images far from every class in the dataset (blank, noise, another domain).",
-}
-
-
 @dataclass
 class Tile:
     """One image as the template shows it; ``uri`` None means a text placeholder."""
@@ -120,8 +96,6 @@ class HtmlRenderer(Renderer):
         return page
 
     def _page(self, data: ReportData, options: ReportOptions, thumbs: Thumbnailer) -> str:
-        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
         images = data.results.images
         info = {
             str(p): (_text(label), _text(split))
@@ -168,8 +142,9 @@ class HtmlRenderer(Renderer):
         info: dict[str, tuple[str | None, str | None]],
         data: ReportData,
     ) -> Section:
-        layout, title = LAYOUTS.get(check, ("generic", check.replace("_", " ").capitalize()))
-        if check in GROUPED:
+        kind = data.kind(check)
+        layout = kind.layout
+        if layout == "groups":
             items = self._groups(check, findings, limit, thumbs, info)
             total = len({_group_key(f) for f in findings})
         else:
@@ -177,7 +152,7 @@ class HtmlRenderer(Renderer):
             items = [self._item(f, thumbs if layout in WITH_THUMBNAILS else None) for f in shown]
             total = len(findings)
         severities = data.severity_counts()[check]
-        return Section(check, layout, title, INTROS.get(check, ""), total, items, dict(severities))
+        return Section(check, layout, kind.title, kind.intro, total, items, dict(severities))
 
     @staticmethod
     def _item(finding: Finding, thumbs: Thumbnailer | None) -> Item:

@@ -1,0 +1,473 @@
+"""The scan pipeline, one function per stage: discover -> read & hash -> embed (cached) -> class prompts
+-> checks -> outputs.
+
+It owns the order of the stages and what run.json records; the stages' work lives in the modules they call.
+The pipeline reports progress through an observer and never prints; the CLI decides how to show it.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from auditor import __version__, library_warnings
+from auditor.cache import EmbeddingCache, default_cache_dir
+from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
+from auditor.config import AuditConfig, validate_checks
+from auditor.dataset import Discovery, discover
+from auditor.embedding import embed_files
+from auditor.encoder_facts import ClassPrompts
+from auditor.encoders import Encoder, EncoderInfo, build_encoder
+from auditor.encoders.precomputed import PrecomputedEmbeddings
+from auditor.errors import DatasetError
+from auditor.findings import (
+    IMAGES_BASE_SCHEMA,
+    SCHEMA_VERSION,
+    Finding,
+    embeddings_schema,
+    findings_table,
+)
+from auditor.images import ImageInfo, read_discovered
+from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
+from auditor.parallel import ordered_map
+from auditor.zero_shot import class_prompts, zero_shot_decision
+
+FINDINGS_FILE = "findings.parquet"
+IMAGES_FILE = "images.parquet"
+EMBEDDINGS_FILE = "embeddings.parquet"
+RUN_FILE = "run.json"
+
+
+class Observer(Protocol):
+    def stage(self, name: str, total: int | None) -> None: ...
+    def advance(self, count: int = 1) -> None: ...
+    def done(self) -> None: ...
+
+
+class SilentObserver:
+    def stage(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@dataclass
+class ScanResult:
+    out_dir: Path
+    findings: list[Finding]
+    images: pd.DataFrame
+    run: dict[str, Any]
+    encoder: EncoderInfo
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check_out_dir(dataset: Path, out: Path) -> None:
+    dataset_real, out_real = dataset.resolve(), out.resolve()
+    if out_real == dataset_real or dataset_real in out_real.parents:
+        raise DatasetError(f"--out {out} is inside the dataset {dataset}; auditor never writes into a dataset")
+    prepare_results_dir(out, frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE}))
+
+
+def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
+    rows = []
+    for record, info in zip(discovery.records, infos, strict=True):
+        rows.append(
+            {
+                "path": record.path,
+                "label": record.label,
+                "split": record.split,
+                "sha256": info.sha256,
+                "size_bytes": info.size_bytes,
+                "width": info.width,
+                "height": info.height,
+                "format": info.format,
+                "mode": info.mode,
+                "readable": info.readable,
+                "unreadable_reason": info.reason,
+                "pixel_sha256": info.pixel_sha256,
+                "phash": info.phash,
+                "dhash": info.dhash,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=IMAGES_BASE_SCHEMA.names)
+    for column in ("size_bytes", "width", "height"):
+        frame[column] = frame[column].astype("Int64")
+    frame["readable"] = frame["readable"].astype(bool)
+    return frame
+
+
+def run_scan(
+    dataset: Path,
+    config: AuditConfig,
+    out_dir: Path,
+    manifest: Path | None = None,
+    observer: Observer | None = None,
+) -> ScanResult:
+    """Scan ``dataset`` with ``config`` and write findings, images, embeddings and run.json to ``out_dir``.
+
+    Warnings that libraries raise meanwhile never reach stderr: each kind becomes one line, with a count,
+    among the scan's own warnings.
+    """
+    with library_warnings.collected() as noise:
+        return _run_scan(dataset, config, out_dir, manifest, observer, noise)
+
+
+def _run_scan(
+    dataset: Path,
+    config: AuditConfig,
+    out_dir: Path,
+    manifest: Path | None,
+    observer: Observer | None,
+    noise: library_warnings.Collected,
+) -> ScanResult:
+    observer = observer or SilentObserver()
+    dataset, out_dir = Path(dataset), Path(out_dir)
+    validate_checks(config, PARAMS)
+    _check_out_dir(dataset, out_dir)
+    state = _State(dataset, manifest, config, observer, noise)
+    discovery = _discover(state)
+    images = _read(state, discovery)
+    encoder, encoder_info = _load_encoder(state)
+    vectors, embed_stats = _embed_stage(state, images, discovery, encoder)
+    prompts, zero_shot = _prompts_stage(state, images, encoder, encoder_info)
+    context = CheckContext(
+        images=images,
+        embeddings=vectors,
+        classes=discovery.classes,
+        splits=discovery.splits,
+        empty_classes=discovery.empty_classes,
+        encoder=encoder_info,
+        config=config,
+        prompts=prompts,
+    )
+    findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, state.warnings)
+    state.timings["checks"] = check_timings
+    output_images = images.drop(columns=["embedding_row"])
+    for name, column in extra_columns.items():
+        output_images[name] = column
+    run = _write_outputs(state, out_dir, discovery, images, output_images, vectors, encoder_info, embed_stats,
+                         findings, check_summaries, zero_shot)
+    return ScanResult(out_dir, findings, output_images, run, encoder_info, state.warnings)
+
+
+@dataclass
+class _State:
+    """What every stage shares: the inputs, the progress observer, and what the run record collects."""
+
+    dataset: Path
+    manifest: Path | None
+    config: AuditConfig
+    observer: Observer
+    noise: library_warnings.Collected
+    timings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _discover(state: _State) -> Discovery:
+    started = time.perf_counter()
+    discovery = discover(state.dataset, state.manifest)
+    state.warnings.extend(discovery.notes)
+    state.timings["discover"] = time.perf_counter() - started
+    return discovery
+
+
+def _read(state: _State, discovery: Discovery) -> pd.DataFrame:
+    """Every file is hashed and decoded once, in worker processes; one images row per discovered file."""
+    started = time.perf_counter()
+    scan = state.config.scan
+    state.observer.stage("Reading & hashing", len(discovery.records))
+    reader = partial(read_discovered, scan.max_image_pixels, scan.max_file_bytes, root=state.dataset)
+    items = [(record.abs_path, record.problem) for record in discovery.records]
+    infos: list[ImageInfo] = []
+    with closing(ordered_map(reader, items, scan.workers, chunk_size=16)) as read:
+        for info in read:
+            infos.append(info)
+            state.observer.advance()
+    state.observer.done()
+    images = _images_frame(discovery, infos)
+    state.timings["read"] = time.perf_counter() - started
+    return images
+
+
+def _load_encoder(state: _State) -> tuple[Encoder | PrecomputedEmbeddings, EncoderInfo]:
+    started = time.perf_counter()
+    encoder, encoder_info = build_encoder(state.config.encoder)
+    if encoder_info.fallback_reason:
+        state.warnings.insert(
+            0,
+            f"CLIP weights unavailable, fell back to the built-in descriptor (lower quality): "
+            f"{encoder_info.fallback_reason}",
+        )
+    elif not encoder_info.pretrained and encoder_info.name == "clip":
+        state.warnings.insert(0, "the CLIP model is untrained (random weights); findings are not meaningful")
+    state.timings["load_encoder"] = time.perf_counter() - started
+    return encoder, encoder_info
+
+
+def _embed_stage(
+    state: _State, images: pd.DataFrame, discovery: Discovery, encoder: Encoder | PrecomputedEmbeddings
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Adds ``embedding_row`` to ``images`` (-1: not embedded); returns the vectors and the embedding stats."""
+    started = time.perf_counter()
+    embedding_rows, vectors, embed_stats = _embed(
+        images, state.dataset, discovery, encoder, state.config, state.observer, state.warnings
+    )
+    images["embedding_row"] = embedding_rows
+    state.timings["embed"] = time.perf_counter() - started
+    return vectors, embed_stats
+
+
+def _prompts_stage(
+    state: _State, images: pd.DataFrame, encoder: Encoder | PrecomputedEmbeddings, encoder_info: EncoderInfo
+) -> tuple[ClassPrompts | None, dict[str, Any]]:
+    started = time.perf_counter()
+    labelled_classes = sorted(images.loc[images["embedding_row"] >= 0, "label"].dropna().unique().tolist())
+    prompts, zero_shot = _class_prompts(encoder, encoder_info, labelled_classes, state.config, state.warnings)
+    if prompts is not None:
+        state.timings["zero_shot_prompts"] = time.perf_counter() - started
+    return prompts, zero_shot
+
+
+def _write_outputs(
+    state: _State,
+    out_dir: Path,
+    discovery: Discovery,
+    images: pd.DataFrame,
+    output_images: pd.DataFrame,
+    vectors: np.ndarray,
+    encoder_info: EncoderInfo,
+    embed_stats: dict[str, Any],
+    findings: list[Finding],
+    check_summaries: dict[str, Any],
+    zero_shot: dict[str, Any],
+) -> dict[str, Any]:
+    """Staged beside their targets, then renamed into place together, so an interrupted scan leaves the
+    previous result set whole (never new findings beside old images). Returns the run record."""
+    started = time.perf_counter()
+    embedded = images[images["embedding_row"] >= 0]
+    with StagedWrite(new_run_id()) as staged:
+        staged.add(out_dir / FINDINGS_FILE, parquet_writer(findings_table(findings)))
+        staged.add(out_dir / IMAGES_FILE, parquet_writer(_images_table(output_images)))
+        staged.add(
+            out_dir / EMBEDDINGS_FILE,
+            parquet_writer(pa.Table.from_pydict(
+                {
+                    "path": embedded["path"].tolist(),
+                    "sha256": embedded["sha256"].tolist(),
+                    "embedding": pa.FixedSizeListArray.from_arrays(
+                        pa.array(vectors[embedded["embedding_row"].to_numpy()].ravel(), pa.float32()),
+                        encoder_info.dim,
+                    ),
+                },
+                schema=embeddings_schema(encoder_info.dim, encoder_info.identity),
+            )),
+        )
+        state.timings["write"] = time.perf_counter() - started
+        state.warnings.extend(f"library warning: {line}" for line in state.noise.summary())
+        run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
+                          state.timings, findings, check_summaries, state.warnings)
+        run["zero_shot"] = zero_shot
+        staged.add(out_dir / RUN_FILE, json_writer(run))
+        staged.commit()
+    return run
+
+
+def _embed(
+    images: pd.DataFrame,
+    dataset: Path,
+    discovery: Discovery,
+    encoder: Any,
+    config: AuditConfig,
+    observer: Observer,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Embed readable images; returns each image's row in the vector matrix (-1: none) and the matrix."""
+    readable = images[images["readable"]]
+    rows = np.full(len(images), -1, dtype=np.int64)
+    stats: dict[str, Any] = {"embedded": 0, "from_cache": 0, "unique_contents": 0, "cache": None}
+    if isinstance(encoder, PrecomputedEmbeddings):
+        found = [(i, encoder.lookup(images.at[i, "path"])) for i in readable.index]
+        present = [(i, v) for i, v in found if v is not None]
+        if len(present) < len(found):
+            warnings.append(f"{len(found) - len(present)} readable image(s) have no precomputed embedding "
+                            "and are left out of embedding-based checks")
+        for row, (i, _) in enumerate(present):
+            rows[i] = row
+        matrix = np.stack([v for _, v in present]) if present else np.zeros((0, encoder.dim), np.float32)
+        stats["from_precomputed"] = len(present)
+        return rows, matrix, stats
+
+    files: dict[str, Path] = {}
+    for i in readable.index:
+        files.setdefault(images.at[i, "sha256"], discovery.records[i].abs_path)
+    stats["unique_contents"] = len(files)
+    cache = None
+    if config.scan.use_cache:
+        cache = EmbeddingCache(config.scan.cache_dir or default_cache_dir())
+        stats["cache"] = str(cache.path)
+        if cache.rebuilt_reason:
+            warnings.append(cache.rebuilt_reason)
+    observer.stage("Embedding", len(files))
+    try:
+        result = embed_files(
+            files, encoder, cache, config.encoder.batch_size, config.encoder.workers,
+            config.scan.max_image_pixels, on_progress=observer.advance,
+        )
+    finally:
+        observer.done()
+        if cache is not None:
+            cache.close()
+    stats["embedded"], stats["from_cache"] = result.embedded, result.from_cache
+    for sha, reason in result.failures.items():
+        mask = images["sha256"] == sha
+        images.loc[mask, "readable"] = False
+        images.loc[mask, "unreadable_reason"] = reason
+    order = {sha: n for n, sha in enumerate(result.vectors)}
+    matrix = (np.stack(list(result.vectors.values())) if order
+              else np.zeros((0, encoder.dim), dtype=np.float32))
+    for i in images.index[images["readable"]]:
+        rows[i] = order[images.at[i, "sha256"]]
+    return rows, matrix, stats
+
+
+def _run_checks(
+    context: CheckContext, config: AuditConfig, observer: Observer, warnings: list[str]
+) -> tuple[list[Finding], dict[str, Any], dict[str, float], dict[str, pd.Series]]:
+    names = config.scan.checks if config.scan.checks is not None else list(REGISTRY)
+    findings: list[Finding] = []
+    summaries: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    columns: dict[str, pd.Series] = {}
+    labelled = context.embedded["label"].dropna().nunique()
+    observer.stage("Running checks", len(names))
+    for name in names:
+        check_type = REGISTRY[name]
+        started = time.perf_counter()
+        missing = []
+        if Requirement.EMBEDDINGS in check_type.requires and len(context.embedded) == 0:
+            missing.append("no embedded images")
+        if Requirement.LABELS in check_type.requires and labelled < 2:
+            missing.append(f"needs at least two classes with readable images (found {labelled})")
+        if missing:
+            summaries[name] = {"skipped": "; ".join(missing)}
+            warnings.append(f"check {name} skipped: {'; '.join(missing)}")
+        else:
+            result = check_type(check_params(config, name)).run(context)
+            stray = {f.check for f in result.findings} - check_type.produces
+            if stray:
+                raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
+            findings.extend(result.findings)
+            columns.update(result.columns)
+            summaries[name] = result.summary
+            if result.skipped:
+                summaries[name]["skipped"] = result.skipped
+                warnings.append(f"check {name} skipped: {result.skipped}")
+        timings[name] = time.perf_counter() - started
+        observer.advance()
+    observer.done()
+    return findings, summaries, timings, columns
+
+
+def _images_table(frame: pd.DataFrame) -> pa.Table:
+    base = pa.Table.from_pandas(frame[IMAGES_BASE_SCHEMA.names], schema=IMAGES_BASE_SCHEMA, preserve_index=False)
+    for name in frame.columns:
+        if name not in IMAGES_BASE_SCHEMA.names:
+            # A check's text column may hold NaN for rows it skipped; that is a null, not a type error.
+            column = frame[name]
+            if not (isinstance(column.dtype, np.dtype) and column.dtype.kind == "f"):  # NaN stays NaN
+                column = column.astype(object).where(column.notna(), None)
+            base = base.append_column(name, pa.array(column.tolist()))
+    return base.replace_schema_metadata({"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "images"})
+
+
+def _class_prompts(
+    encoder: Any, info: EncoderInfo, classes: list[str], config: AuditConfig, warnings: list[str]
+) -> tuple[ClassPrompts | None, dict[str, Any]]:
+    """Class prompt embeddings for zero-shot evidence, and what run.json records about them."""
+    use, reason = zero_shot_decision(encoder, info, config.zero_shot)
+    if use and len(classes) < 2:
+        use, reason = False, "fewer than two classes"
+    record: dict[str, Any] = {"used": False, "reason": reason}
+    if not use:
+        return None, record
+    try:
+        prompts = class_prompts(encoder, classes, config.zero_shot)
+    except Exception as exc:  # noqa: BLE001 - zero-shot is extra evidence; the scan goes on without it
+        warnings.append(f"zero-shot class prompts failed, continuing without them: {type(exc).__name__}: {exc}")
+        return None, {"used": False, "reason": f"failed: {type(exc).__name__}: {exc}"}
+    record.update(used=True, prompts=prompts.prompts, classes=prompts.classes)
+    return prompts, record
+
+
+def _run_record(
+    dataset: Path,
+    manifest: Path | None,
+    discovery: Discovery,
+    images: pd.DataFrame,
+    encoder: EncoderInfo,
+    config: AuditConfig,
+    embed_stats: dict[str, Any],
+    timings: dict[str, Any],
+    findings: list[Finding],
+    check_summaries: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:
+    readable = images[images["readable"]]
+    per_split: dict[str, dict[str, int]] = {}
+    for (split, label), count in readable.groupby(
+        [readable["split"].fillna("all"), readable["label"].fillna("(none)")]
+    ).size().items():
+        per_split.setdefault(str(split), {})[str(label)] = int(count)
+    severities = Counter((f.check, str(f.severity)) for f in findings)
+    per_check: dict[str, dict[str, int]] = {}
+    for (check, severity), count in sorted(severities.items()):
+        per_check.setdefault(check, {})[severity] = count
+    return {
+        "tool": "auditor",
+        "tool_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "dataset": {
+            "root": str(dataset.resolve()),
+            "manifest": str(manifest) if manifest else None,
+            "layout": discovery.layout,
+            "classes": discovery.classes,
+            "splits": discovery.splits,
+            "files": len(images),
+            "readable": int(images["readable"].sum()),
+            "unreadable": int((~images["readable"]).sum()),
+            "counts": per_split,
+            "empty_classes": {str(k or "all"): v for k, v in discovery.empty_classes.items()},
+        },
+        "encoder": {
+            "requested": encoder.requested,
+            "name": encoder.name,
+            "identity": encoder.identity,
+            "dim": encoder.dim,
+            "pretrained": encoder.pretrained,
+            "fallback_reason": encoder.fallback_reason,
+        },
+        "embedding": embed_stats,
+        "config": config.model_dump(mode="json"),
+        "timings_s": timings,
+        "findings_per_check": per_check,
+        "checks": check_summaries,
+        # Every registered check's description, finding kinds and report metadata: gate and reports read it.
+        "check_info": check_record(),
+        "warnings": warnings,
+    }

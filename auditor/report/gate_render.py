@@ -1,0 +1,141 @@
+"""Renderings of a gate verdict: rich terminal text, GitHub Markdown, and JSON (``audit gate --format``).
+
+``auditor.gate`` only evaluates; how a verdict looks lives here, in the interface layer, beside the reports.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from enum import StrEnum
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from auditor.findings import Finding
+from auditor.gate import RuleStatus, Verdict
+from auditor.report.safe import gfm, gfm_code, gfm_html, gfm_quoted, rich_text, visible
+
+# Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
+# GitHub caps a step summary at 1 MiB. JSON always lists them all.
+SHOWN_PER_SECTION = 50
+
+
+class GateFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+def _where(finding: Finding) -> str:
+    if finding.path is None:
+        scope = f" in {finding.split}" if finding.split else ""
+        return f"classes {', '.join(finding.classes)}{scope}"
+    return finding.path + (f" (other: {finding.other_path})" if finding.other_path else "")
+
+
+def _by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
+    grouped: dict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        grouped[finding.check].append(finding)
+    return dict(sorted(grouped.items()))
+
+
+def _status_mark(status: RuleStatus) -> str:
+    return {RuleStatus.PASS: "✅ pass", RuleStatus.FAIL: "❌ fail", RuleStatus.SKIPPED: "⚠️ skipped"}[status]
+
+
+def _md_findings(findings: list[Finding]) -> list[str]:
+    lines = ["| check | file | split | label | message |", "|---|---|---|---|---|"]
+    for finding in findings[:SHOWN_PER_SECTION]:
+        lines.append(
+            f"| {gfm(finding.check)} | {gfm_code(_where(finding), 300)} | {gfm(finding.split or '')} | "
+            f"{gfm(finding.label or '', 200)} | {gfm(finding.message, 300)} |"
+        )
+    if len(findings) > SHOWN_PER_SECTION:
+        lines.append(f"\n…and {len(findings) - SHOWN_PER_SECTION} more (see `audit gate --format json`).")
+    return lines
+
+
+def render_markdown(verdict: Verdict) -> str:
+    """GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment.
+
+    Rule texts embed data (class names, paths), so every one goes through ``gfm`` like the findings.
+    """
+    head = "✅ passed" if verdict.passed else "❌ failed"
+    scope = (f"{len(verdict.counted)} new findings (of {verdict.total_findings}) against baseline "
+             f"{gfm(verdict.baseline_dir)}" if verdict.baseline_dir else f"{verdict.total_findings} findings")
+    lines = [f"## Dataset audit gate: {head}", "", f"Results {gfm(verdict.results_dir)}: {scope}.", ""]
+    if verdict.rules:
+        lines += ["| rule | status | observed | detail |", "|---|---|---|---|"]
+        for rule in verdict.rules:
+            observed = "" if rule.observed is None else f"{rule.observed:g}"
+            lines.append(f"| {gfm_quoted(rule.description)} | {_status_mark(rule.status)} | {observed} | "
+                         f"{gfm_quoted(rule.detail, 1000)} |")
+    else:
+        lines.append("No gate rules are enabled.")
+    for note in verdict.notes:
+        lines += ["", f"> **Note:** {gfm(note, 1000)}"]
+    for rule in verdict.rules:
+        if rule.status is RuleStatus.FAIL and rule.offending:
+            lines += ["", f"### ❌ {gfm_quoted(rule.description)}", "", *_md_findings(list(rule.offending))]
+    if verdict.counted:
+        title = "New findings" if verdict.baseline_dir else "All findings"
+        counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
+        lines += ["", f"<details><summary>{title} ({gfm_html(counts, 1000)})</summary>", "",
+                  *_md_findings(list(verdict.counted)), "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(verdict: Verdict) -> str:
+    return json.dumps(verdict.to_dict(), indent=2, default=str) + "\n"
+
+
+def print_verdict(console: Console, verdict: Verdict) -> None:
+    """Rich terminal rendering: the rules table, then what each failed rule objects to."""
+    styles = {RuleStatus.PASS: "green", RuleStatus.FAIL: "bold red", RuleStatus.SKIPPED: "yellow"}
+    table = Table(title="Gate rules", show_lines=False)
+    for column in ("rule", "status", "detail"):
+        table.add_column(column)
+    for rule in verdict.rules:
+        status = f"[{styles[rule.status]}]{rule.status}[/]"
+        table.add_row(rich_text(rule.description), status, rich_text(rule.detail))
+    if verdict.rules:
+        console.print(table)
+    else:
+        console.print("no gate rules are enabled")
+    for note in verdict.notes:
+        console.print(f"[yellow]note:[/] {escape(visible(note))}")
+    for rule in verdict.rules:
+        if rule.status is not RuleStatus.FAIL or not rule.offending:
+            continue
+        console.print(f"[bold red]{escape(visible(rule.name))}[/]: {escape(visible(rule.detail))}")
+        for finding in rule.offending[:SHOWN_PER_SECTION]:
+            console.print(f"  {escape(visible(_where(finding)))}: {escape(visible(finding.message))}",
+                          highlight=False)
+        if len(rule.offending) > SHOWN_PER_SECTION:
+            console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
+    scope = f"{verdict.total_findings} findings"
+    if verdict.baseline_dir:
+        scope = f"{len(verdict.counted)} new of {scope} (baseline {verdict.baseline_dir})"
+    outcome = "[bold green]gate passed[/]" if verdict.passed else "[bold red]gate FAILED[/]"
+    console.print(f"{outcome}: {escape(visible(scope))}")
+
+
+def render_text(verdict: Verdict) -> str:
+    """The terminal rendering without colour, for ``--output FILE`` with ``--format text``."""
+    buffer = io.StringIO()
+    print_verdict(Console(file=buffer, width=120, no_color=True, highlight=False), verdict)
+    return buffer.getvalue()
+
+
+_RENDERERS = {
+    GateFormat.TEXT: render_text, GateFormat.MARKDOWN: render_markdown, GateFormat.JSON: render_json,
+}
+
+
+def render(verdict: Verdict, fmt: GateFormat) -> str:
+    return _RENDERERS[fmt](verdict)

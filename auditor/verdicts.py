@@ -1,0 +1,204 @@
+"""Shared verdicts several checks read: the label-error mask, the confident joint, and the ambiguity verdict.
+
+Computed once per scan on the check context (``CheckContext.label_issue_mask``, ``confident_joint``,
+``ambiguity``), so label_errors, ambiguous and class_overlap agree on them without importing one another.
+The params of the label_errors and ambiguous checks live here because these verdicts are made with them.
+
+Ambiguity: two out-of-sample views of the class evidence are pooled log-linearly (the cross-validated
+regression's probabilities and class closeness), temperature-scaled to the dataset, and a class is
+plausible for an image when its probability reaches the dataset's Tukey fence of the top class's (see
+``checks/ambiguous.py`` for the full reasoning); zero-shot class prompts, when present, are judged alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+from cleanlab.count import estimate_joint
+from cleanlab.filter import find_label_issues
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.class_neighbours import similarity_probabilities
+from auditor.probabilities import fit_temperature, softmax
+
+FilterBy = Literal[
+    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+    "low_normalized_margin", "low_self_confidence",
+]
+QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
+
+
+class LabelErrorsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
+    # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
+    # first; "both" also requires the per-class count to agree (fewer, surer flags);
+    # "predicted_neq_given" flags every image whose top class is not its label (many, noisy flags).
+    filter_by: FilterBy = "prune_by_noise_rate"
+    # How label_quality is computed (cleanlab get_label_quality_scores): the out-of-sample
+    # probability of the given label, or its margin over the strongest other class.
+    quality_method: QualityMethod = "self_confidence"
+    # Classes with fewer embedded images than this are not judged by the classifier: a held-out model
+    # saw at most this many minus one of them, too few to learn what the class looks like, so its
+    # images would look mislabelled for want of examples. Label conflicts between copies are still
+    # reported. The default matches class_imbalance's starved-class minimum.
+    min_class_images: int = Field(5, ge=2)
+
+
+def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> np.ndarray:
+    """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it."""
+    return np.asarray(find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+
+
+
+
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's calibrated joint of given vs true class (sums to 1)."""
+    return np.asarray(estimate_joint(labels, pred_probs))
+
+
+# Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
+_TEMPERATURE_BOUNDS = (0.05, 100.0)
+
+
+class AmbiguousParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A class is plausible for an image when its calibrated probability is at least this fraction of
+    # the top class's; two or more plausible classes make the image ambiguous.
+    min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
+    # ...and the image's split (second/top probability) must lie beyond Tukey's fence: the dataset's
+    # upper-quartile split plus this many interquartile ranges. A classifier unsure of every image so
+    # flags only the images it is unusually unsure of; a confident one leaves the floor above in charge.
+    fence_iqr: float = Field(1.5, ge=0.0)
+    # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
+    # rest is the cross-validated regression (0: regression only, 1: closeness only).
+    closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Also flag images whose zero-shot evidence alone (similarity to CLIP class prompts, temperature fitted
+    # to the labels) is split by the same rule, the given label among the plausible classes; only when the
+    # scan computed class prompts ([zero_shot]). Unmeasured here: no pretrained weights on these machines.
+    zero_shot: bool = True
+    # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
+    calibrate: bool = True
+    # How many of the class pairs sharing the most ambiguous images to list in run.json.
+    top_pairs: int = Field(10, ge=0)
+
+
+def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
+    """The power ``t`` for which ``pred_probs ** t`` (renormalised) best explains the given labels.
+
+    ``t > 1`` sharpens probabilities a heavily regularised model left too flat; ``t < 1`` softens
+    overconfident ones. It is the usual temperature scaling, written on log-probabilities.
+    """
+    return fit_temperature(np.log(pred_probs), labels, _TEMPERATURE_BOUNDS)
+
+
+def pooled(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
+    """Log-linear pool: ``first ** (1 - weight) * second ** weight``, renormalised per row.
+
+    A class keeps mass only where both views give it some, so one view's stray mass on an unrelated
+    class is damped, while a class both views find plausible stays plausible.
+    """
+    return softmax((1.0 - weight) * np.log(first) + weight * np.log(second))
+
+
+def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
+    return softmax(np.log(pred_probs) * power)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One view's verdict: which classes are plausible for each image, and how evenly split it is."""
+
+    probs: np.ndarray
+    order: np.ndarray  # classes by descending probability, per image
+    plausible: np.ndarray  # bool (n, classes)
+    evenness: np.ndarray  # second / top probability
+    typical: float  # median evenness
+    relative: float  # the plausibility bar actually used (floor or fence)
+
+    @property
+    def candidates(self) -> np.ndarray:
+        return np.asarray(self.plausible.sum(axis=1) >= 2)
+
+
+def split_of(probs: np.ndarray, params: AmbiguousParams) -> Split:
+    order = np.argsort(-probs, axis=1, kind="stable")
+    rows = np.arange(len(probs))
+    top = probs[rows, order[:, 0]]
+    evenness = probs[rows, order[:, 1]] / top
+    # Quartiles on the plain (bounded) scale: on a log scale the many near-zero splits of a confident
+    # classifier stretch the spread and push the fence up to where only encoder confusions remain.
+    lower, median, upper = (float(q) for q in np.quantile(evenness, [0.25, 0.5, 0.75]))
+    relative = min(1.0, max(params.min_relative_probability, upper + params.fence_iqr * (upper - lower)))
+    return Split(probs, order, probs >= relative * top[:, None], evenness, median, relative)
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """Which ``labelled`` images are ambiguous and between which classes (``CheckContext.ambiguity``)."""
+
+    embedded: Split  # the pooled embedding views
+    zero_shot: Split | None  # the class prompts, when the scan computed them
+    power: float  # sharpening power fitted to the pooled views
+    by_embeddings: np.ndarray  # bool per image: the embedding views find it split
+    by_zero_shot: np.ndarray  # bool per image: the prompts alone find it split (given label plausible)
+    excluded: np.ndarray  # bool: split, but a label error whose given label is implausible
+    # Flagged image index -> class indices named, the given label first, then the competing classes.
+    named: dict[int, tuple[int, ...]]
+
+    def pair_counts(self) -> Counter[tuple[int, int]]:
+        """Ambiguous images per unordered class pair (an image naming three classes counts for each pair)."""
+        counts: Counter[tuple[int, int]] = Counter()
+        for classes in self.named.values():
+            counts.update(tuple(sorted(pair)) for pair in combinations(classes, 2))  # type: ignore[misc]
+        return counts
+
+
+def ambiguity(
+    labels: np.ndarray,
+    regression_probs: np.ndarray,
+    closeness: Callable[[], np.ndarray],
+    label_issues: np.ndarray,
+    zero_shot_similarity: np.ndarray | None,
+    params: AmbiguousParams,
+) -> Ambiguity:
+    """The ambiguity verdict over labelled images (``labels``: class index per image).
+
+    ``closeness``: each image's similarity to each class (computed only when ``closeness_weight`` > 0);
+    ``label_issues``: the label-error verdict (``label_issue_mask``); ``zero_shot_similarity``: cosine to
+    each class prompt, or None.
+    """
+    rows = np.arange(len(labels))
+    evidence = regression_probs
+    if params.closeness_weight > 0:
+        evidence = pooled(evidence, similarity_probabilities(closeness(), labels), params.closeness_weight)
+    power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
+    embedded = split_of(sharpen(evidence, power), params)
+    given_plausible = embedded.plausible[rows, labels]
+    excluded = embedded.candidates & label_issues & ~given_plausible
+    by_embeddings = embedded.candidates & ~excluded
+
+    zero_shot: Split | None = None
+    by_zero_shot = np.zeros(len(labels), dtype=bool)
+    if params.zero_shot and zero_shot_similarity is not None:
+        zero_shot = split_of(similarity_probabilities(zero_shot_similarity, labels), params)
+        # Label-free evidence that leaves out the given label is a label question, not ambiguity.
+        by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows, labels]
+
+    named: dict[int, tuple[int, ...]] = {}
+    for i in np.flatnonzero(by_embeddings | by_zero_shot):
+        view = embedded if by_embeddings[i] else zero_shot
+        assert view is not None
+        plausible = view.plausible[i].copy()
+        if zero_shot is not None and by_zero_shot[i]:
+            plausible |= zero_shot.plausible[i]
+        # The reporting view's order first, then any class only the other view found plausible.
+        competing = [int(c) for c in view.order[i] if plausible[c] and c != labels[i]]
+        competing += [int(c) for c in np.flatnonzero(plausible) if c != labels[i] and c not in competing]
+        named[int(i)] = (int(labels[i]), *competing)
+    return Ambiguity(embedded, zero_shot, power, by_embeddings, by_zero_shot, excluded, named)
