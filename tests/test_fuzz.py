@@ -190,8 +190,11 @@ HOSTILE_TEXT = st.one_of(_hostile, _hostile.map(lambda text: text * 40))  # some
 
 
 def _file_name(text: str, n: int) -> str:
-    """A name the file system accepts (no '/', NUL, leading dot; under 255 bytes) that keeps the rest."""
-    name = text.replace("/", "∕").replace("\x00", "")[:60].lstrip(".") or "x"
+    """A name the file system accepts (no '/', NUL, leading dot; under 255 bytes) that keeps the rest.
+
+    No backslash either: a manifest reads it as a path separator (Windows-written manifests).
+    """
+    name = text.replace("/", "∕").replace("\\", "∖").replace("\x00", "")[:60].lstrip(".") or "x"
     return f"{name}_{n}.png"
 
 

@@ -29,7 +29,7 @@ _UNDERSCORES = re.compile(r"_+")
 _LINE_START = re.compile(r"^([-+=]|\d+[.)])")
 # GitHub links bare URLs, www. names, e-mail addresses, @mentions and #references in plain text; a
 # zero-width space after the trigger breaks each without changing what a reader sees.
-_LINKERS = re.compile(r"(://|(?<![\w])www\.|@|#(?=\w))", re.IGNORECASE)
+_LINKERS = re.compile(r"(://|www\.|@|#(?=\w))", re.IGNORECASE)
 _ZWSP = "\u200b"
 
 
