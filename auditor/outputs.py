@@ -254,7 +254,8 @@ def prepare_results_dir(out: Path, own_files: frozenset[str]) -> None:
         names = {entry.name for entry in out.iterdir()}
     except OSError as exc:
         raise OutputError(f"cannot list the results folder {out}: {_problem(exc)}") from None
-    foreign = sorted(n for n in names if n not in own_files and not _TEMPORARY.match(n) and n != "report.html")
+    # Hidden files (.DS_Store, .gitkeep) do not make a folder someone else's; a home folder or / has others.
+    foreign = sorted(n for n in names if n not in own_files and not n.startswith(".") and n != "report.html")
     if foreign and not _holds_results(out, names & own_files):
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise OutputError(
