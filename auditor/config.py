@@ -153,11 +153,12 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
+    """One line for one bad field; with several, a heading and one line per field."""
+    problems = [f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}"
+                for item in error.errors()]
+    if len(problems) == 1:
+        return f"invalid configuration in {source}: {problems[0]}"
+    return "\n".join([f"invalid configuration in {source}:", *(f"  {problem}" for problem in problems)])
 
 
 def load_config(

@@ -783,4 +783,4 @@ def test_gate_config_typos_and_booleans_exit_2(
     config.write_text(toml)
     for extra in ([], ["--baseline", str(good_results)]):
         code, _, err = _cli(monkeypatch, capsys, "gate", str(good_results), "-c", str(config), *extra)
-        assert code == 2 and expected in err and "Traceback" not in err, err
+        assert expected in _one_line_error(code, err)
