@@ -33,7 +33,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,
 )
 err_console = Console(stderr=True)
@@ -79,7 +79,10 @@ def _overrides(**options: Any) -> dict[str, Any]:
 
 @app.command()
 def scan(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder: DATASET/<class>/* or DATASET/<split>/<class>/*.")],
+    dataset: Annotated[
+        Path,
+        typer.Argument(metavar="DATASET", help="Dataset folder: DATASET/<class>/* or DATASET/<split>/<class>/*."),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("audit_results"),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
     manifest: Annotated[
@@ -99,7 +102,9 @@ def scan(
     checks: Annotated[
         str | None, typer.Option("--checks", help="Comma-separated checks to run (default: all).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or summary; warnings still go to stderr.")
+    ] = False,
     gate: Annotated[
         bool,
         typer.Option("--gate", help="Apply the config's \\[gate] rules after the scan; exit 1 if they fail."),
@@ -140,7 +145,16 @@ def scan(
             highlight=False, soft_wrap=True,
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    if not quiet:
+    if quiet:
+        # --quiet drops progress and the summary, never a warning: a CI log must still say a weak encoder ran.
+        from auditor.library_warnings import PREFIX
+        from auditor.report.safe import one_line  # on use: auditor.report imports pandas (see scan_command)
+
+        for warning in result.warnings:
+            # Library noise (cleanlab's per-class warnings) stays in run.json and the reports, not the CI log.
+            if not warning.startswith(PREFIX):
+                err_console.print(f"warning: {escape(one_line(warning))}", highlight=False, soft_wrap=True)
+    else:
         print_summary(console, result)
     if gate and not _apply_gate(out, cfg.gate, baseline, "text", None, console):
         raise typer.Exit(EXIT_GATE_FAILED)
@@ -173,7 +187,7 @@ def _apply_gate(
 
 @app.command("gate")
 def gate_command(
-    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="TOML config with a \\[gate] section.")
     ] = None,
@@ -194,7 +208,10 @@ def gate_command(
     from auditor.config import load_config
 
     rules = load_config(config, check_params=PARAMS).gate
-    if not _apply_gate(results, rules, baseline, fmt, output, Console(stderr=False)):
+    console = Console(stderr=False)
+    # Off a terminal (CI logs), lines are not hard-wrapped at 80 columns in the middle of a message.
+    console.soft_wrap = not console.is_terminal
+    if not _apply_gate(results, rules, baseline, fmt, output, console):
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -204,7 +221,7 @@ ReportFormatName = Literal["terminal", "markdown", "html"]
 
 @app.command("report")
 def report_command(
-    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     fmt: Annotated[ReportFormatName, typer.Option("--format", "-f", help="Output format.")] = "terminal",
     output: Annotated[
         Path | None,

@@ -6,8 +6,9 @@ CI gate that quietly runs with default thresholds is worse than one that refuses
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -152,13 +153,60 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """' (did you mean X?)' for a near miss among ``choices``, else ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields_at(model: type[BaseModel], location: Sequence[int | str]) -> list[str]:
+    """The keys a config table at ``location`` accepts (for a did-you-mean on an unknown key)."""
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _holds(data: Mapping[str, Any], location: Sequence[int | str]) -> bool:
+    node: Any = data
+    for part in location:
+        if not isinstance(node, Mapping) or str(part) not in node:
+            return False
+        node = node[str(part)]
+    return True
+
+
+def _origin(location: Sequence[int | str], file_data: Mapping[str, Any], overrides: Mapping[str, Any],
+            source: str) -> str:
+    """Where a setting came from: a command-line option, the config file, or the defaults."""
+    if _holds(overrides, location):
+        return "a command-line option"
+    if _holds(file_data, location):
+        return source
+    return "the defaults"
+
+
+def _format_validation_error(
+    source: str, error: ValidationError, file_data: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None, model: type[BaseModel] | None = None,
+) -> str:
     """One line for one bad field; with several, a heading and one line per field."""
-    problems = [f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}"
-                for item in error.errors()]
+    head = "invalid configuration:" if file_data is not None else f"invalid configuration in {source}:"
+    problems = []
+    for item in error.errors():
+        location = item["loc"]
+        where = ".".join(str(part) for part in location) or "(top level)"
+        hint = ""
+        if item["type"] == "extra_forbidden" and model is not None and location:
+            hint = did_you_mean(str(location[-1]), _fields_at(model, location[:-1]))
+        origin = f" (from {_origin(location, file_data, overrides or {}, source)})" if file_data is not None else ""
+        problems.append(f"{where}: {item['msg']}{hint}{origin}")
     if len(problems) == 1:
-        return f"invalid configuration in {source}: {problems[0]}"
-    return "\n".join([f"invalid configuration in {source}:", *(f"  {problem}" for problem in problems)])
+        return f"{head} {problems[0]}"
+    return "\n".join([head, *(f"  {problem}" for problem in problems)])
 
 
 def load_config(
@@ -181,27 +229,39 @@ def load_config(
             raise ConfigError(f"config file not found: {path}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    file_data = data
     if overrides:
         data = _deep_merge(data, overrides)
     try:
         config = AuditConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc)) from None
+        raise ConfigError(_format_validation_error(source, exc, file_data, overrides, AuditConfig)) from None
     if check_params is not None:
-        validate_checks(config, check_params, source)
+        flagged = (overrides or {}).get("scan", {}).get("checks")
+        validate_checks(config, check_params, source, "--checks" if flagged is not None else source)
     return config
 
 
-def validate_checks(config: AuditConfig, check_params: Mapping[str, type[BaseModel]], source: str = "config") -> None:
-    """Refuse unknown check names and invalid [checks.*] sections, naming where they came from."""
-    unknown = [name for name in [*(config.scan.checks or []), *config.checks] if name not in check_params]
-    if unknown:
-        raise ConfigError(
-            f"unknown check(s) {', '.join(sorted(set(unknown)))} in {source}; "
-            f"valid checks: {', '.join(sorted(check_params))}"
-        )
+def validate_checks(
+    config: AuditConfig, check_params: Mapping[str, type[BaseModel]], source: str = "config",
+    checks_source: str | None = None,
+) -> None:
+    """Refuse unknown check names and invalid [checks.*] sections, naming where they came from.
+
+    ``checks_source`` names where ``scan.checks`` came from (the ``--checks`` option or ``source``).
+    """
+    valid = sorted(check_params)
+    named = [(name, checks_source or source) for name in config.scan.checks or []]
+    named += [(name, f"{source} [checks.{name}]") for name in config.checks]
+    for name, origin in named:
+        if name not in check_params:
+            raise ConfigError(
+                f"unknown check {name!r} in {origin}{did_you_mean(name, valid)}; valid checks: {', '.join(valid)}"
+            )
     for name, values in config.checks.items():
         try:
             check_params[name].model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(_format_validation_error(f"{source} [checks.{name}]", exc)) from None
+            raise ConfigError(
+                _format_validation_error(f"{source} [checks.{name}]", exc, model=check_params[name])
+            ) from None

@@ -7,7 +7,6 @@ or moving files never creates new findings; adding another copy of an image that
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -16,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.config import COUNT_RULES, GateConfig
+from auditor.config import COUNT_RULES, GateConfig, did_you_mean
 from auditor.errors import ConfigError
 from auditor.findings import Finding
-from auditor.results import Results, produced_kinds
+from auditor.results import Results, describe_encoder, produced_kinds
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
@@ -55,10 +54,22 @@ class Verdict:
     # The findings the rules counted: all of them, or with a baseline only the new ones.
     counted: tuple[Finding, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The encoder that produced the findings: a verdict built on a weak fallback must say so.
+    encoder: str = "unknown"
+
+    @property
+    def failed_rules(self) -> tuple[RuleResult, ...]:
+        return tuple(rule for rule in self.rules if rule.status is RuleStatus.FAIL)
+
+    @property
+    def offending(self) -> int:
+        """Distinct findings behind the failed rules (what to fix), as opposed to every finding counted."""
+        return len({id(f) for rule in self.failed_rules for f in rule.offending})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "encoder": self.encoder,
             "results": self.results_dir,
             "baseline": self.baseline_dir,
             "total_findings": self.total_findings,
@@ -304,10 +315,7 @@ def check_rule_kinds(config: GateConfig, known: set[str]) -> None:
     unknown = sorted(set(config.max_findings) - known)
     if not unknown:
         return
-    parts = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    parts = [f"{name!r}{did_you_mean(name, sorted(known))}" for name in unknown]
     raise ConfigError(
         f"unknown finding kind {', '.join(parts)} in [gate.max_findings]; valid kinds: {', '.join(sorted(known))}"
     )
@@ -349,6 +357,7 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         total_findings=len(all_findings),
         counted=tuple(counted),
         notes=tuple(notes),
+        encoder=describe_encoder(current.run),
     )
 
 

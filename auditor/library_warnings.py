@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import PurePath
 
 _NUMBER = re.compile(r"\d+")
+# How the scan's warnings list marks these lines (``audit scan --quiet`` leaves them out of stderr).
+PREFIX = "library warning: "
 
 
 class Collected:

@@ -277,7 +277,7 @@ def _write_outputs(
             )),
         )
         state.timings["write"] = time.perf_counter() - started
-        state.warnings.extend(f"library warning: {line}" for line in state.noise.summary())
+        state.warnings.extend(library_warnings.PREFIX + line for line in state.noise.summary())
         run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
                           state.timings, findings, check_summaries, state.warnings)
         run["zero_shot"] = zero_shot

@@ -78,6 +78,10 @@ def out_of_sample_probabilities(
         if not test.any():
             continue
         present, train_labels = np.unique(labels[train], return_inverse=True)
+        if len(present) == 0:
+            # Every image in this fold (copies of one image share a fold): nothing left to learn from,
+            # so the row stays uniform -- no evidence either way.
+            continue
         if len(present) == 1:
             probs[np.ix_(np.flatnonzero(test), present)] = 1.0
             continue

@@ -310,3 +310,13 @@ def finding_from_row(row: dict[str, Any]) -> Finding:
         classes=tuple(row.get("classes") or ()),
         details=details,
     )
+
+
+def describe_encoder(run: dict[str, Any]) -> str:
+    """One line naming the encoder that really ran, so no report or verdict hides a weak fallback."""
+    encoder = run.get("encoder") or {}
+    identity = encoder.get("identity") or encoder.get("name") or "unknown"
+    trained = "pretrained" if encoder.get("pretrained") else "not pretrained"
+    requested = encoder.get("requested")
+    asked = f", requested {requested}" if requested and requested != encoder.get("name") else ""
+    return f"{identity} ({trained}{asked})"

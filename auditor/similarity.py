@@ -1,11 +1,12 @@
-"""Neighbour search for duplicate detection: cosine pairs over embeddings, Hamming pairs over hashes.
+"""Neighbour search and the data's own yardstick for "closer than anything unrelated".
 
-Both searches return each image's ``top_k`` nearest neighbours that pass a threshold, as unique
-unordered pairs. Up to ``exact_max`` items the search is exact (blocked matrix products for cosine, a
-flat binary index for Hamming); beyond it, all-pairs work grows too fast (about 27 s for 100k 512-d
-vectors on two cores, 45 min for 1M), so a faiss inverted-file index searches only the ``nprobe``
-cells nearest each query. Near-duplicates sit much closer to each other than to anything else, so
-they almost always share a cell; ``benchmarks/duplicates.py`` measures that recall against exact search.
+Duplicate detection asks, for every image, who its nearest neighbours are -- by embedding cosine and
+by perceptual-hash Hamming distance -- and then judges each close pair against this dataset, not
+against a fixed number (see ``NeighbourNull``). Up to ``exact_max`` items the search is exact (a flat
+faiss index: all pairs, about 27 s for 100k 512-d vectors on two cores, 45 min for 1M); beyond it, a
+faiss inverted-file index searches only the ``nprobe`` cells nearest each query. Near-duplicates sit
+much closer to each other than to anything else, so they almost always share a cell;
+``benchmarks/duplicates.py`` measures that recall against exact search.
 """
 
 from __future__ import annotations
@@ -14,27 +15,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-# Similarity entries computed per exact-search block (float32): bounds that step's memory to ~128 MB.
-_BLOCK_ELEMENTS = 1 << 25
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 65_536
 # faiss wants about this many training points per inverted-file cell.
 _TRAIN_PER_CELL = 40
+# 1.4826 * MAD estimates a normal distribution's standard deviation.
+_MAD_TO_SIGMA = 1.4826
+# Smallest spread a robust scale may have, in log-distance units (5%): when every image's nearest
+# neighbour is equally far (a colour ramp, flat frames), nothing is "improbably close" by a hair.
+_MIN_LOG_SCALE = 0.05
+# Distances are floored here before taking logs (pixel-different images can embed identically).
+_MIN_DISTANCE = 1e-4
 
 
 @dataclass(frozen=True)
-class Pairs:
-    """Unique pairs ``left[i] < right[i]`` of item indices with their similarity or distance."""
+class Neighbours:
+    """Each item's ``k`` nearest other items, nearest first: ``index`` (-1: none found) and ``value``
+    (cosine for embeddings, Hamming bits for hashes), and the search used ("exact" or "ivf")."""
 
-    left: np.ndarray
-    right: np.ndarray
+    index: np.ndarray
     value: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.left)
+    search: str
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -42,22 +44,6 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     unit = np.array(vectors, dtype=np.float32, order="C", copy=True)
     unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
     return unit
-
-
-def _top_k_pairs(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, top_k: int, largest: bool) -> Pairs:
-    """Keep each row's ``top_k`` best hits (self-hits dropped), then deduplicate as unordered pairs."""
-    keep = rows != cols
-    rows, cols, values = rows[keep], cols[keep], values[keep]
-    order = np.lexsort((-values if largest else values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    if len(rows):
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
-        keep = rank < top_k
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-    left, right = np.minimum(rows, cols), np.maximum(rows, cols)
-    _, first = np.unique(left.astype(np.int64) * (int(right.max(initial=0)) + 1) + right, return_index=True)
-    return Pairs(left[first].astype(np.int64), right[first].astype(np.int64), values[first])
 
 
 def _inverted_file_cells(count: int) -> int:
@@ -73,100 +59,136 @@ def _training_sample(data: np.ndarray, cells: int, seed: int) -> np.ndarray:
     return data[np.sort(pick)]
 
 
-def cosine_pairs_exact(unit: np.ndarray, threshold: float, top_k: int) -> Pairs:
-    """Exact: every row against every row in blocks, hits ``>= threshold``, best ``top_k`` per row."""
-    count = len(unit)
-    block = max(1, _BLOCK_ELEMENTS // max(count, 1))
-    rows, cols, values = [], [], []
-    for start in range(0, count, block):
-        similarity = unit[start : start + block] @ unit.T
-        hit_rows, hit_cols = np.nonzero(similarity >= threshold)
-        rows.append(hit_rows + start)
-        cols.append(hit_cols)
-        values.append(similarity[hit_rows, hit_cols])
-    if not rows:
-        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return _top_k_pairs(np.concatenate(rows), np.concatenate(cols), np.concatenate(values), top_k, True)
+def _search(index: Any, queries: np.ndarray, k: int, search: str) -> Neighbours:
+    """Search every item for ``k`` + 1 neighbours and drop itself (or, if absent, the farthest)."""
+    count = len(queries)
+    found_index = np.full((count, k), -1, dtype=np.int64)
+    found_value = np.zeros((count, k), dtype=np.float64)
+    for start in range(0, count, _QUERY_BATCH):
+        values, found = index.search(queries[start : start + _QUERY_BATCH], k + 1)
+        rows = np.arange(start, start + len(found))[:, None]
+        keep = found != rows
+        keep &= np.cumsum(keep, axis=1) <= k
+        found_index[start : start + len(found)] = found[keep].reshape(len(found), k)
+        found_value[start : start + len(found)] = values[keep].reshape(len(found), k)
+    return Neighbours(found_index, found_value, search)
 
 
-def cosine_pairs_ivf(unit: np.ndarray, threshold: float, top_k: int, nprobe: int, seed: int = 0) -> Pairs:
-    """Approximate: a faiss IVF-Flat index (inner product) searched ``nprobe`` cells per query."""
-    import faiss  # imported on use: faiss loads slowly and only approximate search needs it
+def cosine_neighbours(unit: np.ndarray, k: int, exact_max: int, nprobe: int, seed: int = 0) -> Neighbours:
+    """Each unit row's ``k`` nearest rows by cosine: exact up to ``exact_max`` rows, faiss IVF-Flat beyond."""
+    import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
 
     count, dim = unit.shape
-    cells = _inverted_file_cells(count)
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, cells, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
-    index.train(_training_sample(unit, cells, seed))
+    k = min(k, count - 1)
+    index: Any
+    if count <= exact_max:
+        index, search = faiss.IndexFlatIP(dim), "exact"
+    else:
+        cells = _inverted_file_cells(count)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.train(_training_sample(unit, cells, seed))
+        index.nprobe = min(nprobe, cells)
+        search = "ivf"
     index.add(unit)
-    index.nprobe = min(nprobe, cells)
-    return _search_batches(index, unit, threshold, top_k, largest=True)
+    return _search(index, unit, k, search)
 
 
-def _search_batches(index: Any, queries: np.ndarray, limit: float, top_k: int, largest: bool) -> Pairs:
-    """Search every item for its ``top_k`` + 1 neighbours (one is itself) and keep those within ``limit``."""
-    k = min(top_k + 1, len(queries))
-    rows, cols, values = [], [], []
-    for start in range(0, len(queries), _QUERY_BATCH):
-        found_values, found = index.search(queries[start : start + _QUERY_BATCH], k)
-        passing = (found >= 0) & (found_values >= limit if largest else found_values <= limit)
-        hit_rows, hit_cols = np.nonzero(passing)
-        rows.append(hit_rows + start)
-        cols.append(found[hit_rows, hit_cols])
-        values.append(found_values[hit_rows, hit_cols])
-    return _top_k_pairs(np.concatenate(rows), np.concatenate(cols), np.concatenate(values), top_k, largest)
-
-
-def cosine_pairs(
-    vectors: np.ndarray, threshold: float, top_k: int, exact_max: int, nprobe: int
-) -> tuple[Pairs, str]:
-    """Pairs with cosine ``>= threshold`` (top ``top_k`` per item) and the search used ("exact"/"ivf")."""
-    unit = unit_rows(vectors)
-    if len(unit) < 2:
-        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)), "exact"
-    if len(unit) <= exact_max:
-        return cosine_pairs_exact(unit, threshold, top_k), "exact"
-    return cosine_pairs_ivf(unit, threshold, top_k, nprobe), "ivf"
-
-
-def hex_codes(hashes: list[str]) -> np.ndarray:
-    """Equal-length hex hash strings -> (n, bytes) uint8 array, the layout faiss binary indexes take."""
-    return np.frombuffer(b"".join(bytes.fromhex(value) for value in hashes), dtype=np.uint8).reshape(
-        len(hashes), -1
-    )
-
-
-def hamming_pairs(codes: np.ndarray, max_distance: int, top_k: int, exact_max: int, nprobe: int) -> Pairs:
-    """Pairs of binary codes at most ``max_distance`` bits apart (top ``top_k`` per item).
-
-    Exact (a flat binary index) up to ``exact_max`` codes, a binary inverted-file index beyond.
-    """
-    import faiss  # imported on use: faiss loads slowly and only approximate search needs it
+def hamming_neighbours(codes: np.ndarray, k: int, exact_max: int, nprobe: int) -> Neighbours:
+    """Each binary code's ``k`` nearest codes by Hamming distance: exact up to ``exact_max``, binary IVF beyond."""
+    import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
 
     count, width = codes.shape
-    if count < 2:
-        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
+    k = min(k, count - 1)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     bits = width * 8
     index: Any
     if count <= exact_max:
-        index = faiss.IndexBinaryFlat(bits)
+        index, search = faiss.IndexBinaryFlat(bits), "exact"
     else:
         cells = _inverted_file_cells(count)
         index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, cells)
         index.cp.seed = 0
         index.train(_training_sample(codes, cells, 0))
         index.nprobe = min(nprobe, cells)
+        search = "ivf"
     index.add(codes)
-    return _search_batches(index, codes, max_distance, top_k, largest=False)
+    return _search(index, codes, k, search)
 
 
-def components(count: int, pairs: list[Pairs]) -> np.ndarray:
-    """Connected-component label per item over the union of all pairs (union-find, done by scipy)."""
+def chord_distance(cosine: np.ndarray) -> np.ndarray:
+    """Euclidean distance between unit vectors, ``sqrt(2 - 2 cos)``: proportional to the angle for close
+    pairs, so ratios of distances mean the same at any scale (``1 - cos`` would square them)."""
+    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(cosine, dtype=np.float64), 0.0, None))
 
-    left = np.concatenate([p.left for p in pairs]) if pairs else np.zeros(0, np.int64)
-    right = np.concatenate([p.right for p in pairs]) if pairs else np.zeros(0, np.int64)
-    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(count, count))
-    _, labels = connected_components(graph, directed=False)
-    return np.asarray(labels, dtype=np.int64)
+
+def robust_centre_scale(values: np.ndarray) -> tuple[float, float]:
+    """Median and 1.4826 * MAD (a standard deviation that a minority of outliers cannot move)."""
+    centre = float(np.median(values))
+    return centre, max(_MAD_TO_SIGMA * float(np.median(np.abs(values - centre))), _MIN_LOG_SCALE)
+
+
+@dataclass(frozen=True)
+class NeighbourNull:
+    """How close an image's nearest *unrelated* neighbour is in this dataset, for one distance.
+
+    Two robust z-scores judge a pair at distance ``d`` (larger: more surprising):
+
+    - global: ``log d`` against the median and MAD of every image's nearest-neighbour log distance.
+      Most images have no copy, so this is the distribution of the closest unrelated pair an image has;
+      a copy sits far below it.
+    - local: ``log(d / reference)`` against the same statistics of ``log(d1 / reference)``, where an
+      image's reference is its ``reference_rank``-th nearest neighbour, not counting neighbours that
+      already pass the global test (so a burst of several copies does not hide itself). A copy stands
+      out from the image's own neighbourhood; a look-alike in a crowd of look-alikes does not.
+    """
+
+    centre: float
+    scale: float
+    ratio_centre: float
+    ratio_scale: float
+    reference: np.ndarray
+    global_min_z: float
+
+    @classmethod
+    def fit(cls, distances: np.ndarray, reference_rank: int, global_min_z: float) -> NeighbourNull:
+        """``distances``: (n, k) sorted distances to each item's nearest neighbours (NaN: none)."""
+        logs = np.log(np.maximum(distances, _MIN_DISTANCE))
+        nearest = logs[:, 0]
+        centre, scale = robust_centre_scale(nearest[np.isfinite(nearest)])
+        passing = np.isfinite(logs) & ((centre - logs) / scale >= global_min_z)
+        width = logs.shape[1]
+        rank = np.minimum(reference_rank - 1 + passing.sum(axis=1), width - 1)
+        reference = logs[np.arange(len(logs)), rank]
+        missing = ~np.isfinite(reference)
+        # An item with fewer neighbours than that (IVF misses) uses its farthest one found.
+        if missing.any():
+            last = np.where(np.isfinite(logs), logs, -np.inf).max(axis=1)
+            reference[missing] = last[missing]
+        ratios = nearest - reference
+        ratio_centre, ratio_scale = robust_centre_scale(ratios[np.isfinite(ratios)])
+        return cls(centre, scale, ratio_centre, ratio_scale, reference, global_min_z)
+
+    def z_global(self, distance: np.ndarray) -> np.ndarray:
+        return np.asarray((self.centre - np.log(np.maximum(distance, _MIN_DISTANCE))) / self.scale)
+
+    def z_local(self, distance: np.ndarray, item: np.ndarray) -> np.ndarray:
+        ratio = np.log(np.maximum(distance, _MIN_DISTANCE)) - self.reference[item]
+        return np.asarray((self.ratio_centre - ratio) / self.ratio_scale)
+
+    def max_distance(self, min_z: float) -> float:
+        """The largest distance with a global z of at least ``min_z`` (for run.json)."""
+        return float(np.exp(self.centre - min_z * self.scale))
+
+    def max_ratio(self, min_z: float) -> float:
+        """The largest ``d / reference`` with a local z of at least ``min_z`` (for run.json)."""
+        return float(np.exp(self.ratio_centre - min_z * self.ratio_scale))
+
+
+def hex_codes(hashes: list[str]) -> np.ndarray:
+    """Equal-length hex hash strings -> (n, bytes) uint8 array, the layout faiss binary indexes take."""
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.uint8)
+    return np.frombuffer(b"".join(bytes.fromhex(value) for value in hashes), dtype=np.uint8).reshape(
+        len(hashes), -1
+    )

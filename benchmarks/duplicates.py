@@ -3,6 +3,7 @@
     python benchmarks/duplicates.py                       # both parts, scale at 100k and 1M
     python benchmarks/duplicates.py --part quality --images 400
     python benchmarks/duplicates.py --part scale --sizes 20000,100000
+    python benchmarks/duplicates.py --part collections --collections /work/bench-data/digits,/work/bench-data/photos
 
 (a) quality: photo-like procedural images (gradients, low-frequency texture, random shapes, noise,
 blur) in train/val/test with planted copies -- byte-exact, JPEG q70 re-encodes, 5-10% resizes, +-15%
@@ -10,10 +11,17 @@ brightness, 2-px shifts (a 2-px crop) -- within and across splits. Runs ``audit 
 encoder) and cleanvision's exact/near duplicate checks on the same folder, and prints precision and
 recall over planted pairs. A second variant adds one truncated JPEG: we report it, cleanvision stops.
 
+(c) collections: folders built by ``benchmarks/collections.py`` (real photos, scikit-learn digits, generated
+shapes; ground truth in each folder's planted.json) scanned with ``--checks duplicates`` and the built-in
+encoder, and with ``--encoder precomputed`` when ``<folder>.cnn.parquet`` (real-CNN vectors) lies beside the
+folder. Prints pair precision/recall over planted copies, recall per transform, leaks found, and groups
+mixing labels that no planted pair explains.
+
 (b) scale: synthetic clustered 512-d embeddings with 1% planted near-duplicates (cosine ~0.97-0.99),
-grouped with the check's own neighbour search and union-find at each size, each size in a fresh
-process so its peak memory (max RSS) is its own. Reports time, memory, recall of planted pairs and
-recall of the approximate index against exact search (all pairs where N allows, else sampled queries).
+grouped by the duplicates check itself (neighbour search, data-relative tests, complete linkage) at
+each size, each size in a fresh process so its peak memory (max RSS) is its own. Reports time, memory,
+precision and recall of planted pairs, and (where N allows) the inverted-file result's recall of the
+pairs the exact search finds.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
@@ -38,7 +47,6 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 SPLITS = ("train", "val", "test")
 CLASSES = ("alpha", "beta", "gamma", "delta")
 TRANSFORMS = ("byte_copy", "jpeg_q70", "resize", "brightness", "shift_2px")
-THRESHOLD = 0.95  # scale part: cosine threshold (CLIP-like)
 DIM = 512
 
 
@@ -269,47 +277,52 @@ def synthetic_embeddings(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return vectors, np.stack([sources, np.arange(base, count)], axis=1)
 
 
-def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:
-    from auditor.checks.duplicates import DuplicatesParams
-    from auditor.similarity import components, cosine_pairs, cosine_pairs_exact, unit_rows
+def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[int, int]], str]:
+    """Run the duplicates check itself on bare vectors (no hashes); returns its pairs and search."""
+    import pandas as pd
 
-    params = DuplicatesParams()
+    from auditor.checks.base import CheckContext
+    from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
+    from auditor.config import AuditConfig
+    from auditor.encoder_facts import EncoderInfo
+
+    count = len(vectors)
+    ids = [f"{i}" for i in range(count)]
+    images = pd.DataFrame({"path": ids, "label": None, "split": None, "sha256": ids, "readable": True,
+                           "pixel_sha256": ids, "phash": None, "dhash": None, "embedding_row": np.arange(count)})
+    ctx = CheckContext(images=images, embeddings=vectors, classes=[], splits=[], empty_classes={},
+                       encoder=EncoderInfo("precomputed", "precomputed", "bench", vectors.shape[1], True),
+                       config=AuditConfig())
+    result = DuplicatesCheck(DuplicatesParams(exact_max_images=exact_max)).run(ctx)
+    members: dict[int, list[int]] = {}
+    for finding in result.findings:
+        assert finding.group_id is not None and finding.path is not None
+        members.setdefault(finding.group_id, []).append(int(finding.path))
+    pairs = {(min(a, b), max(a, b)) for group in members.values() for a, b in itertools.combinations(group, 2)}
+    return pairs, str(result.summary["semantic"]["search"])
+
+
+def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:
+    """The check end to end (neighbour search, data-relative tests, complete linkage) at one size."""
+    from auditor.checks.duplicates import DuplicatesParams
+
     vectors, planted = synthetic_embeddings(count, seed)
     started = time.perf_counter()
-    pairs, search = cosine_pairs(vectors, THRESHOLD, params.top_k, params.exact_max_images, params.ann_nprobe)
-    labels = components(count, [pairs])
+    found, search = _check_on_vectors(vectors, DuplicatesParams().exact_max_images)
     elapsed = time.perf_counter() - started
-    # Peak memory of generating the data and grouping it, before the recall measurement adds its own.
+    # Peak memory of generating the data and grouping it, before the exact comparison adds its own.
     grouping_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    truth = {(min(a, b), max(a, b)) for a, b in planted.tolist()}
     result: dict[str, object] = {
-        "n": count, "search": search, "seconds": elapsed, "pairs": len(pairs),
-        "groups": int((np.bincount(labels) >= 2).sum()),
-        "planted_recall": float(np.mean(labels[planted[:, 0]] == labels[planted[:, 1]])),
+        "n": count, "search": search, "seconds": elapsed, "pairs": len(found),
+        "planted_recall": len(found & truth) / len(truth),
+        "precision": len(found & truth) / max(len(found), 1),
     }
-    found = set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
-    unit = unit_rows(vectors)
-    if exact_all:
+    if exact_all and search != "exact":
         started = time.perf_counter()
-        exact = cosine_pairs_exact(unit, THRESHOLD, params.top_k)
+        exact, _ = _check_on_vectors(vectors, count)
         result["exact_seconds"] = time.perf_counter() - started
-        truth = set(zip(exact.left.tolist(), exact.right.tolist(), strict=True))
-        result["recall_vs_exact"] = len(found & truth) / max(len(truth), 1)
-        result["recall_basis"] = f"all {len(truth)} exact pairs"
-    else:
-        # Half the queries are planted copies, so the exact truth holds enough pairs to measure recall.
-        rng = np.random.default_rng(seed + 1)
-        copies = rng.choice(planted[:, 1], size=min(1000, len(planted)), replace=False)
-        queries = np.unique(np.concatenate([rng.choice(count, size=1000, replace=False), copies]))
-        truth = set()
-        for start in range(0, len(queries), 250):
-            block = queries[start : start + 250]
-            similarity = unit[block] @ unit.T
-            similarity[np.arange(len(block)), block] = -1.0
-            best = np.argpartition(-similarity, params.top_k, axis=1)[:, : params.top_k]
-            for q, row, sims in zip(block, best, np.take_along_axis(similarity, best, 1), strict=True):
-                truth.update((min(q, j), max(q, j)) for j, s in zip(row, sims, strict=True) if s >= THRESHOLD)
-        result["recall_vs_exact"] = len(found & truth) / max(len(truth), 1)
-        result["recall_basis"] = f"{len(truth)} exact pairs of {len(queries)} sampled queries"
+        result["recall_vs_exact"] = len(found & exact) / max(len(exact), 1)
     result["peak_rss_mb"] = grouping_rss
     return result
 
@@ -317,22 +330,84 @@ def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:
 def scale(sizes: list[int], seed: int) -> None:
     import faiss
 
-    print(f"\n(b) scale: {DIM}-d clustered embeddings, 1% planted near-copies, cosine >= {THRESHOLD}, "
+    print(f"\n(b) scale: {DIM}-d clustered embeddings, 1% planted near-copies, the duplicates check end to end, "
           f"faiss threads {faiss.omp_get_max_threads()}")
-    print(f"{'N':>9}{'search':>8}{'group s':>9}{'pairs':>9}{'planted recall':>16}{'recall vs exact':>17}"
-          f"{'peak RSS MB':>13}  basis")
+    print(f"{'N':>9}{'search':>8}{'check s':>9}{'pairs':>9}{'precision':>11}{'planted recall':>16}"
+          f"{'vs exact':>10}{'peak RSS MB':>13}")
     for count in sizes:
         command = [sys.executable, __file__, "--scale-one", str(count), "--seed", str(seed)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         r = json.loads(output.strip().splitlines()[-1])
+        versus = f"{r['recall_vs_exact']:.3f}" if "recall_vs_exact" in r else "-"
         extra = f" (exact search {r['exact_seconds']:.1f} s)" if "exact_seconds" in r else ""
-        print(f"{r['n']:>9}{r['search']:>8}{r['seconds']:>9.1f}{r['pairs']:>9}{r['planted_recall']:>16.3f}"
-              f"{r['recall_vs_exact']:>17.3f}{r['peak_rss_mb']:>13.0f}  {r['recall_basis']}{extra}")
+        print(f"{r['n']:>9}{r['search']:>8}{r['seconds']:>9.1f}{r['pairs']:>9}{r['precision']:>11.3f}"
+              f"{r['planted_recall']:>16.3f}{versus:>10}{r['peak_rss_mb']:>13.0f}{extra}")
+
+
+# ----------------------------------------------------------------------------- (c) collections
+
+
+def collection_truth(planted: dict[str, Any]) -> set[frozenset[str]]:
+    """Every pair within a planted copy family (an original and all its copies, plus natural copies)."""
+    pairs = [(c["original"], c["copy"]) for c in planted["copies"]]
+    pairs += [(group[0], other) for group in planted.get("natural_copies", []) for other in group[1:]]
+    families: dict[str, set[str]] = {}
+    for a, b in pairs:
+        merged = families.get(a, {a}) | families.get(b, {b})
+        for member in merged:
+            families[member] = merged
+    return {frozenset(p) for family in map(frozenset, families.values())
+            for p in itertools.combinations(sorted(family), 2)}
+
+
+def collection_one(root: Path, work: Path, encoder_args: list[str], label: str) -> None:
+    import pandas as pd
+
+    planted = json.loads((root / "planted.json").read_text())
+    truth = collection_truth(planted)
+    out = work / f"{root.name}_{label}"
+    subprocess.run([sys.executable, "-m", "auditor", "scan", str(root), "--out", str(out), "--checks", "duplicates",
+                    "--cache-dir", str(work / "cache"), "--quiet", *encoder_args], check=True, capture_output=True)
+    findings = pd.read_parquet(out / "findings.parquet")
+    findings = findings[findings["check"].isin(["split_leakage", "exact_duplicate", "near_duplicate"])]
+    found: set[frozenset[str]] = set()
+    leaks: set[frozenset[str]] = set()
+    mixed = largest = 0
+    for (kind, _), group in findings.groupby(["check", "group_id"]):
+        pairs = {frozenset(p) for p in itertools.combinations(sorted(group["path"]), 2)}
+        found |= pairs
+        leaks |= pairs if kind == "split_leakage" else set()
+        mixed += group["label"].nunique() > 1 and not pairs & truth
+        largest = max(largest, len(group))
+    precision, recall = precision_recall(found, truth)
+    leak_truth = {frozenset((c["original"], c["copy"])) for c in planted["copies"] if c["cross_split"]}
+    per_transform: dict[str, list[int]] = {}
+    for copy in planted["copies"]:
+        hits = per_transform.setdefault(copy["transform"], [0, 0])
+        hits[0] += frozenset((copy["original"], copy["copy"])) in found
+        hits[1] += 1
+    transforms = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in per_transform.items())
+    print(f"{root.name:<10}{label:<12}{precision:>10.3f}{recall:>8.3f}{len(found):>7}{len(truth):>7}"
+          f"{f'{len(leaks & leak_truth)}/{len(leak_truth)}':>7}{len(leaks - truth):>11}{mixed:>7}{largest:>8}  "
+          f"{transforms}")
+
+
+def collections(folders: list[Path]) -> None:
+    print("\n(c) collections: pair precision/recall of duplicate + leakage groups over planted copies")
+    print(f"{'folder':<10}{'encoder':<12}{'precision':>10}{'recall':>8}{'pairs':>7}{'truth':>7}{'leaks':>7}"
+          f"{'false leak':>11}{'mixed':>7}{'largest':>8}  recall per transform")
+    with tempfile.TemporaryDirectory(prefix="dup_collections_") as tmp:
+        for root in folders:
+            collection_one(root, Path(tmp), ["--encoder", "builtin"], "builtin")
+            vectors = root.with_name(f"{root.name}.cnn.parquet")
+            if vectors.exists():
+                collection_one(root, Path(tmp), ["--encoder", "precomputed", "--embeddings", str(vectors)], "cnn")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["quality", "scale", "all"], default="all")
+    parser.add_argument("--part", choices=["quality", "scale", "collections", "all"], default="all")
+    parser.add_argument("--collections", default="", help="comma-separated collection folders for part (c)")
     parser.add_argument("--images", type=int, default=400, help="distinct pictures in the quality folder")
     parser.add_argument("--copies", type=int, default=150, help="planted copies in the quality folder")
     parser.add_argument("--sizes", default="100000,1000000",
@@ -350,6 +425,8 @@ def main() -> None:
         quality(args.images, args.copies, args.seed)
     if args.part in ("scale", "all"):
         scale([int(s) for s in args.sizes.split(",")], args.seed)
+    if args.part in ("collections", "all") and args.collections:
+        collections([Path(folder) for folder in args.collections.split(",")])
 
 
 if __name__ == "__main__":

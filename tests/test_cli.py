@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,11 @@ import pytest
 from tests.conftest import write_class_folder
 
 
-def audit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=300)
+def audit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_version() -> None:
@@ -78,3 +82,45 @@ def test_usage_and_input_errors_exit_2(tmp_path: Path, args: list[str], message:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_errors_name_their_origin_and_suggest_the_near_miss(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=2)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[encoder]\nbatchsize = 3\n", encoding="utf-8")
+    section = tmp_path / "section.toml"
+    section.write_text("[checks.label_erors]\n", encoding="utf-8")
+    cases = [
+        (["--config", str(typo)], ["encoder.batchsize", "did you mean 'batch_size'", str(typo)]),
+        (["--checks", "label_error"], ["in --checks", "did you mean 'label_errors'"]),
+        (["--config", str(section)], ["[checks.label_erors]", "did you mean 'label_errors'"]),
+        (["--batch-size", "0"], ["encoder.batch_size", "command-line option"]),
+        (["--encoder", "builtin", "--device", "cuda"], ["'cuda'", "CPU only"]),
+    ]
+    for extra, expected in cases:
+        done = audit("scan", str(data), "--out", str(tmp_path / "out"), *extra)
+        assert done.returncode == 2, (extra, done.stderr)
+        for text in expected:
+            assert text in done.stderr, (extra, text, done.stderr)
+        assert "Traceback" not in done.stderr
+
+
+def test_quiet_still_warns_and_gate_names_encoder_and_what_broke(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (data / "circle" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    done = audit("scan", str(data), "--out", str(out), "--encoder", "auto", "--quiet", "--workers", "0",
+                  env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert any("fell back" in line or "builtin" in line for line in warnings), done.stderr
+    gate = audit("gate", str(out))
+    assert gate.returncode == 1
+    assert "encoder: builtin:" in gate.stdout
+    last = gate.stdout.strip().splitlines()[-1]
+    assert last.startswith("gate FAILED: 1 of ") and "1 finding to fix" in last, last
+    markdown = audit("gate", str(out), "--format", "markdown").stdout
+    assert "Encoder: `builtin:" in markdown and "1 finding to fix" in markdown

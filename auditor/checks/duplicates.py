@@ -1,30 +1,36 @@
 """Exact, perceptual and semantic duplicates, grouped; groups that span splits are train/test leakage.
 
-Three methods propose pairs of images, and union-find joins them into groups:
+Identical files (sha256) and identical decoded pixels (a re-saved file) are copies by definition. For
+every other pair the check asks the data, not a fixed number, whether the two are closer than
+unrelated images get. Two distances are judged the same way: embedding cosine (as the chord distance
+``sqrt(2 - 2 cos)``) and perceptual hashes (pHash + dHash Hamming bits). For each, ``NeighbourNull``
+fits this dataset's nearest-neighbour distances and a pair must pass both
 
-- exact: the same bytes (sha256) or the same decoded pixels (a re-saved file);
-- perceptual: pHash and dHash both within a Hamming distance (robust to resizing, JPEG recompression,
-  small brightness changes and 2-px shifts). Hashes are grey and coarse -- simple distinct pictures
-  and differently coloured flat frames can share them -- so a pair must also reach an embedding
-  cosine: a high one (``perceptual_min_cosine``) when the hashes are merely close, a lower one
-  (``close_hash_min_cosine``) when both are within ``close_hash_max_distance`` bits. Near-flat
-  images, whose hashes carry almost no bits, are left to the other methods;
-- semantic: embedding cosine at or above a threshold that depends on the encoder, among each image's
-  ``top_k`` nearest neighbours. It favours precision: the built-in descriptor sees appearance only, so
-  its threshold is high; CLIP separates distinct photos of one subject better. An untrained CLIP model
-  (random weights) gives meaningless cosines, so the semantic method is skipped for it.
+- the global test: its distance lies ``global_min_z`` robust standard deviations below the median
+  nearest-neighbour distance of the dataset (improbable for the closest *unrelated* pair an image has);
+- the local test: its distance, relative to each image's ``reference_neighbour``-th neighbour, lies
+  ``local_min_z`` robust standard deviations below the dataset's usual such ratio (the pair stands out
+  from both images' own neighbourhoods; a look-alike in a crowd of look-alikes does not).
 
-A group whose members lie in two or more splits yields a ``split_leakage`` finding (error) for every
-member; otherwise every member gets ``exact_duplicate`` (all members pixel-identical) or
-``near_duplicate`` (warnings). Copies under different labels are reported here with their labels;
-turning them into label conflicts is the label-error check's job (``CheckContext.exact_copy_groups``).
+So thresholds follow the encoder and the dataset with no per-encoder constant; run.json records the
+ones derived. Near-flat images, whose hashes carry almost no bits, are left to the other methods.
+
+Groups do not chain: pairs are merged strongest first, and two groups join only when every cross pair
+passes (complete linkage), so each reported group is mutually close. The evidence tier sets score and
+severity: identical bytes or pixels, then hash and embedding agreeing, then one method alone.
+
+A group whose members lie in two or more splits yields a ``split_leakage`` finding for every member;
+otherwise every member gets ``exact_duplicate`` (all members pixel-identical) or ``near_duplicate``.
+Copies under different labels are reported here with their labels; turning them into label conflicts
+is the label-error check's job (``CheckContext.exact_copy_groups``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,35 +38,53 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.findings import Finding, FindingKind, Severity
-from auditor.similarity import Pairs, components, cosine_pairs, hamming_pairs, hex_codes, unit_rows
+from auditor.similarity import (
+    NeighbourNull,
+    chord_distance,
+    cosine_neighbours,
+    hamming_neighbours,
+    hex_codes,
+    unit_rows,
+)
 
 _HASH_BITS = 64
+# Pairs whose distances are computed at once (bounds the gathered vectors' memory).
+_PAIR_BATCH = 1 << 16
 METHODS = ("sha256", "pixels", "perceptual", "semantic")
+NEAR_METHODS = ("perceptual", "semantic")
 _IDENTICAL: dict[tuple[str, ...], str] = {("sha256",): "identical bytes", ("pixels",): "identical pixels"}
+# Evidence tiers: how many independent methods vouch for a pair (identical content outranks both).
+_TIER_IDENTICAL = 3
+_TIER_NAMES = {_TIER_IDENTICAL: "identical", 2: "hash+embedding", 1: "one method"}
 
 
 class DuplicatesParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # Perceptual pairs: pHash Hamming distance (of 64 bits) at most this...
-    phash_max_distance: int = Field(10, ge=0, le=_HASH_BITS)
-    # ...and dHash Hamming distance at most this...
-    dhash_max_distance: int = Field(10, ge=0, le=_HASH_BITS)
-    # ...and embedding cosine at least this, when both images are embedded: hashes are grey and coarse,
-    # so simple distinct pictures (one shape on a plain background) can share them.
-    perceptual_min_cosine: float = Field(0.95, ge=-1.0, le=1.0)
-    # Both hashes within this distance are near-certain copies and need only ``close_hash_min_cosine``
-    # (a brightened copy of a flat-coloured picture can lose much of the built-in descriptor's cosine).
-    close_hash_max_distance: int = Field(4, ge=0, le=_HASH_BITS)
-    close_hash_min_cosine: float = Field(0.8, ge=-1.0, le=1.0)
+    # Global test: a pair's distance must lie this many robust standard deviations (1.4826 MAD of log
+    # distance) below the dataset's median nearest-neighbour distance.
+    global_min_z: float = 1.5
+    # Local test: the pair's distance over each image's reference-neighbour distance must lie this many
+    # robust standard deviations below the dataset's median such ratio.
+    local_min_z: float = 3.5
+    # An image's neighbourhood scale is its distance to this nearest neighbour (neighbours that already
+    # pass the global test are skipped, so a burst of copies does not hide itself).
+    reference_neighbour: int = Field(5, ge=2, le=100)
+    # A pair only one method vouches for (hash and embedding disagree, or only one can judge it) must
+    # pass both tests by this many more robust standard deviations: one witness needs more conviction.
+    single_method_extra_z: float = Field(2.0, ge=0.0)
+    # Explicit overrides of the global test: a fixed cosine floor for embedding pairs, and a fixed
+    # pHash + dHash Hamming bound (of 128 bits) for hash pairs. "auto": derived from the data.
+    min_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] | Literal["auto"] = "auto"
+    max_hash_distance: Annotated[int, Field(ge=0, le=2 * _HASH_BITS)] | Literal["auto"] = "auto"
+    # Fewer distinct images than this: too few to learn what "unrelated" looks like; only identical
+    # copies are reported.
+    min_images: int = Field(20, ge=3)
     # Images whose dHash has fewer than this many 1 bits (or 0 bits) are near-flat: no perceptual match.
     min_hash_bits: int = Field(4, ge=0, le=_HASH_BITS // 2)
-    # Semantic pairs: embedding cosine at least this, per encoder (see the module docstring).
+    # Semantic (embedding) method on or off; the perceptual one always runs.
     semantic: bool = True
-    semantic_min_cosine_builtin: float = Field(0.97, ge=-1.0, le=1.0)
-    semantic_min_cosine_clip: float = Field(0.96, ge=-1.0, le=1.0)
-    semantic_min_cosine_other: float = Field(0.97, ge=-1.0, le=1.0)
-    # Neighbours kept per image by the perceptual and semantic searches.
-    top_k: int = Field(10, ge=1, le=1000)
+    # Neighbours searched per image (at least reference_neighbour + the largest copy group expected).
+    top_k: int = Field(20, ge=2, le=1000)
     # Up to this many distinct images the searches are exact; beyond it, faiss inverted-file indexes.
     exact_max_images: int = Field(20_000, ge=2)
     # Cells of the inverted-file index searched per image (more: slower, higher recall).
@@ -68,20 +92,31 @@ class DuplicatesParams(BaseModel):
 
 
 @dataclass
-class _Edge:
-    """What is known about one pair of distinct-content images (representatives)."""
+class _Method:
+    """One distance (embedding or hash) over the distinct contents, with the null fitted to it."""
 
-    methods: set[str] = field(default_factory=set)
-    cosine: float | None = None
-    phash_distance: int | None = None
-    dhash_distance: int | None = None
+    name: str
+    has: np.ndarray  # bool per content: this method can judge it
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (left, right) content positions -> distances
+    null: NeighbourNull
+    local_min_z: float
+    fixed_max: float | None = None  # an explicit override of the global test
 
-    @property
-    def similarity(self) -> float:
-        """How sure the pair is a copy: the stronger of its cosine and its hash agreement (1 - bits/64)."""
-        hashes = (1.0 - max(self.phash_distance, self.dhash_distance or 0) / _HASH_BITS
-                  if self.phash_distance is not None else -1.0)
-        return max(self.cosine if self.cosine is not None else -1.0, hashes)
+    def evidence(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distance, evidence) per pair; evidence >= 0 passes both tests (NaN: not judged)."""
+        distance = np.full(len(left), np.nan)
+        both = self.has[left] & self.has[right]
+        judged = np.flatnonzero(both)
+        for start in range(0, len(judged), _PAIR_BATCH):
+            batch = judged[start : start + _PAIR_BATCH]
+            distance[batch] = self.distance(left[batch], right[batch])
+        if self.fixed_max is not None:
+            global_margin = np.where(distance <= self.fixed_max, np.inf, -np.inf)
+        else:
+            global_margin = self.null.z_global(distance) - self.null.global_min_z
+        local = np.minimum(self.null.z_local(distance, left), self.null.z_local(distance, right))
+        margin = np.minimum(global_margin, local - self.local_min_z)
+        return distance, np.where(both, margin, np.nan)
 
 
 def _no_groups(ctx: CheckContext) -> pd.Series:
@@ -93,14 +128,6 @@ def _pairs_within(group_sizes: pd.Series) -> int:
     return int((group_sizes * (group_sizes - 1) // 2).sum())
 
 
-def semantic_threshold(params: DuplicatesParams, encoder_name: str) -> float:
-    if encoder_name == "builtin":
-        return params.semantic_min_cosine_builtin
-    if encoder_name == "clip":
-        return params.semantic_min_cosine_clip
-    return params.semantic_min_cosine_other
-
-
 class DuplicatesCheck(Check[DuplicatesParams]):
     name = "duplicates"
     produces = frozenset({"split_leakage", "exact_duplicate", "near_duplicate"})
@@ -109,7 +136,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     kinds = {
         "split_leakage": FindingKind(
             "Leakage between splits",
-            "The same image in more than one split; each group is one image content.",
+            "Copies of one image (identical or near) in more than one split; each group is mutually close.",
             layout="groups", order=4,
         ),
         "exact_duplicate": FindingKind(
@@ -119,7 +146,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         ),
         "near_duplicate": FindingKind(
             "Near duplicates",
-            "Visually near-identical images (re-encoded, resized, slightly edited).",
+            "Re-encoded, resized, cropped or re-lit copies that stand out from the dataset's look-alikes.",
             layout="groups", order=6,
         ),
     }
@@ -128,167 +155,228 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         params = self.params
         rows = ctx.images[ctx.images["readable"] & ctx.images["pixel_sha256"].notna()].reset_index()
         summary: dict[str, Any] = {"pairs": dict.fromkeys(METHODS, 0)}
-        if len(rows) < 2:
-            summary.update(groups={"split_leakage": 0, "exact_duplicate": 0, "near_duplicate": 0},
-                           images_in_groups=0, label_conflict_groups=0)
-            return CheckResult([], columns={"duplicate_group": _no_groups(ctx)}, summary=summary)
-        # Exact pairs join each file to the first file of its content (a star); counted as all pairs.
-        exact_left: list[int] = []
-        exact_right: list[int] = []
-        for key in ("sha256", "pixel_sha256"):
-            for members in rows.groupby(key, sort=False).indices.values():
-                exact_left += [int(members[0])] * (len(members) - 1)
-                exact_right += [int(m) for m in members[1:]]
         byte_pairs = _pairs_within(rows.groupby("sha256", sort=False).size())
         summary["pairs"]["sha256"] = byte_pairs
-        pixel_pairs = _pairs_within(rows.groupby("pixel_sha256", sort=False).size())
-        summary["pairs"]["pixels"] = pixel_pairs - byte_pairs
+        summary["pairs"]["pixels"] = _pairs_within(rows.groupby("pixel_sha256", sort=False).size()) - byte_pairs
 
-        # Perceptual and semantic pairs between distinct contents: one representative per pixel content.
-        reps = rows.drop_duplicates("pixel_sha256")
-        rep_pos = reps.index.to_numpy()
-        edges, semantic_note = self._content_edges(ctx, reps, params)
-        for edge in edges.values():
-            for method in edge.methods:
-                summary["pairs"][method] += 1
-        pair_list = [Pairs(np.asarray(exact_left, np.int64), np.asarray(exact_right, np.int64),
-                           np.ones(len(exact_left)))]
-        if edges:
-            ends = np.array(list(edges), dtype=np.int64)
-            similarity = np.array([edge.similarity for edge in edges.values()])
-            pair_list.append(Pairs(rep_pos[ends[:, 0]], rep_pos[ends[:, 1]], similarity))
-        labels = components(len(rows), pair_list)
-        findings, group_column, group_counts, conflicts = self._findings(ctx, rows, reps, labels, edges)
+        # Near-duplicate methods judge distinct contents: one representative per pixel content.
+        reps = rows.drop_duplicates("pixel_sha256").reset_index(drop=True)
+        content_of_row = rows["pixel_sha256"].map({c: n for n, c in enumerate(reps["pixel_sha256"])}).to_numpy()
+        methods, notes, candidates = self._methods(ctx, reps, params)
+        clusters, accepted, dropped = self._complete_linkage(len(reps), candidates, methods)
+        for method in methods:
+            summary["pairs"][method.name] = accepted[method.name]
+        findings, group_column, group_counts, conflicts = self._findings(ctx, rows, content_of_row, clusters,
+                                                                         methods)
         summary.update(
             {
                 "groups": group_counts,
                 "images_in_groups": len(findings),
                 "label_conflict_groups": conflicts,
-                "semantic": semantic_note,
-                "perceptual": {
-                    "phash_max_distance": params.phash_max_distance,
-                    "dhash_max_distance": params.dhash_max_distance,
-                    "min_cosine": params.perceptual_min_cosine,
-                    "close_hash_max_distance": params.close_hash_max_distance,
-                    "close_hash_min_cosine": params.close_hash_min_cosine,
-                },
+                # Accepted pairs left out of every group because their groups were not mutually close.
+                "chain_links_dropped": dropped,
+                **notes,
             }
         )
         return CheckResult(findings, columns={"duplicate_group": group_column}, summary=summary)
 
-    def _content_edges(
+    def _methods(
         self, ctx: CheckContext, reps: pd.DataFrame, params: DuplicatesParams
-    ) -> tuple[dict[tuple[int, int], _Edge], dict[str, Any]]:
-        """Perceptual and semantic pairs, keyed by (i, j) positions in ``reps`` with i < j."""
-        edges: dict[tuple[int, int], _Edge] = defaultdict(_Edge)
-        embedding_rows = reps["embedding_row"].to_numpy()
-        embedded = embedding_rows >= 0
-        unit = np.zeros((len(reps), ctx.embeddings.shape[1] if ctx.embeddings.ndim == 2 else 0), np.float32)
-        if embedded.any():
-            unit[embedded] = unit_rows(ctx.embeddings[embedding_rows[embedded]])
+    ) -> tuple[list[_Method], dict[str, Any], np.ndarray]:
+        """The perceptual and semantic methods that can run, their run.json notes, and candidate pairs
+        ((m, 2) content positions, ``i < j``): neighbours either search found that pass its global test."""
+        methods: list[_Method] = []
+        notes: dict[str, Any] = {}
+        found_pairs: list[np.ndarray] = []
+        count = len(reps)
+        tests = {"global_min_z": params.global_min_z, "local_min_z": params.local_min_z,
+                 "reference_neighbour": params.reference_neighbour,
+                 "single_method_extra_z": params.single_method_extra_z}
 
+        def too_few(found: int, what: str) -> str | None:
+            if found >= params.min_images:
+                return None
+            return (f"needs at least {params.min_images} distinct {what} to learn how close unrelated images "
+                    f"are (found {found}); only identical copies are reported")
+
+        def add(name: str, where: np.ndarray, index: np.ndarray, distances: np.ndarray, search: str,
+                distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None,
+                note: dict[str, Any]) -> None:
+            distances = np.where(index >= 0, distances, np.nan)
+            null = NeighbourNull.fit(distances, params.reference_neighbour, params.global_min_z)
+            reference = np.full(count, np.nan)
+            reference[where] = null.reference
+            has = np.zeros(count, dtype=bool)
+            has[where] = True
+            null = NeighbourNull(null.centre, null.scale, null.ratio_centre, null.ratio_scale, reference,
+                                 null.global_min_z)
+            note.update(tests, images=len(where), search=search,
+                        median_nearest_distance=float(np.exp(null.centre)),
+                        max_distance=fixed_max if fixed_max is not None else null.max_distance(params.global_min_z),
+                        max_ratio=null.max_ratio(params.local_min_z))
+            methods.append(_Method(name, has, distance, null, params.local_min_z, fixed_max))
+            close = (distances <= fixed_max) if fixed_max is not None else \
+                (null.z_global(distances) >= params.global_min_z)
+            close &= index >= 0
+            rows, columns = np.nonzero(close)
+            ends = np.stack([where[rows], where[index[rows, columns]]], axis=1)
+            found_pairs.append(np.sort(ends, axis=1))
+
+        # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
         hashed = (reps["phash"].notna() & reps["dhash"].notna()).to_numpy()
-        if hashed.any():
-            where = np.flatnonzero(hashed)
-            dhash = hex_codes(reps["dhash"].to_numpy()[where].tolist())
-            ones = np.unpackbits(dhash, axis=1).sum(axis=1)
-            informative = (ones >= params.min_hash_bits) & (ones <= dhash.shape[1] * 8 - params.min_hash_bits)
-            where, dhash = where[informative], dhash[informative]
+        where = np.flatnonzero(hashed)
+        dhash = hex_codes(reps["dhash"].to_numpy()[where].tolist())
+        ones = np.unpackbits(dhash, axis=1).sum(axis=1) if len(where) else np.zeros(0, np.int64)
+        where = where[(ones >= params.min_hash_bits) & (ones <= _HASH_BITS - params.min_hash_bits)]
+        note: dict[str, Any] = {"distance": "pHash + dHash Hamming bits (of 128), plus 1"}
+        notes["perceptual"] = note
+        if (reason := too_few(len(where), "images with informative hashes")) is not None:
+            note["skipped"] = reason
+        else:
             phash = hex_codes(reps["phash"].to_numpy()[where].tolist())
-            found = hamming_pairs(phash, params.phash_max_distance, params.top_k, params.exact_max_images,
-                                  params.ann_nprobe)
-            dhash_distance = np.unpackbits(dhash[found.left] ^ dhash[found.right], axis=1).sum(axis=1)
-            candidates = zip(where[found.left], where[found.right], found.value, dhash_distance, strict=True)
-            for a, b, p_dist, d_dist in candidates:
-                cosine = float(unit[a] @ unit[b]) if embedded[a] and embedded[b] else None
-                close = max(p_dist, d_dist) <= params.close_hash_max_distance
-                needed = params.close_hash_min_cosine if close else params.perceptual_min_cosine
-                if d_dist > params.dhash_max_distance or (cosine is not None and cosine < needed):
-                    continue
-                edge = edges[(int(a), int(b))]
-                edge.methods.add("perceptual")
-                edge.cosine, edge.phash_distance, edge.dhash_distance = cosine, int(p_dist), int(d_dist)
+            codes = np.zeros((count, 2 * _HASH_BITS // 8), dtype=np.uint8)
+            codes[where] = np.concatenate([phash, hex_codes(reps["dhash"].to_numpy()[where].tolist())], axis=1)
+            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe)
 
-        threshold = semantic_threshold(params, ctx.encoder.name)
-        note: dict[str, Any] = {"encoder": ctx.encoder.name, "min_cosine": threshold}
+            def hash_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+                bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
+                return np.asarray(bits, dtype=np.float64) + 1.0
+
+            fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
+            add("perceptual", where, found.index, found.value + 1.0, found.search, hash_distance, fixed, note)
+            note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
+
+        # Semantic: embedding cosine, judged as the chord distance between unit vectors.
+        embedding_rows = reps["embedding_row"].to_numpy()
+        where = np.flatnonzero(embedding_rows >= 0)
+        note = {"encoder": ctx.encoder.name, "distance": "chord sqrt(2 - 2 cos)"}
+        notes["semantic"] = note
         if not params.semantic:
             note["skipped"] = "disabled in config"
         elif not ctx.encoder.trusted:
-            note["skipped"] = "the CLIP model is untrained (random weights), its cosines are meaningless"
-        elif embedded.sum() >= 2:
-            where = np.flatnonzero(embedded)
-            found, search = cosine_pairs(unit[where], threshold, params.top_k, params.exact_max_images,
-                                         params.ann_nprobe)
-            note["search"] = search
-            for a, b, cosine in zip(where[found.left], where[found.right], found.value, strict=True):
-                edge = edges[(int(a), int(b))]
-                edge.methods.add("semantic")
-                edge.cosine = float(cosine)
-        return dict(edges), note
+            note["skipped"] = "the CLIP model is untrained (random weights): nearness in its space means nothing"
+        elif (reason := too_few(len(where), "embedded images")) is not None:
+            note["skipped"] = reason
+        else:
+            unit = np.zeros((count, ctx.embeddings.shape[1]), np.float32)
+            unit[where] = unit_rows(ctx.embeddings[embedding_rows[where]])
+            found = cosine_neighbours(unit[where], params.top_k, params.exact_max_images, params.ann_nprobe)
+
+            def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+                return chord_distance(np.einsum("ij,ij->i", unit[left], unit[right]))
+
+            fixed = None if params.min_cosine == "auto" else float(chord_distance(np.array(params.min_cosine)))
+            add("semantic", where, found.index, chord_distance(found.value), found.search, embedding_distance,
+                fixed, note)
+            note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0
+        candidates = np.unique(np.concatenate(found_pairs), axis=0) if found_pairs else np.zeros((0, 2), np.int64)
+        return methods, notes, candidates.astype(np.int64)
+
+    def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                        dict[str, np.ndarray]]:
+        """Per pair: the evidence (>= 0: a copy; NaN: no method could judge), how many methods pass on
+        their own (the evidence tier), and each method's distance. The evidence is the best method's
+        margin over its tests, less ``single_method_extra_z`` unless two methods agree."""
+        params = self.params
+        evidence = np.full(len(left), np.nan)
+        tier = np.zeros(len(left), dtype=np.int64)
+        distances: dict[str, np.ndarray] = {}
+        for method in methods:
+            distances[method.name], margin = method.evidence(left, right)
+            evidence = np.fmax(evidence, margin)
+            tier += np.nan_to_num(margin, nan=-1.0) >= 0
+        return np.where(tier >= 2, evidence, evidence - params.single_method_extra_z), tier, distances
+
+    def _complete_linkage(
+        self, count: int, candidates: np.ndarray, methods: list[_Method]
+    ) -> tuple[list[list[int]], dict[str, int], int]:
+        """Mutually close groups of contents: accepted pairs merge strongest first, and two groups join
+        only if every cross pair is accepted. Returns the groups (2+), accepted pairs each method vouches
+        for, and the accepted pairs that ended up in different groups (links of a chain)."""
+        accepted_counts = {method.name: 0 for method in methods}
+        if not len(candidates) or not methods:
+            return [], accepted_counts, 0
+        pairs = candidates
+        evidence, _, _ = self._judge(methods, pairs[:, 0], pairs[:, 1])
+        keep = np.nan_to_num(evidence, nan=-1.0) >= 0
+        for method in methods:
+            margin = method.evidence(pairs[:, 0], pairs[:, 1])[1]
+            accepted_counts[method.name] = int((keep & (np.nan_to_num(margin, nan=-1.0) >= 0)).sum())
+        pairs, evidence = pairs[keep], evidence[keep]
+        group_of = np.arange(count)
+        members: dict[int, list[int]] = {}
+        dropped = 0
+        for a, b in pairs[np.argsort(-evidence, kind="stable")].tolist():
+            group_a, group_b = int(group_of[a]), int(group_of[b])
+            if group_a == group_b:
+                continue
+            side_a, side_b = members.get(group_a, [a]), members.get(group_b, [b])
+            cross, _, _ = self._judge(methods, np.repeat(side_a, len(side_b)), np.tile(side_b, len(side_a)))
+            if not (np.nan_to_num(cross, nan=-1.0) >= 0).all():
+                dropped += 1
+                continue
+            members[group_a] = side_a + side_b
+            members.pop(group_b, None)
+            group_of[side_b] = group_a
+        return sorted((sorted(m) for m in members.values()), key=lambda m: m[0]), accepted_counts, dropped
 
     def _findings(
         self,
         ctx: CheckContext,
         rows: pd.DataFrame,
-        reps: pd.DataFrame,
-        labels: np.ndarray,
-        edges: dict[tuple[int, int], _Edge],
+        content_of_row: np.ndarray,
+        clusters: list[list[int]],
+        methods: list[_Method],
     ) -> tuple[list[Finding], pd.Series, dict[str, int], int]:
-        """One finding per member of every group of two or more; group ids follow file order."""
-        rep_of_content = {content: n for n, content in enumerate(reps["pixel_sha256"])}
-        rep_row = reps.index.to_numpy()
-        # Each content's nearest other content: (similarity, other rep, edge).
-        nearest: dict[int, tuple[float, int, _Edge]] = {}
-        for (a, b), pair in edges.items():
-            for me, other in ((a, b), (b, a)):
-                if me not in nearest or pair.similarity > nearest[me][0]:
-                    nearest[me] = (pair.similarity, other, pair)
+        """One finding per member of every group of two or more files; group ids follow file order."""
+        cluster_of_content: dict[int, int] = {}
+        for n, contents in enumerate(clusters):
+            for content in contents:
+                cluster_of_content[content] = n
+        rows_by_group: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for position, content in enumerate(content_of_row.tolist()):
+            key = ("cluster", cluster_of_content[content]) if content in cluster_of_content else ("same", content)
+            rows_by_group[key].append(position)
+        groups = sorted((m for m in rows_by_group.values() if len(m) >= 2), key=lambda m: m[0])
 
         group_column = _no_groups(ctx)
         counts = {"split_leakage": 0, "exact_duplicate": 0, "near_duplicate": 0}
         conflicts = 0
         findings: list[Finding] = []
-        sizes = np.bincount(labels)
-        members_by_label: dict[int, list[int]] = defaultdict(list)
-        for item in np.flatnonzero(sizes[labels] >= 2):
-            members_by_label[int(labels[item])].append(int(item))
-        for group_id, members in enumerate(sorted(members_by_label.values(), key=lambda m: m[0])):
-            group = rows.loc[members]
-            splits = sorted({str(s) for s in group["split"].dropna()})
-            group_labels = sorted({str(s) for s in group["label"].dropna()})
+        grouped = sorted(m for members in groups for m in members)
+        columns = rows[["index", "path", "label", "split", "sha256"]].iloc[grouped].to_dict("records")
+        records = {m: {key: plain(value) for key, value in record.items()}
+                   for m, record in zip(grouped, columns, strict=True)}
+        for group_id, members in enumerate(groups):
+            splits = sorted({str(records[m]["split"]) for m in members if records[m]["split"] is not None})
+            group_labels = sorted({str(records[m]["label"]) for m in members if records[m]["label"] is not None})
+            contents = sorted(set(content_of_row[members].tolist()))
+            partner, tier = self._partners(methods, contents)
+            strong = tier >= 2
             if len(splits) >= 2:
-                kind, severity = "split_leakage", Severity.ERROR
-            elif group["pixel_sha256"].nunique() == 1:
+                kind, severity = "split_leakage", Severity.ERROR if strong else Severity.WARNING
+            elif len(contents) == 1:
                 kind, severity = "exact_duplicate", Severity.WARNING
             else:
-                kind, severity = "near_duplicate", Severity.WARNING
+                kind, severity = "near_duplicate", Severity.WARNING if strong else Severity.INFO
             counts[kind] += 1
             conflicts += len(group_labels) >= 2
-            group_methods: set[str] = set()
-            partners = {}
             for position in members:
-                partners[position] = self._partner(rows, position, group, rep_of_content, rep_row, nearest)
-                group_methods.update(partners[position][2])
-            for position in members:
-                row = rows.loc[position]
-                other, similarity, methods, edge = partners[position]
+                row = records[position]
+                other, score, used, details = self._partner_of(records, position, members, content_of_row, partner)
                 group_column.at[row["index"]] = group_id
-                other_path = str(rows.at[other, "path"])
-                how = _IDENTICAL.get(tuple(methods), f"similarity {similarity:.3f}, {'+'.join(methods)}")
+                other_path = str(records[other]["path"])
+                how = details.pop("how", None)
+                how = _IDENTICAL.get(tuple(used)) or f"{how}, {'+'.join(used)}"
                 where = f", splits {', '.join(splits)}" if kind == "split_leakage" else ""
-                details: dict[str, Any] = {
-                    "similarity": similarity,
-                    "methods": methods,
-                    "group_methods": sorted(group_methods),
+                details.update({
+                    "methods": used,
+                    "group_evidence": _TIER_NAMES[tier],
                     "group_size": len(members),
                     "splits": splits,
                     "labels": group_labels,
                     "labels_differ": len(group_labels) >= 2,
-                }
-                if edge is not None:
-                    details["cosine"] = edge.cosine
-                    details["phash_distance"] = edge.phash_distance
-                    details["dhash_distance"] = edge.dhash_distance
+                })
                 findings.append(
                     Finding(
                         check=kind,
@@ -296,34 +384,72 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                         message=f"{kind.replace('_', ' ')}: copy of {other_path} ({how}; group of "
                                 f"{len(members)}{where})",
                         path=str(row["path"]),
-                        label=plain(row["label"]),
-                        split=plain(row["split"]),
-                        score=similarity,
+                        label=row["label"],
+                        split=row["split"],
+                        score=score,
                         group_id=group_id,
                         other_path=other_path,
-                        sha256=plain(row["sha256"]),
+                        sha256=row["sha256"],
                         classes=tuple(group_labels),
                         details=details,
                     )
                 )
         return findings, group_column, counts, conflicts
 
+    def _partners(
+        self, methods: list[_Method], contents: list[int]
+    ) -> tuple[dict[int, tuple[int, int, dict[str, Any]]], int]:
+        """Each content's strongest partner among the group's other contents (partner, tier, details), and
+        the group's evidence tier: the weakest over all its pairs (identical when it has one content)."""
+        if len(contents) < 2:
+            return {}, _TIER_IDENTICAL
+        left = np.repeat(contents, len(contents))
+        right = np.tile(contents, len(contents))
+        off = left != right
+        left, right = left[off], right[off]
+        evidence, tier, distances = self._judge(methods, left, right)
+        best: dict[int, tuple[int, int, dict[str, Any]]] = {}
+        for n in np.argsort(-np.nan_to_num(evidence, nan=-np.inf), kind="stable").tolist():
+            me = int(left[n])
+            if me in best:
+                continue
+            details: dict[str, Any] = {"evidence": _TIER_NAMES[max(int(tier[n]), 1)],
+                                       "margin_z": float(evidence[n])}
+            used = [m.name for m in methods if np.nan_to_num(m.evidence(left[n:n + 1], right[n:n + 1])[1],
+                                                             nan=-1.0)[0] >= 0]
+            semantic = distances.get("semantic")
+            if semantic is not None and np.isfinite(semantic[n]):
+                details["cosine"] = float(1.0 - semantic[n] ** 2 / 2.0)
+            perceptual = distances.get("perceptual")
+            if perceptual is not None and np.isfinite(perceptual[n]):
+                details["hash_distance"] = int(perceptual[n] - 1.0)
+            details["methods"] = sorted(used)
+            best[me] = (int(right[n]), int(tier[n]), details)
+        return best, int(tier.min())
+
     @staticmethod
-    def _partner(
-        rows: pd.DataFrame,
+    def _partner_of(
+        records: dict[int, dict[str, Any]],
         position: int,
-        group: pd.DataFrame,
-        rep_of_content: dict[str, int],
-        rep_row: np.ndarray,
-        nearest: dict[int, tuple[float, int, _Edge]],
-    ) -> tuple[int, float, list[str], _Edge | None]:
-        """The member nearest ``position``: an identical copy if any, else the nearest other content."""
-        me = rows.loc[position]
-        same_pixels = group[(group["pixel_sha256"] == me["pixel_sha256"]) & (group.index != position)]
-        if len(same_pixels):
-            same_bytes = same_pixels[same_pixels["sha256"] == me["sha256"]]
-            if len(same_bytes):
-                return int(same_bytes.index[0]), 1.0, ["sha256"], None
-            return int(same_pixels.index[0]), 1.0, ["pixels"], None
-        similarity, other, edge = nearest[rep_of_content[me["pixel_sha256"]]]
-        return int(rep_row[other]), float(similarity), sorted(edge.methods), edge
+        members: list[int],
+        content_of_row: np.ndarray,
+        partner: dict[int, tuple[int, int, dict[str, Any]]],
+    ) -> tuple[int, float, list[str], dict[str, Any]]:
+        """The member nearest ``position``: an identical copy if any, else its strongest partner content.
+        Returns (row position, score, methods, details); identical copies score 1, others by evidence."""
+        content = content_of_row[position]
+        same = [m for m in members if m != position and content_of_row[m] == content]
+        if same:
+            same_bytes = [m for m in same if records[m]["sha256"] == records[position]["sha256"]]
+            method = "sha256" if same_bytes else "pixels"
+            return (same_bytes or same)[0], 1.0, [method], {"similarity": 1.0, "evidence": "identical"}
+        other_content, tier, details = partner[int(content)]
+        other = next(m for m in members if content_of_row[m] == other_content)
+        margin = max(details["margin_z"], 0.0)
+        base = 0.75 if tier >= 2 else 0.5
+        score = base + 0.24 * (1.0 - float(np.exp(-margin)))
+        details = dict(details)
+        similarity = details.get("cosine", 1.0 - details.get("hash_distance", 0) / (2 * _HASH_BITS))
+        details["similarity"] = similarity
+        details["how"] = f"similarity {similarity:.3f}, {details['evidence']}"
+        return other, score, details.pop("methods"), details

@@ -35,6 +35,7 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
         pre = PrecomputedEmbeddings(config.precomputed_file)
         return pre, EncoderInfo(requested, "precomputed", pre.identity, pre.dim, pretrained=False)
     if requested == "builtin":
+        _refuse_cuda(config, "the builtin encoder runs on the CPU only")
         builtin = BuiltinEncoder()
         return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, pretrained=False)
     if requested == "clip":
@@ -50,5 +51,12 @@ def build_encoder(config: EncoderConfig) -> tuple[Encoder | PrecomputedEmbedding
             reason = str(exc).splitlines()[0]
         else:
             return clip, EncoderInfo(requested, "clip", clip.identity, clip.dim, pretrained=clip.pretrained)
+    _refuse_cuda(config, f"auto fell back to the builtin encoder, which runs on the CPU only: {reason}")
     builtin = BuiltinEncoder()
     return builtin, EncoderInfo(requested, "builtin", builtin.identity, builtin.dim, False, fallback_reason=reason)
+
+
+def _refuse_cuda(config: EncoderConfig, why: str) -> None:
+    """An explicit ``device = "cuda"`` that nothing will use is a mistake to report, not to ignore."""
+    if config.device == "cuda":
+        raise EncoderUnavailable(f"encoder.device = 'cuda' was asked for, but {why}")

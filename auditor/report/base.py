@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from auditor.errors import AuditorError
 from auditor.findings import Finding, FindingKind
-from auditor.results import Results
+from auditor.results import Results, describe_encoder
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -92,12 +92,7 @@ class ReportData:
         }
 
     def encoder_line(self) -> str:
-        encoder = self.run.get("encoder") or {}
-        identity = encoder.get("identity") or encoder.get("name") or "unknown"
-        trained = "pretrained" if encoder.get("pretrained") else "not pretrained"
-        requested = encoder.get("requested")
-        asked = f", requested {requested}" if requested and requested != encoder.get("name") else ""
-        return f"{identity} ({trained}{asked})"
+        return describe_encoder(self.run)
 
     def warnings(self) -> list[str]:
         """run.json warnings (the encoder fallback first, as the scan put it), then report-side notes."""

@@ -68,7 +68,10 @@ def render_markdown(verdict: Verdict) -> str:
     head = "✅ passed" if verdict.passed else "❌ failed"
     scope = (f"{len(verdict.counted)} new findings (of {verdict.total_findings}) against baseline "
              f"{gfm(verdict.baseline_dir)}" if verdict.baseline_dir else f"{verdict.total_findings} findings")
-    lines = [f"## Dataset audit gate: {head}", "", f"Results {gfm(verdict.results_dir)}: {scope}.", ""]
+    lines = [f"## Dataset audit gate: {head}", "", f"Results {gfm(verdict.results_dir)}: {scope}.", "",
+             f"Encoder: {gfm_code(verdict.encoder)}.", ""]
+    if not verdict.passed:
+        lines[-2:-1] = [lines[-2], "", _failure_summary(verdict) + "."]
     if verdict.rules:
         lines += ["| rule | status | observed | detail |", "|---|---|---|---|"]
         for rule in verdict.rules:
@@ -118,11 +121,23 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
                           highlight=False)
         if len(rule.offending) > SHOWN_PER_SECTION:
             console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
+    console.print(f"encoder: {escape(visible(verdict.encoder))}", highlight=False)
     scope = f"{verdict.total_findings} findings"
     if verdict.baseline_dir:
         scope = f"{len(verdict.counted)} new of {scope} (baseline {verdict.baseline_dir})"
-    outcome = "[bold green]gate passed[/]" if verdict.passed else "[bold red]gate FAILED[/]"
-    console.print(f"{outcome}: {escape(visible(scope))}")
+    if verdict.passed:
+        console.print(f"[bold green]gate passed[/]: {escape(visible(scope))}", highlight=False)
+    else:
+        console.print(f"[bold red]gate FAILED[/]: {escape(_failure_summary(verdict))} ({escape(visible(scope))})",
+                      highlight=False)
+
+
+def _failure_summary(verdict: Verdict) -> str:
+    """What broke, in the terms a reader acts on: rules and the findings behind them, not every finding."""
+    failed = verdict.failed_rules
+    rules = f"{len(failed)} of {len(verdict.rules)} rule{'s' if len(verdict.rules) != 1 else ''} failed"
+    behind = verdict.offending
+    return rules + (f", {behind} finding{'s' if behind != 1 else ''} to fix" if behind else "")
 
 
 def render_text(verdict: Verdict) -> str:

@@ -19,7 +19,6 @@ from auditor.report.base import SEVERITIES, Renderer, ReportData, ReportOptions,
 from auditor.report.safe import rich_text, visible
 
 BAR_WIDTH = 30
-MESSAGE_CHARS = 160
 
 
 class TerminalRenderer(Renderer):
@@ -45,7 +44,7 @@ class TerminalRenderer(Renderer):
         self._summary(console, data)
         limit = options.limit(self.default_top)
         for check, findings in data.by_check.items():
-            self._check_table(console, check, findings, limit)
+            self._check_table(console, check, findings, limit, options.width)
         return buffer.getvalue()
 
     @staticmethod
@@ -81,15 +80,20 @@ class TerminalRenderer(Renderer):
         console.print(table)
 
     @staticmethod
-    def _check_table(console: Console, check: str, findings: list[Finding], limit: int | None) -> None:
+    def _check_table(
+        console: Console, check: str, findings: list[Finding], limit: int | None, width: int
+    ) -> None:
         shown = findings if limit is None else findings[:limit]
+        # A path has no spaces to wrap at, so it gets the room it needs (up to half the width) and the
+        # message, which wraps between words and is never cut, takes the rest.
+        longest_subject = max((len(subject(f)) for f in shown), default=0)
         title = f"{check}: {len(findings)} finding(s)"
         if len(shown) < len(findings):
             title += f", top {len(shown)} by score (--top 0 for all)"
         table = Table(title=rich_text(title), title_justify="left", show_lines=False)
         table.add_column("score", justify="right")
         table.add_column("severity")
-        table.add_column("image or classes", overflow="fold")
+        table.add_column("image or classes", overflow="fold", min_width=min(longest_subject, width // 2))
         table.add_column("split")
         table.add_column("label")
         table.add_column("message", overflow="fold")
@@ -99,8 +103,6 @@ class TerminalRenderer(Renderer):
             if finding.suggested_label:
                 label = f"{label} -> {finding.suggested_label}"
             message = finding.message
-            if len(message) > MESSAGE_CHARS:
-                message = message[: MESSAGE_CHARS - 1] + "…"
             severity = str(finding.severity)
             table.add_row(
                 format_score(finding.score), rich_text(severity, style=styles.get(severity, "")),
