@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 # Every file of a scan's result set carries its run id: run.json["run_id"], Parquet metadata auditor_run_id.
 RUN_ID_KEY = "run_id"
 RUN_ID_METADATA = b"auditor_run_id"
@@ -115,7 +115,8 @@ FINDINGS_SCHEMA = pa.schema(
     metadata={"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "findings"},
 )
 
-# Columns every images.parquet has; checks append more (pred_label, label_quality, ...).
+# Columns every images.parquet has, first; then the pixel properties (``properties.PROPERTIES``, float64,
+# NaN when unreadable), then what checks append (pred_label, label_quality, ...).
 IMAGES_BASE_SCHEMA = pa.schema(
     [
         pa.field("path", pa.string(), nullable=False),

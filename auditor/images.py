@@ -18,12 +18,14 @@ import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
+
+from auditor.properties import image_properties
 
 # Pillow's own bomb check compares against a process-global; we do our own comparison against the
 # configured limit and disable the global so both checks cannot disagree.
@@ -69,6 +71,8 @@ class ImageInfo:
     pixel_sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
+    # Pixel properties (``properties.PROPERTIES``) measured on the decoded image; empty when unreadable.
+    properties: dict[str, float] = field(default_factory=dict)
 
 
 class ImageDecodeError(Exception):
@@ -274,4 +278,5 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | No
         pixel_sha256=_pixel_sha256(image),
         phash=str(imagehash.phash(image)),
         dhash=str(imagehash.dhash(image)),
+        properties=image_properties(image),
     )

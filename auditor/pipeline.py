@@ -40,6 +40,7 @@ from auditor.findings import (
 from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
 from auditor.parallel import ordered_map
+from auditor.properties import PROPERTY_COLUMNS
 from auditor.zero_shot import class_prompts, zero_shot_decision
 
 FINDINGS_FILE = "findings.parquet"
@@ -101,12 +102,14 @@ def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
                 "pixel_sha256": info.pixel_sha256,
                 "phash": info.phash,
                 "dhash": info.dhash,
+                **{name: info.properties.get(name, np.nan) for name in PROPERTY_COLUMNS},
             }
         )
-    frame = pd.DataFrame(rows, columns=IMAGES_BASE_SCHEMA.names)
+    frame = pd.DataFrame(rows, columns=[*IMAGES_BASE_SCHEMA.names, *PROPERTY_COLUMNS])
     for column in ("size_bytes", "width", "height"):
         frame[column] = frame[column].astype("Int64")
     frame["readable"] = frame["readable"].astype(bool)
+    frame[list(PROPERTY_COLUMNS)] = frame[list(PROPERTY_COLUMNS)].astype("float64")
     return frame
 
 

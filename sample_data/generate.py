@@ -93,6 +93,38 @@ def bomb_png(side: int = 10_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
 
 
+QUALITY_DEFECTS = (
+    ("dark", "circle", "train/circle/dark_circle.png"),
+    ("overexposed", "square", "train/square/overexposed_square.png"),
+    ("blurry", "triangle", "train/triangle/blurry_triangle.png"),
+    ("letterboxed", "star", "train/star/letterboxed_star.png"),
+    ("odd_size", "circle", "train/circle/tiny_circle.png"),
+    ("greyscale", "square", "train/square/greyscale_square.png"),
+    ("odd_aspect_ratio", "triangle", "train/triangle/wide_strip_triangle.png"),
+)
+
+
+def quality_defect(image: Image.Image, kind: str) -> Image.Image:
+    """``image`` (SIDE x SIDE) with one image-quality defect."""
+    if kind == "dark":
+        return Image.eval(image, lambda v: round(v * 0.12))
+    if kind == "overexposed":
+        return Image.eval(image, lambda v: min(255, round(v * 2.5 + 60)))
+    if kind == "blurry":
+        return image.filter(ImageFilter.GaussianBlur(3))
+    if kind == "letterboxed":
+        canvas = Image.new("RGB", (SIDE, SIDE), (0, 0, 0))
+        canvas.paste(image.resize((SIDE, SIDE * 5 // 8)), (0, SIDE * 3 // 16))
+        return canvas
+    if kind == "odd_size":
+        return image.resize((SIDE // 4, SIDE // 4))
+    if kind == "greyscale":
+        return image.convert("L").convert("RGB")
+    if kind == "odd_aspect_ratio":
+        return image.crop((0, SIDE * 3 // 8, SIDE, SIDE * 5 // 8))
+    raise ValueError(kind)
+
+
 def main() -> None:
     rng = random.Random(20261122)
     for child in ROOT.iterdir():
@@ -157,6 +189,14 @@ def main() -> None:
         rel = f"train/{a}/blend_{a}_{b}_{i}.png"
         save(Image.blend(make_image([a], blend_rng), make_image([b], blend_rng), 0.5), ROOT / rel)
         planted["ambiguous"].append({"path": rel, "classes": [a, b]})
+
+    # Image quality: defects of the pictures themselves (made last, with their own stream, so every file
+    # above stays byte-identical).
+    quality_rng = random.Random(20261124)
+    planted["image_quality"] = []
+    for kind, label, rel in QUALITY_DEFECTS:
+        save(quality_defect(make_image([label], quality_rng), kind), ROOT / rel)
+        planted["image_quality"].append({"path": rel, "kind": kind})
 
     (ROOT / "planted.json").write_text(json.dumps(planted, indent=2) + "\n")
 

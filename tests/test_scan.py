@@ -155,6 +155,12 @@ def test_sample_data_planted_problems(tmp_path: Path) -> None:
     planted_errors = {item["path"] for item in planted["label_error"]}
     assert len(planted_errors & by_kind["label_error"]) >= 3
     assert set(planted["outlier"]) <= by_kind["outlier"]
+    for item in planted["image_quality"]:
+        assert item["path"] in by_kind.get(item["kind"], set()), item
+    # Every clean picture is left alone: quality findings fall only on planted problem files.
+    quality_kinds = {item["kind"] for item in planted["image_quality"]} | {"low_information"}
+    problem_files = {item["path"] for item in planted["image_quality"]} | set(planted["outlier"])
+    assert {p for kind in quality_kinds for p in by_kind.get(kind, set())} <= problem_files
     ambiguous = {f.path: f for f in result.findings if f.check == "ambiguous"}
     named = [item for item in planted["ambiguous"]
              if item["path"] in ambiguous and set(item["classes"]) <= set(ambiguous[item["path"]].classes)]

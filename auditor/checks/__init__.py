@@ -15,6 +15,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.checks.class_imbalance import ClassImbalanceCheck
 from auditor.checks.class_overlap import ClassOverlapCheck
 from auditor.checks.duplicates import DuplicatesCheck
+from auditor.checks.image_quality import ImageQualityCheck
 from auditor.checks.label_errors import LabelErrorsCheck
 from auditor.checks.outliers import OutliersCheck
 from auditor.checks.unreadable import UnreadableCheck
@@ -43,6 +44,7 @@ _CHECKS: list[type[Check[Any]]] = [
     ClassOverlapCheck,
     AmbiguousCheck,
     OutliersCheck,
+    ImageQualityCheck,
 ]
 
 

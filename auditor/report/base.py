@@ -85,6 +85,20 @@ class ReportData:
                 names.update(finding_classes(finding))
         return sorted(names)
 
+    def quality_by_class(self) -> tuple[list[str], list[tuple[str, int, list[int]]]]:
+        """The image_quality check's per-class counts: the kinds found anywhere, and per class (name, images,
+        count of each kind). Empty when the check did not run or found nothing."""
+        summary = (self.run.get("checks") or {}).get("image_quality") or {}
+        per_class = summary.get("per_class") if isinstance(summary, dict) else None
+        if not isinstance(per_class, dict):
+            return [], []
+        counts = {str(k): v for k, v in per_class.items() if isinstance(v, dict)}
+        kinds = sorted({kind for row in counts.values() for kind, n in row.items()
+                        if kind != "images" and isinstance(n, int) and n > 0})
+        rows = [(name, int(row.get("images", 0)), [int(row.get(kind, 0)) for kind in kinds])
+                for name, row in sorted(counts.items())]
+        return kinds, rows if kinds else []
+
     def skipped_checks(self) -> dict[str, str]:
         checks = self.run.get("checks") or {}
         return {

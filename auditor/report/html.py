@@ -32,6 +32,8 @@ DEFAULT_MAX_PIXELS = 89_478_485
 MAX_HTML_BYTES = 29_000_000
 
 WITH_THUMBNAILS = frozenset({"labels", "candidates", "images", "generic"})
+
+
 @dataclass
 class Tile:
     """One image as the template shows it; ``uri`` None means a text placeholder."""
@@ -112,6 +114,7 @@ class HtmlRenderer(Renderer):
         )
         dataset = data.run.get("dataset") or {}
         counts = data.class_counts()
+        quality_kinds, quality_rows = data.quality_by_class()
         notes = []
         if thumbs.omitted:
             notes.append(f"{thumbs.omitted:,} thumbnail(s) left out to keep this file small.")
@@ -126,6 +129,8 @@ class HtmlRenderer(Renderer):
             skipped=data.skipped_checks(),
             classes=data.classes(),
             charts=[_chart(split, per) for split, per in counts.items()],
+            quality_kinds=quality_kinds,
+            quality_rows=quality_rows,
             total=sum(len(s.items) for s in sections),
             total_findings=data.shown_findings,
             bar_row=BAR_ROW,

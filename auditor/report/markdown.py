@@ -19,6 +19,8 @@ CELL_CHARS = 200
 WARNING_CHARS = 500
 # Room kept for the closing "left out" line, whatever the counts in it.
 FOOTER_RESERVE = 400
+# Classes listed in the image-quality table.
+QUALITY_ROWS = 20
 PLACEHOLDER = "| | | | | | _no room left in this comment; see the HTML report_ |\n"
 
 
@@ -102,7 +104,24 @@ class MarkdownRenderer(Renderer):
             lines.append(f"| {cell(check)} | skipped: {cell(reason, 120)} |" + " |" * len(SEVERITIES) + "\n")
         if not data.by_check:
             lines.append("| _no findings_ |" + " 0 |" * (len(SEVERITIES) + 1) + "\n")
+        lines.append(MarkdownRenderer._quality_table(data))
         return "".join(lines) + "\n"
+
+    @staticmethod
+    def _quality_table(data: ReportData) -> str:
+        """Image-quality findings per class: the classes with any, highest share first, at most a screenful."""
+        kinds, rows = data.quality_by_class()
+        rows = sorted((r for r in rows if any(r[2])), key=lambda r: -max(n / max(r[1], 1) for n in r[2]))
+        if not rows:
+            return ""
+        lines = ["\n**Image quality by class** (images with each finding)\n\n",
+                 "| class | images | " + " | ".join(cell(k) for k in kinds) + " |\n",
+                 "|---|---:|" + "---:|" * len(kinds) + "\n"]
+        for name, images, counts in rows[:QUALITY_ROWS]:
+            lines.append(f"| {cell(name, 60)} | {images} | " + " | ".join(str(n) for n in counts) + " |\n")
+        if len(rows) > QUALITY_ROWS:
+            lines.append(f"\n_{len(rows) - QUALITY_ROWS} more classes with quality findings: see the HTML report._\n")
+        return "".join(lines)
 
     @staticmethod
     def _section_start(check: str, total: int) -> str:

@@ -42,6 +42,7 @@ class TerminalRenderer(Renderer):
             console.print(Panel(rich_text(warning), title="warning", border_style=style, expand=False))
         self._class_bars(console, data)
         self._summary(console, data)
+        self._quality_table(console, data)
         limit = options.limit(self.default_top)
         for check, findings in data.by_check.items():
             self._check_table(console, check, findings, limit, options.width)
@@ -77,6 +78,21 @@ class TerminalRenderer(Renderer):
             table.add_row(rich_text(f"{check} (skipped: {reason})", style="dim"), *("-" for _ in SEVERITIES))
         if not data.by_check and not data.skipped_checks():
             table.add_row("no findings", *("0" for _ in SEVERITIES))
+        console.print(table)
+
+    @staticmethod
+    def _quality_table(console: Console, data: ReportData) -> None:
+        kinds, rows = data.quality_by_class()
+        rows = [r for r in rows if any(r[2])]
+        if not rows:
+            return
+        table = Table(title="Image quality by class", title_justify="left")
+        table.add_column("class")
+        table.add_column("images", justify="right")
+        for kind in kinds:
+            table.add_column(kind, justify="right")
+        for name, images, counts in rows:
+            table.add_row(Text(name), str(images), *(str(n) for n in counts))
         console.print(table)
 
     @staticmethod
