@@ -19,7 +19,10 @@ from auditor import __version__
 from auditor.errors import AuditorError
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from auditor.config import GateConfig
+    from auditor.results import Results
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
@@ -112,6 +115,10 @@ def scan(
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="With --gate: results folder of the base branch.")
     ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Reviewed decisions (default: audit-decisions.toml beside DATASET)."),
+    ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
     # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
@@ -126,6 +133,8 @@ def scan(
     )
     if no_cache:
         overrides.setdefault("scan", {})["use_cache"] = False
+    if decisions is not None:
+        overrides.setdefault("scan", {})["decisions_file"] = str(decisions)
     if checks is not None:
         overrides.setdefault("scan", {})["checks"] = [c.strip() for c in checks.split(",") if c.strip()]
     console = Console(stderr=False)
@@ -165,16 +174,24 @@ GateFormatName = Literal["text", "markdown", "json"]
 
 
 def _apply_gate(
-    results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console
+    results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console,
+    decisions: Path | None = None,
 ) -> bool:
-    """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed."""
+    """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed.
+
+    ``decisions``: a decisions file to apply as it is now (the scan's waivers otherwise)."""
     # Imported on use, as in every command (see scan_command).
+    from auditor.decisions import load_decisions
     from auditor.gate import evaluate
     from auditor.outputs import atomic_write
     from auditor.report.gate_render import GateFormat, print_verdict, render
-    from auditor.results import load_results
+    from auditor.results import load_results, recorded_decisions_file
 
-    verdict = evaluate(load_results(results), rules, load_results(baseline) if baseline is not None else None)
+    current = load_results(results)
+    if decisions is None:  # the file the scan read, when it exists now: review's decisions count before a re-scan
+        decisions = recorded_decisions_file(current)
+    verdict = evaluate(current, rules, load_results(baseline) if baseline is not None else None,
+                       load_decisions(decisions) if decisions is not None else None)
     if output is not None:
         text = render(verdict, GateFormat(fmt))
         atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -202,6 +219,10 @@ def gate_command(
         Path | None,
         typer.Option("--output", help="Write the verdict in --format here; the terminal then gets text."),
     ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Decisions file to honour (default: the one the scan read, as it is now)."),
+    ] = None,
 ) -> None:
     """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
     from auditor.checks import PARAMS  # imported on use, as in every command (see scan_command)
@@ -211,7 +232,7 @@ def gate_command(
     console = Console(stderr=False)
     # Off a terminal (CI logs), lines are not hard-wrapped at 80 columns in the middle of a message.
     console.soft_wrap = not console.is_terminal
-    if not _apply_gate(results, rules, baseline, fmt, output, console):
+    if not _apply_gate(results, rules, baseline, fmt, output, console, decisions):
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -257,6 +278,245 @@ def report_command(
     from auditor.report.safe import visible  # on use: see report_command's imports
 
     console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
+
+
+@app.command("review")
+def review_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    accept: Annotated[bool, typer.Option("--accept", help="Accept the finding: the data is right as it is.")] = False,
+    relabel: Annotated[
+        bool, typer.Option("--relabel", help="Decide the image's label should be the suggested one (or --label).")
+    ] = False,
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", help="Finding kind, e.g. label_error (interactive: a repeatable filter)."),
+    ] = None,
+    path: Annotated[str | None, typer.Option("--path", help="The image's path as in the findings.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded with the decision.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="With --relabel: the new label.")] = None,
+    who: Annotated[str | None, typer.Option("--who", help="Reviewer (default: git user.name or $USER).")] = None,
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Last day the decision holds, YYYY-MM-DD.")
+    ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Decisions file (default: the one the scan read, or beside the dataset)."),
+    ] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Walk the top findings one by one (default on a terminal).")
+    ] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="Interactive: findings to walk.")] = 20,
+) -> None:
+    """Record reviewed decisions: accept a finding (the gate stops counting it) or relabel its image."""
+    from datetime import date
+
+    from auditor.results import load_results
+    from auditor.review import decisions_path, default_who
+
+    loaded = load_results(results)
+    target = decisions_path(loaded, decisions)
+    try:
+        until = date.fromisoformat(expires) if expires is not None else None
+    except ValueError:
+        raise AuditorError(f"--expires must be a date YYYY-MM-DD, got {expires!r}") from None
+    reviewer = who or default_who()
+    console = Console(stderr=False)
+    if accept or relabel:
+        _review_one(loaded, target, accept, relabel, check, path, reason, label, reviewer, until, console)
+        return
+    if not (interactive or sys.stdin.isatty()):
+        raise AuditorError("nothing to do: pass --accept or --relabel with --check and --path, or --interactive")
+    _review_interactively(loaded, target, tuple(check or ()), top, reviewer, until, console)
+
+
+def _review_one(results: Results, target: Path, accept: bool, relabel: bool, check: list[str] | None,
+                path: str | None, reason: str | None, label: str | None, who: str, until: date | None,
+                console: Console) -> None:
+    from auditor.review import find_finding, make_decision, write_decisions
+
+    if accept and relabel:
+        raise AuditorError("--accept and --relabel exclude each other")
+    if not check or len(check) != 1 or path is None:
+        raise AuditorError("--accept/--relabel need one --check KIND and --path P")
+    if label is not None and not relabel:
+        raise AuditorError("--label only applies with --relabel")
+    if accept and not reason:
+        raise AuditorError("--accept needs --reason (it is the record of why the finding is fine)")
+    finding = find_finding(results, check[0], path)
+    action = "accept" if accept else "relabel"
+    decision = make_decision(finding, results, action, reason or "relabelled in review", who, until, label)
+    write_decisions(target, [decision])
+    console.print(f"{escape(decision.describe())} written to [bold]{escape(str(target))}[/]", highlight=False)
+
+
+def _review_interactively(results: Results, target: Path, checks: tuple[str, ...], top: int, who: str,
+                          until: date | None, console: Console) -> None:
+    """One finding at a time; each decision is written at once, so quitting keeps what was decided."""
+    import click
+
+    from auditor.review import existing_decisions, make_decision, review_queue, review_thumbnail, write_decisions
+
+    queue = review_queue(results, checks, existing_decisions(target), top)
+    if not queue:
+        console.print("nothing to review: every image finding is decided or waived")
+        return
+    root = Path(str((results.run.get("dataset") or {}).get("root") or "."))
+    max_pixels = int(((results.run.get("config") or {}).get("scan") or {}).get("max_image_pixels") or 89_478_485)
+    done = {"accept": 0, "relabel": 0, "skip": 0}
+    for number, finding in enumerate(queue, start=1):
+        console.rule(f"{number}/{len(queue)} {escape(finding.check)} · score {finding.score:.3g}")
+        console.print(f"path:      {escape(finding.path or '')}", highlight=False)
+        given = f"label:     {escape(finding.label or '(none)')}"
+        if finding.suggested_label:
+            given += f" -> suggested {escape(finding.suggested_label)}"
+        console.print(given, highlight=False)
+        console.print(f"evidence:  {escape(finding.message)}", highlight=False)
+        if finding.other_path:
+            console.print(f"partner:   {escape(finding.other_path)}", highlight=False)
+        thumbnail = review_thumbnail(results, finding, root, max_pixels)
+        shown = thumbnail if thumbnail is not None else root / (finding.path or "")
+        console.print(f"thumbnail: {escape(str(shown))}", highlight=False, soft_wrap=True)
+        keys = ["a", "r", "s", "q"] if finding.suggested_label else ["a", "s", "q"]
+        legend = "a=accept, r=relabel to suggested, s=skip, q=quit" if finding.suggested_label else \
+            "a=accept, s=skip, q=quit"
+        key = click.prompt(legend, type=click.Choice(keys), show_choices=False)
+        if key == "q":
+            break
+        if key == "s":
+            done["skip"] += 1
+            continue
+        action = "accept" if key == "a" else "relabel"
+        reason = click.prompt("reason", default="accepted in review" if key == "a" else "relabelled in review")
+        write_decisions(target, [make_decision(finding, results, action, reason, who, until)])
+        done[action] += 1
+    console.print(f"accepted {done['accept']}, relabelled {done['relabel']}, skipped {done['skip']}; "
+                  f"decisions in [bold]{escape(str(target))}[/]", highlight=False, soft_wrap=True)
+    console.print(f"[dim]next: audit gate {escape(str(results.directory))} honours them now; audit fix "
+                  f"{escape(str(results.directory))} --out manifest.csv applies relabels[/]", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command("fix")
+def fix_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Cleaned manifest to write: .csv or .parquet.")],
+    drop: Annotated[
+        list[str] | None, typer.Option("--drop", help="Also drop images with this finding kind (repeatable).")
+    ] = None,
+    keep_unreadable: Annotated[
+        bool, typer.Option("--keep-unreadable", help="Keep unreadable files (dropped by default).")
+    ] = False,
+    no_dedupe: Annotated[
+        list[str] | None,
+        typer.Option("--no-dedupe", help="Keep every copy for this duplicate kind (exact_duplicate, near_duplicate)."),
+    ] = None,
+    keep_leakage: Annotated[
+        bool, typer.Option("--keep-leakage", help="Leave leaked copies in every split.")
+    ] = False,
+    split_priority: Annotated[
+        str | None,
+        typer.Option("--split-priority", help="Which split's copy of a leaked image stays, first wins "
+                     "(default train,dev,val,valid,validation,test)."),
+    ] = None,
+    relabel_above: Annotated[
+        float | None,
+        typer.Option("--relabel-above", min=0.0, max=1.0,
+                     help="Also relabel label_error findings scoring at least this to the suggested label."),
+    ] = None,
+    decisions: Annotated[
+        Path | None, typer.Option("--decisions", help="Decisions file (default: the one the scan read).")
+    ] = None,
+) -> None:
+    """Write a cleaned manifest (path,label,split) for `audit scan --manifest`; the dataset is never touched."""
+    from rich.table import Table
+
+    from auditor.decisions import load_decisions, now_utc
+    from auditor.fix import DEFAULT_SPLIT_PRIORITY, DUPLICATE_KINDS, FixOptions, plan_fix, write_fix
+    from auditor.results import load_results, recorded_decisions_file, with_decisions
+
+    loaded = load_results(results)
+    unknown = sorted(set(no_dedupe or ()) - set(DUPLICATE_KINDS))
+    if unknown:
+        raise AuditorError(f"--no-dedupe takes {', '.join(DUPLICATE_KINDS)}, got {', '.join(unknown)}")
+    priority = (tuple(s.strip() for s in split_priority.split(",") if s.strip()) if split_priority
+                else DEFAULT_SPLIT_PRIORITY)
+    options = FixOptions(
+        dedupe=tuple(k for k in DUPLICATE_KINDS if k not in (no_dedupe or ())),
+        leakage=not keep_leakage,
+        split_priority=priority,
+        relabel_above=relabel_above,
+        drop=tuple(drop or ()) + (() if keep_unreadable else ("unreadable",)),
+    )
+    root_text = (loaded.run.get("dataset") or {}).get("root")
+    source = decisions if decisions is not None else recorded_decisions_file(loaded)
+    decided = load_decisions(source) if source is not None else []
+    # Waivers as the decisions file says now: what was accepted since the scan stays untouched too.
+    loaded, _ = with_decisions(loaded, decided, now_utc().date())
+    fix = plan_fix(loaded, decided, options, now_utc().date())
+    log = write_fix(fix, out, Path(root_text) if root_text else None)
+    console = Console(stderr=False)
+    table = Table(title=f"audit fix: {len(fix.manifest)} of {len(loaded.images)} images kept", title_justify="left")
+    for column in ("action", "because of", "images"):
+        table.add_column(column)
+    for action, kind, count in fix.summary():
+        table.add_row(action, kind, str(count))
+    if not fix.changes:
+        table.add_row("none", "nothing to fix", "0")
+    console.print(table)
+    console.print(f"manifest: [bold]{escape(str(out))}[/]; changes and reasons: {escape(str(log))}", highlight=False,
+                  soft_wrap=True)
+    if root_text:
+        console.print(f"[dim]next: audit scan {escape(str(root_text))} --manifest {escape(str(out))}[/]",
+                      highlight=False, soft_wrap=True)
+
+
+ExportTarget = Literal["label-studio", "fiftyone"]
+
+
+@app.command("export")
+def export_command(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    to: Annotated[ExportTarget, typer.Option("--to", help="label-studio (tasks JSON) or fiftyone (a dataset).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="label-studio: the tasks JSON file to write.")
+    ] = None,
+    image_prefix: Annotated[
+        str, typer.Option("--image-prefix", help="label-studio: prepended to each path in data.image "
+                          "(a URL, or /data/local-files/?d=...).")
+    ] = "",
+    name: Annotated[str, typer.Option("--name", help="fiftyone: the dataset name.")] = "auditor",
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="fiftyone: the dataset folder (default: from run.json).")
+    ] = None,
+) -> None:
+    """Hand label_error and ambiguous findings to Label Studio, or every image with its findings to FiftyOne."""
+    import json
+
+    from auditor.exports import fiftyone_records, label_studio_config, label_studio_tasks, to_fiftyone
+    from auditor.outputs import atomic_write
+    from auditor.results import load_results, with_current_decisions
+
+    # Findings accepted since the scan are not handed to annotators either.
+    loaded = with_current_decisions(load_results(results))
+    console = Console(stderr=False)
+    if to == "fiftyone":
+        root = dataset or Path(str((loaded.run.get("dataset") or {}).get("root") or ""))
+        if not root.is_dir():
+            raise AuditorError(f"dataset folder not found: {root}; pass --dataset")
+        built = to_fiftyone(fiftyone_records(loaded, root), name)
+        console.print(f"FiftyOne dataset [bold]{escape(name)}[/] with {len(built)} samples", highlight=False)
+        return
+    if out is None:
+        raise AuditorError("--to label-studio needs --out tasks.json")
+    tasks = label_studio_tasks(loaded, image_prefix)
+    text = json.dumps(tasks, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    config_path = out.with_name(f"{out.stem}.label_config.xml")
+    classes = [str(c) for c in (loaded.run.get("dataset") or {}).get("classes") or []]
+    config = label_studio_config(classes)
+    atomic_write(config_path, lambda tmp: tmp.write_text(config, encoding="utf-8"))
+    console.print(f"{len(tasks)} Label Studio task(s) in [bold]{escape(str(out))}[/]; labelling config: "
+                  f"{escape(str(config_path))}", highlight=False, soft_wrap=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

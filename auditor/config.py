@@ -46,6 +46,9 @@ class ScanConfig(StrictModel):
     use_cache: bool = True
     # None runs every registered check.
     checks: list[str] | None = None
+    # Reviewed decisions (``audit review``) applied to the findings; None: audit-decisions.toml beside the
+    # dataset folder when it exists. A file named here must exist.
+    decisions_file: Path | None = None
 
 
 class ProbabilityParams(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -78,6 +79,11 @@ def print_summary(console: Console, result: ScanResult) -> None:
         for kind in sorted(produced.get(check, (check,))):
             table.add_row(rich_text(kind), *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
+    decided = run.get("decisions") or {}
+    if decided.get("waived_findings"):
+        console.print(f"{decided['waived_findings']} finding(s) waived by reviewed decisions in "
+                      f"{escape(visible(decided.get('file')))} (kept in the results, not counted by the gate)",
+                      highlight=False)
     out = visible(result.out_dir)
     console.print(Text.assemble("results written to ", (out, "bold")))
     console.print(Text(f"next: audit report {out} --format html · audit gate {out}", style="dim"), highlight=False)

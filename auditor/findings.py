@@ -46,6 +46,10 @@ class Finding:
     sha256: str | None = None
     classes: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    # Accepted in review (``auditor.decisions``): kept in the results, not counted by the gate.
+    waived: bool = False
+    # The accepting decision (reason, who, when, expires) when waived.
+    waiver: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.score):
@@ -111,6 +115,8 @@ FINDINGS_SCHEMA = pa.schema(
         pa.field("classes", pa.list_(pa.string()), nullable=False),
         pa.field("message", pa.string(), nullable=False),
         pa.field("details", pa.string(), nullable=False),
+        pa.field("waived", pa.bool_(), nullable=False),
+        pa.field("waiver", pa.string()),
     ],
     metadata={"auditor_schema_version": SCHEMA_VERSION, "auditor_table": "findings"},
 )
@@ -153,6 +159,8 @@ def findings_table(findings: list[Finding]) -> pa.Table:
         columns["classes"].append(list(item.classes))
         columns["message"].append(item.message)
         columns["details"].append(json.dumps(item.details, sort_keys=True, default=_json_default))
+        columns["waived"].append(item.waived)
+        columns["waiver"].append(json.dumps(item.waiver, sort_keys=True) if item.waiver is not None else None)
     return pa.Table.from_pydict(columns, schema=FINDINGS_SCHEMA)
 
 

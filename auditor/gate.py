@@ -3,6 +3,7 @@
 A pull request should fail for what it adds, not for the backlog already on main, so with a baseline
 only *new* findings count. Findings are matched by content, not path (see ``finding_key``), so renaming
 or moving files never creates new findings; adding another copy of an image that already had copies does.
+Findings waived by a reviewed decision (``auditor.decisions``) never count; the verdict lists them apart.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 import pandas as pd
 
 from auditor.config import COUNT_RULES, GateConfig, did_you_mean
+from auditor.decisions import Decision, now_utc
 from auditor.errors import ConfigError
 from auditor.findings import Finding
-from auditor.results import Results, describe_encoder, produced_kinds
+from auditor.results import Results, describe_encoder, produced_kinds, sha_by_path, with_decisions
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
@@ -56,6 +58,8 @@ class Verdict:
     notes: tuple[str, ...] = field(default_factory=tuple)
     # The encoder that produced the findings: a verdict built on a weak fallback must say so.
     encoder: str = "unknown"
+    # Findings accepted in review (not counted by any rule), listed so a reader sees what was waived.
+    waived: tuple[Finding, ...] = ()
 
     @property
     def failed_rules(self) -> tuple[RuleResult, ...]:
@@ -88,6 +92,8 @@ class Verdict:
                 for rule in self.rules
             ],
             "counted": [_finding_dict(f) for f in self.counted],
+            "waived_findings": len(self.waived),
+            "waived": [_finding_dict(f) for f in self.waived],
             "notes": list(self.notes),
         }
 
@@ -97,11 +103,6 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
     data["severity"] = str(finding.severity)
     data["classes"] = list(finding.classes)
     return data
-
-
-def _sha_by_path(images: pd.DataFrame) -> dict[str, str]:
-    known = images[images["sha256"].notna()]
-    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
 
 
 def finding_key(finding: Finding, sha_by_path: dict[str, str]) -> tuple[Hashable, ...]:
@@ -125,14 +126,14 @@ def new_findings(current: Results, baseline: Results) -> list[Finding]:
     Same-path matches are taken first so that, when a key gains members (a third copy of an image),
     the finding reported as new is the added file rather than an arbitrary one.
     """
-    base_sha = _sha_by_path(baseline.images)
+    base_sha = sha_by_path(baseline.images)
     remaining: Counter[tuple[Hashable, ...]] = Counter()
     by_path: Counter[tuple[tuple[Hashable, ...], str | None]] = Counter()
     for finding in baseline.finding_objects():
         key = finding_key(finding, base_sha)
         remaining[key] += 1
         by_path[(key, finding.path)] += 1
-    current_sha = _sha_by_path(current.images)
+    current_sha = sha_by_path(current.images)
     keyed = [(finding_key(f, current_sha), f) for f in current.finding_objects()]
     unmatched: list[tuple[tuple[Hashable, ...], Finding]] = []
     for key, finding in keyed:
@@ -321,16 +322,25 @@ def check_rule_kinds(config: GateConfig, known: set[str]) -> None:
     )
 
 
-def evaluate(current: Results, config: GateConfig, baseline: Results | None = None) -> Verdict:
-    """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``)."""
+def evaluate(current: Results, config: GateConfig, baseline: Results | None = None,
+             decisions: list[Decision] | None = None) -> Verdict:
+    """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``).
+
+    Waived findings never count. ``decisions`` (the decisions file as it is now) replaces the waivers the
+    scan recorded, so a decision made in review counts before the next scan."""
     check_rule_kinds(config, known_kinds(current.run) | (known_kinds(baseline.run) if baseline else set()))
     notes: list[str] = []
+    if decisions is not None:
+        current, applied = with_decisions(current, decisions, now_utc().date())
+        notes.extend(applied.warnings(None))
     all_findings = current.finding_objects()
     if baseline is None:
         counted = all_findings
     else:
         counted = new_findings(current, baseline)
         notes.extend(_baseline_notes(current, baseline))
+    waived = tuple(f for f in all_findings if f.waived)
+    counted = [f for f in counted if not f.waived]
     is_new = baseline is not None
     unavailable = unavailable_findings(current.run)
     rules: list[RuleResult] = []
@@ -357,6 +367,7 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         total_findings=len(all_findings),
         counted=tuple(counted),
         notes=tuple(notes),
+        waived=waived,
         encoder=describe_encoder(current.run),
     )
 

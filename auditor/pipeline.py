@@ -25,6 +25,7 @@ from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
 from auditor.config import AuditConfig, validate_checks
 from auditor.dataset import Discovery, discover
+from auditor.decisions import apply_decisions, default_decisions_path, load_decisions, now_utc
 from auditor.embedding import embed_files
 from auditor.encoder_facts import ClassPrompts
 from auditor.encoders import Encoder, EncoderInfo, build_encoder
@@ -159,6 +160,7 @@ def _run_scan(
     )
     findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, state.warnings)
     state.timings["checks"] = check_timings
+    findings = _decisions_stage(state, images, findings)
     output_images = images.drop(columns=["embedding_row"])
     for name, column in extra_columns.items():
         output_images[name] = column
@@ -178,6 +180,7 @@ class _State:
     noise: library_warnings.Collected
     timings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    decisions: dict[str, Any] = field(default_factory=dict)
 
 
 def _discover(state: _State) -> Discovery:
@@ -234,6 +237,21 @@ def _embed_stage(
     return vectors, embed_stats
 
 
+def _decisions_stage(state: _State, images: pd.DataFrame, findings: list[Finding]) -> list[Finding]:
+    """Waive the findings that reviewed ``accept`` decisions cover; stale and expired decisions become
+    run.json warnings (and are listed under run.json ``decisions``), so nobody relies on them unknowingly."""
+    configured = state.config.scan.decisions_file
+    path = Path(configured) if configured is not None else default_decisions_path(state.dataset)
+    present = configured is not None or path.is_file()
+    decisions = load_decisions(path) if present else []  # a configured file that is missing is an error
+    known = images[images["sha256"].notna()]
+    sha_by_path = dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
+    applied = apply_decisions(findings, decisions, sha_by_path, now_utc().date())
+    state.decisions = applied.record(path, present, len(decisions))
+    state.warnings.extend(applied.warnings(path))
+    return applied.findings
+
+
 def _prompts_stage(
     state: _State, images: pd.DataFrame, encoder: Encoder | PrecomputedEmbeddings, encoder_info: EncoderInfo
 ) -> tuple[ClassPrompts | None, dict[str, Any]]:
@@ -284,6 +302,7 @@ def _write_outputs(
         run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
                           state.timings, findings, check_summaries, state.warnings)
         run["zero_shot"] = zero_shot
+        run["decisions"] = state.decisions
         staged.add(out_dir / RUN_FILE, json_writer(run))
         staged.commit()
     return run

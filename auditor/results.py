@@ -9,7 +9,8 @@ is validated here, once, so a renderer or a gate rule never meets a malformed va
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from auditor.decisions import Applied, Decision, apply_decisions, load_decisions, now_utc
 from auditor.errors import AuditorError
 from auditor.findings import (
     FINDINGS_SCHEMA,
@@ -197,13 +199,17 @@ def _read_table(path: Path, schema: pa.Schema, exact: bool, run_id: str | None) 
         )
     _check_columns(path, table.schema, schema, exact)
     for field in schema:
-        if not field.nullable and table.column(field.name).null_count:
+        if field.name in table.schema.names and not field.nullable and table.column(field.name).null_count:
             raise ResultsError(f"{path} is malformed: column {field.name} has nulls")
     return table.to_pandas()
 
 
+# Columns added after schema 1.1; a 1.1 file without them is complete (nothing was waived).
+_ADDED_COLUMNS = frozenset({"waived", "waiver"})
+
+
 def _check_columns(path: Path, actual: pa.Schema, expected: pa.Schema, exact: bool) -> None:
-    missing = [name for name in expected.names if name not in actual.names]
+    missing = [name for name in expected.names if name not in actual.names and name not in _ADDED_COLUMNS]
     extra = [name for name in actual.names if name not in expected.names]
     if missing or (exact and extra):
         what = "; ".join(part for part in (
@@ -212,6 +218,8 @@ def _check_columns(path: Path, actual: pa.Schema, expected: pa.Schema, exact: bo
         ) if part)
         raise ResultsError(f"{path} is malformed: {what}")
     for field in expected:
+        if field.name not in actual.names:
+            continue
         found = actual.field(field.name).type
         if _plain(found) != _plain(field.type) and not (field.nullable and pa.types.is_null(found)):
             raise ResultsError(f"{path} is malformed: column {field.name} is {found}, expected {field.type}")
@@ -309,7 +317,43 @@ def finding_from_row(row: dict[str, Any]) -> Finding:
         sha256=_optional(row.get("sha256")),
         classes=tuple(row.get("classes") or ()),
         details=details,
+        # Schema 1.1 files have no waiver columns: nothing was waived.
+        waived=bool(_optional(row.get("waived")) or False),
+        waiver=json.loads(waiver) if isinstance(waiver := _optional(row.get("waiver")), str) else None,
     )
+
+
+def sha_by_path(images: pd.DataFrame) -> dict[str, str]:
+    """Image path -> content hash, for the images that have one."""
+    known = images[images["sha256"].notna()]
+    return dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
+
+
+def with_decisions(results: Results, decisions: list[Decision], today: date) -> tuple[Results, Applied]:
+    """``results`` with waivers from ``decisions`` as they are now instead of those the scan recorded, so
+    a decision made in review counts before the next scan."""
+    cleared = [replace(f, waived=False, waiver=None) for f in results.finding_objects()]
+    applied = apply_decisions(cleared, decisions, sha_by_path(results.images), today)
+    findings = results.findings.copy()
+    findings["waived"] = [f.waived for f in applied.findings]
+    findings["waiver"] = [json.dumps(f.waiver, sort_keys=True) if f.waiver is not None else None
+                          for f in applied.findings]
+    return replace(results, findings=findings, objects=tuple(applied.findings)), applied
+
+
+def recorded_decisions_file(results: Results) -> Path | None:
+    """The decisions file the scan read (run.json), when it exists now."""
+    recorded = (results.run.get("decisions") or {}).get("file")
+    return Path(recorded) if recorded and Path(recorded).is_file() else None
+
+
+def with_current_decisions(results: Results) -> Results:
+    """``results`` with the waivers of the decisions file the scan read, as that file is now (unchanged
+    when it is gone): readers then agree with the gate about what review accepted since the scan."""
+    path = recorded_decisions_file(results)
+    if path is None:
+        return results
+    return with_decisions(results, load_decisions(path), now_utc().date())[0]
 
 
 def describe_encoder(run: dict[str, Any]) -> str:

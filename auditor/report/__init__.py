@@ -13,7 +13,7 @@ from auditor.report.base import Renderer, ReportData, ReportFormat, ReportOption
 from auditor.report.html import HtmlRenderer
 from auditor.report.markdown import MarkdownRenderer
 from auditor.report.terminal import TerminalRenderer
-from auditor.results import Results, ResultsError, load_results
+from auditor.results import Results, ResultsError, load_results, with_current_decisions
 
 __all__ = [
     "RENDERERS",
@@ -57,5 +57,5 @@ def write_report(path: Path, text: str) -> None:
 
 
 def render_results(directory: Path, fmt: ReportFormat, options: ReportOptions | None = None) -> str:
-    """Load a results folder written by ``audit scan`` and render it."""
-    return render(load_results(directory), fmt, options)
+    """Load a results folder written by ``audit scan`` and render it (waivers as the decisions file is now)."""
+    return render(with_current_decisions(load_results(directory)), fmt, options)

@@ -56,6 +56,8 @@ class ReportData:
     dataset_root: Path | None
     dataset_note: str | None
     readable: dict[str, bool] = field(default_factory=dict)
+    # Findings accepted in review (auditor.decisions): shown apart, in a collapsed section, never in by_check.
+    waived: list[Finding] = field(default_factory=list)
 
     @property
     def run(self) -> dict[str, Any]:
@@ -153,10 +155,11 @@ def prepare(results: Results, options: ReportOptions) -> ReportData:
     wanted = set(options.checks)
     produces = results.produces()
     wanted.update(kind for name in options.checks for kind in produces.get(name, ()))
+    waived: list[Finding] = []
     for finding in findings:
         if options.checks and finding.check not in wanted:
             continue
-        groups.setdefault(finding.check, []).append(finding)
+        (waived if finding.waived else groups.setdefault(finding.check, [])).append(finding)
     by_check = {
         name: sorted(groups[name], key=lambda f: (-f.score, f.path or "", f.group_id or 0))
         for name in order_checks(set(groups), results.kinds())
@@ -164,7 +167,15 @@ def prepare(results: Results, options: ReportOptions) -> ReportData:
     root, note = _dataset_root(results, options.dataset)
     images = results.images
     readable = dict(zip(images["path"].astype(str), images["readable"].astype(bool), strict=True))
-    return ReportData(results, by_check, len(findings), root, note, readable)
+    waived.sort(key=lambda f: (f.check, -f.score, f.path or ""))
+    return ReportData(results, by_check, len(findings), root, note, readable, waived)
+
+
+def waiver_text(finding: Finding) -> str:
+    """Why a waived finding is accepted, by whom and when, in one line."""
+    waiver = finding.waiver or {}
+    expires = f", until {waiver['expires']}" if waiver.get("expires") else ""
+    return f"{waiver.get('reason', '')} ({waiver.get('who', '?')}, {str(waiver.get('when', ''))[:10]}{expires})"
 
 
 def _dataset_root(results: Results, given: Path | None) -> tuple[Path | None, str | None]:

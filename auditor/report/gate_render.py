@@ -17,6 +17,7 @@ from rich.table import Table
 
 from auditor.findings import Finding
 from auditor.gate import RuleStatus, Verdict
+from auditor.report.base import waiver_text
 from auditor.report.safe import gfm, gfm_code, gfm_html, gfm_quoted, rich_text, visible
 
 # Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
@@ -48,12 +49,13 @@ def _status_mark(status: RuleStatus) -> str:
     return {RuleStatus.PASS: "✅ pass", RuleStatus.FAIL: "❌ fail", RuleStatus.SKIPPED: "⚠️ skipped"}[status]
 
 
-def _md_findings(findings: list[Finding]) -> list[str]:
-    lines = ["| check | file | split | label | message |", "|---|---|---|---|---|"]
+def _md_findings(findings: list[Finding], waived: bool = False) -> list[str]:
+    last = "accepted because" if waived else "message"
+    lines = [f"| check | file | split | label | {last} |", "|---|---|---|---|---|"]
     for finding in findings[:SHOWN_PER_SECTION]:
         lines.append(
             f"| {gfm(finding.check)} | {gfm_code(_where(finding), 300)} | {gfm(finding.split or '')} | "
-            f"{gfm(finding.label or '', 200)} | {gfm(finding.message, 300)} |"
+            f"{gfm(finding.label or '', 200)} | {gfm(waiver_text(finding) if waived else finding.message, 300)} |"
         )
     if len(findings) > SHOWN_PER_SECTION:
         lines.append(f"\n…and {len(findings) - SHOWN_PER_SECTION} more (see `audit gate --format json`).")
@@ -90,6 +92,9 @@ def render_markdown(verdict: Verdict) -> str:
         counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
         lines += ["", f"<details><summary>{title} ({gfm_html(counts, 1000)})</summary>", "",
                   *_md_findings(list(verdict.counted)), "", "</details>"]
+    if verdict.waived:
+        lines += ["", f"<details><summary>Waived by reviewed decisions, not counted ({len(verdict.waived)})"
+                  "</summary>", "", *_md_findings(list(verdict.waived), waived=True), "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +126,13 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
                           highlight=False)
         if len(rule.offending) > SHOWN_PER_SECTION:
             console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
+    if verdict.waived:
+        console.print(f"[dim]waived by reviewed decisions, not counted: {len(verdict.waived)}[/]")
+        for finding in verdict.waived[:SHOWN_PER_SECTION]:
+            line = f"{finding.check} {_where(finding)}: {waiver_text(finding)}"
+            console.print(f"  [dim]{escape(visible(line))}[/]", highlight=False)
+        if len(verdict.waived) > SHOWN_PER_SECTION:
+            console.print(f"  …and {len(verdict.waived) - SHOWN_PER_SECTION} more")
     console.print(f"encoder: {escape(visible(verdict.encoder))}", highlight=False)
     scope = f"{verdict.total_findings} findings"
     if verdict.baseline_dir:

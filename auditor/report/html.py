@@ -22,6 +22,8 @@ from auditor.report.base import (
     ReportOptions,
     finding_classes,
     format_score,
+    subject,
+    waiver_text,
 )
 from auditor.report.thumbnails import Thumbnailer
 
@@ -133,6 +135,7 @@ class HtmlRenderer(Renderer):
             quality_rows=quality_rows,
             total=sum(len(s.items) for s in sections),
             total_findings=data.shown_findings,
+            waived=[(f.check, subject(f), waiver_text(f)) for f in data.waived],
             bar_row=BAR_ROW,
             bar_area=BAR_AREA,
             label_area=LABEL_AREA,

@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 from auditor.findings import Finding
-from auditor.report.base import SEVERITIES, Renderer, ReportData, ReportOptions, format_score, subject
+from auditor.report.base import (
+    SEVERITIES,
+    Renderer,
+    ReportData,
+    ReportOptions,
+    format_score,
+    subject,
+    waiver_text,
+)
 from auditor.report.safe import gfm, gfm_code, gfm_html
 
 MAX_CHARS = 60_000
@@ -74,6 +82,8 @@ class MarkdownRenderer(Renderer):
                 f"(top {limit if limit is not None else 'all'} per check, {MAX_CHARS:,}-character limit); "
                 "`audit report --format html --top 0` lists them all._\n"
             )
+        if data.waived:
+            parts.append(self._waived(data.waived, limit))
         text = "".join(parts)
         # Only a head with thousands of unknown check kinds can overflow; cut it rather than fail the comment.
         if len(text) > MAX_CHARS:
@@ -106,6 +116,14 @@ class MarkdownRenderer(Renderer):
             lines.append("| _no findings_ |" + " 0 |" * (len(SEVERITIES) + 1) + "\n")
         lines.append(MarkdownRenderer._quality_table(data))
         return "".join(lines) + "\n"
+
+    @staticmethod
+    def _waived(waived: list[Finding], limit: int | None) -> str:
+        shown = waived if limit is None else waived[:limit]
+        rows = "".join(f"| {cell(f.check)} | {_code(subject(f))} | {cell(waiver_text(f))} |\n" for f in shown)
+        more = f"\n_…and {len(waived) - len(shown)} more._\n" if len(shown) < len(waived) else ""
+        return (f"\n<details><summary>Waived by reviewed decisions (not counted): {len(waived):,}</summary>\n\n"
+                f"| kind | image | accepted because |\n|---|---|---|\n{rows}{more}\n</details>\n")
 
     @staticmethod
     def _quality_table(data: ReportData) -> str:

@@ -15,7 +15,15 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.findings import Finding
-from auditor.report.base import SEVERITIES, Renderer, ReportData, ReportOptions, format_score, subject
+from auditor.report.base import (
+    SEVERITIES,
+    Renderer,
+    ReportData,
+    ReportOptions,
+    format_score,
+    subject,
+    waiver_text,
+)
 from auditor.report.safe import rich_text, visible
 
 BAR_WIDTH = 30
@@ -46,6 +54,14 @@ class TerminalRenderer(Renderer):
         limit = options.limit(self.default_top)
         for check, findings in data.by_check.items():
             self._check_table(console, check, findings, limit, options.width)
+        if data.waived:
+            # Collapsed to one line each: they were reviewed already.
+            shown = data.waived if limit is None else data.waived[:limit]
+            console.print(Text(f"Waived by reviewed decisions (not counted): {len(data.waived)}", style="bold"))
+            for finding in shown:
+                console.print(rich_text(f"  {finding.check} {subject(finding)}: {waiver_text(finding)}", style="dim"))
+            if len(shown) < len(data.waived):
+                console.print(Text(f"  …and {len(data.waived) - len(shown)} more (--top 0 for all)", style="dim"))
         return buffer.getvalue()
 
     @staticmethod

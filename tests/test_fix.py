@@ -1,0 +1,117 @@
+"""`audit fix`: a cleaned manifest whose re-scan has the fixed findings gone, and nothing else lost."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.findings import Finding, Severity
+from auditor.fix import FixOptions, plan_fix
+from auditor.results import load_results
+from tests.conftest import draw_shape
+from tests.test_gate import image_rows, write_results
+
+runner = CliRunner()
+SHAPES = ("circle", "square", "triangle")
+COPY_KINDS = {"exact_duplicate", "near_duplicate", "split_leakage"}
+
+
+def planted(root: Path) -> Path:
+    """train/test shapes with a copy inside train, a train image leaked into test, a circle labelled
+    triangle, and an unreadable file."""
+    for split, count, offset in (("train", 12, 0), ("test", 5, 500)):
+        for c, shape in enumerate(SHAPES):
+            folder = root / split / shape
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                draw_shape(shape, c * 1000 + offset + i).save(folder / f"{shape}_{i:03d}.png")
+    shutil.copy(root / "train/circle/circle_002.png", root / "train/circle/circle_002_copy.png")
+    shutil.copy(root / "train/square/square_004.png", root / "test/square/leaked.png")
+    draw_shape("circle", 7777).save(root / "train/triangle/odd_one.png")
+    (root / "train/circle/broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    return root
+
+
+def scan(data: Path, out: Path, *extra: str) -> None:
+    result = runner.invoke(app, ["scan", str(data), "--out", str(out), "--encoder", "builtin", "--workers", "0",
+                                 "--quiet", "--checks", "unreadable,duplicates,label_errors", *extra])
+    assert result.exit_code == 0, result.output
+
+
+def test_fix_then_rescan_has_no_copies_leaks_or_reviewed_label_errors(tmp_path: Path) -> None:
+    data = planted(tmp_path / "data")
+    before = {p.stat().st_mtime_ns for p in data.rglob("*")}
+    scan(data, tmp_path / "r1")
+    first = load_results(tmp_path / "r1")
+    found = set(zip(first.findings["check"], first.findings["path"], strict=True))
+    assert {("exact_duplicate", "train/circle/circle_002_copy.png"), ("split_leakage", "test/square/leaked.png"),
+            ("label_error", "train/triangle/odd_one.png"), ("unreadable", "train/circle/broken.png")} <= found
+    review = runner.invoke(app, ["review", str(tmp_path / "r1"), "--relabel", "--check", "label_error",
+                                 "--path", "train/triangle/odd_one.png"])
+    assert review.exit_code == 0, review.output
+
+    result = runner.invoke(app, ["fix", str(tmp_path / "r1"), "--out", str(tmp_path / "clean.csv")])
+    assert result.exit_code == 0, result.output
+    assert "relabel" in result.output and "split_leakage" in result.output
+    assert {p.stat().st_mtime_ns for p in data.rglob("*")} == before  # the dataset is never touched
+    manifest = pd.read_csv(tmp_path / "clean.csv", dtype=str, keep_default_na=False)
+    changes = pd.read_csv(tmp_path / "clean.changes.csv", dtype=str, keep_default_na=False)
+    assert list(manifest.columns) == ["path", "label", "split"]
+    dropped = set(changes.loc[changes["action"] == "drop", "path"])
+    assert {"train/circle/circle_002_copy.png", "test/square/leaked.png", "train/circle/broken.png"} <= dropped
+    assert "train/circle/circle_002.png" in set(manifest["path"]) and "train/square/square_004.png" in set(
+        manifest["path"])
+    # Every other image is kept, and only images with a copy/leak/unreadable finding were dropped.
+    assert set(manifest["path"]) == set(first.images["path"]) - dropped
+    flagged = {path for check, path in found if check in COPY_KINDS | {"unreadable"}}
+    assert dropped <= flagged
+    assert manifest.set_index("path").at["train/triangle/odd_one.png", "label"] == "circle"
+
+    scan(data, tmp_path / "r2", "--manifest", str(tmp_path / "clean.csv"))
+    second = load_results(tmp_path / "r2")
+    assert not set(second.findings["check"]) & (COPY_KINDS | {"unreadable"})
+    relabelled = first.images.set_index("path").at["train/triangle/odd_one.png", "sha256"]
+    errors = second.findings[second.findings["check"] == "label_error"]
+    assert relabelled not in set(errors["sha256"])
+    assert len(second.images) == len(manifest)
+
+
+def _copy(check: str, path: str, sha: str, split: str, group: int) -> Finding:
+    return Finding(check=check, severity=Severity.ERROR, message=f"{check}: {path}", path=path, sha256=sha,
+                   split=split, group_id=group)
+
+
+def test_split_priority_keeper_waived_groups_and_relabel_threshold(tmp_path: Path) -> None:
+    rows = image_rows({"test/a.png": ("s1", "x"), "val/a.png": ("s1", "x"), "val/a_again.png": ("s1", "x"),
+                       "train/b.png": ("s2", "x"), "train/b_copy.png": ("s2", "x"), "train/c.png": ("s3", "x")})
+    for row in rows:
+        row["split"] = row["path"].split("/")[0]
+    label_error = Finding(check="label_error", severity=Severity.WARNING, message="looks like y",
+                          path="train/c.png", sha256="s3", label="x", suggested_label="y", score=0.8)
+    findings = [_copy("split_leakage", "test/a.png", "s1", "test", 0),
+                _copy("split_leakage", "val/a.png", "s1", "val", 0),
+                _copy("split_leakage", "val/a_again.png", "s1", "val", 0),
+                _copy("exact_duplicate", "train/b.png", "s2", "train", 1),
+                _copy("exact_duplicate", "train/b_copy.png", "s2", "train", 1), label_error]
+    results = write_results(tmp_path / "r", findings, rows)
+    today = date(2026, 1, 1)
+
+    fix = plan_fix(results, [], FixOptions(), today)
+    # No train copy: val wins over test by default; within val the shortest path stays.
+    assert set(fix.manifest["path"]) == {"val/a.png", "train/b.png", "train/c.png"}
+    assert fix.manifest.set_index("path").at["train/c.png", "label"] == "x"  # no threshold, no review: unchanged
+
+    fix = plan_fix(results, [], FixOptions(split_priority=("test",), dedupe=(), relabel_above=0.8), today)
+    assert set(fix.manifest["path"]) == {"test/a.png", "train/b.png", "train/b_copy.png", "train/c.png"}
+    assert fix.manifest.set_index("path").at["train/c.png", "label"] == "y"
+    assert ("relabel", "label_error", 1) in fix.summary()
+
+    waived = [f if f.group_id != 1 else replace(f, waived=True) for f in findings]
+    fix = plan_fix(write_results(tmp_path / "w", waived, rows), [], FixOptions(), today)
+    assert {"train/b.png", "train/b_copy.png"} <= set(fix.manifest["path"])  # accepted copies stay
