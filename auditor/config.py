@@ -90,6 +90,19 @@ class ZeroShotParams(BaseModel):
     )
 
 
+class ReliabilityParams(BaseModel):
+    """How the model-based checks judge their own evidence (``auditor/reliability.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Assess the model-based checks' reliability (false: always trust them).
+    enabled: bool = True
+    # Confidence level of the bounds recorded beside the verdict (run.json figures).
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    # The checks are trusted unless the classifier's chance-corrected cross-validated balanced accuracy,
+    # (BA - 1/K) / (1 - 1/K), is below this (0.5: closer to chance than to perfect).
+    min_chance_corrected_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+
+
 # Count rules with a dedicated config key: key -> finding check name.
 COUNT_RULES = {
     "max_unreadable": "unreadable",
@@ -141,6 +154,7 @@ class AuditConfig(StrictModel):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)
+    reliability: ReliabilityParams = Field(default_factory=ReliabilityParams)
     # Check name -> its params as written; each check validates its own (``auditor.checks.check_params``).
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     gate: GateConfig = Field(default_factory=GateConfig)

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from auditor.pipeline import ScanResult
 from auditor.report.safe import rich_text, visible
-from auditor.results import produced_kinds
+from auditor.results import PROMINENT_WARNINGS, produced_kinds
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -52,7 +52,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
     run = result.run
     encoder = result.encoder
     for warning in result.warnings:
-        style = "bold yellow" if "fell back" in warning or "untrained" in warning else "yellow"
+        style = "bold yellow" if any(word in warning for word in PROMINENT_WARNINGS) else "yellow"
         console.print(Panel(rich_text(warning), title="warning", border_style=style, expand=False))
     data = run["dataset"]
     console.print(Text.assemble(

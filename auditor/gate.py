@@ -152,7 +152,8 @@ def new_findings(current: Results, baseline: Results) -> list[Finding]:
 
 
 def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
-    """Finding check -> why this scan could not have produced it (its check did not run or was skipped).
+    """Finding check -> why this scan could not have produced it (its check did not run or was skipped),
+    or why its findings cannot be judged (the check found its own evidence unreliable: ``reliable: false``).
 
     Which check produces which findings comes from run.json (``check_info``, recorded by the scan). A
     finding check no check there declares is absent here: the gate cannot tell, so it evaluates the rule.
@@ -165,6 +166,8 @@ def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
             why = f"the {name} check did not run in this scan"
         elif isinstance(summary, dict) and summary.get("skipped"):
             why = f"the {name} check was skipped: {summary['skipped']}"
+        elif isinstance(summary, dict) and summary.get("reliable") is False:
+            why = f"the {name} check judged its evidence unreliable: {summary.get('reliability_reason')}"
         else:
             continue
         for produced in produces:
@@ -343,6 +346,10 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
     counted = [f for f in counted if not f.waived]
     is_new = baseline is not None
     unavailable = unavailable_findings(current.run)
+    # Findings their own check could not vouch for (details.reliable = false: the embedding does not
+    # separate the classes) are not evidence a gate can act on; a rule left with none is skipped, with
+    # the check's reason (label conflicts between copies, which need no classifier, still count).
+    counted = [f for f in counted if (f.details or {}).get("reliable") is not False]
     rules: list[RuleResult] = []
     for key, check in COUNT_RULES.items():
         limit = getattr(config, key)

@@ -42,6 +42,7 @@ from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
 from auditor.parallel import ordered_map
 from auditor.properties import PROPERTY_COLUMNS
+from auditor.reliability import ADVICE as RELIABILITY_ADVICE
 from auditor.zero_shot import class_prompts, zero_shot_decision
 
 FINDINGS_FILE = "findings.parquet"
@@ -401,6 +402,12 @@ def _run_checks(
         timings[name] = time.perf_counter() - started
         observer.advance()
     observer.done()
+    unreliable = [name for name, summary in summaries.items() if summary.get("reliable") is False]
+    if unreliable:
+        # One line, first: it changes how every model-based finding should be read.
+        reason = summaries[unreliable[0]].get("reliability_reason")
+        warnings.insert(0, f"{', '.join(unreliable)} findings are unreliable and shown as info: {reason}. "
+                           f"To judge labels, {RELIABILITY_ADVICE}")
     return findings, summaries, timings, columns
 
 

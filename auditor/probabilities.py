@@ -7,9 +7,17 @@ matrix products, so 100k x 512-d embeddings with 100 classes fit in well under a
 two cores, where scikit-learn's float64 solver takes several. Fold assignment is seeded and the fit
 starts from zero, so the same inputs and seed give the same probabilities. Identical embeddings
 (copies of one image) always share a fold.
+
+Order independence: every computation here runs on the rows sorted by content (SHA-256 of the
+embedding bytes, then the label), and the results are put back in the caller's order. Fold assignment,
+the floating-point summation order of the fits and the tie-breaking of neighbour searches therefore
+depend on what the images are, never on file names or positions: renaming or reordering files changes
+no probability.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
@@ -49,6 +57,13 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarra
     return group_fold[group_of]
 
 
+def content_order(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The permutation that sorts rows by content: SHA-256 of the embedding bytes, then the label."""
+    rows = np.ascontiguousarray(features)
+    keys = [hashlib.sha256(row.tobytes()).digest() for row in rows]
+    return np.array(sorted(range(len(keys)), key=lambda i: (keys[i], int(labels[i]))), dtype=np.int64)
+
+
 def identical_rows(matrix: np.ndarray) -> np.ndarray:
     """Group id per row, equal for rows with identical bytes (copies of one image embed identically)."""
     seen: dict[bytes, int] = {}
@@ -66,7 +81,8 @@ def out_of_sample_probabilities(
         # Nothing to learn from; only the prior over the one observed label is left.
         probs[np.arange(n), labels] = 1.0
         return np.asarray(probs / probs.sum(axis=1, keepdims=True))
-    features = np.asarray(embeddings, dtype=np.float32)
+    order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
+    features, labels = np.asarray(embeddings, dtype=np.float32)[order], np.asarray(labels)[order]
     folds = min(params.folds, n)
     # Copies of one image must share a fold, or one copy's label would vouch for the other's.
     groups = identical_rows(features)
@@ -89,7 +105,9 @@ def out_of_sample_probabilities(
         weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params)
         probs[np.ix_(np.flatnonzero(test), present)] = softmax(test_x @ weights + bias)
     probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
-    return np.asarray(probs / probs.sum(axis=1, keepdims=True))
+    restored = np.empty_like(probs)
+    restored[order] = probs / probs.sum(axis=1, keepdims=True)
+    return restored
 
 
 def blended_probabilities(
@@ -104,8 +122,11 @@ def blended_probabilities(
     n, n_classes = regression.shape
     if params.knn_neighbours == 0 or params.knn_weight == 0 or n <= params.knn_neighbours:
         return regression
-    features = np.asarray(embeddings, dtype=np.float32)
-    votes = knn_vote_probabilities(features, labels, n_classes, params.knn_neighbours, identical_rows(features))
+    order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
+    features = np.asarray(embeddings, dtype=np.float32)[order]
+    votes = np.empty((n, n_classes), dtype=np.float64)
+    votes[order] = knn_vote_probabilities(features, np.asarray(labels)[order], n_classes, params.knn_neighbours,
+                                          identical_rows(features))
     return (1.0 - params.knn_weight) * regression + params.knn_weight * votes
 
 

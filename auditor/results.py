@@ -34,6 +34,9 @@ from auditor.findings import (
 RUN_FILE = "run.json"
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
+# Warnings that change how every finding should be read (a weaker encoder ran, the model-based checks
+# found their evidence unreliable): summaries and reports show them more prominently than the rest.
+PROMINENT_WARNINGS = ("fell back", "untrained", "unreliable")
 
 # run.json files written before ``check_info`` existed came from these checks: readers assume them, so older
 # results still show their kinds in the usual order and layout, and a check that did not run still explains

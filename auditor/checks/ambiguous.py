@@ -10,7 +10,8 @@ sees both, and their errors differ. They are pooled log-linearly (a weighted geo
 temperature-scaled to this dataset: one power, fitted by maximum likelihood against the given labels,
 makes the probabilities as confident as the evidence has earned here. A class is *plausible* for an
 image when its calibrated probability is at least ``min_relative_probability`` of the top class's and
-the image's split lies beyond the dataset's Tukey fence; an image with two or more plausible classes is
+the image's split lies beyond the dataset's adjusted-boxplot fence (Tukey's, widened by the splits'
+medcouple skewness); an image with two or more plausible classes is
 ambiguous. ``classes`` lists the given label first, then the competing plausible classes (strongest
 first); ``score`` is the second-strongest over the strongest plausible probability (1.0: an even split).
 
@@ -35,6 +36,7 @@ import pandas as pd
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.reliability import mark, summary_fields
 from auditor.verdicts import AmbiguousParams, fit_sharpness, sharpen
 
 # The verdict and its params live in auditor.verdicts (class_overlap reads the same verdict).
@@ -128,5 +130,6 @@ class AmbiguousCheck(Check[AmbiguousParams]):
                 for name in classes
             },
             "top_pairs": [{"classes": list(pair), "images": n} for pair, n in pairs[: params.top_pairs]],
+            **summary_fields(ctx.reliability),
         }
-        return CheckResult(findings, columns={"ambiguity": column}, summary=summary)
+        return CheckResult(mark(findings, ctx.reliability), columns={"ambiguity": column}, summary=summary)

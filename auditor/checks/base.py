@@ -21,6 +21,7 @@ from auditor.config import AuditConfig
 from auditor.encoder_facts import ClassPrompts, EncoderInfo
 from auditor.findings import Finding, FindingKind
 from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
+from auditor.reliability import Reliability, assess
 from auditor.similarity import unit_rows
 from auditor.verdicts import (
     Ambiguity,
@@ -110,6 +111,15 @@ class CheckContext:
         label implausible (before that check's small-class rule)."""
         params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by)
+
+    @cached_property
+    def reliability(self) -> Reliability:
+        """Whether the embedding separates the classes well enough to trust the model-based checks."""
+        params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
+        sizes = np.bincount(self.label_ids, minlength=len(self.labelled_classes))
+        judged = sizes[self.label_ids] >= params.min_class_images
+        return assess(self.label_ids, self.pred_probs, self.regression_probs, self.label_issue_mask,
+                      self.labelled_classes, judged, self.config.reliability)
 
     @cached_property
     def ambiguity(self) -> Ambiguity:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.reliability import mark, summary_fields
 
 
 class ClassOverlapParams(BaseModel):
@@ -112,5 +113,5 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
             )
         listed = [{"classes": [classes[a], classes[b]], **entry} for (a, b), entry in ranked[:10]]
         summary = {"overlapping_pairs": len(findings), "top_pairs": listed,
-                   "dataset_noise_mass": float(1.0 - np.trace(joint))}
-        return CheckResult(findings, summary=summary)
+                   "dataset_noise_mass": float(1.0 - np.trace(joint)), **summary_fields(ctx.reliability)}
+        return CheckResult(mark(findings, ctx.reliability), summary=summary)

@@ -26,6 +26,7 @@ from cleanlab.rank import get_label_quality_scores
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.reliability import mark, summary_fields
 from auditor.verdicts import LabelErrorsParams, label_issue_mask
 
 # The params and label_issue_mask live in auditor.verdicts: the ambiguous check reads the same verdict.
@@ -72,8 +73,11 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
         flagged = ctx.label_issue_mask & judged
 
         findings: dict[int, Finding] = {}
-        for i in np.flatnonzero(flagged):
-            findings[int(rows.index[i])] = self._classifier_finding(ctx, int(i), quality[i])
+        flagged_rows = np.flatnonzero(flagged)
+        # Only the classifier's verdicts depend on the embedding; label conflicts between copies do not.
+        classifier = mark([self._classifier_finding(ctx, int(i), quality[i]) for i in flagged_rows], ctx.reliability)
+        for i, finding in zip(flagged_rows, classifier, strict=True):
+            findings[int(rows.index[i])] = finding
         conflicts = self._conflict_findings(ctx, quality)
         findings.update(conflicts)
 
@@ -98,6 +102,7 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
                 }
                 for k, name in enumerate(classes)
             },
+            **summary_fields(ctx.reliability),
         }
         ordered = [findings[index] for index in sorted(findings)]
         return CheckResult(ordered, columns={"pred_label": pred_label, "label_quality": label_quality},

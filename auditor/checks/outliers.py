@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.reliability import mark, summary_fields
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -112,4 +113,7 @@ class OutliersCheck(Check[OutlierParams]):
             "threshold_distance": threshold,
             "robust_z": params.robust_z,
         }
-        return CheckResult(findings, columns={"outlier_score": column}, summary=summary)
+        # Without two labelled classes there is no classifier to assess; the distances stand on their own.
+        verdict = ctx.reliability if len(classes) >= 2 else None
+        summary.update(summary_fields(verdict))
+        return CheckResult(mark(findings, verdict), columns={"outlier_score": column}, summary=summary)

@@ -25,6 +25,7 @@ from auditor.report.base import (
     waiver_text,
 )
 from auditor.report.safe import rich_text, visible
+from auditor.results import PROMINENT_WARNINGS
 
 BAR_WIDTH = 30
 
@@ -46,7 +47,7 @@ class TerminalRenderer(Renderer):
         ))
         console.print(Text.assemble(("Encoder ", "bold"), visible(data.encoder_line())))
         for warning in data.warnings():
-            style = "bold yellow" if "fell back" in warning or "untrained" in warning else "yellow"
+            style = "bold yellow" if any(word in warning for word in PROMINENT_WARNINGS) else "yellow"
             console.print(Panel(rich_text(warning), title="warning", border_style=style, expand=False))
         self._class_bars(console, data)
         self._summary(console, data)

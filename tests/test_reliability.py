@@ -1,0 +1,75 @@
+"""Self-assessed reliability of the model-based checks (auditor/reliability.py) on synthetic embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from auditor.checks.ambiguous import AmbiguousCheck
+from auditor.checks.label_errors import LabelErrorsCheck
+from auditor.findings import Severity
+from auditor.verdicts import AmbiguousParams, LabelErrorsParams, medcouple
+from tests.conftest import synthetic_context
+
+
+def gaussian_classes(separation: float, noise: float, n: int = 400, dim: int = 32, seed: int = 3):
+    """Two Gaussian classes ``separation`` apart (in noise standard deviations); ``noise`` of labels flipped."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n)
+    direction = rng.normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    vectors = rng.normal(size=(n, dim)) + np.outer(truth - 0.5, direction) * separation + 5.0
+    flipped = rng.random(n) < noise
+    given = np.where(flipped, 1 - truth, truth)
+    return vectors, ["a" if g == 0 else "b" for g in given], flipped
+
+
+def test_separable_noisy_classes_stay_reliable_with_real_findings() -> None:
+    vectors, labels, flipped = gaussian_classes(separation=8.0, noise=0.08)
+    ctx = synthetic_context(vectors, labels)
+    result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
+    assert ctx.reliability.reliable, ctx.reliability.reason
+    assert result.summary["reliable"] is True
+    flagged = {f.path for f in result.findings}
+    wrong = {path for path, bad in zip(ctx.images["path"], flipped, strict=True) if bad}
+    assert len(flagged & wrong) >= 0.8 * len(flagged) and len(flagged) >= 0.8 * len(wrong)
+    assert all(f.severity == Severity.WARNING and "reliable" not in f.details for f in result.findings)
+
+
+def test_barely_separated_classes_are_marked_unreliable() -> None:
+    # Clean labels, classes overlapping heavily: every disagreement is the classifier's own mistake.
+    vectors, labels, _ = gaussian_classes(separation=0.8, noise=0.0)
+    ctx = synthetic_context(vectors, labels)
+    result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
+    verdict = ctx.reliability
+    assert not verdict.reliable and verdict.reason
+    assert result.summary["reliable"] is False and result.summary["reliability_reason"] == verdict.reason
+    assert result.summary["reliability"]["balanced_accuracy"] < 0.75
+    assert result.findings, "the flags are kept, only demoted"
+    assert all(f.severity == Severity.INFO and f.details["reliable"] is False for f in result.findings)
+    ambiguous = AmbiguousCheck(AmbiguousParams()).run(ctx)
+    assert ambiguous.summary["reliable"] is False
+    assert all(f.severity == Severity.INFO for f in ambiguous.findings)
+
+
+def test_chance_level_embedding_is_unreliable() -> None:
+    vectors, labels, _ = gaussian_classes(separation=0.0, noise=0.0)
+    verdict = synthetic_context(vectors, labels).reliability
+    assert not verdict.reliable
+    assert "chance" in (verdict.reason or "")
+
+
+def test_reliability_can_be_switched_off() -> None:
+    vectors, labels, _ = gaussian_classes(separation=0.0, noise=0.0)
+    ctx = synthetic_context(vectors, labels)
+    ctx.config.reliability.enabled = False
+    assert ctx.reliability.reliable
+
+
+def test_medcouple_measures_skew() -> None:
+    rng = np.random.default_rng(0)
+    assert abs(medcouple(rng.normal(size=2000))) < 0.05
+    assert medcouple(rng.exponential(size=2000)) > 0.2
+    assert medcouple(-rng.exponential(size=2000)) < -0.2
+    # Row order does not matter.
+    values = rng.exponential(size=500)
+    assert medcouple(values) == medcouple(values[::-1].copy())
