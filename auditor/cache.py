@@ -2,7 +2,9 @@
 
 SQLite gives us atomic commits per batch (an interrupted scan keeps what it embedded and the next run
 resumes) and safe sharing between concurrent scans (WAL + busy timeout). A cache that fails its
-integrity check is moved aside and rebuilt: losing a cache costs time, never correctness.
+integrity check (or holds some other table under our name) is moved aside and rebuilt: losing a cache
+costs time, never correctness. A cache that cannot be written (read-only folder, full disk) is an
+``OutputError`` naming the cache path: the user chooses ``--cache-dir`` or ``--no-cache``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 import numpy as np
 from platformdirs import user_cache_dir
 
+from auditor.errors import OutputError
+
 CACHE_FORMAT = 1
 _FILE_NAME = f"embeddings-v{CACHE_FORMAT}.sqlite"
+_COLUMNS = ["sha256", "encoder", "dim", "vector", "created"]
+_ADVICE = "pass --cache-dir DIR for another cache folder, or --no-cache"
 
 
 def default_cache_dir() -> Path:
@@ -31,15 +37,24 @@ def default_cache_dir() -> Path:
 class EmbeddingCache:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / _FILE_NAME
         self.rebuilt_reason: str | None = None
         try:
-            self._conn = self._open()
-        except sqlite3.DatabaseError as exc:
-            self.rebuilt_reason = f"cache at {self.path} was corrupt ({exc}); moved aside and rebuilt"
-            self._move_aside()
-            self._conn = self._open()
+            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = self._open()
+            except sqlite3.OperationalError:
+                raise  # read-only, locked, cannot open: not corruption, so nothing is moved aside
+            except sqlite3.DatabaseError as exc:
+                self.rebuilt_reason = f"cache at {self.path} was corrupt ({exc}); moved aside and rebuilt"
+                self._move_aside()
+                self._conn = self._open()
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException) -> OutputError:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return OutputError(f"cannot use the embedding cache {self.path}: {problem}; {_ADVICE}")
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -55,6 +70,9 @@ class EmbeddingCache:
                 " sha256 TEXT NOT NULL, encoder TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,"
                 " created REAL NOT NULL, PRIMARY KEY (sha256, encoder)) WITHOUT ROWID"
             )
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(embeddings)")]
+            if columns != _COLUMNS:
+                raise sqlite3.DatabaseError(f"its embeddings table has columns {columns}, not auditor's")
         except sqlite3.DatabaseError:
             conn.close()
             raise
@@ -69,7 +87,12 @@ class EmbeddingCache:
 
     def get_many(self, hashes: Iterable[str], encoder: str, dim: int) -> dict[str, np.ndarray]:
         """Cached vectors for ``hashes``; rows of the wrong size are ignored (and later overwritten)."""
-        wanted = list(dict.fromkeys(hashes))
+        try:
+            return self._get_many(list(dict.fromkeys(hashes)), encoder, dim)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _get_many(self, wanted: list[str], encoder: str, dim: int) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -92,9 +115,12 @@ class EmbeddingCache:
             (sha, encoder, int(vec.shape[0]), np.ascontiguousarray(vec, dtype=np.float32).tobytes(), now)
             for sha, vec in items.items()
         ]
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def close(self) -> None:
         self._conn.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
 EXIT_INTERRUPTED = 130
+# A bug in auditor (sysexits' EX_SOFTWARE): never 1, which a CI job reads as "the gate failed".
+EXIT_INTERNAL = 70
 
 app = typer.Typer(
     name="audit",
@@ -151,17 +156,24 @@ def scan(
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer, pred_probs=pred_probs)
     except KeyboardInterrupt:
+        from auditor.report.safe import visible  # on use: auditor.report imports pandas (see scan_command)
+
         observer.done()
         err_console.print(
-            f"[bold yellow]interrupted:[/] results in {escape(str(out))} were left as they were; "
+            f"[bold yellow]interrupted:[/] results in {escape(visible(out))} were left as they were; "
             "finished embedding batches are cached, so the next scan resumes from there",
             highlight=False, soft_wrap=True,
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if quiet:
         # --quiet drops progress and the summary, never a warning: a CI log must still say a weak encoder ran.
+        from auditor.library_warnings import PREFIX
+        from auditor.report.safe import one_line  # on use: auditor.report imports pandas (see scan_command)
+
         for warning in result.warnings:
-            err_console.print(f"warning: {escape(' '.join(warning.split()))}", highlight=False, soft_wrap=True)
+            # Library noise (cleanlab's per-class warnings) stays in run.json and the reports, not the CI log.
+            if not warning.startswith(PREFIX):
+                err_console.print(f"warning: {escape(one_line(warning))}", highlight=False, soft_wrap=True)
     else:
         print_summary(console, result)
     if gate and not _apply_gate(out, cfg.gate, baseline, "text", None, console):
@@ -274,7 +286,9 @@ def report_command(
         typer.echo(text, nl=False)
         return
     write_report(output, text)
-    console.print(f"report written to [bold]{escape(str(output))}[/]", highlight=False)
+    from auditor.report.safe import visible  # on use: see report_command's imports
+
+    console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
 
 
 @app.command("review")
@@ -521,13 +535,40 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _crash_log(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected exception to a log file; None if even that fails."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"auditor-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as log:
+            log.write(f"auditor {__version__}, python {sys.version.split()[0]}\nargv: {sys.argv!r}\n\n")
+            log.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return Path(name)
+
+
 def main() -> None:
-    """Console-script entry: map our errors to exit code 2 with one readable message."""
+    """Console-script entry: our errors exit 2, bugs 70, each with one line on stderr."""
     signal.signal(signal.SIGTERM, _terminate)
     if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         app()
     except AuditorError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        from auditor.report.safe import visible  # on use: `audit --help` must not import pandas
+
+        # Several lines only for a config with several bad fields, one per field; data shown escaped.
+        message = "\n".join(visible(line) for line in str(exc).splitlines())
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into a report, not a traceback
+        from auditor.report.safe import one_line  # on use: `audit --help` must not import pandas
+
+        log = _crash_log(exc)
+        where = f"traceback in {log}" if log is not None else "no log could be written"
+        err_console.print(
+            f"[bold red]internal error[/] (a bug in auditor, please report it): "
+            f"{escape(one_line(f'{type(exc).__name__}: {exc}'))}; {escape(where)}",
+            highlight=False, soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERNAL)

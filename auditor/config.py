@@ -10,9 +10,9 @@ import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from auditor.errors import ConfigError
 
@@ -129,26 +129,32 @@ COUNT_RULES = {
 }
 
 
+# Strict: TOML `true` is not a count of 1, nor a rate of 100%.
+Count = Annotated[int, Field(ge=0, strict=True)]
+Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+
+
 class GateConfig(BaseModel):
     """Gate rules; ``None`` turns a rule off. Counts are of findings (a copy pair gives one per image)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     # Most (new) `unreadable` findings allowed.
-    max_unreadable: NonNegativeInt | None = 0
+    max_unreadable: Count | None = 0
     # Most (new) `split_leakage` findings allowed (an image with a copy in another split).
-    max_split_leakage: NonNegativeInt | None = 0
+    max_split_leakage: Count | None = 0
     # Most (new) `exact_duplicate` findings allowed.
-    max_exact_duplicate: NonNegativeInt | None = 0
+    max_exact_duplicate: Count | None = 0
     # Most (new) `near_duplicate` findings allowed.
-    max_near_duplicate: NonNegativeInt | None = None
+    max_near_duplicate: Count | None = None
     # Largest share of labelled readable images with a (new) `label_error` finding, e.g. 0.02 = 2%.
-    max_label_error_rate: float | None = Field(None, ge=0.0, le=1.0)
+    max_label_error_rate: Rate | None = None
     # The same, within each class (denominator: the class's labelled readable images).
-    max_label_error_rate_per_class: float | None = Field(None, ge=0.0, le=1.0)
+    max_label_error_rate_per_class: Rate | None = None
     # Largest/smallest class ratio allowed in any split (from the class_imbalance check).
-    max_imbalance_ratio: float | None = Field(None, ge=1.0)
+    max_imbalance_ratio: Annotated[float, Field(ge=1.0, strict=True)] | None = None
     # Any finding check -> most (new) findings allowed, e.g. {outlier = 10}.
-    max_findings: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    # Kinds the results' run.json does not know are an error (exit 2), so a typo never passes a gate.
+    max_findings: dict[str, Count] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_double_rules(self) -> GateConfig:
@@ -221,7 +227,9 @@ def _format_validation_error(
     source: str, error: ValidationError, file_data: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None, model: type[BaseModel] | None = None,
 ) -> str:
-    lines = ["invalid configuration:" if file_data is not None else f"invalid configuration in {source}:"]
+    """One line for one bad field; with several, a heading and one line per field."""
+    head = "invalid configuration:" if file_data is not None else f"invalid configuration in {source}:"
+    problems = []
     for item in error.errors():
         location = item["loc"]
         where = ".".join(str(part) for part in location) or "(top level)"
@@ -229,8 +237,10 @@ def _format_validation_error(
         if item["type"] == "extra_forbidden" and model is not None and location:
             hint = did_you_mean(str(location[-1]), _fields_at(model, location[:-1]))
         origin = f" (from {_origin(location, file_data, overrides or {}, source)})" if file_data is not None else ""
-        lines.append(f"  {where}: {item['msg']}{hint}{origin}")
-    return "\n".join(lines)
+        problems.append(f"{where}: {item['msg']}{hint}{origin}")
+    if len(problems) == 1:
+        return f"{head} {problems[0]}"
+    return "\n".join([head, *(f"  {problem}" for problem in problems)])
 
 
 def load_config(

@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from auditor.pipeline import ScanResult
+from auditor.report.safe import rich_text, visible
 from auditor.results import PROMINENT_WARNINGS, produced_kinds
 
 SEVERITIES = ("error", "warning", "info")
@@ -51,24 +53,24 @@ def print_summary(console: Console, result: ScanResult) -> None:
     encoder = result.encoder
     for warning in result.warnings:
         style = "bold yellow" if any(word in warning for word in PROMINENT_WARNINGS) else "yellow"
-        console.print(Panel(warning, title="warning", border_style=style, expand=False))
+        console.print(Panel(rich_text(warning), title="warning", border_style=style, expand=False))
     data = run["dataset"]
-    console.print(
-        f"[bold]{data['files']}[/] files, {data['readable']} readable, {len(data['classes'])} classes"
-        + (f", splits: {', '.join(data['splits'])}" if data["splits"] else "")
-    )
+    console.print(Text.assemble(
+        (str(data["files"]), "bold"), f" files, {data['readable']} readable, {len(data['classes'])} classes",
+        visible(f", splits: {', '.join(data['splits'])}") if data["splits"] else "",
+    ))
     emb = run["embedding"]
     trained = "pretrained" if encoder.pretrained else "not pretrained"
-    console.print(
-        f"encoder: [bold]{escape(encoder.identity)}[/] ({trained}); embedded {emb.get('embedded', 0)}, "
-        f"from cache {emb.get('from_cache', 0)}"
-    )
+    console.print(Text.assemble(
+        "encoder: ", (visible(encoder.identity), "bold"),
+        f" ({trained}); embedded {emb.get('embedded', 0)}, from cache {emb.get('from_cache', 0)}",
+    ))
     probabilities = run.get("probabilities", {})
     if probabilities.get("source") == "user":
-        console.print(
-            f"class probabilities: yours, from [bold]{escape(probabilities['file'])}[/] "
-            f"({probabilities['matched_images']} images matched, {probabilities['images_without_row']} without a row)"
-        )
+        console.print(Text.assemble(
+            "class probabilities: yours, from ", (visible(str(probabilities["file"])), "bold"),
+            f" ({probabilities['matched_images']} images matched, {probabilities['images_without_row']} without a row)",
+        ))
     counts = Counter((f.check, str(f.severity)) for f in result.findings)
     produced = produced_kinds(run)
     table = Table(title="Findings", show_lines=False)
@@ -77,18 +79,17 @@ def print_summary(console: Console, result: ScanResult) -> None:
         table.add_column(severity, justify="right")
     for check, summary in run["checks"].items():
         if summary.get("skipped"):
-            table.add_row(f"{check} [dim](skipped)[/]", *("-" for _ in SEVERITIES))
+            table.add_row(Text.assemble(check, (" (skipped)", "dim")), *("-" for _ in SEVERITIES))
             continue
         # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
         for kind in sorted(produced.get(check, (check,))):
-            table.add_row(kind, *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
+            table.add_row(rich_text(kind), *(str(counts.get((kind, s), 0)) for s in SEVERITIES))
     console.print(table)
     decided = run.get("decisions") or {}
     if decided.get("waived_findings"):
         console.print(f"{decided['waived_findings']} finding(s) waived by reviewed decisions in "
-                      f"{escape(str(decided.get('file')))} (kept in the results, not counted by the gate)",
+                      f"{escape(visible(decided.get('file')))} (kept in the results, not counted by the gate)",
                       highlight=False)
-    console.print(f"results written to [bold]{result.out_dir}[/]")
-    console.print(
-        f"[dim]next: audit report {result.out_dir} --format html · audit gate {result.out_dir}[/]", highlight=False
-    )
+    out = visible(result.out_dir)
+    console.print(Text.assemble("results written to ", (out, "bold")))
+    console.print(Text(f"next: audit report {out} --format html · audit gate {out}", style="dim"), highlight=False)

@@ -50,14 +50,23 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _printable(name: str) -> str | None:
+def _printable(name: str, what: str = "file name") -> str | None:
     """Problem text for a name that cannot round-trip through UTF-8 or holds control characters."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        return "file name is not valid UTF-8"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        return "file name contains control characters (e.g. a newline)"
+        return f"{what} is not valid UTF-8"
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
+        return f"{what} contains control characters (e.g. a newline or an escape sequence)"
+    return None
+
+
+def _folder_problem(path: Path, root: Path) -> str | None:
+    """Like a bad file name: a folder name with control characters makes its images unreadable."""
+    for part in path.relative_to(root).parts[:-1]:
+        problem = _printable(part, "folder name")
+        if problem is not None:
+            return problem
     return None
 
 
@@ -198,11 +207,15 @@ def _from_folders(root: Path) -> Discovery:
             where = f"split folder {base.name}" if split else "the dataset root"
             notes.append(f"{loose} image(s) directly in {where} have no class folder and were ignored")
         for class_dir in _class_dirs(base, root_real, notes):
-            label = _safe_str(class_dir.name)
+            # A class named with control characters is no class: its images are reported as unreadable,
+            # unlabelled, so the name never becomes a label printed in a table or a heading.
+            named = _printable(class_dir.name, "folder name") is None
+            label = _safe_str(class_dir.name) if named else None
             files = _walk_images(class_dir, root_real, notes)
-            if not files:
+            if not files and label is not None:
                 empty.setdefault(split, []).append(label)
             for file_path, problem in files:
+                problem = problem or _folder_problem(file_path, root)
                 records.append(
                     ImageRecord(_relative_posix(file_path, root), label, split, file_path, problem)
                 )
@@ -217,6 +230,15 @@ def _from_folders(root: Path) -> Discovery:
         empty_classes=empty,
         notes=notes,
     )
+
+
+def _manifest_text(value: object) -> str | None:
+    """A manifest cell as text; None for a null (Parquet null, pandas NaN/NA) or blank cell."""
+    import pandas as pd  # imported on use, as in _from_manifest: discovering folders needs no pandas
+
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    return str(value).strip() or None
 
 
 def _from_manifest(root: Path, manifest: Path) -> Discovery:
@@ -245,11 +267,12 @@ def _from_manifest(root: Path, manifest: Path) -> Discovery:
     seen: set[str] = set()
     has_split = "split" in frame.columns
     for index, row in enumerate(frame.itertuples(index=False), start=2):
-        raw = str(row.path).strip()
-        label = str(row.label).strip()
-        split = str(row.split).strip() if has_split and str(row.split).strip() else None
-        if not raw or not label:
-            raise DatasetError(f"manifest {manifest} row {index}: empty path or label")
+        raw = _manifest_text(row.path) or ""
+        # A null or empty label means "unlabelled", a null or empty split "no split" (never a class "nan").
+        label = _manifest_text(row.label)
+        split = _manifest_text(row.split) if has_split else None
+        if not raw:
+            raise DatasetError(f"manifest {manifest} row {index}: empty path")
         candidate = PurePosixPath(raw.replace("\\", "/"))
         if candidate.is_absolute() or ".." in candidate.parts or Path(raw).is_absolute():
             raise DatasetError(
@@ -263,12 +286,21 @@ def _from_manifest(root: Path, manifest: Path) -> Discovery:
         if rel in seen:
             raise DatasetError(f"manifest {manifest} row {index}: path {raw!r} is listed twice")
         seen.add(rel)
-        problem = None
-        if abs_path.is_symlink():
+        problem = next((p for p in (_printable(part, "name") for part in candidate.parts) if p), None)
+        for text, what in ((label, "label"), (split, "split")):
+            if text is not None and problem is None:
+                problem = _printable(text, what)
+        if problem is not None:
+            label, split = None, None  # like a folder name: never a class or split printed raw
+        if problem is None and abs_path.is_symlink():
             problem = _link_problem(abs_path, root_real)
         if problem is None and not abs_path.is_file():
-            problem = ("path listed in the manifest is a folder, not a file" if abs_path.is_dir()
-                       else "file listed in the manifest does not exist")
+            if abs_path.is_dir():
+                problem = "path listed in the manifest is a folder, not a file"
+            elif abs_path.exists():
+                problem = "not a regular file (a pipe, socket or device)"
+            else:
+                problem = "file listed in the manifest does not exist"
         records.append(ImageRecord(rel, label, split, abs_path, problem))
     splits = sorted({r.split for r in records if r.split is not None})
     return Discovery(

@@ -16,7 +16,7 @@ import numpy as np
 
 from auditor.cache import EmbeddingCache
 from auditor.encoders.base import Encoder, Preprocessor
-from auditor.images import ImageDecodeError, open_rgb
+from auditor.images import FileRefused, ImageDecodeError, open_checked, open_rgb, sha256_handle
 from auditor.parallel import ordered_map
 
 
@@ -32,12 +32,23 @@ class EmbeddingResult:
 def _load_one(
     preprocess: Preprocessor, max_pixels: int, item: tuple[str, Path]
 ) -> tuple[str, np.ndarray | None, str | None]:
+    """Decode and preprocess one file, if it still holds the bytes the read stage hashed.
+
+    A file replaced since then (by other content, or by a symlink leaving the dataset) is refused,
+    so the vector stored under ``sha`` always comes from content with that hash.
+    """
     sha, path = item
     try:
-        image, _, _ = open_rgb(path, max_pixels, preprocess.draft_size)
+        with open_checked(path) as handle:
+            if sha256_handle(handle)[0] != sha:
+                return sha, None, "file changed during the scan (its content differs from when it was read)"
+            handle.seek(0)
+            image, _, _ = open_rgb(handle, max_pixels, preprocess.draft_size)
         return sha, preprocess(image), None
-    except ImageDecodeError as exc:
+    except (ImageDecodeError, FileRefused) as exc:
         return sha, None, str(exc)
+    except OSError as exc:
+        return sha, None, f"cannot read file: {exc.strerror or exc}"
     except Exception as exc:  # noqa: BLE001 - hostile files: report, never crash the stage
         return sha, None, f"preprocessing failed: {type(exc).__name__}: {exc}"
 

@@ -15,3 +15,7 @@ class DatasetError(AuditorError):
 
 class EncoderUnavailable(AuditorError):
     """An encoder cannot be built here, e.g. pretrained weights are not on this machine."""
+
+
+class OutputError(AuditorError):
+    """An output (results folder, report file, embedding cache) cannot be written where asked."""

@@ -15,6 +15,9 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = "1.2"
+# Every file of a scan's result set carries its run id: run.json["run_id"], Parquet metadata auditor_run_id.
+RUN_ID_KEY = "run_id"
+RUN_ID_METADATA = b"auditor_run_id"
 
 
 class Severity(StrEnum):

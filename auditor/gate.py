@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.config import COUNT_RULES, GateConfig
+from auditor.config import COUNT_RULES, GateConfig, did_you_mean
 from auditor.decisions import Decision, now_utc
+from auditor.errors import ConfigError
 from auditor.findings import Finding
 from auditor.results import Results, describe_encoder, produced_kinds, sha_by_path, with_decisions
 
@@ -306,12 +307,31 @@ def _imbalance_rule(limit: float, current: Results, baseline: Results | None) ->
     )
 
 
+def known_kinds(run: dict[str, Any]) -> set[str]:
+    """Finding kinds a scan could produce: what run.json records its checks produce, and what it found."""
+    kinds = {kind for produced in produced_kinds(run).values() for kind in produced}
+    kinds.update(str(kind) for kind in run.get("findings_per_check") or {})
+    return kinds
+
+
+def check_rule_kinds(config: GateConfig, known: set[str]) -> None:
+    """Refuse limits on finding kinds no check produces: `outliers = 0` must not pass every gate."""
+    unknown = sorted(set(config.max_findings) - known)
+    if not unknown:
+        return
+    parts = [f"{name!r}{did_you_mean(name, sorted(known))}" for name in unknown]
+    raise ConfigError(
+        f"unknown finding kind {', '.join(parts)} in [gate.max_findings]; valid kinds: {', '.join(sorted(known))}"
+    )
+
+
 def evaluate(current: Results, config: GateConfig, baseline: Results | None = None,
              decisions: list[Decision] | None = None) -> Verdict:
     """Apply every enabled rule of ``config`` to ``current`` (only findings new since ``baseline``).
 
     Waived findings never count. ``decisions`` (the decisions file as it is now) replaces the waivers the
     scan recorded, so a decision made in review counts before the next scan."""
+    check_rule_kinds(config, known_kinds(current.run) | (known_kinds(baseline.run) if baseline else set()))
     notes: list[str] = []
     if decisions is not None:
         current, applied = with_decisions(current, decisions, now_utc().date())

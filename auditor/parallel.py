@@ -10,8 +10,9 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -31,8 +32,28 @@ def _worker_init() -> None:
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
     # Ctrl-C reaches the whole process group; only the parent acts on it (it cancels queued chunks and
-    # shuts the pool down), so a worker must not die mid-chunk with its own traceback.
+    # shuts the pool down), so a worker must not die mid-chunk with its own traceback. Workers start
+    # with SIGINT/SIGTERM blocked (see _signals_blocked); ignoring SIGINT as well keeps that true if a
+    # library unblocks signals.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while ``submit`` may start a worker process.
+
+    A worker inherits the signal mask it is started with and keeps it: a Ctrl-C sent to the whole
+    process group while workers are still importing would otherwise kill them with their own
+    KeyboardInterrupt tracebacks (and break the pool). The parent gets the held signal right after.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def ordered_map(
@@ -59,7 +80,8 @@ def ordered_map(
         try:
             while pending or next_chunk < len(chunks):
                 while next_chunk < len(chunks) and len(pending) < max(window, workers * 2):
-                    pending.append(pool.submit(_apply_chunk, function, chunks[next_chunk]))
+                    with _signals_blocked():
+                        pending.append(pool.submit(_apply_chunk, function, chunks[next_chunk]))
                     next_chunk += 1
                 yield from pending.popleft().result()
         finally:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor import __version__
+from auditor import __version__, library_warnings
 from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
 from auditor.config import AuditConfig, validate_checks
@@ -39,7 +39,7 @@ from auditor.findings import (
     findings_table,
 )
 from auditor.images import ImageInfo, read_discovered
-from auditor.outputs import StagedWrite, json_writer, parquet_writer
+from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
 from auditor.parallel import ordered_map
 from auditor.properties import PROPERTY_COLUMNS
 from auditor.reliability import ADVICE as RELIABILITY_ADVICE
@@ -83,6 +83,7 @@ def _check_out_dir(dataset: Path, out: Path) -> None:
     dataset_real, out_real = dataset.resolve(), out.resolve()
     if out_real == dataset_real or dataset_real in out_real.parents:
         raise DatasetError(f"--out {out} is inside the dataset {dataset}; auditor never writes into a dataset")
+    prepare_results_dir(out, frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE}))
 
 
 def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
@@ -126,12 +127,27 @@ def run_scan(
     """Scan ``dataset`` with ``config`` and write findings, images, embeddings and run.json to ``out_dir``.
 
     ``pred_probs``: the user's out-of-sample class probabilities (Parquet, see user_probabilities.py), used
-    instead of auditor's classifier."""
+    instead of auditor's classifier. Warnings that libraries raise meanwhile never reach stderr: each kind
+    becomes one line, with a count, among the scan's own warnings.
+    """
+    with library_warnings.collected() as noise:
+        return _run_scan(dataset, config, out_dir, manifest, observer, noise, pred_probs)
+
+
+def _run_scan(
+    dataset: Path,
+    config: AuditConfig,
+    out_dir: Path,
+    manifest: Path | None,
+    observer: Observer | None,
+    noise: library_warnings.Collected,
+    pred_probs: Path | None,
+) -> ScanResult:
     observer = observer or SilentObserver()
     dataset, out_dir = Path(dataset), Path(out_dir)
     validate_checks(config, PARAMS)
     _check_out_dir(dataset, out_dir)
-    state = _State(dataset, manifest, config, observer)
+    state = _State(dataset, manifest, config, observer, noise)
     discovery = _discover(state)
     images = _read(state, discovery)
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
@@ -170,6 +186,7 @@ class _State:
     manifest: Path | None
     config: AuditConfig
     observer: Observer
+    noise: library_warnings.Collected
     timings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     decisions: dict[str, Any] = field(default_factory=dict)
@@ -188,7 +205,7 @@ def _read(state: _State, discovery: Discovery) -> pd.DataFrame:
     started = time.perf_counter()
     scan = state.config.scan
     state.observer.stage("Reading & hashing", len(discovery.records))
-    reader = partial(read_discovered, scan.max_image_pixels, scan.max_file_bytes)
+    reader = partial(read_discovered, scan.max_image_pixels, scan.max_file_bytes, root=state.dataset)
     items = [(record.abs_path, record.problem) for record in discovery.records]
     infos: list[ImageInfo] = []
     with closing(ordered_map(reader, items, scan.workers, chunk_size=16)) as read:
@@ -273,7 +290,7 @@ def _write_outputs(
     previous result set whole (never new findings beside old images). Returns the run record."""
     started = time.perf_counter()
     embedded = images[images["embedding_row"] >= 0]
-    with StagedWrite() as staged:
+    with StagedWrite(new_run_id()) as staged:
         staged.add(out_dir / FINDINGS_FILE, parquet_writer(findings_table(findings)))
         staged.add(out_dir / IMAGES_FILE, parquet_writer(_images_table(output_images)))
         staged.add(
@@ -291,6 +308,7 @@ def _write_outputs(
             )),
         )
         state.timings["write"] = time.perf_counter() - started
+        state.warnings.extend(library_warnings.PREFIX + line for line in state.noise.summary())
         run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
                           state.timings, findings, check_summaries, state.warnings)
         run["zero_shot"] = zero_shot

@@ -1,7 +1,9 @@
 """Reading a results folder written by ``audit scan`` (run.json + Parquet tables).
 
 Shared by every reader (``audit gate``, ``audit report``) so that all of them refuse the same things:
-an incomplete folder (no run.json: the scan never finished), or tables from an incompatible schema.
+an incomplete folder (no run.json: the scan never finished), tables from an incompatible schema, files
+from two different scans (their run ids differ), or content that does not match the schema. Everything
+is validated here, once, so a renderer or a gate rule never meets a malformed value.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from auditor.decisions import Applied, Decision, apply_decisions, load_decisions, now_utc
 from auditor.errors import AuditorError
-from auditor.findings import SCHEMA_VERSION, Finding, FindingKind, Severity
+from auditor.findings import (
+    FINDINGS_SCHEMA,
+    IMAGES_BASE_SCHEMA,
+    RUN_ID_KEY,
+    RUN_ID_METADATA,
+    SCHEMA_VERSION,
+    Finding,
+    FindingKind,
+    Severity,
+)
 
 RUN_FILE = "run.json"
 FINDINGS_FILE = "findings.parquet"
@@ -116,10 +128,11 @@ class Results:
     run: dict[str, Any]
     findings: pd.DataFrame
     images: pd.DataFrame
+    objects: tuple[Finding, ...] = ()
 
     def finding_objects(self) -> list[Finding]:
-        """The findings as ``Finding`` objects, in file order."""
-        return [finding_from_row(row) for row in self.findings.to_dict("records")]
+        """The findings as ``Finding`` objects, in file order (built and validated on load)."""
+        return list(self.objects)
 
     def produces(self) -> dict[str, tuple[str, ...]]:
         """Check name -> the finding kinds it produces, as run.json recorded (see ``checks.check_record``)."""
@@ -166,7 +179,8 @@ def _major(version: str) -> str:
     return version.split(".", 1)[0]
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, schema: pa.Schema, exact: bool, run_id: str | None) -> pd.DataFrame:
+    """Read one table and check it against ``schema`` (``exact``: no other columns allowed)."""
     if not path.is_file():
         raise ResultsError(f"{path.parent} is incomplete: {path.name} is missing")
     try:
@@ -174,13 +188,80 @@ def _read_table(path: Path) -> pd.DataFrame:
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read {path}: {exc}") from None
     metadata = table.schema.metadata or {}
-    version = metadata.get(b"auditor_schema_version", b"").decode()
+    version = metadata.get(b"auditor_schema_version", b"").decode(errors="replace")
     if _major(version) != _major(SCHEMA_VERSION):
         raise ResultsError(
             f"{path} has schema version {version or '(none)'}, this auditor reads {SCHEMA_VERSION}; "
             "re-run `audit scan` with this version"
         )
+    table_run = metadata.get(RUN_ID_METADATA, b"").decode(errors="replace") or None
+    if table_run != run_id:
+        raise ResultsError(
+            f"{path.parent} mixes files of different scans ({path.name} is not from the scan in {RUN_FILE}; "
+            "a scan was killed while replacing it); re-run `audit scan`"
+        )
+    _check_columns(path, table.schema, schema, exact)
+    for field in schema:
+        if field.name in table.schema.names and not field.nullable and table.column(field.name).null_count:
+            raise ResultsError(f"{path} is malformed: column {field.name} has nulls")
     return table.to_pandas()
+
+
+# Columns added after schema 1.1; a 1.1 file without them is complete (nothing was waived).
+_ADDED_COLUMNS = frozenset({"waived", "waiver"})
+
+
+def _check_columns(path: Path, actual: pa.Schema, expected: pa.Schema, exact: bool) -> None:
+    missing = [name for name in expected.names if name not in actual.names and name not in _ADDED_COLUMNS]
+    extra = [name for name in actual.names if name not in expected.names]
+    if missing or (exact and extra):
+        what = "; ".join(part for part in (
+            f"missing column(s) {', '.join(missing)}" if missing else "",
+            f"unexpected column(s) {', '.join(extra)}" if exact and extra else "",
+        ) if part)
+        raise ResultsError(f"{path} is malformed: {what}")
+    for field in expected:
+        if field.name not in actual.names:
+            continue
+        found = actual.field(field.name).type
+        if _plain(found) != _plain(field.type) and not (field.nullable and pa.types.is_null(found)):
+            raise ResultsError(f"{path} is malformed: column {field.name} is {found}, expected {field.type}")
+
+
+def _plain(kind: pa.DataType) -> str:
+    """A type with the string/list width left out (pandas may write large_string) and no field names."""
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return "string"
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"list<{_plain(kind.value_type)}>"
+    return str(kind)
+
+
+def _check_run(run_path: Path, run: Any) -> dict[str, Any]:
+    """run.json must hold the sections every reader uses, each of the right JSON type."""
+    if not isinstance(run, dict) or _major(str(run.get("schema_version", ""))) != _major(SCHEMA_VERSION):
+        raise ResultsError(
+            f"{run_path} has schema version {run.get('schema_version') if isinstance(run, dict) else None}, "
+            f"this auditor reads {SCHEMA_VERSION}"
+        )
+    for key, kind in (("dataset", dict), ("encoder", dict), ("checks", dict), ("warnings", list)):
+        if key in run and not isinstance(run[key], kind):
+            raise ResultsError(f"{run_path} is malformed: {key!r} must be a JSON {_JSON[kind]}")
+    dataset = run.get("dataset", {})
+    for key, kind in (("classes", list), ("splits", list), ("counts", dict)):
+        if key in dataset and not isinstance(dataset[key], kind):
+            raise ResultsError(f"{run_path} is malformed: 'dataset.{key}' must be a JSON {_JSON[kind]}")
+    if not all(isinstance(v, dict) for v in (dataset.get("counts") or {}).values()):
+        raise ResultsError(f"{run_path} is malformed: 'dataset.counts' must map splits to objects")
+    run_id = run.get(RUN_ID_KEY)
+    if run_id is not None and not isinstance(run_id, str):
+        raise ResultsError(f"{run_path} is malformed: {RUN_ID_KEY!r} must be a string")
+    return run
+
+
+_JSON = {dict: "object", list: "array"}
+# The images.parquet columns readers use; the others are for users' own analyses.
+_IMAGES_READ = pa.schema([IMAGES_BASE_SCHEMA.field(name) for name in ("path", "label", "split", "sha256", "readable")])
 
 
 def load_results(directory: Path) -> Results:
@@ -192,18 +273,22 @@ def load_results(directory: Path) -> Results:
     if not run_path.is_file():
         raise ResultsError(f"{directory} is not a complete auditor results folder (no {RUN_FILE})")
     try:
-        run = json.loads(run_path.read_text(encoding="utf-8"))
+        run = _check_run(run_path, json.loads(run_path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{run_path} is not valid JSON: {exc}") from None
-    if not isinstance(run, dict) or _major(str(run.get("schema_version", ""))) != _major(SCHEMA_VERSION):
-        raise ResultsError(
-            f"{run_path} has schema version {run.get('schema_version') if isinstance(run, dict) else None}, "
-            f"this auditor reads {SCHEMA_VERSION}"
-        )
-    findings = _read_table(directory / FINDINGS_FILE)
+    except OSError as exc:
+        raise ResultsError(f"cannot read {run_path}: {exc.strerror or exc}") from None
+    run_id = run.get(RUN_ID_KEY)
+    findings = _read_table(directory / FINDINGS_FILE, FINDINGS_SCHEMA, True, run_id)
     findings["classes"] = [tuple(value) if value is not None else () for value in findings["classes"]]
-    images = _read_table(directory / IMAGES_FILE)
-    return Results(directory, run, findings, images)
+    images = _read_table(directory / IMAGES_FILE, _IMAGES_READ, False, run_id)
+    objects = []
+    for number, row in enumerate(findings.to_dict("records"), start=1):
+        try:
+            objects.append(finding_from_row(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ResultsError(f"{directory / FINDINGS_FILE} is malformed: finding {number}: {exc}") from None
+    return Results(directory, run, findings, images, tuple(objects))
 
 
 def _optional(value: Any) -> Any:
@@ -217,7 +302,9 @@ def _optional(value: Any) -> Any:
 
 def finding_from_row(row: dict[str, Any]) -> Finding:
     """Rebuild a ``Finding`` from one findings.parquet row (as a dict)."""
-    details = row.get("details") or "{}"
+    details = json.loads(row.get("details") or "{}")
+    if not isinstance(details, dict):
+        raise ValueError("details is not a JSON object")
     group_id = _optional(row.get("group_id"))
     return Finding(
         check=str(row["check"]),
@@ -232,7 +319,7 @@ def finding_from_row(row: dict[str, Any]) -> Finding:
         other_path=_optional(row.get("other_path")),
         sha256=_optional(row.get("sha256")),
         classes=tuple(row.get("classes") or ()),
-        details=json.loads(details) if isinstance(details, str) else dict(details),
+        details=details,
         # Schema 1.1 files have no waiver columns: nothing was waived.
         waived=bool(_optional(row.get("waived")) or False),
         waiver=json.loads(waiver) if isinstance(waiver := _optional(row.get("waiver")), str) else None,
@@ -254,7 +341,7 @@ def with_decisions(results: Results, decisions: list[Decision], today: date) -> 
     findings["waived"] = [f.waived for f in applied.findings]
     findings["waiver"] = [json.dumps(f.waiver, sort_keys=True) if f.waiver is not None else None
                           for f in applied.findings]
-    return replace(results, findings=findings), applied
+    return replace(results, findings=findings, objects=tuple(applied.findings)), applied
 
 
 def recorded_decisions_file(results: Results) -> Path | None:

@@ -122,3 +122,59 @@ def test_manifest_missing_columns(tmp_path: Path) -> None:
     manifest.write_text("file,class\na.png,x\n")
     with pytest.raises(DatasetError, match="lacks column"):
         discover(tmp_path, manifest)
+
+
+def test_manifest_nulls_mean_unlabelled_and_no_split(tmp_path: Path) -> None:
+    """Parquet nulls once became a class and a split literally named "nan" / "None"."""
+    root = tmp_path / "data"
+    for name in ("1.png", "2.png", "3.png"):
+        _img(root / name)
+    frame = pd.DataFrame({"path": ["1.png", "2.png", "3.png"], "label": ["a", None, "b"],
+                          "split": ["train", "train", None]})
+    manifest = tmp_path / "m.parquet"
+    frame.to_parquet(manifest)
+    found = discover(root, manifest)
+    assert found.classes == ["a", "b"] and found.splits == ["train"]
+    by_path = {r.path: (r.label, r.split) for r in found.records}
+    assert by_path == {"1.png": ("a", "train"), "2.png": (None, "train"), "3.png": ("b", None)}
+    csv = tmp_path / "m.csv"
+    csv.write_text("path,label,split\n1.png,a,train\n2.png,,train\n3.png,b,\n")
+    assert {r.path: (r.label, r.split) for r in discover(root, csv).records} == by_path
+
+
+def test_fifo_listed_in_a_manifest_is_not_called_missing(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "data"
+    _img(root / "a.png")
+    os.mkfifo(root / "pipe.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\na.png,x\npipe.png,y\n")
+    problems = {r.path: r.problem for r in discover(root, manifest).records}
+    assert problems == {"a.png": None, "pipe.png": "not a regular file (a pipe, socket or device)"}
+
+
+def test_control_characters_in_folder_names_are_problems_not_labels(tmp_path: Path) -> None:
+    """An ESC sequence in a class or sub-folder name must never become a label printed to a terminal."""
+    _img(tmp_path / "cat" / "a.png")
+    _img(tmp_path / "red\x1b[31m" / "b.png")
+    _img(tmp_path / "cat" / "sub\x07bell" / "c.png")
+    found = discover(tmp_path)
+    assert found.classes == ["cat"]
+    by_path = {r.path: r for r in found.records}
+    assert by_path["cat/a.png"].problem is None
+    for path in ("red\x1b[31m/b.png", "cat/sub\x07bell/c.png"):
+        assert "folder name contains control characters" in (by_path[path].problem or "")
+    assert by_path["red\x1b[31m/b.png"].label is None
+
+
+def test_control_characters_in_manifest_labels_are_problems_not_labels(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _img(root / "a.png")
+    _img(root / "b.png")
+    manifest = tmp_path / "m.parquet"
+    pd.DataFrame({"path": ["a.png", "b.png"], "label": ["x", "evil\x1b]0;title\x07"]}).to_parquet(manifest)
+    found = discover(root, manifest)
+    assert found.classes == ["x"]
+    bad = next(r for r in found.records if r.path == "b.png")
+    assert bad.label is None and "label contains control characters" in (bad.problem or "")

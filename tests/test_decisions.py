@@ -17,7 +17,7 @@ from auditor.cli import app
 from auditor.decisions import DECISIONS_FILE, load_decisions
 from auditor.errors import ConfigError
 from auditor.findings import findings_table
-from auditor.outputs import write_parquet
+from auditor.outputs import TableWriter, atomic_write
 from auditor.results import finding_from_row, load_results
 from tests.conftest import draw_shape
 
@@ -178,7 +178,9 @@ def test_interactive_review_walks_findings_with_keys(tmp_path: Path) -> None:
     row.update(check="label_error", path="train/square/square_003.png", label="square", suggested_label="circle",
                other_path=None, sha256=sha, score=0.99, group_id=None, message="looks like circle")
     objects = [finding_from_row(r) for r in findings.to_dict("records")] + [finding_from_row(row)]
-    write_parquet(tmp_path / "r1" / "findings.parquet", findings_table(objects))
+    # The edited findings join the scan's result set, so they carry its run id (readers refuse mixed sets).
+    atomic_write(tmp_path / "r1" / "findings.parquet",
+                 TableWriter(findings_table(objects)).stamped(results.run["run_id"]))
 
     target = tmp_path / "d.toml"
     # Kinds in report order: label_error first, then the two exact duplicates. r=relabel, s=skip, a=accept (+reason).

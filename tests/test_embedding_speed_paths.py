@@ -23,31 +23,38 @@ def untrained_clip():  # type: ignore[no-untyped-def]
     return ClipEncoder(None, model="ViT-B-32", device="cpu")
 
 
-def _mixed_files(root: Path) -> dict[str, Path]:
-    """More files than one loader chunk, mixed formats and sizes (draft-mode JPEGs included), one corrupt."""
+def _mixed_files(root: Path) -> tuple[dict[str, Path], str]:
+    """More files than one loader chunk, mixed formats and sizes (draft-mode JPEGs included), one corrupt.
+
+    Keyed by content hash, as the embedding stage requires (it refuses a file whose bytes changed);
+    returns the files and the corrupt one's key.
+    """
+    from auditor.images import sha256_file
+
     files = {}
     for i in range(13):
         shape = ("circle", "square", "triangle")[i % 3]
         image = draw_shape(shape, i, size=96 + 40 * i).resize((96 + 40 * i, 80 + 30 * i))
         path = root / f"{i:02d}.{'jpg' if i % 2 else 'png'}"
         image.save(path)
-        files[f"sha{i:02d}"] = path
+        files[sha256_file(path)[0]] = path
     broken = root / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    files["broken"] = broken
-    return files
+    broken_key = sha256_file(broken)[0]
+    files[broken_key] = broken
+    return files, broken_key
 
 
 @pytest.mark.slow
 def test_worker_loader_gives_the_same_embeddings_as_in_process(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
-    files = _mixed_files(tmp_path)
+    files, broken = _mixed_files(tmp_path)
     serial = embed_files(files, untrained_clip, None, batch_size=4, workers=0, max_pixels=LIMIT)
     pooled = embed_files(files, untrained_clip, None, batch_size=4, workers=2, max_pixels=LIMIT)
-    assert list(serial.vectors) == list(pooled.vectors) == [k for k in files if k != "broken"]
+    assert list(serial.vectors) == list(pooled.vectors) == [k for k in files if k != broken]
     for key in serial.vectors:
         np.testing.assert_array_equal(serial.vectors[key], pooled.vectors[key])
-    assert set(serial.failures) == set(pooled.failures) == {"broken"}
-    assert serial.failures["broken"] == pooled.failures["broken"]
+    assert set(serial.failures) == set(pooled.failures) == {broken}
+    assert serial.failures[broken] == pooled.failures[broken]
     assert (serial.embedded, pooled.embedded) == (13, 13)
 
 
@@ -75,13 +82,14 @@ def test_int8_precision_is_close_to_fp32_and_keyed_apart(tmp_path: Path, untrain
 
     quantised = ClipEncoder(None, model="ViT-B-32", device="cpu", precision="int8")
     assert quantised.identity != untrained_clip.identity and ":int8:" in quantised.identity
-    files = _mixed_files(tmp_path)
-    del files["broken"]
+    files, broken = _mixed_files(tmp_path)
+    del files[broken]
     reference = embed_files(files, untrained_clip, None, batch_size=8, workers=0, max_pixels=LIMIT).vectors
     fast = embed_files(files, quantised, None, batch_size=8, workers=0, max_pixels=LIMIT).vectors
     cosines = np.array([float(reference[k] @ fast[k]) for k in files])
     assert cosines.min() > 0.99
-    assert not np.array_equal(reference["sha00"], fast["sha00"])  # it really is a different computation
+    first = next(iter(files))
+    assert not np.array_equal(reference[first], fast[first])  # it really is a different computation
 
 
 def test_cpu_threads_never_exceed_the_allowed_cores(monkeypatch: pytest.MonkeyPatch) -> None:

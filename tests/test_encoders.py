@@ -18,6 +18,7 @@ from auditor.embedding import embed_files
 from auditor.encoders import build_encoder
 from auditor.encoders.builtin import BuiltinEncoder
 from auditor.errors import EncoderUnavailable
+from auditor.images import sha256_file
 from auditor.scan import run_scan
 from tests.conftest import draw_shape, write_class_folder
 
@@ -54,7 +55,7 @@ def test_open_clip_untrained_path_embeds_and_caches(tmp_path: Path, untrained_cl
     for i, shape in enumerate(("circle", "square", "triangle")):
         path = tmp_path / f"{shape}.jpg"
         draw_shape(shape, i, size=300).save(path)
-        files[f"sha{i}"] = path
+        files[sha256_file(path)[0]] = path  # keyed by content, as the embedding stage checks
     cache = EmbeddingCache(tmp_path / "cache")
     first = embed_files(files, untrained_clip, cache, batch_size=2, workers=0, max_pixels=LIMIT)
     assert (first.embedded, first.from_cache) == (3, 0)

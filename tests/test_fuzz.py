@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -173,3 +173,82 @@ def test_read_image_agrees_with_oracle_on_mutated_images(
         info = read_image(path, MAX_PIXELS, 1 << 20)
         assert info.readable == fully_decodes(path)
         assert info.readable or info.reason
+
+
+# --- Generated names and labels through scan -> report (every format) -> gate (every format) ------
+
+PAYLOADS = [
+    "<iframe src=x>", "<img src=x onerror=alert(1)>", "</details>", "<!--", "[/]", "[bold red]", "[", "]",
+    "`", "``", "\n# heading", "\n\n", "|", "||", "@octocat", "https://evil.example/x.png", "www.evil.example",
+    "![i](https://e.example/i.png)", "[l](javascript:alert(1))", "\x1b[31m", "\x1b]0;title\x07", "\u202e", "\r",
+    "\t", "&lt;", "&#60;", "*", "**", "_", "__", "~~", "\\", "$x$", "#1", "- ", "1. ", "> ", "=", "{{ x }}",
+    "{% x %}", "😀", "猫", "é", "\u200b",
+]
+_piece = st.one_of(st.sampled_from(PAYLOADS), st.text(max_size=6))
+_hostile = st.lists(_piece, min_size=1, max_size=6).map("".join)
+HOSTILE_TEXT = st.one_of(_hostile, _hostile.map(lambda text: text * 40))  # some very long
+
+
+def _file_name(text: str, n: int) -> str:
+    """A name the file system accepts (no '/', NUL, leading dot; under 255 bytes) that keeps the rest.
+
+    No backslash either: a manifest reads it as a path separator (Windows-written manifests).
+    """
+    name = text.replace("/", "∕").replace("\\", "∖").replace("\x00", "")[:60].lstrip(".") or "x"
+    return f"{name}_{n}.png"
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(labels=st.lists(HOSTILE_TEXT, min_size=2, max_size=3), names=st.lists(HOSTILE_TEXT, min_size=3, max_size=3),
+       split=HOSTILE_TEXT)
+def test_generated_names_and_labels_never_crash_or_leave_data_unescaped(
+    labels: list[str], names: list[str], split: str
+) -> None:
+    import io
+    import json
+
+    import pandas as pd
+    from rich.console import Console
+
+    from auditor.config import GateConfig
+    from auditor.console import print_summary
+    from auditor.gate import evaluate
+    from auditor.report import ReportFormat, ReportOptions, render_results
+    from auditor.report.gate_render import GateFormat, render
+    from auditor.results import load_results
+    from tests.safety import assert_html_safe, assert_markdown_safe, assert_no_control_characters
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = root / "data"
+        folder = data / _file_name(names[0], 0)[:-4]
+        folder.mkdir(parents=True)
+        rows = []
+        for c, label in enumerate(labels):
+            for i in range(3):
+                name = _file_name(names[(c + i) % 3], 10 * c + i)
+                draw_shape(SHAPES[c % 3], 100 * c + i, size=32).save(folder / name)
+                rows.append({"path": f"{folder.name}/{name}", "label": label, "split": split if i else None})
+        manifest = root / "manifest.parquet"
+        pd.DataFrame(rows).to_parquet(manifest)
+        config = load_config(overrides={
+            "encoder": {"name": "builtin", "workers": 0},
+            "scan": {"workers": 0, "cache_dir": str(root / "cache"),
+                     "checks": ["unreadable", "class_imbalance", "duplicates"]},
+        })
+        result = run_scan(data, config, root / "out", manifest=manifest)
+        summary = io.StringIO()
+        print_summary(Console(file=summary, width=100, no_color=True), result)
+        assert_no_control_characters(summary.getvalue())
+
+        results = root / "out"
+        assert_no_control_characters(render_results(results, ReportFormat.TERMINAL, ReportOptions(top=0)))
+        assert_markdown_safe(render_results(results, ReportFormat.MARKDOWN, ReportOptions(top=0)))
+        assert_html_safe(render_results(results, ReportFormat.HTML), {"iframe"})
+
+        verdict = evaluate(load_results(results), GateConfig(max_findings={"class_imbalance": 0}),
+                           load_results(results) if len(labels) == 3 else None)
+        assert_markdown_safe(render(verdict, GateFormat.MARKDOWN))
+        assert_no_control_characters(render(verdict, GateFormat.TEXT))
+        json.loads(render(verdict, GateFormat.JSON))

@@ -25,6 +25,7 @@ import pytest
 from auditor.checks import REGISTRY, Requirement
 from auditor.cli import main
 from auditor.config import load_config
+from auditor.results import load_results
 from auditor.scan import ScanResult, run_scan
 from tests.conftest import draw_shape, write_class_folder
 
@@ -234,6 +235,7 @@ def _deny(monkeypatch: pytest.MonkeyPatch, denied: set[Path]) -> str:
         return wrapper
 
     monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(os, "open", guard(os.open))
     monkeypatch.setattr(os, "scandir", guard(os.scandir))
     monkeypatch.setattr(os, "listdir", guard(os.listdir))
     return "simulated"
@@ -370,3 +372,418 @@ def test_dataset_where_nothing_is_readable_still_reports(
     for name, check in REGISTRY.items():
         if Requirement.EMBEDDINGS in check.requires:
             assert run["checks"][name]["skipped"], name
+
+
+def test_file_swapped_for_an_outside_symlink_after_discovery_is_not_read(tmp_path: Path) -> None:
+    """The check runs on the opened file, so a swap between discovery and reading cannot escape."""
+    from auditor.dataset import discover
+    from auditor.embedding import embed_files
+    from auditor.encoders.builtin import BuiltinEncoder
+    from auditor.images import read_discovered, sha256_file
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=2)
+    outside = tmp_path / "secret.png"
+    draw_shape("circle", 99).save(outside)
+    (data / "square" / "inner.png").symlink_to(data / "square" / "square_000.png")
+    records = {r.path: r for r in discover(data).records}
+    victim = records["circle/circle_000.png"].abs_path
+    sha, _ = sha256_file(victim)
+    victim.unlink()
+    victim.symlink_to(outside)
+
+    info = read_discovered(10**8, 1 << 30, (victim, None), root=data)
+    assert not info.readable and info.reason == "symlink points outside the dataset; not followed"
+    inner = records["square/inner.png"]
+    assert read_discovered(10**8, 1 << 30, (inner.abs_path, inner.problem), root=data).readable
+
+    # The embedding stage re-opens files later: content that changed since reading is refused too.
+    result = embed_files({sha: victim}, BuiltinEncoder(), None, 4, 0, 10**8)
+    assert result.vectors == {} and "changed during the scan" in result.failures[sha]
+
+
+# --- Outputs, results folders and internal errors: one line on stderr, the right exit code -----------
+
+
+def _one_line_error(code: int, err: str, expected_code: int = 2) -> str:
+    assert code == expected_code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.fixture(scope="module")
+def good_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("good")
+    write_class_folder(root / "data", per_class=4)
+    config = load_config(overrides={"encoder": {"name": "builtin", "workers": 0},
+                                    "scan": {"workers": 0, "cache_dir": str(root / "cache"),
+                                             "checks": ["unreadable", "class_imbalance", "duplicates"]}})
+    run_scan(root / "data", config, root / "out")
+    return root / "out"
+
+
+def _copy(results: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(results, target)
+    return target
+
+
+@pytest.mark.parametrize("where", ["file", "devnull", "foreign", "readonly"])
+def test_unusable_out_folders_are_refused_before_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    import tempfile
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    out = tmp_path / "out"
+    if where == "file":
+        out.write_text("precious")
+    elif where == "devnull":
+        out = Path(os.devnull)
+    elif where == "foreign":  # e.g. a home folder: a scan must never be let loose in it
+        out.mkdir()
+        (out / "thesis.tex").write_text("precious")
+    else:
+        out.mkdir()
+        real = tempfile.mkstemp
+
+        def read_only(*args: Any, **kwargs: Any) -> Any:
+            if Path(kwargs.get("dir", "")) == out:
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    args = _scan_args(data, tmp_path)
+    args[args.index("--out") + 1] = str(out)
+    line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+    assert str(out) in line
+    assert {"file": "not a folder", "devnull": "not a folder", "foreign": "not an auditor results folder",
+            "readonly": "read-only"}[where] in line
+    if where == "file":
+        assert out.read_text() == "precious"
+    if where == "foreign":
+        assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert not (tmp_path / "cache").exists(), "refused before any work was done"
+
+
+def test_full_disk_while_writing_results_keeps_the_previous_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor import outputs
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    assert _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    draw_shape("circle", 77).save(data / "circle" / "new.png")
+
+    def full(table: Any, where: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.pq, "write_table", full)
+    line = _one_line_error(*_cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[::2])
+    assert "No space left on device" in line and str(tmp_path / "out") in line
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+@pytest.mark.parametrize("how", ["cache path is a file", "read-only database"])
+def test_unusable_cache_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    cache = tmp_path / "cache"
+    if how == "cache path is a file":
+        cache.write_text("not a folder")
+    else:
+        real = sqlite3.connect
+        monkeypatch.setattr(sqlite3, "connect", lambda path, **kw: real(f"file:{path}?mode=ro", uri=True, **kw))
+        cache.mkdir()
+        real(cache / "embeddings-v1.sqlite").close()
+    line = _one_line_error(*_cli(monkeypatch, capsys, *_scan_args(data, tmp_path))[::2])
+    assert "embedding cache" in line and str(cache) in line and "--no-cache" in line
+
+
+def test_cache_with_a_foreign_table_is_moved_aside_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (tmp_path / "cache").mkdir()
+    with sqlite3.connect(tmp_path / "cache" / "embeddings-v1.sqlite") as conn:
+        conn.execute("CREATE TABLE embeddings (id INTEGER, payload TEXT)")
+    code, out, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0 and "Traceback" not in err, err
+    assert "moved aside and rebuilt" in " ".join(out.split())
+    assert any(".corrupt-" in p.name for p in (tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("command", ["report", "gate"])
+def test_output_pointing_at_a_folder_is_one_line(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    target = tmp_path / "folder"
+    target.mkdir()
+    line = _one_line_error(*_cli(monkeypatch, capsys, command, str(good_results), "--output", str(target))[::2])
+    assert str(target) in line and "folder" in line
+
+
+def _rewrite_findings(folder: Path, change: Callable[[Any], Any]) -> None:
+    """Rewrite findings.parquet through ``change`` (a pyarrow Table -> Table), keeping its metadata."""
+    import pyarrow as pa
+
+    path = folder / "findings.parquet"
+    table = pq.read_table(path)
+    changed: pa.Table = change(table)
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), path)
+
+
+def _malformed(kind: str, folder: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def set_column(name: str, values: Any) -> Callable[[Any], Any]:
+        return lambda t: t.set_column(t.schema.get_field_index(name), name, values)
+
+    run = json.loads((folder / "run.json").read_text())
+    if kind == "missing column":
+        _rewrite_findings(folder, lambda t: t.drop_columns(["score"]))
+    elif kind == "extra column":
+        _rewrite_findings(folder, lambda t: t.append_column("surprise", pa.array([1] * len(t))))
+    elif kind == "wrong type":
+        _rewrite_findings(folder, lambda t: set_column("score", pc.cast(t.column("score"), pa.string()))(t))
+    elif kind == "details not JSON":
+        _rewrite_findings(folder, lambda t: set_column("details", pa.array(["{nope"] * len(t)))(t))
+    elif kind == "unknown severity":
+        _rewrite_findings(folder, lambda t: set_column("severity", pa.array(["fatal"] * len(t)))(t))
+    elif kind in {"null dataset", "null encoder"}:
+        run[kind.split()[1]] = None
+        (folder / "run.json").write_text(json.dumps(run))
+    else:
+        raise ValueError(kind)
+
+
+MALFORMED = ["missing column", "extra column", "wrong type", "details not JSON", "unknown severity",
+             "null dataset", "null encoder"]
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_malformed_results_are_one_line_for_every_reader(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    assert load_results(good_results).finding_objects(), "the fixture must have findings to corrupt"
+    bad = _copy(good_results, tmp_path / "bad")
+    _malformed(kind, bad)
+    readers = [
+        ["gate", str(bad)], ["gate", str(bad), "--baseline", str(good_results)],
+        ["gate", str(good_results), "--baseline", str(bad)], ["gate", str(bad), "--format", "markdown"],
+        *(["report", str(bad), "--format", fmt, "--output", str(tmp_path / f"r.{fmt}")]
+          for fmt in ("terminal", "markdown", "html")),
+    ]
+    for args in readers:
+        line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+        assert "malformed" in line and str(bad) in line, (args, line)
+
+
+def test_a_mixed_result_set_is_refused_and_orphan_temporaries_are_removed(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill -9 between renames could leave new findings beside the previous run.json and images."""
+    import shutil
+
+    older = _copy(good_results, tmp_path / "older")
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=5)
+    assert _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[0] == 0
+    shutil.copy(tmp_path / "out" / "findings.parquet", older / "findings.parquet")
+    for args in (["gate", str(older)], ["report", str(older)]):
+        line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+        assert "mixes files of different scans" in line
+
+    dead = 2**22 + 12345  # above Linux's largest pid: no such process
+    orphan = tmp_path / "out" / f".findings.parquet.{dead}.abcd1234.tmp"
+    live = tmp_path / "out" / f".images.parquet.{os.getppid()}.abcd1234.tmp"
+    orphan.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    assert _cli(monkeypatch, capsys, *_scan_args(data, tmp_path, "-q"))[0] == 0
+    assert not orphan.exists() and live.exists()
+
+
+def test_a_bug_is_one_line_naming_a_log_with_the_traceback_and_exit_70(
+    good_results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 means "gate failed" in CI; a crash must never read as a verdict."""
+    from auditor import gate
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("planted bug")
+
+    monkeypatch.setattr(gate, "evaluate", broken)
+    code, _, err = _cli(monkeypatch, capsys, "gate", str(good_results))
+    line = _one_line_error(code, err, expected_code=70)
+    assert "internal error" in line and "ZeroDivisionError: planted bug" in line
+    log = Path(line.rsplit("traceback in ", 1)[1].strip())
+    try:
+        text = log.read_text()
+        assert "Traceback (most recent call last)" in text and "planted bug" in text
+    finally:
+        log.unlink()
+
+
+# --- Data text is never markup ---------------------------------------------------------------------
+
+HOSTILE_LABELS = [
+    "<iframe src=x></iframe><img src=x onerror=alert(1)>",
+    "@octocat ![p](https://evil.example/p.png) www.evil.example",
+    "</details>\n# Heading `tick` | cell\n\n<marquee>",
+    "[red]x[/] [/] [bold",
+]
+
+
+def _hostile_manifest_scan(tmp_path: Path, out: Path) -> Path:
+    """A scan whose labels, splits and file names are Markdown, HTML and Rich markup."""
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    rows = []
+    names = ["a``b[i]", "x[", "@dev <b>", "plain"]
+    for c, label in enumerate(HOSTILE_LABELS):
+        for i in range(4 if c < 3 else 2):  # the last class is starved: class_imbalance names it
+            name = f"{names[c]}_{i}.png"
+            draw_shape(("circle", "square", "triangle", "circle")[c], 40 * c + i).save(data / "img" / name)
+            rows.append({"path": f"img/{name}", "label": label, "split": "train" if i else "va|l<i>"})
+    manifest = tmp_path / "manifest.parquet"
+    pd.DataFrame(rows).to_parquet(manifest)
+    config = load_config(overrides={"encoder": {"name": "builtin", "workers": 0},
+                                    "scan": {"workers": 0, "cache_dir": str(tmp_path / "cache"),
+                                             "checks": ["unreadable", "class_imbalance", "duplicates"]}})
+    result = run_scan(data, config, out, manifest=manifest)
+    assert any(f.check == "class_imbalance" for f in result.findings)
+    return out
+
+
+def test_markdown_report_neutralises_every_data_string(tmp_path: Path) -> None:
+    from auditor.report import ReportFormat, ReportOptions, render_results
+    from tests.safety import assert_html_safe, assert_markdown_safe
+
+    out = _hostile_manifest_scan(tmp_path, tmp_path / "out")
+    markdown = render_results(out, ReportFormat.MARKDOWN, ReportOptions(top=0))
+    assert_markdown_safe(markdown)
+    assert "\u200b" in markdown and "\\<iframe" in markdown  # neutralised, not dropped
+    html = render_results(out, ReportFormat.HTML)
+    assert_html_safe(html, {"iframe", "marquee"})
+
+
+def test_gate_markdown_neutralises_every_data_string(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.safety import assert_markdown_safe, assert_no_control_characters
+
+    out = _hostile_manifest_scan(tmp_path, tmp_path / "out")
+    config = tmp_path / "gate.toml"
+    config.write_text("[gate]\nmax_findings = {class_imbalance = 0}\n")
+    code, markdown, err = _cli(monkeypatch, capsys, "gate", str(out), "-c", str(config), "--format", "markdown")
+    assert code == 1, err
+    assert_markdown_safe(markdown)
+    code, text, err = _cli(monkeypatch, capsys, "gate", str(out), "-c", str(config))
+    assert code == 1 and "Traceback" not in err, err
+    assert_no_control_characters(text)
+
+
+def test_rich_markup_in_names_prints_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder `x[` holding `].png` crashed `audit report`; `--out 'o[/]'` crashed the scan summary."""
+    from tests.safety import assert_no_control_characters
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (data / "x[").mkdir()
+    for i in range(3):
+        draw_shape("circle", 300 + i).save(data / "x[" / f"].{i}.png")
+    (data / "x[" / "].0.png").rename(data / "x[" / "].png")
+    out = tmp_path / "o[/]"
+    args = _scan_args(data, tmp_path)
+    args[args.index("--out") + 1] = str(out)
+    code, stdout, err = _cli(monkeypatch, capsys, *args)
+    assert code == 0 and "Traceback" not in err, err
+    assert f"resultswrittento{out}" in "".join(stdout.split())
+    code, stdout, err = _cli(monkeypatch, capsys, "report", str(out))
+    assert code == 0 and "Traceback" not in err, err
+    assert "x[" in stdout  # the class printed as text (its bar), where it once crashed the report
+    assert_no_control_characters(stdout)
+
+
+def test_control_characters_in_names_never_reach_the_terminal_raw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.safety import assert_no_control_characters
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    (data / "evil\x1b[2J\x1b]0;pwned\x07").mkdir()
+    draw_shape("circle", 400).save(data / "evil\x1b[2J\x1b]0;pwned\x07" / "a.png")
+    draw_shape("circle", 401).save(data / "circle" / "b\x1b[31mred.png")
+    code, stdout, err = _cli(monkeypatch, capsys, *_scan_args(data, tmp_path))
+    assert code == 0, err
+    for fmt in ("terminal", "markdown"):
+        code, text, err = _cli(monkeypatch, capsys, "report", str(tmp_path / "out"), "--format", fmt)
+        assert code == 0, err
+        assert_no_control_characters(text + err)
+    assert_no_control_characters(stdout + err)
+
+
+def test_library_warnings_are_summarised_once_and_never_reach_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cleanlab warns once per tiny class: 30 one-image classes gave 60 stderr lines even with --quiet."""
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=6, shapes=("circle", "square"))
+    for c in range(30):
+        (data / f"tiny{c:02d}").mkdir()
+        draw_shape(("circle", "square", "triangle")[c % 3], 900 + c).save(data / f"tiny{c:02d}" / "a.png")
+    import subprocess
+
+    base = _scan_args(data, tmp_path, "--checks", "label_errors")
+    # A real process: pytest would otherwise intercept the warnings before they reach stderr.
+    done = subprocess.run([sys.executable, "-m", "auditor", *base, "-q"], capture_output=True, text=True)
+    # --quiet keeps the scan's own warnings on stderr (one "warning:" line each), never library noise.
+    assert done.returncode == 0, done.stderr
+    assert all(line.startswith("warning: ") for line in done.stderr.splitlines()), done.stderr
+    assert "UserWarning" not in done.stderr and "library warning" not in done.stderr, done.stderr
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    noise = [w for w in run["warnings"] if w.startswith("library warning: cleanlab UserWarning")]
+    assert len(noise) == 1 and "(30 times, e.g.)" in noise[0], run["warnings"]
+    code, out, err = _cli(monkeypatch, capsys, *base)
+    assert code == 0 and err == "", err
+    assert "".join(out.split()).count("librarywarning:cleanlab") == 1
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[gate.max_findings]\noutliers = 0\n", "did you mean 'outlier'?"),
+        ("[gate.max_findings]\nnonsense_kind = 3\n", "valid kinds: ambiguous"),
+        ("[gate]\nmax_unreadable = true\n", "gate.max_unreadable"),
+        ("[gate]\nmax_label_error_rate = true\n", "gate.max_label_error_rate"),
+        ("[gate.max_findings]\noutlier = false\n", "gate.max_findings.outlier"),
+    ],
+    ids=["typo", "unknown", "bool-count", "bool-rate", "bool-in-max-findings"],
+)
+def test_gate_config_typos_and_booleans_exit_2(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    toml: str, expected: str,
+) -> None:
+    """`outliers = 0` (the kind is `outlier`) once passed every gate; `true` was a count of 1."""
+    config = tmp_path / "gate.toml"
+    config.write_text(toml)
+    for extra in ([], ["--baseline", str(good_results)]):
+        code, _, err = _cli(monkeypatch, capsys, "gate", str(good_results), "-c", str(config), *extra)
+        assert expected in _one_line_error(code, err)

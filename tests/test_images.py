@@ -115,3 +115,63 @@ def test_file_size_limit(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     info = read_image(tmp_path / "gone.png", LIMIT, MAX_BYTES)
     assert not info.readable and "cannot read" in (info.reason or "")
+
+
+def _grey16_png(path: Path, side: int) -> None:
+    """A 16-bit greyscale PNG of side x side, streamed to disk (a few hundred kB for 36 M pixels)."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\x00" + bytes(range(256)) * (2 * side // 256) + b"\x00" * (2 * side % 256)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_decoding_memory_stays_within_the_documented_bound_per_pixel(tmp_path: Path) -> None:
+    """A 16-bit image under the pixel limit once took ~20 bytes per pixel (float64 copies)."""
+    import json
+    import subprocess
+    import sys
+
+    from auditor.images import MAX_BYTES_PER_PIXEL
+
+    side = 6000
+    path = tmp_path / "deep.png"
+    _grey16_png(path, side)
+    assert path.stat().st_size < 2_000_000
+    probe = (
+        "import json, resource, sys\n"
+        "from pathlib import Path\n"
+        "import imagehash, numpy\n"
+        "from auditor.images import read_image\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "info = read_image(Path(sys.argv[1]), 10**9, 1 << 30)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'readable': info.readable, 'reason': info.reason, 'grown': (after - before) * 1024}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    assert report["readable"], report["reason"]
+    assert report["grown"] < side * side * MAX_BYTES_PER_PIXEL, report
+
+
+def test_content_of_another_format_under_an_image_name_is_never_handed_to_pillow_plugins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EPS under a .png name would make Pillow run Ghostscript; only the supported rasters are tried."""
+    from PIL import EpsImagePlugin
+
+    calls: list[object] = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    path = tmp_path / "vector.png"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n%%EndComments\n"
+                     b"0 0 moveto 16 16 lineto stroke\nshowpage\n%%EOF\n")
+    info = read_image(path, LIMIT, MAX_BYTES)
+    assert not info.readable and info.format is None
+    assert "not an image auditor reads" in (info.reason or "")
+    assert calls == []

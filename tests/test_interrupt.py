@@ -199,3 +199,25 @@ def test_interrupt_while_staging_leaves_old_set_and_no_temporaries(tmp_path: Pat
         staged.commit()
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
         "findings.parquet": "old findings.parquet", "run.json": "old run.json"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker processes through /proc")
+def test_ctrl_c_while_workers_start_prints_only_the_interrupted_line(tmp_path: Path) -> None:
+    """Workers still importing once died of the group's SIGINT with their own tracebacks."""
+    data, out, cache = tmp_path / "data", tmp_path / "out", tmp_path / "cache"
+    _noise_images(data, 0, 80)
+    # Signalled at several moments of a worker's start: interpreter start-up, imports, first chunk.
+    for delay in (0.05, 0.15, 0.3, 0.6):
+        process = _start(data, out, cache, workers=2)
+        deadline = time.monotonic() + LIMIT_S
+        while not _children(process.pid):
+            assert process.poll() is None, f"scan ended before its workers started: {process.communicate()}"
+            assert time.monotonic() < deadline, "no worker process ever started"
+            time.sleep(0.002)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=LIMIT_S)
+        assert process.returncode == 130, (delay, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("interrupted:"), (delay, stderr)

@@ -22,7 +22,7 @@ from auditor.checks import check_record
 from auditor.config import load_config
 from auditor.errors import AuditorError
 from auditor.findings import IMAGES_BASE_SCHEMA, SCHEMA_VERSION, Finding, Severity, findings_table
-from auditor.outputs import write_json, write_parquet
+from auditor.outputs import TableWriter, atomic_write, write_json, write_parquet
 from auditor.report import RENDERERS, ReportFormat, ReportOptions, load_results, render, render_results
 from auditor.report.markdown import MAX_CHARS
 from auditor.report.thumbnails import Thumbnailer
@@ -61,10 +61,16 @@ def _copy_results(source: Path, target: Path, extra: list[Finding] | None = None
     """A results folder derived from a real one: extra findings appended, run.json keys replaced."""
     results = load_results(source)
     target.mkdir(parents=True, exist_ok=True)
-    write_parquet(target / "findings.parquet", findings_table(results.finding_objects() + (extra or [])))
     shutil.copy(source / "images.parquet", target / "images.parquet")
     write_json(target / "run.json", {**results.run, **(run_changes or {})})
+    _write_findings(target, results.finding_objects() + (extra or []))
     return target
+
+
+def _write_findings(folder: Path, findings: list[Finding]) -> None:
+    """Replace a results folder's findings; they join its set, so they carry its run id."""
+    run_id = json.loads((folder / "run.json").read_text())["run_id"]
+    atomic_write(folder / "findings.parquet", TableWriter(findings_table(findings)).stamped(run_id))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +140,7 @@ def test_check_filter_and_unknown_check(every_kind: Path) -> None:
 @pytest.mark.parametrize("fmt", list(ReportFormat), ids=lambda f: f.value)
 def test_a_clean_dataset_renders(scanned: Path, tmp_path: Path, fmt: ReportFormat) -> None:
     folder = _copy_results(scanned, tmp_path / "clean", run_changes={"warnings": ["one", "two"]})
-    write_parquet(folder / "findings.parquet", findings_table([]))
+    _write_findings(folder, [])
     text = render_results(folder, fmt)
     assert ("No findings" in text) if fmt is ReportFormat.HTML else ("no findings" in text)
     if fmt is ReportFormat.MARKDOWN:

@@ -18,6 +18,7 @@ from rich.table import Table
 from auditor.findings import Finding
 from auditor.gate import RuleStatus, Verdict
 from auditor.report.base import waiver_text
+from auditor.report.safe import gfm, gfm_code, gfm_html, gfm_quoted, rich_text, visible
 
 # Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
 # GitHub caps a step summary at 1 MiB. JSON always lists them all.
@@ -48,17 +49,13 @@ def _status_mark(status: RuleStatus) -> str:
     return {RuleStatus.PASS: "✅ pass", RuleStatus.FAIL: "❌ fail", RuleStatus.SKIPPED: "⚠️ skipped"}[status]
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _md_findings(findings: list[Finding], waived: bool = False) -> list[str]:
     last = "accepted because" if waived else "message"
     lines = [f"| check | file | split | label | {last} |", "|---|---|---|---|---|"]
     for finding in findings[:SHOWN_PER_SECTION]:
         lines.append(
-            f"| {finding.check} | `{_md_cell(_where(finding))}` | {finding.split or ''} | "
-            f"{_md_cell(finding.label or '')} | {_md_cell(waiver_text(finding) if waived else finding.message)} |"
+            f"| {gfm(finding.check)} | {gfm_code(_where(finding), 300)} | {gfm(finding.split or '')} | "
+            f"{gfm(finding.label or '', 200)} | {gfm(waiver_text(finding) if waived else finding.message, 300)} |"
         )
     if len(findings) > SHOWN_PER_SECTION:
         lines.append(f"\n…and {len(findings) - SHOWN_PER_SECTION} more (see `audit gate --format json`).")
@@ -66,31 +63,34 @@ def _md_findings(findings: list[Finding], waived: bool = False) -> list[str]:
 
 
 def render_markdown(verdict: Verdict) -> str:
-    """GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
+    """GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment.
+
+    Rule texts embed data (class names, paths), so every one goes through ``gfm`` like the findings.
+    """
     head = "✅ passed" if verdict.passed else "❌ failed"
     scope = (f"{len(verdict.counted)} new findings (of {verdict.total_findings}) against baseline "
-             f"`{verdict.baseline_dir}`" if verdict.baseline_dir else f"{verdict.total_findings} findings")
-    lines = [f"## Dataset audit gate: {head}", "", f"Results `{verdict.results_dir}`: {scope}.", "",
-             f"Encoder: `{verdict.encoder}`.", ""]
+             f"{gfm(verdict.baseline_dir)}" if verdict.baseline_dir else f"{verdict.total_findings} findings")
+    lines = [f"## Dataset audit gate: {head}", "", f"Results {gfm(verdict.results_dir)}: {scope}.", "",
+             f"Encoder: {gfm_code(verdict.encoder)}.", ""]
     if not verdict.passed:
         lines[-2:-1] = [lines[-2], "", _failure_summary(verdict) + "."]
     if verdict.rules:
         lines += ["| rule | status | observed | detail |", "|---|---|---|---|"]
         for rule in verdict.rules:
             observed = "" if rule.observed is None else f"{rule.observed:g}"
-            lines.append(f"| {_md_cell(rule.description)} | {_status_mark(rule.status)} | {observed} | "
-                         f"{_md_cell(rule.detail)} |")
+            lines.append(f"| {gfm_quoted(rule.description)} | {_status_mark(rule.status)} | {observed} | "
+                         f"{gfm_quoted(rule.detail, 1000)} |")
     else:
         lines.append("No gate rules are enabled.")
     for note in verdict.notes:
-        lines += ["", f"> **Note:** {note}"]
+        lines += ["", f"> **Note:** {gfm(note, 1000)}"]
     for rule in verdict.rules:
         if rule.status is RuleStatus.FAIL and rule.offending:
-            lines += ["", f"### ❌ {rule.description}", "", *_md_findings(list(rule.offending))]
+            lines += ["", f"### ❌ {gfm_quoted(rule.description)}", "", *_md_findings(list(rule.offending))]
     if verdict.counted:
         title = "New findings" if verdict.baseline_dir else "All findings"
         counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
-        lines += ["", f"<details><summary>{title} ({counts})</summary>", "",
+        lines += ["", f"<details><summary>{title} ({gfm_html(counts, 1000)})</summary>", "",
                   *_md_findings(list(verdict.counted)), "", "</details>"]
     if verdict.waived:
         lines += ["", f"<details><summary>Waived by reviewed decisions, not counted ({len(verdict.waived)})"
@@ -110,36 +110,37 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
         table.add_column(column)
     for rule in verdict.rules:
         status = f"[{styles[rule.status]}]{rule.status}[/]"
-        table.add_row(escape(rule.description), status, escape(rule.detail))
+        table.add_row(rich_text(rule.description), status, rich_text(rule.detail))
     if verdict.rules:
         console.print(table)
     else:
         console.print("no gate rules are enabled")
     for note in verdict.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {escape(visible(note))}")
     for rule in verdict.rules:
         if rule.status is not RuleStatus.FAIL or not rule.offending:
             continue
-        console.print(f"[bold red]{escape(rule.name)}[/]: {escape(rule.detail)}")
+        console.print(f"[bold red]{escape(visible(rule.name))}[/]: {escape(visible(rule.detail))}")
         for finding in rule.offending[:SHOWN_PER_SECTION]:
-            console.print(f"  {escape(_where(finding))}: {escape(finding.message)}", highlight=False)
+            console.print(f"  {escape(visible(_where(finding)))}: {escape(visible(finding.message))}",
+                          highlight=False)
         if len(rule.offending) > SHOWN_PER_SECTION:
             console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
     if verdict.waived:
         console.print(f"[dim]waived by reviewed decisions, not counted: {len(verdict.waived)}[/]")
         for finding in verdict.waived[:SHOWN_PER_SECTION]:
             line = f"{finding.check} {_where(finding)}: {waiver_text(finding)}"
-            console.print(f"  [dim]{escape(line)}[/]", highlight=False)
+            console.print(f"  [dim]{escape(visible(line))}[/]", highlight=False)
         if len(verdict.waived) > SHOWN_PER_SECTION:
             console.print(f"  …and {len(verdict.waived) - SHOWN_PER_SECTION} more")
-    console.print(f"encoder: {escape(verdict.encoder)}", highlight=False)
+    console.print(f"encoder: {escape(visible(verdict.encoder))}", highlight=False)
     scope = f"{verdict.total_findings} findings"
     if verdict.baseline_dir:
         scope = f"{len(verdict.counted)} new of {scope} (baseline {verdict.baseline_dir})"
     if verdict.passed:
-        console.print(f"[bold green]gate passed[/]: {escape(scope)}", highlight=False)
+        console.print(f"[bold green]gate passed[/]: {escape(visible(scope))}", highlight=False)
     else:
-        console.print(f"[bold red]gate FAILED[/]: {escape(_failure_summary(verdict))} ({escape(scope)})",
+        console.print(f"[bold red]gate FAILED[/]: {escape(_failure_summary(verdict))} ({escape(visible(scope))})",
                       highlight=False)
 
 

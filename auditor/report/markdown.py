@@ -2,7 +2,8 @@
 
 GitHub refuses comments over 65,536 characters, so the report is built within ``MAX_CHARS`` whatever the
 dataset: rows are added round-robin across checks (every check gets its best findings first) until the
-budget is spent, and the report says how many findings it left out.
+budget is spent, and the report says how many findings it left out. Every data string goes through
+``gfm``/``gfm_code`` (report/safe.py): no HTML, link, image, mention or table break can come from data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from auditor.report.base import (
     subject,
     waiver_text,
 )
+from auditor.report.safe import gfm, gfm_code, gfm_html
 
 MAX_CHARS = 60_000
 CELL_CHARS = 200
@@ -30,17 +32,13 @@ QUALITY_ROWS = 20
 PLACEHOLDER = "| | | | | | _no room left in this comment; see the HTML report_ |\n"
 
 
-def cell(text: str, limit: int = CELL_CHARS) -> str:
-    """One table cell: no newlines, pipes or raw HTML can break the table or the page."""
-    text = " ".join(str(text).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def cell(text: object, limit: int = CELL_CHARS) -> str:
+    """One table cell (or a line of a quote): data text, neutralised for GitHub Markdown."""
+    return gfm(text, limit)
 
 
 def _code(text: str) -> str:
-    escaped = cell(text)
-    return f"`{escaped}`" if "`" not in escaped else escaped
+    return gfm_code(text, CELL_CHARS)
 
 
 class MarkdownRenderer(Renderer):
@@ -97,10 +95,10 @@ class MarkdownRenderer(Renderer):
         dataset = data.run.get("dataset") or {}
         lines = [
             "## Dataset audit\n",
-            f"**{dataset.get('files', '?')}** files, {dataset.get('readable', '?')} readable, "
+            f"**{cell(dataset.get('files', '?'))}** files, {cell(dataset.get('readable', '?'))} readable, "
             f"{len(dataset.get('classes') or [])} classes"
-            + (f" ({', '.join(map(str, dataset.get('splits') or []))})" if dataset.get("splits") else "")
-            + f" · encoder {cell(data.encoder_line())} · auditor {data.run.get('tool_version', '?')}\n",
+            + (f" ({cell(', '.join(map(str, dataset.get('splits') or [])))})" if dataset.get("splits") else "")
+            + f" · encoder {cell(data.encoder_line())} · auditor {cell(data.run.get('tool_version', '?'))}\n",
         ]
         for warning in data.warnings()[:10]:
             # A blank line after each, or GitHub merges consecutive alerts into one.
@@ -146,7 +144,7 @@ class MarkdownRenderer(Renderer):
     @staticmethod
     def _section_start(check: str, total: int) -> str:
         return (
-            f"<details><summary><b>{cell(check)}</b>: {total:,} finding(s)</summary>\n\n"
+            f"<details><summary><b>{gfm_html(check, CELL_CHARS)}</b>: {total:,} finding(s)</summary>\n\n"
             "| score | severity | image or classes | split | label | message |\n"
             "|---:|---|---|---|---|---|\n"
         )
@@ -157,6 +155,6 @@ class MarkdownRenderer(Renderer):
         if finding.suggested_label:
             label = f"{label} → {finding.suggested_label}"
         return (
-            f"| {format_score(finding.score)} | {finding.severity} | {_code(subject(finding))} | "
+            f"| {format_score(finding.score)} | {cell(finding.severity)} | {_code(subject(finding))} | "
             f"{cell(finding.split or '')} | {cell(label)} | {cell(finding.message)} |\n"
         )

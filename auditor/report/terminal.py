@@ -1,4 +1,8 @@
-"""The terminal report: Rich tables per check, class-count bars per split, the encoder and its warnings."""
+"""The terminal report: Rich tables per check, class-count bars per split, the encoder and its warnings.
+
+Every string from the results goes in as ``rich_text`` (never parsed as markup, control characters
+shown as escapes): a label ``x[`` or a path ``[/]`` prints as itself.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from auditor.report.base import (
     subject,
     waiver_text,
 )
+from auditor.report.safe import rich_text, visible
 from auditor.results import PROMINENT_WARNINGS
 
 BAR_WIDTH = 30
@@ -35,15 +40,15 @@ class TerminalRenderer(Renderer):
             color_system="standard" if options.color else None, highlight=False, emoji=False,
         )
         dataset = data.run.get("dataset") or {}
-        console.print(Text.assemble(("Dataset ", "bold"), str(dataset.get("root", "?"))))
-        console.print(
+        console.print(Text.assemble(("Dataset ", "bold"), visible(dataset.get("root", "?"))))
+        console.print(rich_text(
             f"{dataset.get('files', '?')} files, {dataset.get('readable', '?')} readable, "
             f"{len(dataset.get('classes') or [])} classes; scanned {data.run.get('created', '?')}"
-        )
-        console.print(Text.assemble(("Encoder ", "bold"), data.encoder_line()))
+        ))
+        console.print(Text.assemble(("Encoder ", "bold"), visible(data.encoder_line())))
         for warning in data.warnings():
             style = "bold yellow" if any(word in warning for word in PROMINENT_WARNINGS) else "yellow"
-            console.print(Panel(Text(warning), title="warning", border_style=style, expand=False))
+            console.print(Panel(rich_text(warning), title="warning", border_style=style, expand=False))
         self._class_bars(console, data)
         self._summary(console, data)
         self._quality_table(console, data)
@@ -55,7 +60,7 @@ class TerminalRenderer(Renderer):
             shown = data.waived if limit is None else data.waived[:limit]
             console.print(Text(f"Waived by reviewed decisions (not counted): {len(data.waived)}", style="bold"))
             for finding in shown:
-                console.print(Text(f"  {finding.check} {subject(finding)}: {waiver_text(finding)}", style="dim"))
+                console.print(rich_text(f"  {finding.check} {subject(finding)}: {waiver_text(finding)}", style="dim"))
             if len(shown) < len(data.waived):
                 console.print(Text(f"  …and {len(data.waived) - len(shown)} more (--top 0 for all)", style="dim"))
         return buffer.getvalue()
@@ -68,13 +73,14 @@ class TerminalRenderer(Renderer):
         for split, per in counts.items():
             # Bars scale within a split, where imbalance matters; the counts give absolute sizes.
             largest = max(per.values(), default=0) or 1
-            table = Table(title=f"Classes in {split}", title_justify="left", show_header=False, box=None)
+            table = Table(title=rich_text(f"Classes in {split}"), title_justify="left", show_header=False,
+                          box=None)
             table.add_column("class")
             table.add_column("count", justify="right")
             table.add_column("bar")
             for name, count in sorted(per.items(), key=lambda item: (-item[1], item[0])):
                 bar = "█" * max(1 if count else 0, round(BAR_WIDTH * count / largest))
-                table.add_row(name, str(count), Text(bar, style="cyan"))
+                table.add_row(rich_text(name), str(count), Text(bar, style="cyan"))
             console.print(table)
 
     @staticmethod
@@ -84,9 +90,9 @@ class TerminalRenderer(Renderer):
         for severity in SEVERITIES:
             table.add_column(severity, justify="right")
         for check, counts in data.severity_counts().items():
-            table.add_row(check, *(str(counts.get(s, 0)) for s in SEVERITIES))
+            table.add_row(rich_text(check), *(str(counts.get(s, 0)) for s in SEVERITIES))
         for check, reason in data.skipped_checks().items():
-            table.add_row(Text(f"{check} (skipped: {reason})", style="dim"), *("-" for _ in SEVERITIES))
+            table.add_row(rich_text(f"{check} (skipped: {reason})", style="dim"), *("-" for _ in SEVERITIES))
         if not data.by_check and not data.skipped_checks():
             table.add_row("no findings", *("0" for _ in SEVERITIES))
         console.print(table)
@@ -117,7 +123,7 @@ class TerminalRenderer(Renderer):
         title = f"{check}: {len(findings)} finding(s)"
         if len(shown) < len(findings):
             title += f", top {len(shown)} by score (--top 0 for all)"
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=rich_text(title), title_justify="left", show_lines=False)
         table.add_column("score", justify="right")
         table.add_column("severity")
         table.add_column("image or classes", overflow="fold", min_width=min(longest_subject, width // 2))
@@ -132,7 +138,7 @@ class TerminalRenderer(Renderer):
             message = finding.message
             severity = str(finding.severity)
             table.add_row(
-                format_score(finding.score), Text(severity, style=styles.get(severity, "")),
-                subject(finding), finding.split or "", label, message,
+                format_score(finding.score), rich_text(severity, style=styles.get(severity, "")),
+                rich_text(subject(finding)), rich_text(finding.split or ""), rich_text(label), rich_text(message),
             )
         console.print(table)

@@ -11,7 +11,7 @@ import base64
 import io
 from pathlib import Path
 
-from auditor.images import ImageDecodeError, open_rgb
+from auditor.images import FileRefused, ImageDecodeError, open_checked, open_rgb
 
 THUMB_PX = 112
 # Largest encoded thumbnail kept; a noisy image is re-encoded smaller until it fits, else left out.
@@ -59,13 +59,12 @@ class Thumbnailer:
         return uri
 
     def _encode(self, root: Path, path: str) -> str | None:
-        file = (root / path).resolve()
-        # A results folder is input too: a path must not lead the report to embed a file outside the dataset.
-        if not file.is_relative_to(root) or not file.is_file():
-            return None
+        # A results folder is input too: a path must not lead the report to embed a file outside the
+        # dataset, so the opened file itself is checked (a name could be swapped for a link meanwhile).
         try:
-            image, _, _ = open_rgb(file, self.max_pixels, draft_size=(THUMB_PX * 2, THUMB_PX * 2))
-        except ImageDecodeError:
+            with open_checked(root / path, root) as handle:
+                image, _, _ = open_rgb(handle, self.max_pixels, draft_size=(THUMB_PX * 2, THUMB_PX * 2))
+        except (ImageDecodeError, FileRefused, OSError):
             return None
         for size, quality in _ATTEMPTS:
             small = image.copy()
