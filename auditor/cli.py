@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import tempfile
 import time
 import traceback
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from auditor import __version__
 from auditor.errors import AuditorError
 
 if TYPE_CHECKING:
-    from datetime import date
-
     from auditor.config import GateConfig
     from auditor.results import Results
 
@@ -319,8 +320,6 @@ def review_command(
     top: Annotated[int, typer.Option("--top", min=1, help="Interactive: findings to walk.")] = 20,
 ) -> None:
     """Record reviewed decisions: accept a finding (the gate stops counting it) or relabel its image."""
-    from datetime import date
-
     from auditor.results import load_results
     from auditor.review import decisions_path, default_who
 
@@ -363,7 +362,7 @@ def _review_one(results: Results, target: Path, accept: bool, relabel: bool, che
 def _review_interactively(results: Results, target: Path, checks: tuple[str, ...], top: int, who: str,
                           until: date | None, console: Console) -> None:
     """One finding at a time; each decision is written at once, so quitting keeps what was decided."""
-    import click
+    import click  # typer's own dependency; read a single key press only in interactive review
 
     from auditor.review import existing_decisions, make_decision, review_queue, review_thumbnail, write_decisions
 
@@ -439,8 +438,6 @@ def fix_command(
     ] = None,
 ) -> None:
     """Write a cleaned manifest (path,label,split) for `audit scan --manifest`; the dataset is never touched."""
-    from rich.table import Table
-
     from auditor.decisions import load_decisions, now_utc
     from auditor.fix import DEFAULT_SPLIT_PRIORITY, DUPLICATE_KINDS, FixOptions, plan_fix, write_fix
     from auditor.results import load_results, recorded_decisions_file, with_decisions
@@ -501,8 +498,6 @@ def export_command(
     ] = None,
 ) -> None:
     """Hand label_error and ambiguous findings to Label Studio, or every image with its findings to FiftyOne."""
-    import json
-
     from auditor.exports import fiftyone_records, label_studio_config, label_studio_tasks, to_fiftyone
     from auditor.outputs import atomic_write
     from auditor.results import load_results, with_current_decisions

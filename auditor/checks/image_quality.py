@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import fisher_exact
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.findings import Finding, FindingKind, Severity
@@ -272,8 +273,6 @@ class ImageQualityCheck(Check[ImageQualityParams]):
         images: pd.DataFrame, flags: pd.DataFrame, params: ImageQualityParams
     ) -> tuple[list[Finding], dict[str, dict[str, Any]]]:
         """Classes where one defect is far more common than in the other classes."""
-        from scipy.stats import fisher_exact
-
         labels = images["label"]
         labelled = labels.notna()
         classes = sorted(labels[labelled].unique().tolist())
