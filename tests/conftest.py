@@ -50,6 +50,17 @@ def write_class_folder(root: Path, per_class: int, shapes: Iterable[str] = SHAPE
     return written
 
 
+def write_split_shapes(root: Path, train: int = 8, test: int = 4) -> Path:
+    """train/<shape>/ and test/<shape>/ with ``train`` and ``test`` distinct drawings per shape."""
+    for split, count, offset in (("train", train, 0), ("test", test, 500)):
+        for c, shape in enumerate(SHAPES):
+            folder = root / split / shape
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                draw_shape(shape, c * 1000 + offset + i).save(folder / f"{shape}_{i:03d}.png")
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the user's embedding cache."""

@@ -19,20 +19,14 @@ from auditor.errors import ConfigError
 from auditor.findings import findings_table
 from auditor.outputs import TableWriter, atomic_write
 from auditor.results import finding_from_row, load_results
-from tests.conftest import draw_shape
+from tests.conftest import draw_shape, write_split_shapes
 
 runner = CliRunner()
-SHAPES = ("circle", "square", "triangle")
 
 
 def dataset_with_a_copy(root: Path) -> Path:
     """train/ and test/ with distinct shapes, plus one exact copy inside train/circle."""
-    for split, count, offset in (("train", 8, 0), ("test", 4, 500)):
-        for c, shape in enumerate(SHAPES):
-            folder = root / split / shape
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                draw_shape(shape, c * 1000 + offset + i).save(folder / f"{shape}_{i:03d}.png")
+    write_split_shapes(root)
     shutil.copy(root / "train" / "circle" / "circle_002.png", root / "train" / "circle" / "circle_002_copy.png")
     return root
 

@@ -14,23 +14,17 @@ from auditor.cli import app
 from auditor.findings import Finding, Severity
 from auditor.fix import FixOptions, plan_fix
 from auditor.results import load_results
-from tests.conftest import draw_shape
+from tests.conftest import draw_shape, write_split_shapes
 from tests.test_gate import image_rows, write_results
 
 runner = CliRunner()
-SHAPES = ("circle", "square", "triangle")
 COPY_KINDS = {"exact_duplicate", "near_duplicate", "split_leakage"}
 
 
 def planted(root: Path) -> Path:
     """train/test shapes with a copy inside train, a train image leaked into test, a circle labelled
     triangle, and an unreadable file."""
-    for split, count, offset in (("train", 12, 0), ("test", 5, 500)):
-        for c, shape in enumerate(SHAPES):
-            folder = root / split / shape
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                draw_shape(shape, c * 1000 + offset + i).save(folder / f"{shape}_{i:03d}.png")
+    write_split_shapes(root, train=12, test=5)
     shutil.copy(root / "train/circle/circle_002.png", root / "train/circle/circle_002_copy.png")
     shutil.copy(root / "train/square/square_004.png", root / "test/square/leaked.png")
     draw_shape("circle", 7777).save(root / "train/triangle/odd_one.png")

@@ -22,7 +22,7 @@ from auditor.gate import GateConfig, RuleStatus, evaluate, new_findings
 from auditor.outputs import write_json, write_parquet
 from auditor.report.gate_render import GateFormat, render_json, render_markdown, render_text
 from auditor.results import Results, ResultsError, load_results
-from tests.conftest import draw_shape
+from tests.conftest import write_split_shapes
 
 # --- Synthetic results -----------------------------------------------------------------------------
 
@@ -227,19 +227,6 @@ def test_incomplete_results_folder_is_refused(tmp_path: Path) -> None:
 # --- End to end through the CLI --------------------------------------------------------------------
 
 runner = CliRunner()
-SHAPES = ("circle", "square", "triangle")
-
-
-def split_dataset(root: Path) -> Path:
-    """train/<class>/ (8 each) and test/<class>/ (4 each), every image distinct."""
-    for split, count, offset in (("train", 8, 0), ("test", 4, 500)):
-        for c, shape in enumerate(SHAPES):
-            folder = root / split / shape
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                draw_shape(shape, c * 1000 + offset + i).save(folder / f"{shape}_{i:03d}.png")
-    return root
-
 
 def scan(data: Path, out: Path, *extra: str) -> Any:
     return runner.invoke(app, ["scan", str(data), "--out", str(out), "--encoder", "builtin", "--workers", "0",
@@ -247,7 +234,7 @@ def scan(data: Path, out: Path, *extra: str) -> Any:
 
 
 def test_clean_dataset_passes_and_a_leaked_image_fails(tmp_path: Path) -> None:
-    data = split_dataset(tmp_path / "data")
+    data = write_split_shapes(tmp_path / "data")
     result = scan(data, tmp_path / "clean", "--gate")
     assert result.exit_code == 0, result.output
     assert "gate passed" in result.output
@@ -268,7 +255,7 @@ def test_clean_dataset_passes_and_a_leaked_image_fails(tmp_path: Path) -> None:
 
 
 def test_renaming_and_moving_files_passes_against_a_baseline(tmp_path: Path) -> None:
-    data = split_dataset(tmp_path / "data")
+    data = write_split_shapes(tmp_path / "data")
     (data / "train" / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     assert scan(data, tmp_path / "base").exit_code == 0
     assert runner.invoke(app, ["gate", str(tmp_path / "base")]).exit_code == 1  # the backlog fails alone
@@ -329,7 +316,7 @@ def test_default_toml_documents_every_gate_rule() -> None:
 def test_scan_baseline_needs_gate(tmp_path: Path) -> None:
     from auditor.errors import AuditorError
 
-    data = split_dataset(tmp_path / "data")
+    data = write_split_shapes(tmp_path / "data")
     result = scan(data, tmp_path / "out", "--baseline", str(tmp_path))
     assert isinstance(result.exception, AuditorError) and "--baseline only applies with --gate" in str(
         result.exception)
