@@ -129,8 +129,9 @@ def nearest(
     """The ``k`` nearest ``base`` rows of each query -- of each base row itself when ``queries`` is None (the
     row itself included) -- as (values, indices), nearest first; index -1 where the search found none.
 
-    Values are inner products of float32 rows, or Hamming distances of uint8 codes when ``binary``. Exact up
-    to ``exact_max`` (default ``settings.exact_max_vectors``) base rows. Beyond, an inverted-file index of
+    Values are inner products of float32 rows, or Hamming distances of uint8 codes when ``binary``. Exact while
+    queries x base rows is at most ``exact_max`` squared (default ``settings.exact_max_vectors``: a search of
+    every row against every row is exact up to that many rows). Beyond, an inverted-file index of
     about 4 sqrt(N) cells probes ``nprobe`` (default ``settings.nprobe``) cells per query; its recall@k is
     measured against brute force on ``settings.recall_queries`` sampled queries, and the cells probed double
     until it reaches ``settings.min_recall``. When that would probe more than half the cells, an index saves
@@ -145,7 +146,9 @@ def nearest(
     k = min(k, count)
     limit = settings.exact_max_vectors if exact_max is None else exact_max
     record: dict[str, Any] = {"search": name, "vectors": count, "queries": len(query_rows), "k": k}
-    if count <= limit or k == 0:
+    # Exact while the search costs no more than an all-pairs search of ``limit`` vectors: one class's members
+    # searched by every image (class closeness) count as the work they are, not as a small index.
+    if count * len(query_rows) <= limit * limit or _inverted_file_cells(count) < 2 or k == 0:
         values, found = _exact(base, query_rows, k, binary)
         record["method"] = "exact"
     else:
