@@ -78,10 +78,11 @@ def content_order(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def identical_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Group id per row (of ``matrix[rows]``, read in place), equal for rows with identical bytes (copies of
     one image embed identically); ids are numbered in order of first appearance."""
+    # Keyed by a 128-bit digest, not the row's bytes: a dict of 1M rows' bytes would copy the matrix again.
     seen: dict[bytes, int] = {}
     picked = range(len(matrix)) if rows is None else rows
-    return np.array([seen.setdefault(np.ascontiguousarray(matrix[i]).tobytes(), len(seen)) for i in picked],
-                    dtype=np.int64)
+    return np.array([seen.setdefault(hashlib.blake2b(np.ascontiguousarray(matrix[i]), digest_size=16).digest(),
+                                     len(seen)) for i in picked], dtype=np.int64)
 
 
 def out_of_sample_probabilities(
