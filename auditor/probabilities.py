@@ -81,7 +81,7 @@ def identical_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.nda
     # Keyed by a 128-bit digest, not the row's bytes: a dict of 1M rows' bytes would copy the matrix again.
     seen: dict[bytes, int] = {}
     picked = range(len(matrix)) if rows is None else rows
-    return np.array([seen.setdefault(hashlib.blake2b(np.ascontiguousarray(matrix[i]), digest_size=16).digest(),
+    return np.array([seen.setdefault(hashlib.blake2b(np.ascontiguousarray(matrix[i]).data, digest_size=16).digest(),
                                      len(seen)) for i in picked], dtype=np.int64)
 
 

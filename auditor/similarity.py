@@ -99,9 +99,14 @@ def _exact(base: np.ndarray, queries: np.ndarray, k: int, binary: bool) -> tuple
     return values, found
 
 
-def _batched(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    parts = [index.search(queries[start : start + _QUERY_BATCH], k) for start in range(0, len(queries), _QUERY_BATCH)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def _batched(index: Any, queries: np.ndarray, k: int, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """An index's search of every query, in batches written into preallocated results."""
+    values = np.empty((len(queries), k), dtype=np.int32 if binary else np.float32)
+    found = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), _QUERY_BATCH):
+        batch = slice(start, start + _QUERY_BATCH)
+        values[batch], found[batch] = index.search(queries[batch], k)
+    return values, found
 
 
 def _recall(values: np.ndarray, found: np.ndarray, truth: np.ndarray, rows: np.ndarray | None, binary: bool) -> float:
@@ -181,7 +186,7 @@ def nearest(
                       min_recall=settings.min_recall, tried=tried)
         if recall >= settings.min_recall:
             record["method"] = "ivf"
-            values, found = _batched(index, query_rows, k)
+            values, found = _batched(index, query_rows, k, binary)
         else:
             del index
             record["method"] = "exact"
