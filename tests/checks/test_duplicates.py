@@ -153,6 +153,7 @@ def make_context(
             "pixel_sha256": [f"px{i}" for i in range(count)],
             "phash": [None] * count,
             "dhash": [None] * count,
+            "levelled_hash": [None] * count,
             "embedding_row": list(range(count)),
         }
     )
