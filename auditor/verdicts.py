@@ -74,12 +74,12 @@ class AmbiguousParams(BaseModel):
     # of the top class's (a floor under the test below).
     min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
     # ...and when the image's log(class / top) probability ratio is improbably high for a clean image of
-    # its top class: against the images of that class the classifier gets right (median and MAD of the
-    # same ratio), beyond the Bonferroni bar for this many chance flags over the whole dataset. So the
-    # bar scales with how confident the classifier is on this dataset and this pair of classes.
+    # either class: against the images of the two classes the classifier gets right (median and MAD of
+    # the same ratio), beyond the Bonferroni bar for this many chance flags over the whole dataset. So
+    # the bar scales with how confident the classifier is on this dataset and this pair of classes.
     false_alarms: float = Field(0.05, gt=0.0)
-    # A top class with fewer correctly classified images than this is judged against all correctly
-    # classified images (too few to estimate its own spread).
+    # A class pair with fewer correctly classified images than this is judged against every correctly
+    # classified image's runner-up ratio (too few to estimate the pair's own spread).
     min_reference_images: int = Field(8, ge=3)
     # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
     # rest is the cross-validated regression (0: regression only, 1: closeness only).
@@ -144,15 +144,16 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
 
 def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> Split:
     """Which classes are plausible for each image: the top class, and every class whose share of the
-    evidence is improbably high for a clean image of the top class.
+    evidence is improbably high for a clean image of either class of the pair.
 
-    The reference for a pair (top ``a``, other ``c``) is how much of ``c`` the images labelled ``a``
-    that the classifier gets right show, as ``log(p_c / p_a)``: a robust z-score (median, 1.4826 MAD)
-    says how unusual an image's ratio is, and the bar is Bonferroni's for ``false_alarms`` chance flags
-    among all images. Log ratios make the bar independent of the temperature the evidence was scaled
-    to; per-pair references make it follow how confident the classifier is on this dataset and how
-    close these two classes are in it (two look-alike classes are often split a little; that is no
-    sign of an ambiguous image).
+    The reference for a pair of classes (the image's top ``a``, another ``c``) is how much of the other
+    class the images the classifier gets right show: ``log(p_c / p_a)`` over correct images labelled
+    ``a`` and ``log(p_a / p_c)`` over correct images labelled ``c``. A robust z-score (median, 1.4826
+    MAD) says how unusual an image's ``log(p_c / p_a)`` is, and the bar is Bonferroni's for
+    ``false_alarms`` chance flags among all images. Log ratios make the bar independent of the
+    temperature the evidence was scaled to; per-pair references make it follow how confident the
+    classifier is on this dataset and how close these two classes are in it (two look-alike classes are
+    often split a little; that is no sign of an ambiguous image).
     """
     count, classes = probs.shape
     order = np.argsort(-probs, axis=1, kind="stable")
@@ -163,19 +164,23 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
     logs = np.log(np.maximum(probs, 1e-300))
     ratios = logs - logs[rows, top_class][:, None]  # log(p_c / p_top) <= 0
     correct = top_class == labels
+    # Too few correct images of a pair: judge it against every correct image's runner-up ratio.
+    fallback = np.sort(ratios[correct], axis=1)[:, -2] if classes > 1 else np.zeros(0)
     bar = float(norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
     z = np.full((count, classes), -np.inf)
     for a in np.unique(top_class):
-        reference = correct & (labels == a)
-        if reference.sum() < params.min_reference_images:
-            reference = correct
-        if reference.sum() < params.min_reference_images:
-            continue  # the classifier gets too few images right to say what a clean split looks like
         mine = np.flatnonzero(top_class == a)
+        of_a = correct & (labels == a)
         for c in range(classes):
             if c == a:
                 continue
-            centre, spread = _robust(ratios[reference, c])
+            of_c = correct & (labels == c)
+            reference = np.concatenate([ratios[of_a, c], logs[of_c, a] - logs[of_c, c]])
+            if len(reference) < params.min_reference_images:
+                reference = fallback
+            if len(reference) < params.min_reference_images:
+                continue  # the classifier gets too few images right to say what a clean split looks like
+            centre, spread = _robust(reference)
             z[mine, c] = (ratios[mine, c] - centre) / spread
     plausible = (z >= bar) & (probs >= params.min_relative_probability * top[:, None])
     plausible[rows, top_class] = True

@@ -10,11 +10,11 @@ sees both, and their errors differ. They are pooled log-linearly (a weighted geo
 temperature-scaled to this dataset: one power, fitted by maximum likelihood against the given labels,
 makes the probabilities as confident as the evidence has earned here. A class is *plausible* for an
 image when its calibrated probability is at least ``min_relative_probability`` of the top class's and
-its log ratio to the top class is improbably high for a clean image of the top class: a robust z-score
-against the images of that class the classifier gets right, beyond the Bonferroni bar for
-``false_alarms`` chance flags in the whole dataset (``verdicts.split_of``). A blend of two classes puts
-more of the second class in an image than the classifier's own confusions between those two classes do;
-the bar scales with how confident the classifier is on this dataset and this class pair. (An adjusted
+its log ratio to the top class is improbably high for a clean image of either class: a robust z-score
+against that ratio among the two classes' images the classifier gets right, beyond the Bonferroni bar
+for ``false_alarms`` chance flags in the whole dataset (``verdicts.split_of``). A blend of two classes
+puts more of each in an image than the classifier's own confusions between those two classes do; the
+bar scales with how confident the classifier is on this dataset and this class pair. (An adjusted
 boxplot fence on the split, used before, flagged 2.9% of clean photos with a real CNN; Tukey's fence
 10-14% everywhere.) An image with two or more plausible classes is
 ambiguous. ``classes`` lists the given label first, then the competing plausible classes (strongest
