@@ -2,9 +2,12 @@
 
 Identical files (sha256) and identical decoded pixels (a re-saved file) are copies by definition. For
 every other pair the check asks the data, not a fixed number, whether the two are closer than
-unrelated images get. Two distances are judged the same way: embedding cosine (as the chord distance
-``sqrt(2 - 2 cos)``) and perceptual hashes (pHash + dHash Hamming bits). For each, ``NeighbourNull``
-fits this dataset's nearest-neighbour distances and a pair must pass both
+unrelated images get. Three distances are judged the same way: embedding cosine (as the chord distance
+``sqrt(2 - 2 cos)``), perceptual hashes (pHash + dHash Hamming bits) and the same hashes of each image
+levelled to its own tones (``images.levelled_hash``: a brightened copy whose light tones clipped keeps
+them). The two hash distances are one family of evidence: each is tested at Bonferroni-corrected z
+(two looks at the same pixels), and a pair they alone vouch for counts as one witness. For each distance,
+``NeighbourNull`` fits this dataset's nearest-neighbour distances and a pair must pass both
 
 - the global test: its distance lies ``global_min_z`` robust standard deviations below the median
   nearest-neighbour distance of the dataset (improbable for the closest *unrelated* pair an image has);
@@ -256,7 +259,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
 
         # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
         # Levelled: the same two hashes of each image levelled to its own tones (``images.levelled_hash``),
-        # which a brightened copy keeps; judged as its own distance, in the same pixel family.
+        # which a brightened copy keeps; judged as its own distance, in the same (hashes) family.
         joined = _joined_hashes(reps["phash"], reps["dhash"])
         for name, hashes in (("perceptual", joined), ("levelled", reps["levelled_hash"])):
             hashed = hashes.notna().to_numpy()
