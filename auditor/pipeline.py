@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor import __version__, library_warnings
+from auditor import __version__, library_warnings, slow_imports
 from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
 from auditor.config import AuditConfig, validate_checks
@@ -148,8 +148,12 @@ def _run_scan(
     validate_checks(config, PARAMS)
     _check_out_dir(dataset, out_dir)
     state = _State(dataset, manifest, config, observer, noise)
+    # cleanlab and scipy load while discovery walks the folder and the read stage waits on its workers;
+    # joined before the encoder loads, so only those stages run beside the import (see slow_imports).
+    slow_imports.start()
     discovery = _discover(state)
     images = _read(state, discovery)
+    slow_imports.wait()
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
     user_probs = _user_probabilities(pred_probs, images[images["readable"] & images["label"].notna()])
     encoder, encoder_info = _load_encoder(state)

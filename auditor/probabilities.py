@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 from threadpoolctl import threadpool_limits
 
 from auditor.config import REGULARISATION_GRID, ProbabilityParams
 from auditor.similarity import unit_rows
+from auditor.slow_imports import scipy_optimize
 
 __all__ = ["REGULARISATION_GRID", "ProbabilityParams"]  # re-exported: they were defined here
 
@@ -215,7 +215,7 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
         scaled = scaled - scaled.max(axis=1, keepdims=True)
         return float(-(scaled[rows, labels] - np.log(np.exp(scaled).sum(axis=1))).mean())
 
-    return float(minimize_scalar(negative_log_likelihood, bounds=bounds, method="bounded").x)
+    return float(scipy_optimize.minimize_scalar(negative_log_likelihood, bounds=bounds, method="bounded").x)
 
 
 def _fit_softmax(
@@ -248,7 +248,7 @@ def _fit_softmax(
         start = np.zeros(dim * n_classes + n_classes, dtype=np.float64)
     threads = 1 if n * dim * n_classes < _ONE_THREAD_BELOW else None
     with threadpool_limits(limits=threads, user_api="blas"):
-        result = minimize(
+        result = scipy_optimize.minimize(
             loss_and_gradient, start, jac=True, method="L-BFGS-B",
             options={"maxiter": params.max_iter, "gtol": params.tolerance, "ftol": 1e-10},
         )

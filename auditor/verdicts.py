@@ -19,12 +19,11 @@ from itertools import combinations
 from typing import Literal
 
 import numpy as np
-from cleanlab.count import estimate_joint
-from cleanlab.filter import find_label_issues
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.class_neighbours import similarity_probabilities
 from auditor.probabilities import fit_temperature, softmax
+from auditor.slow_imports import cleanlab_count, cleanlab_filter
 
 FilterBy = Literal[
     "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
@@ -52,14 +51,14 @@ class LabelErrorsParams(BaseModel):
 
 def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> np.ndarray:
     """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it."""
-    return np.asarray(find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+    return np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
 
 
 def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """cleanlab's calibrated joint of given vs true class (sums to 1)."""
-    return np.asarray(estimate_joint(labels, pred_probs))
+    return np.asarray(cleanlab_count.estimate_joint(labels, pred_probs))
 
 
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).

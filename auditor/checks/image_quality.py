@@ -22,10 +22,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import fisher_exact
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.slow_imports import scipy_stats
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -298,7 +298,7 @@ class ImageQualityCheck(Check[ImageQualityParams]):
                 ratio = rate / max(rest_rate, 1.0 / rest_n)
                 if rate < params.shortcut_min_rate or ratio < params.shortcut_min_ratio:
                     continue
-                _, p_value = fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]], alternative="greater")
+                _, p_value = scipy_stats.fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]], alternative="greater")
                 adjusted = min(1.0, float(p_value) * tests)
                 if adjusted >= params.shortcut_alpha:
                     continue

@@ -1,0 +1,39 @@
+"""cleanlab and scipy load in the background while a scan reads its images, never when the pipeline is imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_importing_the_pipeline_leaves_cleanlab_and_scipy_for_later() -> None:
+    loaded = _run(
+        "import sys, auditor.pipeline, auditor.checks\n"
+        "print(','.join(sorted(m for m in ('cleanlab', 'scipy.stats', 'scipy.optimize', 'sklearn') "
+        "if m in sys.modules)))\n"
+    )
+    assert loaded == ""
+
+
+def test_start_and_wait_load_every_deferred_module() -> None:
+    loaded = _run(
+        "import sys\n"
+        "from auditor import slow_imports\n"
+        "slow_imports.start(); slow_imports.start(); slow_imports.wait()\n"
+        "print(all(name in sys.modules for name in slow_imports.MODULES))\n"
+    )
+    assert loaded == "True"
+
+
+def test_a_proxy_imports_on_first_use_without_start() -> None:
+    result = _run(
+        "import sys\n"
+        "from auditor.slow_imports import scipy_stats\n"
+        "before = 'scipy.stats' in sys.modules\n"
+        "print(before, round(float(scipy_stats.norm.ppf(0.5)), 6), 'scipy.stats' in sys.modules)\n"
+    )
+    assert result == "False 0.0 True"
