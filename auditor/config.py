@@ -10,9 +10,9 @@ import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from auditor.errors import ConfigError
 
@@ -20,7 +20,37 @@ from auditor.errors import ConfigError
 REGULARISATION_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-class StrictModel(BaseModel):
+def _types_in(annotation: Any) -> set[Any]:
+    """``annotation`` and every type inside it (``Annotated``, unions, tuple and list items)."""
+    found = {annotation}
+    for arg in get_args(annotation):
+        found |= _types_in(arg)
+    return found
+
+
+def _holds_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value))
+
+
+class ConfigModel(BaseModel):
+    """Base of every config section and check's params: an unknown key is an error (``extra="forbid"``), and so
+    is true/false where a number is expected. pydantic reads TOML ``threshold = true`` as 1 otherwise: a typo
+    that silently sets a threshold (the gate's rules are strict types; this covers every other section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        types_in = _types_in(field.annotation) if field is not None else set()
+        if _holds_bool(value) and types_in & {int, float} and bool not in types_in:
+            got = str(value).lower() if isinstance(value, bool) else "a list with true/false in it"
+            raise ValueError(f"expected a number, got {got}")
+        return value
+
+
+class StrictModel(ConfigModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -68,7 +98,7 @@ class ScanConfig(StrictModel):
     decisions_file: Path | None = None
 
 
-class ProbabilityParams(BaseModel):
+class ProbabilityParams(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
     folds: int = Field(5, ge=2, le=20)
@@ -94,7 +124,7 @@ class ProbabilityParams(BaseModel):
     class_neighbours: int = Field(7, ge=1, le=100)
 
 
-class ZeroShotParams(BaseModel):
+class ZeroShotParams(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     # auto: when the encoder has a text tower and real pretrained weights; off: never; always: whenever
     # the encoder has a text tower, even untrained (for tests; the findings are then not meaningful).
@@ -107,7 +137,7 @@ class ZeroShotParams(BaseModel):
     )
 
 
-class ReliabilityParams(BaseModel):
+class ReliabilityParams(ConfigModel):
     """How the model-based checks judge their own evidence (``auditor/reliability.py``)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -19,9 +19,10 @@ from itertools import combinations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from auditor.class_neighbours import similarity_probabilities
+from auditor.config import ConfigModel
 from auditor.probabilities import fit_temperature, softmax
 from auditor.slow_imports import cleanlab_count, cleanlab_filter
 
@@ -32,8 +33,7 @@ FilterBy = Literal[
 QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
 
 
-class LabelErrorsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LabelErrorsParams(ConfigModel):
     # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
     # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
     # first; "both" also requires the per-class count to agree (fewer, surer flags);
@@ -65,8 +65,7 @@ def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
 _TEMPERATURE_BOUNDS = (0.05, 100.0)
 
 
-class AmbiguousParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AmbiguousParams(ConfigModel):
     # A class is plausible for an image when its calibrated probability is at least this fraction of
     # the top class's; two or more plausible classes make the image ambiguous.
     min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)

@@ -34,9 +34,10 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.similarity import (
     NeighbourNull,
@@ -58,8 +59,7 @@ _TIER_IDENTICAL = 3
 _TIER_NAMES = {_TIER_IDENTICAL: "identical", 2: "hash+embedding", 1: "one method"}
 
 
-class DuplicatesParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DuplicatesParams(ConfigModel):
     # Global test: a pair's distance must lie this many robust standard deviations (1.4826 MAD of log
     # distance) below the dataset's median nearest-neighbour distance.
     global_min_z: float = 1.5

@@ -21,9 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.slow_imports import scipy_stats
 
@@ -35,8 +36,7 @@ IMAGE_KINDS = ("dark", "overexposed", "blurry", "low_information", "odd_aspect_r
 SHORTCUT = "quality_shortcut"
 
 
-class ImageQualityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImageQualityParams(ConfigModel):
     robust_z: float = Field(4.0, gt=0.0)
     min_images: int = Field(20, ge=3)
     dark_max_luminance: float = Field(0.25, ge=0.0, le=1.0)
