@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auditor import progress
 from auditor.probabilities import fit_temperature, softmax
 from auditor.similarity import unit_rows
 
@@ -44,6 +45,7 @@ def class_neighbourhoods(vectors: np.ndarray, members: list[np.ndarray], k: int)
     best = np.full(n, -np.inf, dtype=np.float32)
     nearest = np.full(n, -1, dtype=np.int64)
     for column, member_ids in enumerate(members):
+        progress.step(f"class closeness {column + 1}/{len(members)}")
         member_ids = np.asarray(member_ids, dtype=np.int64)
         if len(member_ids) == 0:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor import __version__, library_warnings, slow_imports
+from auditor import __version__, library_warnings, progress, slow_imports
 from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
 from auditor.config import AuditConfig, validate_checks
@@ -56,6 +57,9 @@ class Observer(Protocol):
     def stage(self, name: str, total: int | None) -> None: ...
     def advance(self, count: int = 1) -> None: ...
     def done(self) -> None: ...
+    # What the current stage is doing now, e.g. "label_errors: classifier fold 2/5" while the checks run
+    # (the checks' sub-steps, see progress.py). Optional: an observer without it gets no sub-steps.
+    def step(self, text: str) -> None: ...
 
 
 class SilentObserver:
@@ -66,6 +70,9 @@ class SilentObserver:
         pass
 
     def done(self) -> None:
+        pass
+
+    def step(self, text: str) -> None:
         pass
 
 
@@ -415,9 +422,13 @@ def _run_checks(
     columns: dict[str, pd.Series] = {}
     labelled = context.embedded["label"].dropna().nunique()
     observer.stage("Running checks", len(names))
+    # Observers written before sub-steps existed lack ``step``; they still get the stage and its count.
+    show_step = getattr(observer, "step", None)
     for name in names:
         check_type = REGISTRY[name]
         started = time.perf_counter()
+        if show_step is not None:
+            show_step(name)
         missing = []
         if Requirement.EMBEDDINGS in check_type.requires and len(context.embedded) == 0:
             missing.append("no embedded images")
@@ -427,7 +438,8 @@ def _run_checks(
             summaries[name] = {"skipped": "; ".join(missing)}
             warnings.append(f"check {name} skipped: {'; '.join(missing)}")
         else:
-            result = check_type(check_params(config, name)).run(context)
+            with progress.reporting(partial(_sub_step, show_step, name)):
+                result = check_type(check_params(config, name)).run(context)
             stray = {f.check for f in result.findings} - check_type.produces
             if stray:
                 raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
@@ -447,6 +459,11 @@ def _run_checks(
         warnings.insert(0, f"{', '.join(unreliable)} findings are unreliable and shown as info: {reason}. "
                            f"To judge labels, {RELIABILITY_ADVICE}")
     return findings, summaries, timings, columns
+
+
+def _sub_step(show_step: Callable[[str], None] | None, check: str, text: str) -> None:
+    if show_step is not None:
+        show_step(f"{check}: {text}")
 
 
 def _images_table(frame: pd.DataFrame) -> pa.Table:

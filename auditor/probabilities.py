@@ -22,6 +22,7 @@ import hashlib
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from auditor import progress
 from auditor.config import REGULARISATION_GRID, ProbabilityParams
 from auditor.similarity import unit_rows
 from auditor.slow_imports import scipy_optimize
@@ -87,8 +88,11 @@ def out_of_sample_probabilities(
     # Copies of one image must share a fold, or one copy's label would vouch for the other's.
     groups = identical_rows(features)
     assignment = fold_assignment(labels, folds, params.seed, groups)
+    if params.regularisation_c is None:
+        progress.step("classifier: choosing the regularisation")
     c_value = params.regularisation_c or _select_c(features, labels, assignment, params)
     for fold in range(folds):
+        progress.step(f"classifier fold {fold + 1}/{folds}")
         test = assignment == fold
         train = ~test
         if not test.any():
@@ -122,6 +126,7 @@ def blended_probabilities(
     n, n_classes = regression.shape
     if params.knn_neighbours == 0 or params.knn_weight == 0 or n <= params.knn_neighbours:
         return regression
+    progress.step("k-NN vote")
     order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
     features = np.asarray(embeddings, dtype=np.float32)[order]
     votes = np.empty((n, n_classes), dtype=np.float64)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from auditor import progress
+
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 65_536
 # faiss wants about this many training points per inverted-file cell.
@@ -79,6 +81,7 @@ def cosine_neighbours(unit: np.ndarray, k: int, exact_max: int, nprobe: int, see
     import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
 
     count, dim = unit.shape
+    progress.step(f"neighbour search over {count:,} vectors")
     k = min(k, count - 1)
     index: Any
     if count <= exact_max:
@@ -99,6 +102,7 @@ def hamming_neighbours(codes: np.ndarray, k: int, exact_max: int, nprobe: int) -
     import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
 
     count, width = codes.shape
+    progress.step(f"neighbour search over {count:,} image hashes")
     k = min(k, count - 1)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     bits = width * 8
