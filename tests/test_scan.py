@@ -242,3 +242,18 @@ def test_an_observer_without_sub_steps_still_works(tmp_path: Path) -> None:
     old = Old()
     run_scan(data, _config(tmp_path, checks=["label_errors"]), tmp_path / "out", observer=old)  # type: ignore[arg-type]
     assert "Running checks" in old.stages
+
+
+def test_the_cli_progress_bar_shows_the_sub_step() -> None:
+    import io
+
+    from rich.console import Console
+
+    from auditor.console import RichObserver
+
+    out = io.StringIO()
+    observer = RichObserver(Console(file=out, force_terminal=True, width=120))
+    observer.stage("Running checks", 2)
+    observer.step("label_errors: classifier fold [2/5]")  # data-like text is shown, never read as markup
+    observer.done()
+    assert "Running checks" in out.getvalue() and "label_errors: classifier fold [2/5]" in out.getvalue()
