@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import importlib
 import threading
+import warnings
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 __all__ = [
     "MODULES", "cleanlab_count", "cleanlab_dataset", "cleanlab_filter", "cleanlab_rank", "scipy_optimize",
@@ -37,7 +38,7 @@ class _Deferred:
 
     def __getattr__(self, attribute: str) -> Any:
         if self._module is None:
-            self._module = importlib.import_module(self._name)
+            self._module = _import(self._name)
         return getattr(self._module, attribute)
 
     def __repr__(self) -> str:
@@ -63,10 +64,32 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 
 
+# What ``warnings.filterwarnings("ignore")`` adds: silence every warning from everywhere.
+_IGNORE_ALL = ("ignore", None, Warning, None, 0)
+
+
+def _import(name: str) -> ModuleType:
+    """Import ``name``, undoing a blanket "ignore every warning" filter that the import itself installs.
+
+    cleanlab's Datalab (imported by cleanlab's package whenever Hugging Face datasets is installed) calls
+    ``warnings.filterwarnings("ignore")`` at import: every warning of the process silenced for good. The
+    scan collects library warnings and reports them once each (library_warnings.py); imported during the
+    scan, that filter would land in front of the collector's and hide them all.
+    """
+    had_it = _IGNORE_ALL in warnings.filters
+    module = importlib.import_module(name)
+    if not had_it and _IGNORE_ALL in warnings.filters:
+        cast(list[Any], warnings.filters).remove(_IGNORE_ALL)  # typeshed calls it a Sequence; it is the list
+        # Any filter call tells the warnings machinery that its filters changed; appending the default
+        # action, which applies anyway when no filter matches, is the public one that changes nothing else.
+        warnings.simplefilter("default", append=True)
+    return module
+
+
 def _import_all() -> None:
     for name in MODULES:
         try:
-            importlib.import_module(name)
+            _import(name)
         except Exception:  # noqa: BLE001, S110 - the proxy's own import raises it again, where it is used
             return
 

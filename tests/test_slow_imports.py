@@ -37,3 +37,17 @@ def test_a_proxy_imports_on_first_use_without_start() -> None:
         "print(before, round(float(scipy_stats.norm.ppf(0.5)), 6), 'scipy.stats' in sys.modules)\n"
     )
     assert result == "False 0.0 True"
+
+
+def test_the_background_import_cannot_silence_the_scans_warning_collector() -> None:
+    """cleanlab's Datalab (present with Hugging Face datasets) runs warnings.filterwarnings("ignore") on import;
+    imported during a scan, that filter would hide every library warning the scan collects."""
+    result = _run(
+        "import warnings\n"
+        "from auditor import library_warnings, slow_imports\n"
+        "with library_warnings.collected() as noise:\n"
+        "    slow_imports.start(); slow_imports.wait()\n"
+        "    warnings.warn('still heard', UserWarning)\n"
+        "print(len(noise.records), ('ignore', None, Warning, None, 0) in warnings.filters)\n"
+    )
+    assert result == "1 False"
