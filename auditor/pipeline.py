@@ -155,12 +155,8 @@ def _run_scan(
     validate_checks(config, PARAMS)
     _check_out_dir(dataset, out_dir)
     state = _State(dataset, manifest, config, observer, noise)
-    # cleanlab and scipy load while discovery walks the folder and the read stage waits on its workers;
-    # joined before the encoder loads, so only those stages run beside the import (see slow_imports).
-    slow_imports.start()
     discovery = _discover(state)
     images = _read(state, discovery)
-    slow_imports.wait()
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
     user_probs = _user_probabilities(pred_probs, images[images["readable"] & images["label"].notna()])
     encoder, encoder_info = _load_encoder(state)
@@ -212,17 +208,28 @@ def _discover(state: _State) -> Discovery:
 
 
 def _read(state: _State, discovery: Discovery) -> pd.DataFrame:
-    """Every file is hashed and decoded once, in worker processes; one images row per discovered file."""
+    """Every file is hashed and decoded once, in worker processes; one images row per discovered file.
+
+    Once the workers are running, cleanlab and scipy load in a background thread (``slow_imports``) while this
+    thread only waits on them; it imports nothing itself until that import is joined, because two threads
+    importing one package tree at once can see half-made modules. A read in this process (``workers = 0``,
+    a handful of files) imports them later, on first use, as usual.
+    """
     started = time.perf_counter()
     scan = state.config.scan
     state.observer.stage("Reading & hashing", len(discovery.records))
     reader = partial(read_discovered, scan.max_image_pixels, scan.max_file_bytes, root=state.dataset)
     items = [(record.abs_path, record.problem) for record in discovery.records]
     infos: list[ImageInfo] = []
-    with closing(ordered_map(reader, items, scan.workers, chunk_size=16)) as read:
-        for info in read:
-            infos.append(info)
-            state.observer.advance()
+    try:
+        with closing(ordered_map(reader, items, scan.workers, chunk_size=16,
+                                 on_workers_started=slow_imports.start)) as read:
+            for info in read:
+                infos.append(info)
+                state.observer.advance()
+    finally:
+        # Also on Ctrl-C or an error: whatever handles it may import, and must not race the import.
+        slow_imports.wait()
     state.observer.done()
     images = _images_frame(discovery, infos)
     state.timings["read"] = time.perf_counter() - started

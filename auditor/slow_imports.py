@@ -3,10 +3,10 @@
 cleanlab's package imports scikit-learn, scipy.stats, pandas and (when installed) Hugging Face datasets: two to
 three seconds on a 2-core machine, half of a small scan. The modules that use cleanlab or scipy's stats and
 optimisers name them through the proxies below instead of importing them at the top, and the pipeline calls
-``start()`` before discovery and ``wait()`` once the read stage's worker processes are done: the import runs
-while the main thread only waits on those workers. A proxy imports its module on first use (after the
-background import when one is under way; the import system's locks make the two safe together), so code that
-never calls ``start()`` (tests, library users) behaves as with an ordinary import, only later.
+``start()`` once the read stage's worker processes are running and ``wait()`` when they are done: the import
+runs while the main thread only waits on those workers (and imports nothing itself: two threads importing one
+package tree at once can see half-made modules). A proxy imports its module on first use, so code that never
+calls ``start()`` (tests, library users) behaves as with an ordinary import, only later.
 
 This is the one place auditor defers a required dependency for speed (the CLI's start-up guard and the
 optional packages aside): a new slow dependency is added here, never as a function-local import.
@@ -109,8 +109,7 @@ def start() -> None:
 def wait() -> None:
     """Block until the background import is done (returns at once when none was started).
 
-    The pipeline joins before it loads the encoder, so no other import (torch, faiss) runs beside it: the
-    import system makes concurrent imports safe, but a concurrent circular import can see a half-made module.
+    The caller imports nothing between ``start()`` and this (see the module docstring).
     """
     with _lock:
         thread = _thread

@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from auditor.cli import main
 from tests.conftest import write_class_folder
 
 
-def audit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def audit_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m auditor ARGS`` in a fresh process (for what only a real process shows: start-up, env read
+    at import, pipes)."""
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=300,
         env={**os.environ, **(env or {})},
     )
 
 
+def audit(*args: str) -> subprocess.CompletedProcess[str]:
+    """``audit ARGS`` through the console-script entry ``main()``, in this process: the code a shell runs, its
+    exit code, stdout and stderr, without a fresh interpreter's seconds of imports per call."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
+    sys.argv = ["audit", *args]
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit_info:
+                code = 0 if exit_info.code is None else int(exit_info.code)
+    finally:
+        sys.argv = argv
+        signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(["audit", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
 def test_version() -> None:
     from auditor import __version__
 
-    result = audit("--version")
+    result = audit_process("--version")  # one real `python -m auditor` start
     assert result.returncode == 0 and __version__ in result.stdout
 
 
@@ -111,7 +136,7 @@ def test_quiet_still_warns_and_gate_names_encoder_and_what_broke(tmp_path: Path)
     write_class_folder(data, per_class=3)
     (data / "circle" / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    done = audit("scan", str(data), "--out", str(out), "--encoder", "auto", "--quiet", "--workers", "0",
+    done = audit_process("scan", str(data), "--out", str(out), "--encoder", "auto", "--quiet", "--workers", "0",
                   env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""

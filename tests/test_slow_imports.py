@@ -51,3 +51,16 @@ def test_the_background_import_cannot_silence_the_scans_warning_collector() -> N
         "print(len(noise.records), ('ignore', None, Warning, None, 0) in warnings.filters)\n"
     )
     assert result == "1 False"
+
+
+def test_the_read_stage_signals_once_its_workers_run_and_never_in_process() -> None:
+    """The pipeline starts the background import from this signal: with workers, once; in-process, never (the
+    main thread then imports what it needs itself, and two importers must never run at once)."""
+    from auditor.parallel import ordered_map
+
+    calls: list[int] = []
+    in_process = list(ordered_map(abs, list(range(-40, 0)), workers=0, on_workers_started=lambda: calls.append(0)))
+    assert in_process == list(range(40, 0, -1)) and calls == []
+    pooled = list(ordered_map(abs, list(range(-40, 0)), workers=2, chunk_size=4,
+                              on_workers_started=lambda: calls.append(1)))
+    assert pooled == list(range(40, 0, -1)) and calls == [1]
