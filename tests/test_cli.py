@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from auditor.cli import main
-from tests.conftest import write_class_folder
+from tests.conftest import run_cli, write_class_folder
 
 
 def audit_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -26,23 +22,7 @@ def audit_process(*args: str, env: dict[str, str] | None = None) -> subprocess.C
     )
 
 
-def audit(*args: str) -> subprocess.CompletedProcess[str]:
-    """``audit ARGS`` through the console-script entry ``main()``, in this process: the code a shell runs, its
-    exit code, stdout and stderr, without a fresh interpreter's seconds of imports per call."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
-    sys.argv = ["audit", *args]
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_info:
-                code = 0 if exit_info.code is None else int(exit_info.code)
-    finally:
-        sys.argv = argv
-        signal.signal(signal.SIGTERM, sigterm)
-    return subprocess.CompletedProcess(["audit", *args], code, stdout.getvalue(), stderr.getvalue())
+audit = run_cli
 
 
 def test_version() -> None:
