@@ -68,6 +68,20 @@ class ScanConfig(StrictModel):
     decisions_file: Path | None = None
 
 
+class EngineConfig(StrictModel):
+    """Where the decode + embed stage runs (``auditor/ray_engine.py`` for ``ray``); checks always run here."""
+
+    # local: worker processes on this machine; ray: Ray Data actors (needs `pip install 'auditor[ray]'`).
+    name: Literal["local", "ray"] = "local"
+    # Ray cluster to connect to ("ray://host:10001", "host:6379", "auto"); None: $RAY_ADDRESS, else a local
+    # Ray instance started for the scan and stopped after it.
+    address: str | None = None
+    # Model-holding actors; None: one per GPU of the cluster, else one per CPU.
+    actors: int | None = Field(None, ge=1, le=4096)
+    # Object store size of a local Ray instance, in MiB (batches stream through it; it never holds the dataset).
+    local_object_store_mb: int = Field(512, ge=80)
+
+
 class ProbabilityParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
@@ -169,6 +183,7 @@ class GateConfig(BaseModel):
 class AuditConfig(StrictModel):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)
     reliability: ReliabilityParams = Field(default_factory=ReliabilityParams)
