@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.util import find_spec
@@ -169,6 +170,7 @@ def _connected(engine: EngineConfig, record: dict[str, Any]) -> Iterator[Any]:
         return
     address = engine.address or os.environ.get("RAY_ADDRESS") or None
     quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    started = time.perf_counter()
     try:
         if address is not None:
             ray.init(address=address, **quiet)
@@ -182,6 +184,7 @@ def _connected(engine: EngineConfig, record: dict[str, Any]) -> Iterator[Any]:
         where = f"Ray at {address}" if address is not None else "a local Ray instance"
         raise ConfigError(f"cannot connect to {where}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     record["address"] = address if address is not None else ray.get_runtime_context().gcs_address
+    record["connect_s"] = round(time.perf_counter() - started, 3)  # part of timings_s.embed
     try:
         yield ray
     finally:

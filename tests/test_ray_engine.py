@@ -1,7 +1,8 @@
 """`--engine ray`: decode + embed on Ray Data actors gives the local engine's vectors and findings.
 
-Tests marked ``ray`` start Ray on this machine and are skipped when ray is not installed; .ci/run installs
-the extra and runs them with ``-m ray``. The others need no Ray.
+Tests marked ``ray`` start Ray on this machine (a minute or two here), so they are also ``slow``: the
+everyday ``-m "not slow"`` leaves them out, .ci/run installs the extra and runs them with the slow tests.
+They are skipped, with the install line as the reason, where ray is not installed. The others need no Ray.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def ray_cluster() -> Any:
     ray.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @needs_ray
 def test_cli_starts_and_stops_a_local_instance_and_records_it(tmp_path: Path) -> None:
@@ -97,6 +99,7 @@ def test_cli_starts_and_stops_a_local_instance_and_records_it(tmp_path: Path) ->
     assert run["findings_per_check"]["unreadable"] == {"error": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @needs_ray
 def test_ray_engine_gives_the_local_engines_vectors_and_findings(tmp_path: Path, ray_cluster: Any) -> None:
