@@ -31,7 +31,7 @@ from auditor.config import EncoderConfig, EngineConfig
 from auditor.embedding import EmbeddingResult, from_cache, load_for_embedding
 from auditor.encoders import build_encoder
 from auditor.encoders.base import Encoder
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, EncoderUnavailable
 
 INSTALL_HINT = "--engine ray needs Ray, which is not installed here: pip install 'auditor[ray]'"
 
@@ -42,6 +42,10 @@ def require_ray() -> None:
         raise ConfigError(INSTALL_HINT)
 
 
+class WorkerEncoderMismatch(RuntimeError):
+    """An actor built a different encoder than the driver's; the driver reports it as a setup error."""
+
+
 class EmbedActor:
     """One per Ray actor: holds the encoder for the actor's lifetime and embeds batches of (sha256, path)."""
 
@@ -49,8 +53,8 @@ class EmbedActor:
         encoder, _ = build_encoder(encoder_config)
         if not isinstance(encoder, Encoder) or encoder.identity != identity:
             built = getattr(encoder, "identity", type(encoder).__name__)
-            raise RuntimeError(f"this Ray worker built encoder {built!r}, the driver {identity!r}: install the same "
-                               "auditor version, model and weights on every node")
+            raise WorkerEncoderMismatch(f"a Ray worker built encoder {built!r}, the driver {identity!r}: install "
+                                        "the same auditor version, model and weights on every node")
         self._encoder = encoder
         self._preprocess = encoder.preprocessor()
         self._max_pixels = max_pixels
@@ -110,7 +114,9 @@ def embed_files_ray(
         actor_config = encoder_config.model_copy(
             update={"name": encoder_name, "device": encoder_config.device if use_gpu else "cpu"}
         )
-        for out in _run(ray, todo, actors, use_gpu, batch_size, (actor_config, encoder.identity, max_pixels)):
+        for out in _mismatch_as_setup_error(
+            ray, _run(ray, todo, actors, use_gpu, batch_size, (actor_config, encoder.identity, max_pixels))
+        ):
             batch: dict[str, np.ndarray] = {}
             for sha, vector, reason in zip(out["sha256"], out["vector"], out["reason"], strict=True):
                 if reason:
@@ -155,6 +161,18 @@ def _run(
         context.enable_progress_bars = progress_bars
 
 
+def _mismatch_as_setup_error(ray: Any, batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    """An actor's WorkerEncoderMismatch reaches the driver as Ray's error text: make it one line, exit 2."""
+    try:
+        yield from batches
+    except ray.exceptions.RayError as exc:
+        marker = f"{WorkerEncoderMismatch.__name__}: "
+        line = next((text for text in str(exc).splitlines() if marker in text), None)
+        if line is None:
+            raise
+        raise EncoderUnavailable(line.split(marker, 1)[1]) from None
+
+
 @contextmanager
 def _connected(engine: EngineConfig, record: dict[str, Any]) -> Iterator[Any]:
     """Ray, connected: to ``engine.address`` or $RAY_ADDRESS, else to a local instance started (and stopped)
@@ -162,8 +180,9 @@ def _connected(engine: EngineConfig, record: dict[str, Any]) -> Iterator[Any]:
     import ray
     import ray.data
 
-    for name in ("ray", "ray.data"):  # scan output is auditor's; Ray's own logs stay in its session folder
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # Scan output is auditor's; Ray's own logs stay in its session folder (errors reach the scan as exceptions).
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     if ray.is_initialized():
         record.update(address=ray.get_runtime_context().gcs_address, cluster="connected before the scan")
         yield ray

@@ -21,10 +21,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from auditor.config import EncoderConfig, load_config
+from auditor.config import EncoderConfig, EngineConfig, load_config
 from auditor.embedding import embed_files
 from auditor.encoders.builtin import BuiltinEncoder
-from auditor.ray_engine import INSTALL_HINT, EmbedActor
+from auditor.errors import EncoderUnavailable
+from auditor.ray_engine import INSTALL_HINT, EmbedActor, WorkerEncoderMismatch, embed_files_ray
 from auditor.scan import run_scan
 from tests.conftest import write_split_shapes
 
@@ -139,7 +140,7 @@ def test_missing_ray_exits_2_with_the_install_line(tmp_path: Path) -> None:
 
 
 def test_actor_refuses_an_encoder_other_than_the_drivers() -> None:
-    with pytest.raises(RuntimeError, match="same auditor version"):
+    with pytest.raises(WorkerEncoderMismatch, match="same auditor version"):
         EmbedActor(EncoderConfig(name="builtin"), "builtin:v0", max_pixels=10**6)
 
 
@@ -155,3 +156,21 @@ def test_actor_embeds_like_the_encoder_and_reports_changed_files(tmp_path: Path)
     np.testing.assert_allclose(out["vector"][0], expected, rtol=0, atol=1e-6)
     assert out["reason"][0] == "" and "file changed during the scan" in out["reason"][1]
     assert not out["vector"][1].any()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@needs_ray
+def test_a_worker_with_another_encoder_stops_the_scan_with_one_line(tmp_path: Path, ray_cluster: Any) -> None:
+    """A node with another auditor version or model must not add its vectors to the driver's matrix."""
+    data = _dataset(tmp_path / "data")
+    files = {hashlib.sha256(path.read_bytes()).hexdigest(): path for path in sorted(data.rglob("*_00*.png"))}
+    real = BuiltinEncoder()
+
+    class OtherVersion:  # what the driver would hold if the nodes ran an older auditor
+        identity, dim, pretrained = "builtin:v1", real.dim, False
+        preprocessor, embed = real.preprocessor, real.embed
+
+    with pytest.raises(EncoderUnavailable, match="a Ray worker built encoder 'builtin:v2', the driver 'builtin:v1'"):
+        embed_files_ray(files, OtherVersion(), "builtin", EncoderConfig(name="builtin", batch_size=8),
+                        EngineConfig(name="ray"), None, max_pixels=10**6)
