@@ -248,7 +248,7 @@ def _embed_stage(
     """Adds ``embedding_row`` to ``images`` (-1: not embedded); returns the vectors and the embedding stats."""
     started = time.perf_counter()
     embedding_rows, vectors, embed_stats = _embed(
-        images, discovery, encoder, encoder_info.name, state.config, state.observer, state.warnings
+        images, state.dataset, discovery, encoder, encoder_info.name, state.config, state.observer, state.warnings
     )
     state.engine = embed_stats.pop("engine")
     images["embedding_row"] = embedding_rows
@@ -356,6 +356,7 @@ def _probabilities_record(
 
 def _embed(
     images: pd.DataFrame,
+    dataset: Path,
     discovery: Discovery,
     encoder: Any,
     encoder_name: str,
