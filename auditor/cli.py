@@ -170,6 +170,8 @@ def scan(
     console = Console(stderr=False)
     if baseline is not None and not gate:
         raise AuditorError("--baseline only applies with --gate")
+    if ray_address is not None and engine == "local":
+        raise AuditorError("--ray-address only applies with --engine ray")
     cfg = load_config(config, overrides, check_params=PARAMS)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:

@@ -174,3 +174,15 @@ def test_a_worker_with_another_encoder_stops_the_scan_with_one_line(tmp_path: Pa
     with pytest.raises(EncoderUnavailable, match="a Ray worker built encoder 'builtin:v2', the driver 'builtin:v1'"):
         embed_files_ray(files, OtherVersion(), "builtin", EncoderConfig(name="builtin", batch_size=8),
                         EngineConfig(name="ray"), None, max_pixels=10**6)
+
+
+def test_ray_address_implies_the_ray_engine_and_contradicts_local() -> None:
+    from auditor.cli import _overrides
+
+    assert _overrides(ray_address="head:6379") == {"engine": {"address": "head:6379", "name": "ray"}}
+    assert _overrides(engine=None, ray_address=None) == {}
+    result = subprocess.run(
+        [sys.executable, "-m", "auditor", "scan", "data", "--engine", "local", "--ray-address", "head:6379"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "--ray-address only applies with --engine ray" in result.stderr
