@@ -142,8 +142,11 @@ def _run(
     """Stream the embedded batches back as the actors finish them (the dataset is never materialised)."""
     # Several blocks per actor so that all of them work, few enough rows per block to stream.
     rows = min(batch_size * 8, max(batch_size, math.ceil(len(todo) / (actors * 4))))
-    table = pa.table({"sha256": [sha for sha, _ in todo], "path": [str(path) for _, path in todo]})
-    blocks = [table.slice(start, rows) for start in range(0, len(todo), rows)]
+    # Separate tables, not slices of one: a pickled slice may carry its parent's whole buffers.
+    blocks = [
+        pa.table({"sha256": [sha for sha, _ in chunk], "path": [str(path) for _, path in chunk]})
+        for chunk in (todo[start : start + rows] for start in range(0, len(todo), rows))
+    ]
     context = ray.data.DataContext.get_current()
     progress_bars, context.enable_progress_bars = context.enable_progress_bars, False
     try:
