@@ -70,8 +70,9 @@ def ray_cluster() -> Any:
 
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024, log_to_driver=False,
-             logging_level=logging.ERROR)
+    # address="local": a fresh instance even when a cluster (or a stale record of one) is on this machine.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
+             log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
 
