@@ -133,6 +133,8 @@ def _overrides(**options: Any) -> dict[str, Any]:
         "embeddings": ("encoder", "precomputed_file"),
         "model_file": ("encoder", "model_file"),
         "cache_dir": ("scan", "cache_dir"),
+        "engine": ("engine", "name"),
+        "ray_address": ("engine", "address"),
     }
     result: dict[str, Any] = {}
     for key, value in options.items():
@@ -146,7 +148,13 @@ def _overrides(**options: Any) -> dict[str, Any]:
         result["encoder"]["name"] = "precomputed"
     if options.get("model_file") is not None and options.get("encoder") is None:
         result["encoder"]["name"] = "onnx"
+    if options.get("ray_address") is not None and options.get("engine") is None:
+        result["engine"]["name"] = "ray"
     return result
+
+
+# The values of auditor.config.EngineConfig.name, spelled out so that `audit --help` does not import pydantic.
+EngineName = Literal["local", "ray"]
 
 
 @app.command()
@@ -178,6 +186,16 @@ def scan(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per encoder batch.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Decoding worker processes (0: none).")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Embedding cache folder.")] = None,
+    engine: Annotated[
+        EngineName | None,
+        typer.Option("--engine", help="Where decode + embed run: local, or ray (Ray Data actors; "
+                     "needs auditor\\[ray])."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster address (implies --engine ray; default: $RAY_ADDRESS, "
+                     "else a local Ray instance)."),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
     checks: Annotated[
         str | None, typer.Option("--checks", help="Comma-separated checks to run (default: all).")
@@ -206,7 +224,7 @@ def scan(
 
     overrides = _overrides(
         encoder=encoder, device=device, batch_size=batch_size, workers=workers,
-        embeddings=embeddings, model_file=model_file, cache_dir=cache_dir,
+        embeddings=embeddings, model_file=model_file, cache_dir=cache_dir, engine=engine, ray_address=ray_address,
     )
     if no_cache:
         overrides.setdefault("scan", {})["use_cache"] = False
@@ -217,6 +235,8 @@ def scan(
     console = _StdoutConsole()
     if baseline is not None and not gate:
         raise AuditorError("--baseline only applies with --gate")
+    if ray_address is not None and engine == "local":
+        raise AuditorError("--ray-address only applies with --engine ray")
     cfg = load_config(config, overrides, check_params=PARAMS)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:

@@ -98,8 +98,21 @@ class ScanConfig(StrictModel):
     decisions_file: Path | None = None
 
 
+class EngineConfig(StrictModel):
+    """Where the decode + embed stage runs (``auditor/ray_engine.py`` for ``ray``); checks always run here."""
+
+    # local: worker processes on this machine; ray: Ray Data actors (needs `pip install 'auditor[ray]'`).
+    name: Literal["local", "ray"] = "local"
+    # Ray cluster to connect to ("ray://host:10001", "host:6379", "auto"); None: $RAY_ADDRESS, else a local
+    # Ray instance started for the scan and stopped after it.
+    address: str | None = None
+    # Model-holding actors; None: one per GPU of the cluster, else one per CPU.
+    actors: int | None = Field(None, ge=1, le=4096)
+    # Object store size of a local Ray instance, in MiB (batches stream through it; it never holds the dataset).
+    local_object_store_mb: int = Field(512, ge=80)
+
+
 class ProbabilityParams(ConfigModel):
-    model_config = ConfigDict(extra="forbid")
     # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
     folds: int = Field(5, ge=2, le=20)
     # Inverse L2 regularisation strength of the logistic regression, as scikit-learn's C: the penalty
@@ -125,7 +138,6 @@ class ProbabilityParams(ConfigModel):
 
 
 class ZeroShotParams(ConfigModel):
-    model_config = ConfigDict(extra="forbid")
     # auto: when the encoder has a text tower and real pretrained weights; off: never; always: whenever
     # the encoder has a text tower, even untrained (for tests; the findings are then not meaningful).
     mode: Literal["auto", "off", "always"] = "auto"
@@ -140,7 +152,6 @@ class ZeroShotParams(ConfigModel):
 class ReliabilityParams(ConfigModel):
     """How the model-based checks judge their own evidence (``auditor/reliability.py``)."""
 
-    model_config = ConfigDict(extra="forbid")
     # Assess the model-based checks' reliability (false: always trust them).
     enabled: bool = True
     # Confidence level of the bounds recorded beside the verdict (run.json figures).
@@ -199,6 +210,7 @@ class GateConfig(BaseModel):
 class AuditConfig(StrictModel):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)
     reliability: ReliabilityParams = Field(default_factory=ReliabilityParams)

@@ -43,6 +43,7 @@ from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
 from auditor.parallel import ordered_map
 from auditor.properties import PROPERTY_COLUMNS
+from auditor.ray_engine import embed_files_ray, require_ray
 from auditor.reliability import ADVICE as RELIABILITY_ADVICE
 from auditor.user_probabilities import UserProbabilities, load_user_probabilities
 from auditor.zero_shot import class_prompts, zero_shot_decision
@@ -154,6 +155,8 @@ def _run_scan(
     observer = observer or SilentObserver()
     dataset, out_dir = Path(dataset), Path(out_dir)
     validate_checks(config, PARAMS)
+    if config.engine.name == "ray":
+        require_ray()
     _check_out_dir(dataset, out_dir)
     state = _State(dataset, manifest, config, observer, noise)
     discovery = _discover(state)
@@ -161,7 +164,7 @@ def _run_scan(
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
     user_probs = _user_probabilities(pred_probs, images[images["readable"] & images["label"].notna()])
     encoder, encoder_info = _load_encoder(state)
-    vectors, embed_stats = _embed_stage(state, images, discovery, encoder)
+    vectors, embed_stats = _embed_stage(state, images, discovery, encoder, encoder_info)
     prompts, zero_shot = _prompts_stage(state, images, encoder, encoder_info)
     context = CheckContext(
         images=images,
@@ -198,6 +201,8 @@ class _State:
     timings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     decisions: dict[str, Any] = field(default_factory=dict)
+    # Where the decode + embed stage ran (run.json "engine").
+    engine: dict[str, Any] = field(default_factory=dict)
 
 
 def _discover(state: _State) -> Discovery:
@@ -253,13 +258,18 @@ def _load_encoder(state: _State) -> tuple[Encoder | PrecomputedEmbeddings, Encod
 
 
 def _embed_stage(
-    state: _State, images: pd.DataFrame, discovery: Discovery, encoder: Encoder | PrecomputedEmbeddings
+    state: _State,
+    images: pd.DataFrame,
+    discovery: Discovery,
+    encoder: Encoder | PrecomputedEmbeddings,
+    encoder_info: EncoderInfo,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Adds ``embedding_row`` to ``images`` (-1: not embedded); returns the vectors and the embedding stats."""
     started = time.perf_counter()
     embedding_rows, vectors, embed_stats = _embed(
-        images, state.dataset, discovery, encoder, state.config, state.observer, state.warnings
+        images, state.dataset, discovery, encoder, encoder_info.name, state.config, state.observer, state.warnings
     )
+    state.engine = embed_stats.pop("engine")
     images["embedding_row"] = embedding_rows
     state.timings["embed"] = time.perf_counter() - started
     return vectors, embed_stats
@@ -330,6 +340,7 @@ def _write_outputs(
         state.warnings.extend(library_warnings.PREFIX + line for line in state.noise.summary())
         run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
                           state.timings, findings, check_summaries, state.warnings)
+        run["engine"] = state.engine
         run["zero_shot"] = zero_shot
         run["probabilities"] = probabilities
         run["decisions"] = state.decisions
@@ -367,6 +378,7 @@ def _embed(
     dataset: Path,
     discovery: Discovery,
     encoder: Any,
+    encoder_name: str,
     config: AuditConfig,
     observer: Observer,
     warnings: list[str],
@@ -385,6 +397,7 @@ def _embed(
             rows[i] = row
         matrix = np.stack([v for _, v in present]) if present else np.zeros((0, encoder.dim), np.float32)
         stats["from_precomputed"] = len(present)
+        stats["engine"] = {"name": config.engine.name, "used": False, "reason": "precomputed embeddings"}
         return rows, matrix, stats
 
     files: dict[str, Path] = {}
@@ -399,10 +412,17 @@ def _embed(
             warnings.append(cache.rebuilt_reason)
     observer.stage("Embedding", len(files))
     try:
-        result = embed_files(
-            files, encoder, cache, config.encoder.batch_size, config.encoder.workers,
-            config.scan.max_image_pixels, on_progress=observer.advance,
-        )
+        if config.engine.name == "ray":
+            result, stats["engine"] = embed_files_ray(
+                files, encoder, encoder_name, config.encoder, config.engine, cache, config.scan.max_image_pixels,
+                on_progress=observer.advance,
+            )
+        else:
+            result = embed_files(
+                files, encoder, cache, config.encoder.batch_size, config.encoder.workers,
+                config.scan.max_image_pixels, on_progress=observer.advance,
+            )
+            stats["engine"] = {"name": "local", "used": True, "workers": config.encoder.workers}
     finally:
         observer.done()
         if cache is not None:
