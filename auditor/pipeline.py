@@ -235,10 +235,13 @@ def _read(state: _State, discovery: Discovery) -> pd.DataFrame:
                 state.observer.advance()
     finally:
         # Also on Ctrl-C or an error: whatever handles it may import, and must not race the import.
+        waiting = time.perf_counter()
         slow_imports.wait()
+        # Seconds the scan waited, after the read, for that import to finish (not part of "read").
+        state.timings["wait_for_imports"] = time.perf_counter() - waiting
     state.observer.done()
     images = _images_frame(discovery, infos)
-    state.timings["read"] = time.perf_counter() - started
+    state.timings["read"] = time.perf_counter() - started - state.timings["wait_for_imports"]
     return images
 
 
