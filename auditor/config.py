@@ -94,6 +94,26 @@ class ProbabilityParams(BaseModel):
     class_neighbours: int = Field(7, ge=1, le=100)
 
 
+class SearchParams(BaseModel):
+    """Nearest-neighbour searches shared by the checks (k-NN vote, class closeness, duplicates).
+
+    Up to ``exact_max_vectors`` indexed vectors a search is exact; beyond, a faiss inverted-file index
+    whose recall against exact search is measured on a sample of queries every time, and raised (more
+    cells probed) until it reaches ``min_recall``, or the search falls back to exact. run.json
+    ``searches`` records each search, its parameters and measured recall.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    # Up to this many indexed vectors a search is exact (all pairs, O(N^2 d) in all); beyond, approximate.
+    exact_max_vectors: int = Field(20_000, ge=2)
+    # Recall@k against exact search an approximate search must reach on the measured sample of queries.
+    min_recall: float = Field(0.99, gt=0.0, le=1.0)
+    # Queries in that sample (exact search for them costs sample x N x d).
+    recall_queries: int = Field(1000, ge=10)
+    # Inverted-file cells probed per query at the first try (doubled until min_recall is met).
+    nprobe: int = Field(16, ge=1)
+
+
 class ZeroShotParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # auto: when the encoder has a text tower and real pretrained weights; off: never; always: whenever
@@ -170,6 +190,7 @@ class AuditConfig(StrictModel):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
+    search: SearchParams = Field(default_factory=SearchParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)
     reliability: ReliabilityParams = Field(default_factory=ReliabilityParams)
     # Check name -> its params as written; each check validates its own (``auditor.checks.check_params``).

@@ -23,8 +23,8 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from threadpoolctl import threadpool_limits
 
-from auditor.config import REGULARISATION_GRID, ProbabilityParams
-from auditor.similarity import unit_rows
+from auditor.config import REGULARISATION_GRID, ProbabilityParams, SearchParams
+from auditor.similarity import SearchLog, nearest, unit_rows
 
 __all__ = ["REGULARISATION_GRID", "ProbabilityParams"]  # re-exported: they were defined here
 
@@ -35,6 +35,8 @@ _UNSEEN_CLASS_PROBABILITY = 1e-6
 # threads cost more than they save on small matrices, and on a busy machine their spin-waiting made a
 # 210-image fit 17x slower (49 s -> 2.8 s measured here). Large fits keep every thread.
 _ONE_THREAD_BELOW = 50_000_000
+# Rows per step of the k-NN vote's tally (bounds its temporaries).
+_VOTE_BATCH = 65_536
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -111,7 +113,8 @@ def out_of_sample_probabilities(
 
 
 def blended_probabilities(
-    embeddings: np.ndarray, labels: np.ndarray, regression: np.ndarray, params: ProbabilityParams
+    embeddings: np.ndarray, labels: np.ndarray, regression: np.ndarray, params: ProbabilityParams,
+    search: SearchParams | None = None, log: SearchLog | None = None,
 ) -> np.ndarray:
     """The regression's probabilities averaged with a leave-one-out k-NN vote (label-error evidence).
 
@@ -123,41 +126,36 @@ def blended_probabilities(
     if params.knn_neighbours == 0 or params.knn_weight == 0 or n <= params.knn_neighbours:
         return regression
     order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
-    features = np.asarray(embeddings, dtype=np.float32)[order]
+    unit = unit_rows(embeddings, order)
     votes = np.empty((n, n_classes), dtype=np.float64)
-    votes[order] = knn_vote_probabilities(features, np.asarray(labels)[order], n_classes, params.knn_neighbours,
-                                          identical_rows(features))
+    votes[order] = knn_vote_probabilities(unit, np.asarray(labels)[order], n_classes, params.knn_neighbours,
+                                          identical_rows(embeddings)[order], search or SearchParams(), log)
     return (1.0 - params.knn_weight) * regression + params.knn_weight * votes
 
 
 def knn_vote_probabilities(
-    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, neighbours: int, groups: np.ndarray
+    unit: np.ndarray, labels: np.ndarray, n_classes: int, neighbours: int, groups: np.ndarray,
+    search: SearchParams, log: SearchLog | None = None,
 ) -> np.ndarray:
-    """Leave-one-out similarity-weighted k-NN class votes: out of sample by construction.
+    """Leave-one-out similarity-weighted k-NN class votes of unit rows: out of sample by construction.
 
     Copies of an image (same ``groups`` id) never vote for each other.
     """
-    import faiss  # imported on use: faiss loads slowly and only the k-NN vote needs it
-
-    unit = unit_rows(embeddings)
     n = len(unit)
     copies = np.bincount(groups).max() if len(groups) else 1
-    search = min(n, neighbours + int(copies))
-    index = faiss.IndexFlatIP(unit.shape[1])
-    index.add(unit)
+    similarity, found = nearest(unit, min(n, neighbours + int(copies)), search, "knn_vote", log)
     votes = np.zeros((n, n_classes), dtype=np.float64)
-    rows = np.arange(n)
-    for start in range(0, n, 16_384):
-        stop = min(n, start + 16_384)
-        similarity, found = index.search(unit[start:stop], search)
-        own = groups[rows[start:stop], None]
-        valid = (found >= 0) & (groups[np.maximum(found, 0)] != own)
+    for start in range(0, n, _VOTE_BATCH):
+        stop = min(n, start + _VOTE_BATCH)
+        rows = np.arange(start, stop)
+        hits, sims = found[start:stop], similarity[start:stop]
+        valid = (hits >= 0) & (groups[np.maximum(hits, 0)] != groups[rows, None])
         # Keep the first ``neighbours`` valid hits of each row.
         valid &= np.cumsum(valid, axis=1) <= neighbours
-        weight = np.where(valid, np.clip(similarity, 0.0, None) ** 3, 0.0)
-        neighbour_labels = labels[np.maximum(found, 0)]
-        for column in range(search):
-            np.add.at(votes, (rows[start:stop], neighbour_labels[:, column]), weight[:, column])
+        weight = np.where(valid, np.clip(sims, 0.0, None).astype(np.float64) ** 3, 0.0)
+        neighbour_labels = labels[np.maximum(hits, 0)]
+        for column in range(hits.shape[1]):
+            np.add.at(votes, (rows, neighbour_labels[:, column]), weight[:, column])
     prior = np.bincount(labels, minlength=n_classes) / n
     # A little prior mass keeps an image with no (or weak) neighbours from a hard 0/1 vote.
     votes += 0.1 * prior

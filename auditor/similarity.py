@@ -1,25 +1,37 @@
-"""Neighbour search and the data's own yardstick for "closer than anything unrelated".
+"""Neighbour search, and the data's own yardstick for "closer than anything unrelated".
 
-Duplicate detection asks, for every image, who its nearest neighbours are -- by embedding cosine and
-by perceptual-hash Hamming distance -- and then judges each close pair against this dataset, not
-against a fixed number (see ``NeighbourNull``). Up to ``exact_max`` items the search is exact (a flat
-faiss index: all pairs, about 27 s for 100k 512-d vectors on two cores, 45 min for 1M); beyond it, a
-faiss inverted-file index searches only the ``nprobe`` cells nearest each query. Near-duplicates sit
-much closer to each other than to anything else, so they almost always share a cell;
-``benchmarks/duplicates.py`` measures that recall against exact search.
+Every check that asks who an image's nearest neighbours are (the k-NN vote, class closeness, duplicates)
+searches through ``nearest``. Up to a configured size (``[search] exact_max_vectors``) the search is
+exact: brute force, O(N^2 d) in all -- about 27 s for 100k 512-d vectors on two cores, 45 min for 1M.
+Beyond it, a faiss inverted-file index searches only the cells nearest each query, and the search
+measures its own recall against brute force on a sample of queries (cost: sample x N x d), probing more
+cells until the recall reaches the configured target, or searching exactly when it cannot; run.json
+``searches`` records what each search did. Nothing here holds an N x N matrix: queries run in batches.
+
+Duplicate detection then judges each close pair against this dataset, not against a fixed number
+(see ``NeighbourNull``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from auditor.config import SearchParams
 
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 65_536
 # faiss wants about this many training points per inverted-file cell.
 _TRAIN_PER_CELL = 40
+# k-means iterations training the cells (faiss's default 25 costs 2.5x as much for little better cells).
+_KMEANS_ITERATIONS = 10
+# An inverted-file search probing more than 1/this of the cells saves too little over brute force.
+_FALLBACK_SHARE = 2
+# Inner products of float32 unit vectors computed two ways (index vs brute force) agree to about this.
+_RECALL_TOLERANCE = 1e-5
 # 1.4826 * MAD estimates a normal distribution's standard deviation.
 _MAD_TO_SIGMA = 1.4826
 # Smallest spread a robust scale may have, in log-distance units (5%): when every image's nearest
@@ -39,81 +51,182 @@ class Neighbours:
     search: str
 
 
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Contiguous float32 rows scaled to length 1, so inner products are cosines."""
-    unit = np.array(vectors, dtype=np.float32, order="C", copy=True)
-    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+@dataclass
+class SearchLog:
+    """What each neighbour search did, in order, for run.json ``searches``: method, size, parameters and,
+    for approximate searches, the recall measured against exact search."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def unit_rows(vectors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """A new contiguous float32 array of the rows (``rows``: these, in this order) scaled to length 1, so
+    inner products are cosines. One copy of the picked rows is all it allocates (1M x 512: 2 GB)."""
+    unit = np.ascontiguousarray(vectors if rows is None else vectors[rows], dtype=np.float32)
+    if np.shares_memory(unit, vectors):
+        unit = unit.copy()
+    norms = np.sqrt(np.einsum("ij,ij->i", unit, unit))
+    unit /= np.maximum(norms, 1e-12)[:, None]
     return unit
 
 
 def _inverted_file_cells(count: int) -> int:
-    """About 2 sqrt(N) cells, but never more than the training set can support."""
-    return max(1, min(int(2 * np.sqrt(count)), count // _TRAIN_PER_CELL))
+    """About 4 sqrt(N) cells, but never more than the training set can support."""
+    return max(1, min(int(4 * np.sqrt(count)), count // _TRAIN_PER_CELL))
 
 
 def _training_sample(data: np.ndarray, cells: int, seed: int) -> np.ndarray:
-    size = min(len(data), cells * _TRAIN_PER_CELL * 2)
+    size = min(len(data), cells * _TRAIN_PER_CELL)
     if size == len(data):
         return data
     pick = np.random.default_rng(seed).choice(len(data), size=size, replace=False)
     return data[np.sort(pick)]
 
 
-def _search(index: Any, queries: np.ndarray, k: int, search: str) -> Neighbours:
-    """Search every item for ``k`` + 1 neighbours and drop itself (or, if absent, the farthest)."""
-    count = len(queries)
-    found_index = np.full((count, k), -1, dtype=np.int64)
-    found_value = np.zeros((count, k), dtype=np.float64)
-    for start in range(0, count, _QUERY_BATCH):
-        values, found = index.search(queries[start : start + _QUERY_BATCH], k + 1)
-        rows = np.arange(start, start + len(found))[:, None]
-        keep = found != rows
-        keep &= np.cumsum(keep, axis=1) <= k
-        found_index[start : start + len(found)] = found[keep].reshape(len(found), k)
-        found_value[start : start + len(found)] = values[keep].reshape(len(found), k)
-    return Neighbours(found_index, found_value, search)
+def _exact(base: np.ndarray, queries: np.ndarray, k: int, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Brute force, in query batches; the base is read in place (no index copy of it)."""
+    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
+
+    values = np.empty((len(queries), k), dtype=np.int32 if binary else np.float32)
+    found = np.empty((len(queries), k), dtype=np.int64)
+    index: Any = None
+    if binary:
+        index = faiss.IndexBinaryFlat(base.shape[1] * 8)
+        index.add(base)
+    for start in range(0, len(queries), _QUERY_BATCH):
+        batch = queries[start : start + _QUERY_BATCH]
+        if binary:
+            values[start : start + len(batch)], found[start : start + len(batch)] = index.search(batch, k)
+        else:
+            values[start : start + len(batch)], found[start : start + len(batch)] = faiss.knn(
+                batch, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return values, found
 
 
-def cosine_neighbours(unit: np.ndarray, k: int, exact_max: int, nprobe: int, seed: int = 0) -> Neighbours:
-    """Each unit row's ``k`` nearest rows by cosine: exact up to ``exact_max`` rows, faiss IVF-Flat beyond."""
-    import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
+def _batched(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = [index.search(queries[start : start + _QUERY_BATCH], k) for start in range(0, len(queries), _QUERY_BATCH)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    count, dim = unit.shape
-    k = min(k, count - 1)
-    index: Any
-    if count <= exact_max:
-        index, search = faiss.IndexFlatIP(dim), "exact"
+
+def _recall(values: np.ndarray, found: np.ndarray, truth: np.ndarray, rows: np.ndarray | None, binary: bool) -> float:
+    """Recall@k with ties counted: a hit is any result at least as near as the exact k-th neighbour (copies
+    and equal Hamming distances tie, so which of them a search returns says nothing about its quality).
+    With ``rows`` (a self-search) each query's own row is left out of the count."""
+    if binary:
+        hits = (found >= 0) & (values <= truth[:, -1:])
+    else:
+        hits = (found >= 0) & (values >= truth[:, -1:] - _RECALL_TOLERANCE)
+    k = values.shape[1]
+    if rows is None:
+        return float(np.minimum(hits.sum(axis=1), k).mean() / k)
+    if k < 2:
+        return 1.0
+    own = (hits & (found == rows[:, None])).any(axis=1)
+    return float(np.minimum(hits.sum(axis=1) - own, k - 1).mean() / (k - 1))
+
+
+def nearest(
+    base: np.ndarray, k: int, settings: SearchParams, name: str, log: SearchLog | None = None,
+    queries: np.ndarray | None = None, *, binary: bool = False, exact_max: int | None = None,
+    nprobe: int | None = None, seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest ``base`` rows of each query -- of each base row itself when ``queries`` is None (the
+    row itself included) -- as (values, indices), nearest first; index -1 where the search found none.
+
+    Values are inner products of float32 rows, or Hamming distances of uint8 codes when ``binary``. Exact up
+    to ``exact_max`` (default ``settings.exact_max_vectors``) base rows. Beyond, an inverted-file index of
+    about 4 sqrt(N) cells probes ``nprobe`` (default ``settings.nprobe``) cells per query; its recall@k is
+    measured against brute force on ``settings.recall_queries`` sampled queries, and the cells probed double
+    until it reaches ``settings.min_recall``. When that would probe more than half the cells, an index saves
+    little over brute force, so the search is exact. ``log`` gets one record of what was done.
+    """
+    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
+
+    started = time.perf_counter()
+    self_search = queries is None
+    query_rows = base if queries is None else queries
+    count = len(base)
+    k = min(k, count)
+    limit = settings.exact_max_vectors if exact_max is None else exact_max
+    record: dict[str, Any] = {"search": name, "vectors": count, "queries": len(query_rows), "k": k}
+    if count <= limit or k == 0:
+        values, found = _exact(base, query_rows, k, binary)
+        record["method"] = "exact"
     else:
         cells = _inverted_file_cells(count)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
+        dim = base.shape[1]
+        index: Any
+        if binary:
+            index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim * 8), dim * 8, cells)
+        else:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        index.train(_training_sample(unit, cells, seed))
-        index.nprobe = min(nprobe, cells)
-        search = "ivf"
-    index.add(unit)
-    return _search(index, unit, k, search)
+        index.cp.niter = _KMEANS_ITERATIONS
+        index.train(_training_sample(base, cells, seed))
+        index.add(base)
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(len(query_rows), size=min(settings.recall_queries, len(query_rows)),
+                                    replace=False))
+        truth, _ = _exact(base, query_rows[sample], k, binary)
+        probe = min(settings.nprobe if nprobe is None else nprobe, cells)
+        tried: list[dict[str, Any]] = []
+        while True:
+            index.nprobe = probe
+            sample_values, sample_found = index.search(query_rows[sample], k)
+            recall = _recall(sample_values, sample_found, truth, sample if self_search else None, binary)
+            tried.append({"nprobe": probe, "recall": recall})
+            if recall >= settings.min_recall or probe >= cells or 2 * probe * _FALLBACK_SHARE > cells:
+                break
+            probe = min(2 * probe, cells)
+        record.update(cells=cells, nprobe=probe, recall=recall, recall_queries=len(sample),
+                      min_recall=settings.min_recall, tried=tried)
+        if recall >= settings.min_recall:
+            record["method"] = "ivf"
+            values, found = _batched(index, query_rows, k)
+        else:
+            del index
+            record["method"] = "exact"
+            record["fallback"] = (f"recall {recall:.3f} < {settings.min_recall} at {probe} of {cells} cells: "
+                                  "searched exactly")
+            values, found = _exact(base, query_rows, k, binary)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    if log is not None:
+        log.records.append(record)
+    return values, found
 
 
-def hamming_neighbours(codes: np.ndarray, k: int, exact_max: int, nprobe: int) -> Neighbours:
-    """Each binary code's ``k`` nearest codes by Hamming distance: exact up to ``exact_max``, binary IVF beyond."""
-    import faiss  # imported on use: faiss loads slowly and only the neighbour search needs it
+def _drop_self(values: np.ndarray, found: np.ndarray, k: int, search: str) -> Neighbours:
+    """From a self-search for ``k`` + 1, each row's ``k`` nearest others (itself, or if absent the farthest,
+    dropped)."""
+    rows = np.arange(len(found))[:, None]
+    keep = found != rows
+    keep &= np.cumsum(keep, axis=1) <= k
+    return Neighbours(found[keep].reshape(len(found), k), values[keep].reshape(len(found), k).astype(np.float64),
+                      search)
 
-    count, width = codes.shape
-    k = min(k, count - 1)
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
-    bits = width * 8
-    index: Any
-    if count <= exact_max:
-        index, search = faiss.IndexBinaryFlat(bits), "exact"
-    else:
-        cells = _inverted_file_cells(count)
-        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, cells)
-        index.cp.seed = 0
-        index.train(_training_sample(codes, cells, 0))
-        index.nprobe = min(nprobe, cells)
-        search = "ivf"
-    index.add(codes)
-    return _search(index, codes, k, search)
+
+def cosine_neighbours(
+    unit: np.ndarray, k: int, exact_max: int, nprobe: int, settings: SearchParams | None = None,
+    log: SearchLog | None = None, name: str = "cosine", seed: int = 0,
+) -> Neighbours:
+    """Each unit row's ``k`` nearest other rows by cosine (``nearest``: exact up to ``exact_max`` rows)."""
+    k = min(k, len(unit) - 1)
+    trace = log if log is not None else SearchLog()
+    values, found = nearest(np.ascontiguousarray(unit, dtype=np.float32), k + 1, settings or SearchParams(), name,
+                            trace, exact_max=exact_max, nprobe=nprobe, seed=seed)
+    return _drop_self(values, found, k, trace.records[-1]["method"])
+
+
+def hamming_neighbours(
+    codes: np.ndarray, k: int, exact_max: int, nprobe: int, settings: SearchParams | None = None,
+    log: SearchLog | None = None, name: str = "hamming",
+) -> Neighbours:
+    """Each binary code's ``k`` nearest other codes by Hamming distance (``nearest``: exact up to ``exact_max``)."""
+    k = min(k, len(codes) - 1)
+    trace = log if log is not None else SearchLog()
+    values, found = nearest(np.ascontiguousarray(codes, dtype=np.uint8), k + 1, settings or SearchParams(), name,
+                            trace, binary=True, exact_max=exact_max, nprobe=nprobe)
+    return _drop_self(values, found, k, trace.records[-1]["method"])
 
 
 def chord_distance(cosine: np.ndarray) -> np.ndarray:

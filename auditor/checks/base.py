@@ -22,7 +22,7 @@ from auditor.encoder_facts import ClassPrompts, EncoderInfo
 from auditor.findings import Finding, FindingKind
 from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
 from auditor.reliability import Reliability, assess
-from auditor.similarity import unit_rows
+from auditor.similarity import SearchLog, unit_rows
 from auditor.user_probabilities import UserProbabilities
 from auditor.verdicts import (
     Ambiguity,
@@ -61,6 +61,9 @@ class CheckContext:
     # The user's own out-of-sample probabilities (--pred-probs): they replace auditor's classifier as the
     # evidence of label_errors, class_overlap and ambiguous; images without a row are left out of those.
     user_probs: UserProbabilities | None = None
+    # Every neighbour search the evidence and checks run, in order (run.json "searches": method, size,
+    # parameters, measured recall). The one thing checks add to: a record of work, not an input.
+    searches: SearchLog = field(default_factory=SearchLog)
 
     @cached_property
     def embedded(self) -> pd.DataFrame:
@@ -94,7 +97,12 @@ class CheckContext:
 
     @cached_property
     def labelled_embeddings(self) -> np.ndarray:
-        return np.asarray(self.embeddings[self.labelled["embedding_row"].to_numpy()])
+        """Rows of ``embeddings`` for ``labelled``: the matrix itself when that is every row in order (no
+        second copy of a large matrix)."""
+        rows = self.labelled["embedding_row"].to_numpy()
+        if len(rows) == len(self.embeddings) and np.array_equal(rows, np.arange(len(rows))):
+            return self.embeddings
+        return np.asarray(self.embeddings[rows])
 
     @cached_property
     def regression_probs(self) -> np.ndarray:
@@ -117,7 +125,8 @@ class CheckContext:
         if self.user_probs is not None:
             return self.regression_probs
         return blended_probabilities(
-            self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities
+            self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities,
+            self.config.search, self.searches,
         )
 
     @cached_property
@@ -172,7 +181,12 @@ class CheckContext:
     @cached_property
     def distinct_vector_of(self) -> np.ndarray:
         """For each ``embedded`` row, the id of its distinct embedding vector (copies share one id)."""
-        return identical_rows(self.embeddings[self.embedded["embedding_row"].to_numpy()])
+        # Ids numbered by first appearance in ``embedded`` order, without copying the embedded rows.
+        raw = identical_rows(self.embeddings)[self.embedded["embedding_row"].to_numpy()]
+        _, first, inverse = np.unique(raw, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first)] = np.arange(len(first))
+        return np.asarray(rank[inverse], dtype=np.int64)
 
     @cached_property
     def distinct_first(self) -> np.ndarray:
@@ -185,13 +199,14 @@ class CheckContext:
         class; with no labelled image, to one pseudo-class holding every image."""
         vector_of = self.distinct_vector_of
         first = self.distinct_first
-        vectors = self.embeddings[self.embedded["embedding_row"].to_numpy()[first]]
+        rows = self.embedded["embedding_row"].to_numpy()[first]
         labels = self.embedded["label"].to_numpy()
         if self.labelled_classes:
             members = [np.unique(vector_of[labels == name]) for name in self.labelled_classes]
         else:
             members = [np.arange(len(first))]
-        return class_neighbourhoods(vectors, members, self.config.probabilities.class_neighbours)
+        return class_neighbourhoods(self.embeddings, members, self.config.probabilities.class_neighbours,
+                                    self.config.search, self.searches, rows=rows)
 
     @cached_property
     def exact_copy_groups(self) -> list[list[int]]:

@@ -236,7 +236,8 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             phash = hex_codes(reps["phash"].to_numpy()[where].tolist())
             codes = np.zeros((count, 2 * _HASH_BITS // 8), dtype=np.uint8)
             codes[where] = np.concatenate([phash, hex_codes(reps["dhash"].to_numpy()[where].tolist())], axis=1)
-            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe)
+            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
+                                       ctx.config.search, ctx.searches, "duplicates_perceptual")
 
             def hash_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
                 bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
@@ -258,12 +259,15 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         elif (reason := too_few(len(where), "embedded images")) is not None:
             note["skipped"] = reason
         else:
-            unit = np.zeros((count, ctx.embeddings.shape[1]), np.float32)
-            unit[where] = unit_rows(ctx.embeddings[embedding_rows[where]])
-            found = cosine_neighbours(unit[where], params.top_k, params.exact_max_images, params.ann_nprobe)
+            # One unit copy of the embedded contents; ``slot`` maps a content position to its row.
+            unit = unit_rows(ctx.embeddings, embedding_rows[where])
+            slot = np.full(count, -1, dtype=np.int64)
+            slot[where] = np.arange(len(where))
+            found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe,
+                                      ctx.config.search, ctx.searches, "duplicates_semantic")
 
             def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-                return chord_distance(np.einsum("ij,ij->i", unit[left], unit[right]))
+                return chord_distance(np.einsum("ij,ij->i", unit[slot[left]], unit[slot[right]]))
 
             fixed = None if params.min_cosine == "auto" else float(chord_distance(np.array(params.min_cosine)))
             add("semantic", where, found.index, chord_distance(found.value), found.search, embedding_distance,

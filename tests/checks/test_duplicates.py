@@ -12,11 +12,11 @@ from PIL import Image, ImageEnhance
 
 from auditor.checks.base import CheckContext
 from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
-from auditor.config import AuditConfig, EncoderConfig, ScanConfig
+from auditor.config import AuditConfig, EncoderConfig, ScanConfig, SearchParams
 from auditor.encoder_facts import EncoderInfo
 from auditor.findings import Finding
 from auditor.scan import run_scan
-from auditor.similarity import cosine_neighbours, hamming_neighbours, unit_rows
+from auditor.similarity import SearchLog, cosine_neighbours, hamming_neighbours, unit_rows
 from tests.conftest import write_class_folder
 
 SEED = 7
@@ -181,22 +181,46 @@ def expected_groups(planted: list[tuple[int, int]]) -> set[frozenset[str]]:
     return {frozenset({f"img_{a:04d}.png", f"img_{b:04d}.png"}) for a, b in planted}
 
 
+# Accepts any measured recall: random vectors have no structure an index could use, so the recall target
+# would send every search back to exact, and these tests are about the index itself.
+ANY_RECALL = SearchParams(min_recall=1e-6)
+
+
 def test_faiss_and_exact_paths_give_the_same_groups() -> None:
     vectors, planted = planted_vectors(400, 25)
     ctx = make_context(vectors, [None] * len(vectors))
     exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    ctx.config.search = ANY_RECALL
     approximate = DuplicatesCheck(DuplicatesParams(exact_max_images=2)).run(ctx)
     assert exact.summary["semantic"]["search"] == "exact"
     assert approximate.summary["semantic"]["search"] == "ivf"
     assert near_groups(exact.findings) == expected_groups(planted)
     assert near_groups(approximate.findings) == expected_groups(planted)
+    record = ctx.searches.records[-1]
+    assert record["search"] == "duplicates_semantic" and record["method"] == "ivf"
+    assert 0.0 < record["recall"] <= 1.0 and record["recall_queries"] == 400
+
+
+def test_an_index_below_the_recall_target_falls_back_to_exact_search() -> None:
+    """Unstructured random vectors: no inverted-file index reaches 0.99 recall, so the search says so and
+    is exact, with the same neighbours as the exact path."""
+    vectors, _ = planted_vectors(600, 0)
+    unit = unit_rows(vectors)
+    log = SearchLog()
+    fallback = cosine_neighbours(unit, 5, exact_max=10, nprobe=1, settings=SearchParams(), log=log)
+    exact = cosine_neighbours(unit, 5, exact_max=10_000, nprobe=1)
+    record = log.records[0]
+    assert record["method"] == "exact" and "fallback" in record and record["recall"] < 0.99
+    assert [t["nprobe"] for t in record["tried"]][0] == 1 and len(record["tried"]) >= 2
+    assert fallback.search == "exact"
+    np.testing.assert_array_equal(fallback.index, exact.index)
 
 
 def test_search_functions_agree_on_neighbours() -> None:
     vectors, planted = planted_vectors(600, 30)
     unit = unit_rows(vectors)
     exact = cosine_neighbours(unit, 5, exact_max=10_000, nprobe=8)
-    approximate = cosine_neighbours(unit, 5, exact_max=10, nprobe=8)
+    approximate = cosine_neighbours(unit, 5, exact_max=10, nprobe=8, settings=ANY_RECALL)
     assert (exact.search, approximate.search) == ("exact", "ivf")
     for source, copy in planted:
         assert exact.index[copy, 0] == approximate.index[copy, 0] == source
@@ -206,7 +230,7 @@ def test_search_functions_agree_on_neighbours() -> None:
     codes = rng.integers(0, 256, size=(500, 8), dtype=np.uint8)
     codes[-1] = codes[0] ^ np.array([1, 2, 0, 0, 0, 0, 0, 128], dtype=np.uint8)  # 3 bits apart
     flat = hamming_neighbours(codes, 3, exact_max=10_000, nprobe=8)
-    ivf = hamming_neighbours(codes, 3, exact_max=10, nprobe=64)
+    ivf = hamming_neighbours(codes, 3, exact_max=10, nprobe=64, settings=ANY_RECALL)
     assert flat.index[0, 0] == ivf.index[0, 0] == 499 and flat.index[499, 0] == 0
     assert flat.value[0, 0] == 3
 

@@ -1,0 +1,101 @@
+"""Approximate neighbour search: above the configured size every search goes through an inverted-file
+index whose recall is measured and recorded, and the findings stay those of exact search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from auditor.checks import REGISTRY, check_params
+from auditor.checks.base import CheckContext
+from auditor.config import SearchParams, load_config
+from auditor.scan import run_scan
+from auditor.similarity import SearchLog, nearest, unit_rows
+from tests.conftest import synthetic_context, write_class_folder
+
+SEED = 7
+CLASSES = ["apple", "bird", "car", "dog"]
+MODEL_CHECKS = ("label_errors", "ambiguous", "outliers", "class_overlap")
+
+
+def clustered(per_class: int = 150, modes: int = 3, dim: int = 32) -> tuple[np.ndarray, list[str], set[str]]:
+    """Classes made of a few tight modes (as real embeddings are), 2% of labels flipped to another class."""
+    rng = np.random.default_rng(SEED)
+    centres = rng.normal(size=(len(CLASSES), dim)) * 3.0
+    vectors, labels, paths = [], [], []
+    for c, name in enumerate(CLASSES):
+        mode_centres = centres[c] + rng.normal(size=(modes, dim))
+        for i in range(per_class):
+            vectors.append(mode_centres[i % modes] + rng.normal(scale=0.3, size=dim))
+            labels.append(name)
+    flipped = rng.choice(len(labels), size=len(labels) // 50, replace=False)
+    for i in flipped:
+        labels[i] = CLASSES[(CLASSES.index(labels[i]) + 1) % len(CLASSES)]
+    paths = [f"{label}/{i:04d}.png" for i, label in enumerate(labels)]
+    return np.array(vectors), labels, {paths[i] for i in flipped}
+
+
+def run_checks(ctx: CheckContext) -> set[tuple[str, str, str | None]]:
+    found = set()
+    for name in MODEL_CHECKS:
+        result = REGISTRY[name](check_params(ctx.config, name)).run(ctx)
+        found |= {(f.check, f.path or "", f.suggested_label) for f in result.findings}
+    return found
+
+
+def test_approximate_path_gives_the_findings_of_exact_search_and_records_its_recall() -> None:
+    vectors, labels, flipped = clustered()
+    paths = [f"{label}/{i:04d}.png" for i, label in enumerate(labels)]
+    exact = synthetic_context(vectors, list(labels), paths)
+    approximate = synthetic_context(vectors, list(labels), paths)
+    approximate.config.search = SearchParams(exact_max_vectors=50, nprobe=1)
+    exact_findings = run_checks(exact)
+    assert exact_findings == run_checks(approximate)
+    # The findings compared are real ones: most planted flips are among them.
+    assert len({path for check, path, _ in exact_findings if check == "label_error"} & flipped) >= 0.75 * len(flipped)
+    assert [r["method"] for r in exact.searches.records] == ["exact", "exact"]
+    records = {r["search"]: r for r in approximate.searches.records}
+    assert set(records) == {"knn_vote", *(f"class_closeness[{c}]" for c in range(len(CLASSES)))}
+    vote = records["knn_vote"]
+    assert vote["method"] == "ivf" and vote["recall"] >= 0.99 and vote["nprobe"] < vote["cells"]
+    assert vote["recall_queries"] == min(1000, len(vectors)) and vote["vectors"] == len(vectors)
+    for record in records.values():
+        assert record["recall"] >= 0.99 or "fallback" in record
+
+
+def test_recall_is_measured_against_exact_search() -> None:
+    """A recall the search reports must be the share of exact neighbours it found: checked by hand here."""
+    vectors, _, _ = clustered()
+    unit = unit_rows(vectors)
+    log = SearchLog()
+    settings = SearchParams(exact_max_vectors=10, nprobe=1, min_recall=1e-6, recall_queries=600)
+    values, found = nearest(unit, 6, settings, "probe", log)
+    truth = np.argsort(-(unit @ unit.T), axis=1, kind="stable")[:, :6]
+    by_hand = np.mean([len((set(found[i]) - {i}) & (set(truth[i]) - {i})) / 5 for i in range(len(unit))])
+    assert log.records[0]["method"] == "ivf"
+    assert abs(log.records[0]["recall"] - by_hand) < 0.01
+    assert by_hand < 1.0, "one cell of 15 should miss some neighbours, or this test checks nothing"
+
+
+def test_scan_records_every_search_in_run_json(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=10)
+    outputs = {}
+    for name, search in (("exact", {}), ("approximate", {"exact_max_vectors": 5})):
+        config = load_config(overrides={
+            "encoder": {"name": "builtin", "workers": 0},
+            "scan": {"cache_dir": str(tmp_path / "cache"), "workers": 0},
+            "search": search,
+            "checks": {"duplicates": {"exact_max_images": 5 if search else 20_000}},
+        })
+        result = run_scan(data, config, tmp_path / name)
+        outputs[name] = ({(f.check, f.path, f.suggested_label) for f in result.findings},
+                         json.loads((tmp_path / name / "run.json").read_text())["searches"])
+    assert outputs["exact"][0] == outputs["approximate"][0]
+    exact_methods = {r["search"]: r["method"] for r in outputs["exact"][1]}
+    assert set(exact_methods.values()) == {"exact"}
+    assert {"knn_vote", "class_closeness", "duplicates_perceptual", "duplicates_semantic"} <= set(exact_methods)
+    approximate = [r for r in outputs["approximate"][1] if r["vectors"] > 5]
+    assert approximate and all("recall" in r and "nprobe" in r and "cells" in r for r in approximate)
