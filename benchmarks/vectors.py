@@ -243,14 +243,17 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def compare(sizes: list[int], datalab_sizes: set[int], timeout: float, datalab_timeout: float,
-            json_out: Path | None, seed: int = 0) -> list[dict[str, Any]]:
-    """Runs every size (auditor, then Datalab label-only and all four issue types), prints the tables."""
+def compare(sizes: list[int], datalab_sizes: set[int], label_sizes: set[int], timeout: float,
+            datalab_timeout: float, json_out: Path | None, seed: int = 0) -> list[dict[str, Any]]:
+    """Runs every size (auditor, then Datalab's label analysis alone where asked, then its four issue types),
+    prints the tables."""
     records: list[dict[str, Any]] = []
     for count in sizes:
         runs = [("auditor", timeout)]
+        if count in label_sizes:
+            runs.append(("datalab-label", datalab_timeout))
         if count in datalab_sizes:
-            runs += [("datalab-label", datalab_timeout), ("datalab-all", datalab_timeout)]
+            runs.append(("datalab-all", datalab_timeout))
         for kind, limit in runs:
             print(f"N = {count:,} {kind}: load average {os.getloadavg()[0]:.2f}", flush=True)
             record = measure(kind, count, seed, limit)
