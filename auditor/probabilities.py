@@ -18,6 +18,7 @@ no probability.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
@@ -35,8 +36,12 @@ _UNSEEN_CLASS_PROBABILITY = 1e-6
 # threads cost more than they save on small matrices, and on a busy machine their spin-waiting made a
 # 210-image fit 17x slower (49 s -> 2.8 s measured here). Large fits keep every thread.
 _ONE_THREAD_BELOW = 50_000_000
-# Rows per step of the k-NN vote's tally (bounds its temporaries).
+# Rows per step of the k-NN vote's tally and of each classifier pass (bounds their temporaries).
 _VOTE_BATCH = 65_536
+_ROW_BATCH = 65_536
+# The regularisation is chosen, and each fold's fit started, on a seeded subsample of this many images,
+# so that cost stays fixed as n grows (below it, on every image, from zero, as before).
+_SUBSAMPLE = 20_000
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -66,17 +71,25 @@ def content_order(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array(sorted(range(len(keys)), key=lambda i: (keys[i], int(labels[i]))), dtype=np.int64)
 
 
-def identical_rows(matrix: np.ndarray) -> np.ndarray:
-    """Group id per row, equal for rows with identical bytes (copies of one image embed identically)."""
+def identical_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Group id per row (of ``matrix[rows]``, read in place), equal for rows with identical bytes (copies of
+    one image embed identically); ids are numbered in order of first appearance."""
     seen: dict[bytes, int] = {}
-    contiguous = np.ascontiguousarray(matrix)
-    return np.array([seen.setdefault(row.tobytes(), len(seen)) for row in contiguous], dtype=np.int64)
+    picked = range(len(matrix)) if rows is None else rows
+    return np.array([seen.setdefault(np.ascontiguousarray(matrix[i]).tobytes(), len(seen)) for i in picked],
+                    dtype=np.int64)
 
 
 def out_of_sample_probabilities(
     embeddings: np.ndarray, labels: np.ndarray, n_classes: int, params: ProbabilityParams
 ) -> np.ndarray:
-    """(n, n_classes) probabilities; ``labels`` are ints in [0, n_classes)."""
+    """(n, n_classes) probabilities; ``labels`` are ints in [0, n_classes).
+
+    Cost grows linearly with n at a fixed number of classes: the regularisation is chosen on a subsample
+    of at most ``_SUBSAMPLE`` images, each fold's fit starts from a fit on that subsample's images outside
+    the fold (never from a model that saw the fold), and every fit stops after ``max_iter`` passes. The
+    rows are held once, grouped by fold, so a fold's training images are two views of that one copy.
+    """
     n = len(labels)
     probs = np.full((n, n_classes), _UNSEEN_CLASS_PROBABILITY, dtype=np.float64)
     if n < 2:
@@ -84,32 +97,65 @@ def out_of_sample_probabilities(
         probs[np.arange(n), labels] = 1.0
         return np.asarray(probs / probs.sum(axis=1, keepdims=True))
     order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
-    features, labels = np.asarray(embeddings, dtype=np.float32)[order], np.asarray(labels)[order]
     folds = min(params.folds, n)
     # Copies of one image must share a fold, or one copy's label would vouch for the other's.
-    groups = identical_rows(features)
-    assignment = fold_assignment(labels, folds, params.seed, groups)
-    c_value = params.regularisation_c or _select_c(features, labels, assignment, params)
+    groups = identical_rows(embeddings, order)
+    assignment = fold_assignment(np.asarray(labels)[order], folds, params.seed, groups)
+    # Content order, then grouped by fold (stable): one copy of the rows, each fold a contiguous block.
+    by_fold = np.argsort(assignment, kind="stable")
+    order, assignment = order[by_fold], assignment[by_fold]
+    features = np.ascontiguousarray(np.asarray(embeddings)[order], dtype=np.float32)
+    labels = np.asarray(labels)[order]
+    bounds = np.searchsorted(assignment, np.arange(folds + 1))
+    subsample = _subsample(n, params.seed)
+    c_value = params.regularisation_c or _select_c(
+        features[subsample], labels[subsample], assignment[subsample], params)
     for fold in range(folds):
-        test = assignment == fold
-        train = ~test
-        if not test.any():
+        lo, hi = int(bounds[fold]), int(bounds[fold + 1])
+        if lo == hi:
             continue
-        present, train_labels = np.unique(labels[train], return_inverse=True)
+        train_labels_all = np.concatenate([labels[:lo], labels[hi:]])
+        present, train_labels = np.unique(train_labels_all, return_inverse=True)
         if len(present) == 0:
             # Every image in this fold (copies of one image share a fold): nothing left to learn from,
             # so the row stays uniform -- no evidence either way.
             continue
         if len(present) == 1:
-            probs[np.ix_(np.flatnonzero(test), present)] = 1.0
+            probs[lo:hi, present] = 1.0
             continue
-        train_x, test_x = _standardise(features[train], features[test])
-        weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params)
-        probs[np.ix_(np.flatnonzero(test), present)] = softmax(test_x @ weights + bias)
+        blocks = [features[:lo], features[hi:]]
+        scaling = _Scaling.of(blocks)
+        start = None
+        if len(subsample) < n:
+            start = _subsample_start(features[subsample], labels[subsample], assignment[subsample] != fold,
+                                     present, c_value, params)
+        weights, bias = _fit_softmax(blocks, train_labels, len(present), c_value, params, scaling, start)
+        probs[lo:hi, present] = softmax(scaling.logits(features[lo:hi], weights, bias))
     probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
     restored = np.empty_like(probs)
     restored[order] = probs / probs.sum(axis=1, keepdims=True)
     return restored
+
+
+def _subsample(n: int, seed: int) -> np.ndarray:
+    """Sorted positions of at most ``_SUBSAMPLE`` rows (all of them for smaller data), seeded."""
+    if n <= _SUBSAMPLE:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=_SUBSAMPLE, replace=False))
+
+
+def _subsample_start(
+    features: np.ndarray, labels: np.ndarray, outside: np.ndarray, present: np.ndarray, c_value: float,
+    params: ProbabilityParams,
+) -> np.ndarray | None:
+    """Starting parameters for a fold: a fit on the subsample's rows outside the fold (None when those rows
+    lack a class the fold's training rows have, so the parameters would not line up)."""
+    sub_present, sub_labels = np.unique(labels[outside], return_inverse=True)
+    if not np.array_equal(sub_present, present):
+        return None
+    blocks = [features[outside]]
+    weights, bias = _fit_softmax(blocks, sub_labels, len(present), c_value, params, _Scaling.of(blocks))
+    return np.concatenate([weights.ravel(), bias]).astype(np.float64)
 
 
 def blended_probabilities(
@@ -129,7 +175,7 @@ def blended_probabilities(
     unit = unit_rows(embeddings, order)
     votes = np.empty((n, n_classes), dtype=np.float64)
     votes[order] = knn_vote_probabilities(unit, np.asarray(labels)[order], n_classes, params.knn_neighbours,
-                                          identical_rows(embeddings)[order], search or SearchParams(), log)
+                                          identical_rows(embeddings, order), search or SearchParams(), log)
     return (1.0 - params.knn_weight) * regression + params.knn_weight * votes
 
 
@@ -162,12 +208,37 @@ def knn_vote_probabilities(
     return np.asarray(votes / votes.sum(axis=1, keepdims=True))
 
 
-def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Zero mean, unit variance per dimension, from the training rows only."""
-    mean = train.mean(axis=0)
-    scale = train.std(axis=0)
-    scale[scale < 1e-8] = 1.0
-    return (train - mean) / scale, (test - mean) / scale
+@dataclass(frozen=True)
+class _Scaling:
+    """Per-dimension standardisation of the training rows, ``x * inverse - shift``, applied inside the fit
+    rather than to a standardised copy of the rows (at 1M x 512 a copy is 2 GB)."""
+
+    inverse: np.ndarray
+    shift: np.ndarray
+
+    @classmethod
+    def of(cls, blocks: list[np.ndarray]) -> _Scaling:
+        """Zero mean, unit variance per dimension over the rows of ``blocks``, accumulated in float64."""
+        count = sum(len(block) for block in blocks)
+        total = np.zeros(blocks[0].shape[1])
+        squares = np.zeros(blocks[0].shape[1])
+        for block in blocks:
+            for start in range(0, len(block), _ROW_BATCH):
+                chunk = block[start : start + _ROW_BATCH].astype(np.float64)
+                total += chunk.sum(axis=0)
+                squares += np.square(chunk).sum(axis=0)
+        mean = total / count
+        scale = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        scale[scale < 1e-8] = 1.0
+        return cls((1.0 / scale).astype(np.float32), (mean / scale).astype(np.float32))
+
+    def raw(self, weights: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weights and bias acting on unstandardised rows."""
+        return weights * self.inverse[:, None], bias - self.shift @ weights
+
+    def logits(self, rows: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        raw_weights, raw_bias = self.raw(weights, bias)
+        return np.asarray(rows @ raw_weights + raw_bias)
 
 
 def _select_c(features: np.ndarray, labels: np.ndarray, assignment: np.ndarray, params: ProbabilityParams) -> float:
@@ -178,13 +249,15 @@ def _select_c(features: np.ndarray, labels: np.ndarray, assignment: np.ndarray, 
     scored = np.array([label in column for label in labels[test]])
     if len(present) < 2 or not scored.any():
         return REGULARISATION_GRID[len(REGULARISATION_GRID) // 2]
-    train_x, test_x = _standardise(features[~test], features[test][scored])
+    blocks = [features[~test]]
+    scaling = _Scaling.of(blocks)
+    test_x = features[test][scored]
     test_labels = np.array([column[label] for label in labels[test][scored]])
     best, best_loss, start = REGULARISATION_GRID[0], np.inf, None
     for c_value in REGULARISATION_GRID:
-        weights, bias = _fit_softmax(train_x, train_labels, len(present), c_value, params, start)
+        weights, bias = _fit_softmax(blocks, train_labels, len(present), c_value, params, scaling, start)
         start = np.concatenate([weights.ravel(), bias]).astype(np.float64)
-        probs = softmax(test_x @ weights + bias)
+        probs = softmax(scaling.logits(test_x, weights, bias))
         loss = float(-np.log(np.clip(probs[np.arange(len(test_labels)), test_labels], 1e-12, None)).mean())
         if loss < best_loss:
             best, best_loss = c_value, loss
@@ -217,30 +290,45 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
 
 
 def _fit_softmax(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, c_value: float, params: ProbabilityParams,
-    start: np.ndarray | None = None,
+    blocks: list[np.ndarray], labels: np.ndarray, n_classes: int, c_value: float, params: ProbabilityParams,
+    scaling: _Scaling, start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weights (d, k) and bias (k,) minimising mean log-loss + ||W||^2 / (2 C n), by L-BFGS."""
+    """Weights (d, k) and bias (k,) on standardised rows minimising mean log-loss + ||W||^2 / (2 C n), by
+    L-BFGS. The training rows are ``blocks`` stacked (views, never copied); ``labels`` follow that order.
+    Each pass reads the rows in batches, so temporaries stay small whatever n and k."""
 
-    n, dim = features.shape
+    n = sum(len(block) for block in blocks)
+    dim = blocks[0].shape[1]
     penalty = 1.0 / (c_value * n)
-    rows = np.arange(n)
+    batches = [(block[s : s + _ROW_BATCH], offset + s)
+               for block, offset in zip(blocks, np.cumsum([0] + [len(b) for b in blocks[:-1]]), strict=True)
+               for s in range(0, len(block), _ROW_BATCH)]
 
     def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
         weights = flat[: dim * n_classes].reshape(dim, n_classes).astype(np.float32)
         bias = flat[dim * n_classes:].astype(np.float32)
-        logits = features @ weights + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        totals = exp.sum(axis=1, keepdims=True)
-        log_loss = np.log(totals[:, 0], dtype=np.float64).sum() - logits[rows, labels].astype(np.float64).sum()
-        residual = exp / totals
-        residual[rows, labels] -= 1.0
-        residual /= n
-        grad_weights = (features.T @ residual).astype(np.float64) + penalty * weights
-        grad_bias = residual.sum(axis=0, dtype=np.float64)
+        raw_weights, raw_bias = scaling.raw(weights, bias)
+        log_loss = 0.0
+        raw_gradient = np.zeros((dim, n_classes), dtype=np.float64)
+        residual_total = np.zeros(n_classes, dtype=np.float64)
+        for rows, first in batches:
+            truth = labels[first : first + len(rows)]
+            picked = np.arange(len(rows))
+            logits = rows @ raw_weights + raw_bias
+            logits -= logits.max(axis=1, keepdims=True)
+            exp = np.exp(logits)
+            totals = exp.sum(axis=1, keepdims=True)
+            log_loss += np.log(totals[:, 0], dtype=np.float64).sum() - logits[picked, truth].astype(np.float64).sum()
+            residual = exp / totals
+            residual[picked, truth] -= 1.0
+            residual /= n
+            raw_gradient += rows.T @ residual
+            residual_total += residual.sum(axis=0, dtype=np.float64)
+        # The gradient for standardised rows x * inverse - shift, from the one for raw rows.
+        grad_weights = (raw_gradient * scaling.inverse[:, None] - np.outer(scaling.shift, residual_total)
+                        + penalty * weights)
         value = log_loss / n + 0.5 * penalty * float(np.square(weights, dtype=np.float64).sum())
-        return value, np.concatenate([grad_weights.ravel(), grad_bias])
+        return value, np.concatenate([grad_weights.ravel(), residual_total])
 
     if start is None:
         start = np.zeros(dim * n_classes + n_classes, dtype=np.float64)

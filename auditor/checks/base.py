@@ -181,12 +181,7 @@ class CheckContext:
     @cached_property
     def distinct_vector_of(self) -> np.ndarray:
         """For each ``embedded`` row, the id of its distinct embedding vector (copies share one id)."""
-        # Ids numbered by first appearance in ``embedded`` order, without copying the embedded rows.
-        raw = identical_rows(self.embeddings)[self.embedded["embedding_row"].to_numpy()]
-        _, first, inverse = np.unique(raw, return_index=True, return_inverse=True)
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first)] = np.arange(len(first))
-        return np.asarray(rank[inverse], dtype=np.int64)
+        return identical_rows(self.embeddings, self.embedded["embedding_row"].to_numpy())
 
     @cached_property
     def distinct_first(self) -> np.ndarray:
