@@ -125,12 +125,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per auditor run (--vectors)")
     parser.add_argument("--datalab-timeout", type=float, default=3600, help="seconds per Datalab run")
     parser.add_argument("--json", type=Path, default=None, help="also write the --vectors figures here")
+    parser.add_argument("--data", choices=["modes", "isotropic"], default="modes", help="--vectors generator")
     args = parser.parse_args()
     if args.vectors:
         from vectors import compare  # benchmarks/vectors.py, next to this script
 
         compare([int(n) for n in args.vectors.split(",")], {int(n) for n in args.datalab.split(",") if n},
-                {int(n) for n in args.datalab_label.split(",") if n}, args.timeout, args.datalab_timeout, args.json)
+                {int(n) for n in args.datalab_label.split(",") if n}, args.timeout, args.datalab_timeout, args.json,
+                args.data)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

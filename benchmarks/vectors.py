@@ -4,8 +4,11 @@
     nice python benchmarks/vectors.py --child auditor --n 20000      # one run, its figures as JSON
 
 Data (the same for both sides, regenerated from one seed in each run's own process): N 512-d float32
-vectors, 10 classes at N < 10,000 and 100 above (100 classes at 20k is issue 18's measurement), balanced;
-each vector is its class centre (N(0, 1) per dimension) plus N(0, 1.2²) noise, as scale.py's images.
+vectors, 10 classes at N < 10,000 and 100 above (100 classes at 20k is issue 18's measurement), balanced.
+``--data modes`` (default): each class a mixture of 20 modes (mode = class centre + N(0, 0.7²) per dimension,
+image = mode + N(0, 0.25²)), as real embeddings cluster by viewpoint, background, breed;
+``--data isotropic``: class centre plus N(0, 1.2²) noise, as scale.py's images: no neighbourhood structure,
+so approximate indexes cannot reach their recall target and fall back to exact search.
 Planted: 1% of images carry another class's vector under their own label (label errors), 0.5% are near
 copies of the image before them (noise 0.01), 0.1% exact copies (same vector, same pixel hash). Image facts
 the checks read are synthetic too: unique content hashes, random 64-bit pHash/dHash (near copies differ in 2
@@ -45,7 +48,9 @@ from typing import Any
 import numpy as np
 
 DIM = 512
-SPREAD = 1.2
+SPREAD = 1.2  # isotropic: noise around the class centre, per dimension
+MODES = 20  # modes: modes per class, each N(centre, 0.7^2) per dimension, images N(mode, 0.25^2)
+MODE_SPREAD, MODE_NOISE = 0.7, 0.25
 LABEL_NOISE = 0.01
 NEAR_COPIES = 0.005
 EXACT_COPIES = 0.001
@@ -55,11 +60,12 @@ def classes_for(count: int) -> int:
     return 10 if count < 10_000 else 100
 
 
-def synthetic(count: int, seed: int = 0) -> dict[str, np.ndarray]:
+def synthetic(count: int, seed: int = 0, kind: str = "modes") -> dict[str, np.ndarray]:
     """Vectors, given labels and planted problems, generated in chunks (no float64 copy of the matrix)."""
     rng = np.random.default_rng(seed)
     classes = classes_for(count)
     centres = rng.standard_normal((classes, DIM), dtype=np.float32)
+    modes = centres[:, None, :] + MODE_SPREAD * rng.standard_normal((classes, MODES, DIM), dtype=np.float32)
     labels = np.arange(count) % classes
     flipped = rng.random(count) < LABEL_NOISE
     source = labels.copy()
@@ -67,8 +73,12 @@ def synthetic(count: int, seed: int = 0) -> dict[str, np.ndarray]:
     vectors = np.empty((count, DIM), dtype=np.float32)
     for start in range(0, count, 65_536):
         stop = min(start + 65_536, count)
-        vectors[start:stop] = centres[source[start:stop]]
-        vectors[start:stop] += SPREAD * rng.standard_normal((stop - start, DIM), dtype=np.float32)
+        noise = rng.standard_normal((stop - start, DIM), dtype=np.float32)
+        if kind == "isotropic":
+            vectors[start:stop] = centres[source[start:stop]] + SPREAD * noise
+        else:
+            mode = rng.integers(MODES, size=stop - start)
+            vectors[start:stop] = modes[source[start:stop], mode] + MODE_NOISE * noise
     draw = rng.random(count)
     near = np.flatnonzero(draw < NEAR_COPIES)
     near = near[near > 0]
@@ -119,7 +129,7 @@ def _copy_recall(pairs_found: set[int], data: dict[str, np.ndarray]) -> float:
     return len(pairs_found & planted) / max(len(planted), 1)
 
 
-def run_auditor(count: int, seed: int) -> dict[str, Any]:
+def run_auditor(count: int, seed: int, kind: str) -> dict[str, Any]:
     from auditor.checks import CheckContext
     from auditor.config import AuditConfig
     from auditor.encoder_facts import EncoderInfo
@@ -127,7 +137,7 @@ def run_auditor(count: int, seed: int) -> dict[str, Any]:
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    data = synthetic(count, seed)
+    data = synthetic(count, seed, kind)
     images = _images_frame(data, seed)
     timings["generate"] = time.perf_counter() - started
     classes = sorted(images["label"].unique().tolist())
@@ -160,7 +170,7 @@ def run_auditor(count: int, seed: int) -> dict[str, Any]:
     }
 
 
-def run_datalab(count: int, seed: int, issue_types: list[str]) -> dict[str, Any]:
+def run_datalab(count: int, seed: int, kind: str, issue_types: list[str]) -> dict[str, Any]:
     import warnings
 
     from cleanlab import Datalab
@@ -168,7 +178,7 @@ def run_datalab(count: int, seed: int, issue_types: list[str]) -> dict[str, Any]
     warnings.filterwarnings("ignore")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    data = synthetic(count, seed)
+    data = synthetic(count, seed, kind)
     timings["generate"] = time.perf_counter() - started
     started = time.perf_counter()
     lab = Datalab(data={"label": data["labels"]}, label_name="label", verbosity=0)
@@ -187,21 +197,21 @@ def run_datalab(count: int, seed: int, issue_types: list[str]) -> dict[str, Any]
 DATALAB_ALL = ["label", "near_duplicate", "outlier", "class_imbalance"]
 
 
-def child(kind: str, count: int, seed: int, out: Path) -> None:
+def child(kind: str, count: int, seed: int, data: str, out: Path) -> None:
     if kind == "auditor":
-        result = run_auditor(count, seed)
+        result = run_auditor(count, seed, data)
     else:
-        result = run_datalab(count, seed, ["label"] if kind == "datalab-label" else DATALAB_ALL)
+        result = run_datalab(count, seed, data, ["label"] if kind == "datalab-label" else DATALAB_ALL)
     out.write_text(json.dumps(result))
 
 
-def measure(kind: str, count: int, seed: int, timeout: float) -> dict[str, Any]:
+def measure(kind: str, count: int, seed: int, data: str, timeout: float) -> dict[str, Any]:
     """One run in its own process: its figures, wall seconds, peak RSS (GiB) and the 1-min load average
     seen while it ran (sampled every 5 s)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, str(Path(__file__)), "--child", kind, "--n", str(count), "--seed", str(seed),
-                   "--out", str(out)]
+                   "--data", data, "--out", str(out)]
         started = time.perf_counter()
         loads = [os.getloadavg()[0]]
         errors = Path(tmp) / "stderr.txt"
@@ -226,8 +236,9 @@ def measure(kind: str, count: int, seed: int, timeout: float) -> dict[str, Any]:
         process.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
         error = errors.read_text(errors="replace")
         wall = time.perf_counter() - started
-        record: dict[str, Any] = {"kind": kind, "n": count, "wall_s": wall, "peak_rss_gib": usage.ru_maxrss / 2**20,
-                                  "load_avg": float(np.mean(loads)), "load_max": float(max(loads))}
+        record: dict[str, Any] = {"kind": kind, "n": count, "data": data, "wall_s": wall,
+                                  "peak_rss_gib": usage.ru_maxrss / 2**20, "load_avg": float(np.mean(loads)),
+                                  "load_max": float(max(loads))}
         if timed_out:
             record["failed"] = f"stopped after {timeout:.0f} s"
         elif process.returncode != 0 or not out.exists():
@@ -244,7 +255,8 @@ def _seconds(value: float | None) -> str:
 
 
 def compare(sizes: list[int], datalab_sizes: set[int], label_sizes: set[int], timeout: float,
-            datalab_timeout: float, json_out: Path | None, seed: int = 0) -> list[dict[str, Any]]:
+            datalab_timeout: float, json_out: Path | None, data: str = "modes", seed: int = 0,
+            ) -> list[dict[str, Any]]:
     """Runs every size (auditor, then Datalab's label analysis alone where asked, then its four issue types),
     prints the tables."""
     records: list[dict[str, Any]] = []
@@ -256,7 +268,7 @@ def compare(sizes: list[int], datalab_sizes: set[int], label_sizes: set[int], ti
             runs.append(("datalab-all", datalab_timeout))
         for kind, limit in runs:
             print(f"N = {count:,} {kind}: load average {os.getloadavg()[0]:.2f}", flush=True)
-            record = measure(kind, count, seed, limit)
+            record = measure(kind, count, seed, data, limit)
             print("  " + json.dumps({k: v for k, v in record.items() if k != "summaries"}), flush=True)
             records.append(record)
             if json_out is not None:
@@ -327,15 +339,16 @@ def main() -> None:
     parser.add_argument("--child", choices=["auditor", "datalab-label", "datalab-all"], required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", choices=["modes", "isotropic"], default="modes")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here (default: stdout)")
     args = parser.parse_args()
     if args.out is None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
-            child(args.child, args.n, args.seed, out)
+            child(args.child, args.n, args.seed, args.data, out)
             print(out.read_text())
     else:
-        child(args.child, args.n, args.seed, args.out)
+        child(args.child, args.n, args.seed, args.data, args.out)
 
 
 if __name__ == "__main__":
