@@ -205,6 +205,18 @@ def child(kind: str, count: int, seed: int, data: str, out: Path) -> None:
     out.write_text(json.dumps(result))
 
 
+# Datalab's address space is capped, so a run that would need more memory than the machine has fails with
+# MemoryError in its own process instead of waking the kernel's OOM killer among other people's processes.
+DATALAB_MAX_GIB = 14
+
+
+def _limit_memory() -> None:
+    import resource
+
+    limit = DATALAB_MAX_GIB * 2**30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def measure(kind: str, count: int, seed: int, data: str, timeout: float) -> dict[str, Any]:
     """One run in its own process: its figures, wall seconds, peak RSS (GiB) and the 1-min load average
     seen while it ran (sampled every 5 s)."""
@@ -216,7 +228,8 @@ def measure(kind: str, count: int, seed: int, data: str, timeout: float) -> dict
         loads = [os.getloadavg()[0]]
         errors = Path(tmp) / "stderr.txt"
         with errors.open("w") as stderr:
-            process = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL)
+            process = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL,
+                                       preexec_fn=None if kind == "auditor" else _limit_memory)
         status, usage, timed_out = 0, None, False
         next_sample = started + 5
         while True:
@@ -289,41 +302,46 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def print_tables(records: list[dict[str, Any]]) -> None:
+    """Markdown tables: auditor's stages per N, then each N side by side with Datalab."""
     sizes = list(dict.fromkeys(r["n"] for r in records))
     ours = {r["n"]: r for r in records if r["kind"] == "auditor"}
-    print("\nauditor, seconds per stage (synthetic 512-d vectors, every check, default config):")
+    print("\nauditor, seconds per stage (synthetic 512-d vectors, every check, default config):\n")
     stages = list(dict.fromkeys(k for r in ours.values() for k in r.get("timings", {})))
-    print(f"  {'stage':<26}" + "".join(f"{n:>12,}" for n in sizes))
-    for stage in stages:
-        print(f"  {stage:<26}" + "".join(f"{_seconds(ours[n].get('timings', {}).get(stage)):>12}"
-                                         if n in ours else f"{'':>12}" for n in sizes))
-    for key, label in (("peak_rss_gib", "peak RSS (GiB)"), ("load_avg", "load average (mean)")):
-        print(f"  {label:<26}" + "".join(f"{ours[n][key]:>12.2f}" if n in ours else f"{'':>12}" for n in sizes))
+    print("| stage | " + " | ".join(f"{n:,}" for n in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
 
-    print("\nside by side (seconds excluding generation; ratio = auditor / Datalab, same vectors, same run):")
-    header = ("N", "classes", "auditor label stage", "Datalab label", "ratio", "auditor all checks",
-              "Datalab 4 types", "ratio", "RSS auditor", "RSS Datalab", "load")
-    print("  " + " | ".join(header))
+    def row(label: str, cell: Any) -> None:
+        print(f"| {label} | " + " | ".join(cell(ours[n]) if n in ours else "" for n in sizes) + " |")
+
+    for stage in stages:
+        row(stage, lambda r, stage=stage: _seconds(r.get("timings", {}).get(stage)))
+    row("**checks stage**", lambda r: f"**{_seconds(_stage_totals(r['timings'])[1])}**" if "timings" in r
+        else r.get("failed", ""))
+    row("peak RSS (GiB)", lambda r: f"{r['peak_rss_gib']:.2f}")
+    row("load average (1 min, mean)", lambda r: f"{r['load_avg']:.1f}")
+
+    print("\nside by side (seconds excluding generation; ratio = auditor / Datalab, same vectors, same run):\n")
+    print("| N | classes | auditor label-error stage | Datalab label | ratio | auditor all checks | Datalab label + "
+          "near_duplicate + outlier + class_imbalance | ratio | peak RSS auditor / Datalab (GiB) | load |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for count in sizes:
         mine = ours.get(count, {})
         theirs = {r["kind"]: r for r in records if r["n"] == count and r["kind"] != "auditor"}
         label_ours = checks_ours = None
         if "timings" in mine:
             label_ours, checks_ours = _stage_totals(mine["timings"])
-
         label_theirs, all_theirs = (theirs[kind]["timings"]["datalab"] if "timings" in theirs.get(kind, {})
                                     else None for kind in ("datalab-label", "datalab-all"))
-
         failures = [f"{r['kind']}: {r['failed']}" for r in [mine, *theirs.values()] if r.get("failed")]
         rss_theirs = theirs.get("datalab-all", theirs.get("datalab-label", {})).get("peak_rss_gib")
         loads = [r["load_avg"] for r in [mine, *theirs.values()] if "load_avg" in r]
-        print("  " + " | ".join([
+        rss = f"{mine['peak_rss_gib']:.2f}" if "peak_rss_gib" in mine else "—"
+        print("| " + " | ".join([
             f"{count:,}", str(classes_for(count)), _seconds(label_ours), _seconds(label_theirs),
             _ratio(label_ours, label_theirs), _seconds(checks_ours), _seconds(all_theirs),
-            _ratio(checks_ours, all_theirs), f"{mine.get('peak_rss_gib', float('nan')):.2f}",
-            f"{rss_theirs:.2f}" if rss_theirs is not None else "—",
+            _ratio(checks_ours, all_theirs), f"{rss} / {rss_theirs:.2f}" if rss_theirs is not None else rss,
             f"{min(loads):.1f}–{max(loads):.1f}" if loads else "—",
-        ]) + (f"   ({'; '.join(failures)})" if failures else ""))
+        ]) + " |" + (f" ({'; '.join(failures)})" if failures else ""))
 
     print("\nplanted problems found (label errors: recall / precision of flagged images; copies: recall):")
     for record in records:
@@ -332,16 +350,28 @@ def print_tables(records: list[dict[str, Any]]) -> None:
             copies = f", copies recall {record['copy_recall']:.2f}" if "copy_recall" in record else ""
             print(f"  {record['n']:>9,} {record['kind']:<14} label errors {label['flagged']:>6} flagged, recall "
                   f"{label['recall']:.2f}, precision {label['precision']:.2f}{copies}")
+    print("\nneighbour searches (auditor; run.json 'searches'):")
+    for record in records:
+        for search in record.get("searches", []):
+            shown = {k: search[k] for k in ("search", "method", "vectors", "nprobe", "recall", "fallback", "seconds")
+                     if k in search}
+            print(f"  {record['n']:>9,} {json.dumps(shown)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--child", choices=["auditor", "datalab-label", "datalab-all"], required=True)
-    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--child", choices=["auditor", "datalab-label", "datalab-all"])
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--tables", type=Path, nargs="*", help="print the tables of these --json files instead")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", choices=["modes", "isotropic"], default="modes")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here (default: stdout)")
     args = parser.parse_args()
+    if args.tables:
+        print_tables([record for path in args.tables for record in json.loads(path.read_text())])
+        return
+    if args.child is None or args.n is None:
+        parser.error("--child and --n, or --tables")
     if args.out is None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
