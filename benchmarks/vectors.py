@@ -348,8 +348,10 @@ def print_tables(records: list[dict[str, Any]]) -> None:
         if "label" in record:
             label = record["label"]
             copies = f", copies recall {record['copy_recall']:.2f}" if "copy_recall" in record else ""
+            outliers = record.get("outliers", record.get("findings", {}).get("outlier"))
+            flagged = f", outliers flagged {outliers}" if outliers is not None else ""
             print(f"  {record['n']:>9,} {record['kind']:<14} label errors {label['flagged']:>6} flagged, recall "
-                  f"{label['recall']:.2f}, precision {label['precision']:.2f}{copies}")
+                  f"{label['recall']:.2f}, precision {label['precision']:.2f}{copies}{flagged}")
     print("\nneighbour searches (auditor; run.json 'searches'):")
     for record in records:
         for search in record.get("searches", []):
