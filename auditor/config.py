@@ -104,7 +104,8 @@ class SearchParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    # Up to this many indexed vectors a search is exact (all pairs, O(N^2 d) in all); beyond, approximate.
+    # A search is exact while queries x indexed vectors is at most this squared (every image against every
+    # image: up to this many images; O(N^2 d) in all); beyond, approximate.
     exact_max_vectors: int = Field(20_000, ge=2)
     # Recall@k against exact search an approximate search must reach on the measured sample of queries.
     min_recall: float = Field(0.99, gt=0.0, le=1.0)

@@ -39,6 +39,10 @@ _ONE_THREAD_BELOW = 50_000_000
 # Rows per step of the k-NN vote's tally and of each classifier pass (bounds their temporaries).
 _VOTE_BATCH = 65_536
 _ROW_BATCH = 65_536
+# The k-NN vote searches this many neighbours beyond ``knn_neighbours`` to skip an image's own copies; the
+# results are n x k, so a group of thousands of identical frames must not set k (an image with more copies
+# than this gets fewer votes than knn_neighbours, plus the prior).
+_MAX_COPIES_SKIPPED = 50
 # The regularisation is chosen, and each fold's fit started, on a seeded subsample of this many images,
 # so that cost stays fixed as n grows (below it, on every image, from zero, as before).
 _SUBSAMPLE = 20_000
@@ -74,10 +78,11 @@ def content_order(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def identical_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Group id per row (of ``matrix[rows]``, read in place), equal for rows with identical bytes (copies of
     one image embed identically); ids are numbered in order of first appearance."""
+    # Keyed by a 128-bit digest, not the row's bytes: a dict of 1M rows' bytes would copy the matrix again.
     seen: dict[bytes, int] = {}
     picked = range(len(matrix)) if rows is None else rows
-    return np.array([seen.setdefault(np.ascontiguousarray(matrix[i]).tobytes(), len(seen)) for i in picked],
-                    dtype=np.int64)
+    return np.array([seen.setdefault(hashlib.blake2b(np.ascontiguousarray(matrix[i]).data, digest_size=16).digest(),
+                                     len(seen)) for i in picked], dtype=np.int64)
 
 
 def out_of_sample_probabilities(
@@ -188,8 +193,8 @@ def knn_vote_probabilities(
     Copies of an image (same ``groups`` id) never vote for each other.
     """
     n = len(unit)
-    copies = np.bincount(groups).max() if len(groups) else 1
-    similarity, found = nearest(unit, min(n, neighbours + int(copies)), search, "knn_vote", log)
+    copies = min(int(np.bincount(groups).max()) if len(groups) else 1, _MAX_COPIES_SKIPPED)
+    similarity, found = nearest(unit, min(n, neighbours + copies), search, "knn_vote", log)
     votes = np.zeros((n, n_classes), dtype=np.float64)
     for start in range(0, n, _VOTE_BATCH):
         stop = min(n, start + _VOTE_BATCH)

@@ -99,9 +99,14 @@ def _exact(base: np.ndarray, queries: np.ndarray, k: int, binary: bool) -> tuple
     return values, found
 
 
-def _batched(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    parts = [index.search(queries[start : start + _QUERY_BATCH], k) for start in range(0, len(queries), _QUERY_BATCH)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def _batched(index: Any, queries: np.ndarray, k: int, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """An index's search of every query, in batches written into preallocated results."""
+    values = np.empty((len(queries), k), dtype=np.int32 if binary else np.float32)
+    found = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), _QUERY_BATCH):
+        batch = slice(start, start + _QUERY_BATCH)
+        values[batch], found[batch] = index.search(queries[batch], k)
+    return values, found
 
 
 def _recall(values: np.ndarray, found: np.ndarray, truth: np.ndarray, rows: np.ndarray | None, binary: bool) -> float:
@@ -129,8 +134,9 @@ def nearest(
     """The ``k`` nearest ``base`` rows of each query -- of each base row itself when ``queries`` is None (the
     row itself included) -- as (values, indices), nearest first; index -1 where the search found none.
 
-    Values are inner products of float32 rows, or Hamming distances of uint8 codes when ``binary``. Exact up
-    to ``exact_max`` (default ``settings.exact_max_vectors``) base rows. Beyond, an inverted-file index of
+    Values are inner products of float32 rows, or Hamming distances of uint8 codes when ``binary``. Exact while
+    queries x base rows is at most ``exact_max`` squared (default ``settings.exact_max_vectors``: a search of
+    every row against every row is exact up to that many rows). Beyond, an inverted-file index of
     about 4 sqrt(N) cells probes ``nprobe`` (default ``settings.nprobe``) cells per query; its recall@k is
     measured against brute force on ``settings.recall_queries`` sampled queries, and the cells probed double
     until it reaches ``settings.min_recall``. When that would probe more than half the cells, an index saves
@@ -145,7 +151,9 @@ def nearest(
     k = min(k, count)
     limit = settings.exact_max_vectors if exact_max is None else exact_max
     record: dict[str, Any] = {"search": name, "vectors": count, "queries": len(query_rows), "k": k}
-    if count <= limit or k == 0:
+    # Exact while the search costs no more than an all-pairs search of ``limit`` vectors: one class's members
+    # searched by every image (class closeness) count as the work they are, not as a small index.
+    if count * len(query_rows) <= limit * limit or _inverted_file_cells(count) < 2 or k == 0:
         values, found = _exact(base, query_rows, k, binary)
         record["method"] = "exact"
     else:
@@ -178,7 +186,7 @@ def nearest(
                       min_recall=settings.min_recall, tried=tried)
         if recall >= settings.min_recall:
             record["method"] = "ivf"
-            values, found = _batched(index, query_rows, k)
+            values, found = _batched(index, query_rows, k, binary)
         else:
             del index
             record["method"] = "exact"

@@ -22,6 +22,8 @@ import argparse
 import json
 import resource
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -55,7 +57,7 @@ def vectors(count: int, classes: int, kind: str, modes: int, seed: int) -> tuple
     return out, labels
 
 
-def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int) -> CheckContext:
+def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, with_hashes: bool) -> CheckContext:
     rng = np.random.default_rng(seed + 1)
     count = len(matrix)
     names = [f"class_{c}" for c in range(classes)]
@@ -67,13 +69,17 @@ def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int) -> 
         "sha256": [f"{i:064x}" for i in range(count)],
         "readable": np.ones(count, dtype=bool),
         "pixel_sha256": [f"p{i:063x}" for i in range(count)],
-        "phash": [f"{h:016x}" for h in hashes[:, 0]],
-        "dhash": [f"{h:016x}" for h in hashes[:, 1]],
+        "phash": [f"{h:016x}" for h in hashes[:, 0]] if with_hashes else [None] * count,
+        "dhash": [f"{h:016x}" for h in hashes[:, 1]] if with_hashes else [None] * count,
         "embedding_row": np.arange(count),
     })
     return CheckContext(images=images, embeddings=matrix, classes=names, splits=[], empty_classes={},
                         encoder=EncoderInfo("precomputed", "precomputed", "synthetic", DIM, True),
                         config=AuditConfig())
+
+
+def _run(ctx: CheckContext, name: str) -> int:
+    return len(REGISTRY[name](check_params(ctx.config, name)).run(ctx).findings)
 
 
 def main() -> None:
@@ -84,18 +90,31 @@ def main() -> None:
     parser.add_argument("--modes", type=int, default=100, help="modes per class (kind modes)")
     parser.add_argument("--checks", default=CHECKS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-hashes", action="store_true",
+                        help="no perceptual hashes (duplicates then runs its embedding search only)")
     args = parser.parse_args()
     started = time.perf_counter()
     matrix, labels = vectors(args.images, args.classes, args.kind, args.modes, args.seed)
-    ctx = context(matrix, labels, args.classes, args.seed)
-    timings = {"generate": time.perf_counter() - started}
-    for name in args.checks.split(","):
-        started = time.perf_counter()
-        result = REGISTRY[name](check_params(ctx.config, name)).run(ctx)
-        timings[name] = time.perf_counter() - started
-        print(f"{name:<14} {timings[name]:8.1f} s  {len(result.findings):>7} findings", flush=True)
-    print(f"total checks   {sum(v for k, v in timings.items() if k != 'generate'):8.1f} s")
-    print(f"peak RSS       {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:8.2f} GB")
+    ctx = context(matrix, labels, args.classes, args.seed, not args.no_hashes)
+    print(f"generated {args.images:,} x {DIM} {args.kind} vectors in {time.perf_counter() - started:.1f} s; "
+          "seconds wall / CPU (CPU: all threads; on a shared machine wall time includes waiting)", flush=True)
+    wall = cpu = 0.0
+    steps: list[tuple[str, Callable[[], object]]] = [
+        # The shared evidence first, so each check's figure is its own work.
+        ("evidence: regression", lambda: ctx.regression_probs),
+        ("evidence: k-NN vote", lambda: ctx.pred_probs),
+        ("evidence: class closeness", lambda: ctx.class_neighbourhoods),
+    ]
+    steps += [(name, partial(_run, ctx, name)) for name in args.checks.split(",")]
+    for name, step in steps:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        outcome = step()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        wall, cpu = wall + seconds, cpu + cpu_seconds
+        note = f"  {outcome} findings" if isinstance(outcome, int) else ""
+        print(f"{name:<28} {seconds:8.1f} {cpu_seconds:8.1f}{note}", flush=True)
+    print(f"{'total':<28} {wall:8.1f} {cpu:8.1f}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
     for record in ctx.searches.records:
         print(json.dumps(record))
 
