@@ -139,6 +139,7 @@ IMAGES_BASE_SCHEMA = pa.schema(
         pa.field("pixel_sha256", pa.string()),
         pa.field("phash", pa.string()),
         pa.field("dhash", pa.string()),
+        pa.field("levelled_hash", pa.string()),
     ]
 )
 

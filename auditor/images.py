@@ -41,6 +41,13 @@ MAX_BYTES_PER_PIXEL = 8
 _STRIP_PIXELS = 1 << 20
 _HASH_CHUNK = 1 << 20
 _HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# The levelled hash works on a grey copy this many pixels square (a box average: the quantile below
+# costs nothing, and pHash/dHash shrink further anyway).
+_LEVEL_SIZE = 64
+# ...levelled at its own lower quartile: every tone at or above it becomes white, the rest is scaled
+# by it. A brightness gain scales the quartile with the tones, so the levelled image is unchanged as
+# long as what the gain saturates stays above the quartile (up to three quarters of the image may clip).
+_LEVEL_QUANTILE = 0.25
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose does).
 _ORIENTATION = {
@@ -71,6 +78,8 @@ class ImageInfo:
     pixel_sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
+    # pHash + dHash of the image levelled to its own tones (``levelled_hash``): survives brightening.
+    levelled_hash: str | None = None
     # Pixel properties (``properties.PROPERTIES``) measured on the decoded image; empty when unreadable.
     properties: dict[str, float] = field(default_factory=dict)
 
@@ -239,6 +248,22 @@ def _pixel_sha256(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
+def levelled_hash(image: Image.Image) -> str:
+    """pHash + dHash (32 hex digits) of ``image`` levelled to its own tones (see ``_LEVEL_QUANTILE``).
+
+    Plain perceptual hashes move when a copy is brightened and light tones clip to white (a low-resolution
+    scan's anti-aliased strokes vanish into the background), so a brightened copy hashes like a stranger.
+    Levelling divides the gain out and clips both images at the same tone, which the duplicates check
+    compares as a second pixel-based distance.
+    """
+    import imagehash  # imported on use, as in read_image
+
+    grey = np.asarray(image.convert("L").resize((_LEVEL_SIZE, _LEVEL_SIZE), Image.Resampling.BOX), np.float64)
+    level = max(float(np.quantile(grey, _LEVEL_QUANTILE)), 1.0)
+    levelled = Image.fromarray(np.round(np.minimum(grey, level) * (255.0 / level)).astype(np.uint8))
+    return f"{imagehash.phash(levelled)}{imagehash.dhash(levelled)}"
+
+
 def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | None = None) -> ImageInfo:
     """Hash, decode and fingerprint one file; never raises for a bad file.
 
@@ -278,5 +303,6 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | No
         pixel_sha256=_pixel_sha256(image),
         phash=str(imagehash.phash(image)),
         dhash=str(imagehash.dhash(image)),
+        levelled_hash=levelled_hash(image),
         properties=image_properties(image),
     )

@@ -105,6 +105,7 @@ def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
                 "pixel_sha256": info.pixel_sha256,
                 "phash": info.phash,
                 "dhash": info.dhash,
+                "levelled_hash": info.levelled_hash,
                 **{name: info.properties.get(name, np.nan) for name in PROPERTY_COLUMNS},
             }
         )

@@ -6,8 +6,9 @@ The params of the label_errors and ambiguous checks live here because these verd
 
 Ambiguity: two out-of-sample views of the class evidence are pooled log-linearly (the cross-validated
 regression's probabilities and class closeness), temperature-scaled to the dataset, and a class is
-plausible for an image when its probability reaches the dataset's adjusted-boxplot fence of the top class's (see
-``checks/ambiguous.py`` for the full reasoning); zero-shot class prompts, when present, are judged alone.
+plausible for an image when its share relative to the top class is improbably high for a clean image of
+that top class, with a Bonferroni bar (see ``split_of`` and ``checks/ambiguous.py``); zero-shot class
+prompts, when present, are judged alone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from cleanlab.count import estimate_joint
 from cleanlab.filter import find_label_issues
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import norm
 
 from auditor.class_neighbours import similarity_probabilities
 from auditor.probabilities import fit_temperature, softmax
@@ -68,13 +70,17 @@ _TEMPERATURE_BOUNDS = (0.05, 100.0)
 
 class AmbiguousParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # A class is plausible for an image when its calibrated probability is at least this fraction of
-    # the top class's; two or more plausible classes make the image ambiguous.
+    # A class is plausible for an image only when its calibrated probability is at least this fraction
+    # of the top class's (a floor under the test below).
     min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
-    # ...and the image's split (second/top probability) must lie beyond the adjusted-boxplot fence: the
-    # dataset's upper-quartile split plus this many interquartile ranges times exp(3 x medcouple). A
-    # classifier unsure of every image so flags only the images it is unusually unsure of.
-    fence_iqr: float = Field(1.5, ge=0.0)
+    # ...and when the image's log(class / top) probability ratio is improbably high for a clean image of
+    # either class: against the images of the two classes the classifier gets right (median and MAD of
+    # the same ratio), beyond the Bonferroni bar for this many chance flags over the whole dataset. So
+    # the bar scales with how confident the classifier is on this dataset and this pair of classes.
+    false_alarms: float = Field(0.05, gt=0.0)
+    # A class pair with fewer correctly classified images than this is judged against every correctly
+    # classified image's runner-up ratio (too few to estimate the pair's own spread).
+    min_reference_images: int = Field(8, ge=3)
     # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
     # rest is the cross-validated regression (0: regression only, 1: closeness only).
     closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
@@ -119,52 +125,66 @@ class Split:
     plausible: np.ndarray  # bool (n, classes)
     evenness: np.ndarray  # second / top probability
     typical: float  # median evenness
-    relative: float  # the plausibility bar actually used (floor or fence)
+    bar_z: float  # the robust z a class's ratio to the top class must reach to be plausible
 
     @property
     def candidates(self) -> np.ndarray:
         return np.asarray(self.plausible.sum(axis=1) >= 2)
 
 
-# Order statistics the medcouple is computed on: its cost grows with the square of this, not with n.
-_MEDCOUPLE_POINTS = 801
+# The smallest spread (natural-log units) a reference ratio may have: a class whose correct images all
+# split identically would otherwise make any hair's difference infinitely surprising.
+_MIN_LOG_SPREAD = 1e-3
 
 
-def medcouple(values: np.ndarray) -> float:
-    """The medcouple (Brys, Hubert & Struyf 2004): a robust skewness in [-1, 1], 0 for a symmetric sample.
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    centre = float(np.median(values))
+    return centre, max(1.4826 * float(np.median(np.abs(values - centre))), _MIN_LOG_SPREAD)
 
-    Computed on evenly spaced order statistics (at most ``_MEDCOUPLE_POINTS``), which keeps it exact for
-    small samples, deterministic and independent of row order.
+
+def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> Split:
+    """Which classes are plausible for each image: the top class, and every class whose share of the
+    evidence is improbably high for a clean image of either class of the pair.
+
+    The reference for a pair of classes (the image's top ``a``, another ``c``) is how much of the other
+    class the images the classifier gets right show: ``log(p_c / p_a)`` over correct images labelled
+    ``a`` and ``log(p_a / p_c)`` over correct images labelled ``c``. A robust z-score (median, 1.4826
+    MAD) says how unusual an image's ``log(p_c / p_a)`` is, and the bar is Bonferroni's for
+    ``false_alarms`` chance flags among all images. Log ratios make the bar independent of the
+    temperature the evidence was scaled to; per-pair references make it follow how confident the
+    classifier is on this dataset and how close these two classes are in it (two look-alike classes are
+    often split a little; that is no sign of an ambiguous image).
     """
-    if len(values) < 3:
-        return 0.0
-    points = np.quantile(values, np.linspace(0.0, 1.0, min(len(values), _MEDCOUPLE_POINTS)))
-    middle = float(np.median(points))
-    below, above = points[points <= middle], points[points >= middle]
-    width = above[None, :] - below[:, None]
-    # Pairs straddling the median; pairs tied at the median carry no skew and are left out.
-    kernel = ((above[None, :] - middle) - (middle - below[:, None])) / np.where(width > 1e-12, width, 1.0)
-    kernel = kernel[width > 1e-12]
-    return float(np.median(kernel)) if len(kernel) else 0.0
-
-
-def split_of(probs: np.ndarray, params: AmbiguousParams) -> Split:
+    count, classes = probs.shape
     order = np.argsort(-probs, axis=1, kind="stable")
-    rows = np.arange(len(probs))
-    top = probs[rows, order[:, 0]]
+    rows = np.arange(count)
+    top_class = order[:, 0]
+    top = probs[rows, top_class]
     evenness = probs[rows, order[:, 1]] / top
-    # Quartiles on the plain (bounded) scale: on a log scale the many near-zero splits of a confident
-    # classifier stretch the spread and push the fence up to where only encoder confusions remain.
-    lower, median, upper = (float(q) for q in np.quantile(evenness, [0.25, 0.5, 0.75]))
-    # Splits are skewed (most images near 0 for a confident classifier, a long tail): Tukey's fence on
-    # them sits inside the tail and flagged 8-15% of clean images. The adjusted boxplot (Hubert &
-    # Vandervieren 2008) widens the fence by the skewness the medcouple measures, with its published
-    # constants (3 for right skew, 4 for left), so the bar scales with how confident the classifier is
-    # on this dataset overall.
-    skew = medcouple(evenness)
-    widen = float(np.exp((3.0 if skew >= 0 else 4.0) * skew))
-    relative = min(1.0, max(params.min_relative_probability, upper + params.fence_iqr * widen * (upper - lower)))
-    return Split(probs, order, probs >= relative * top[:, None], evenness, median, relative)
+    logs = np.log(np.maximum(probs, 1e-300))
+    ratios = logs - logs[rows, top_class][:, None]  # log(p_c / p_top) <= 0
+    correct = top_class == labels
+    # Too few correct images of a pair: judge it against every correct image's runner-up ratio.
+    fallback = np.sort(ratios[correct], axis=1)[:, -2] if classes > 1 else np.zeros(0)
+    bar = float(norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
+    z = np.full((count, classes), -np.inf)
+    for a in np.unique(top_class):
+        mine = np.flatnonzero(top_class == a)
+        of_a = correct & (labels == a)
+        for c in range(classes):
+            if c == a:
+                continue
+            of_c = correct & (labels == c)
+            reference = np.concatenate([ratios[of_a, c], logs[of_c, a] - logs[of_c, c]])
+            if len(reference) < params.min_reference_images:
+                reference = fallback
+            if len(reference) < params.min_reference_images:
+                continue  # the classifier gets too few images right to say what a clean split looks like
+            centre, spread = _robust(reference)
+            z[mine, c] = (ratios[mine, c] - centre) / spread
+    plausible = (z >= bar) & (probs >= params.min_relative_probability * top[:, None])
+    plausible[rows, top_class] = True
+    return Split(probs, order, plausible, evenness, float(np.median(evenness)), bar)
 
 
 @dataclass(frozen=True)
@@ -207,7 +227,7 @@ def ambiguity(
     if params.closeness_weight > 0:
         evidence = pooled(evidence, similarity_probabilities(closeness(), labels), params.closeness_weight)
     power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
-    embedded = split_of(sharpen(evidence, power), params)
+    embedded = split_of(sharpen(evidence, power), labels, params)
     given_plausible = embedded.plausible[rows, labels]
     excluded = embedded.candidates & label_issues & ~given_plausible
     by_embeddings = embedded.candidates & ~excluded
@@ -215,7 +235,7 @@ def ambiguity(
     zero_shot: Split | None = None
     by_zero_shot = np.zeros(len(labels), dtype=bool)
     if params.zero_shot and zero_shot_similarity is not None:
-        zero_shot = split_of(similarity_probabilities(zero_shot_similarity, labels), params)
+        zero_shot = split_of(similarity_probabilities(zero_shot_similarity, labels), labels, params)
         # Label-free evidence that leaves out the given label is a label question, not ambiguity.
         by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows, labels]
 

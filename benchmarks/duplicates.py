@@ -289,7 +289,8 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
     count = len(vectors)
     ids = [f"{i}" for i in range(count)]
     images = pd.DataFrame({"path": ids, "label": None, "split": None, "sha256": ids, "readable": True,
-                           "pixel_sha256": ids, "phash": None, "dhash": None, "embedding_row": np.arange(count)})
+                           "pixel_sha256": ids, "phash": None, "dhash": None, "levelled_hash": None,
+                           "embedding_row": np.arange(count)})
     ctx = CheckContext(images=images, embeddings=vectors, classes=[], splits=[], empty_classes={},
                        encoder=EncoderInfo("precomputed", "precomputed", "bench", vectors.shape[1], True),
                        config=AuditConfig())

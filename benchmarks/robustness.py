@@ -63,8 +63,8 @@ def cnn_pred_probs(collection: Path, out: Path) -> Path:
     return target
 
 
-def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None
-         ) -> tuple[pd.DataFrame, dict]:
+def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None,
+         checks: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     from auditor.config import load_config
     from auditor.scan import run_scan
 
@@ -72,6 +72,8 @@ def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model:
     pred_probs = cnn_pred_probs(collection, out.parent) if extra == "cnnprobs" else None
 
     overrides: dict[str, Any] = {"scan": {"cache_dir": str(cache)}, "encoder": {"name": encoder}}
+    if checks:
+        overrides["scan"]["checks"] = checks
     if encoder == "onnx":
         if cnn_model is None:
             raise SystemExit("an onnx run needs --cnn-model FILE")
@@ -183,6 +185,7 @@ def main() -> None:
     parser.add_argument("--cnn-model", type=Path, help="ONNX CNN (NHWC, 0-255, 224 px) for */onnx runs")
     parser.add_argument("--out", type=Path, default=Path("/tmp/robustness"), help="scan outputs and cache")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--checks", help="run only these checks (comma-separated; default: all)")
     parser.add_argument("--verbose", action="store_true", help="list missed planted copies and some wrong pairs")
     args = parser.parse_args()
 
@@ -193,7 +196,7 @@ def main() -> None:
         planted = json.loads((collection / "planted.json").read_text())
         started = time.perf_counter()
         findings, run = scan(collection, encoder, args.out / run_name.replace("/", "-"), args.out / "cache",
-                             args.cnn_model)
+                             args.cnn_model, args.checks.split(",") if args.checks else None)
         elapsed = time.perf_counter() - started
         images = pd.read_parquet(args.out / run_name.replace("/", "-") / "images.parquet")
         split_of = dict(zip(images["path"], images["split"].fillna(""), strict=True))

@@ -4,11 +4,12 @@ import io
 import zlib
 from pathlib import Path
 
+import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
-from auditor.images import open_rgb, read_image
+from auditor.images import levelled_hash, open_rgb, read_image
 from tests.conftest import draw_shape
 
 LIMIT = 89_478_485
@@ -175,3 +176,29 @@ def test_content_of_another_format_under_an_image_name_is_never_handed_to_pillow
     assert not info.readable and info.format is None
     assert "not an image auditor reads" in (info.reason or "")
     assert calls == []
+
+
+def _scan_8x8(seed: int) -> Image.Image:
+    """A low-resolution scan: random dark strokes on white, 8x8, upscaled bicubic to 32 px (soft grey edges)."""
+    cells = np.random.default_rng(seed).random((8, 8))
+    ink = np.where(cells > 0.6, 255.0 * (cells - 0.6) / 0.4, 0.0)
+    return Image.fromarray((255.0 - ink).astype(np.uint8)).resize((32, 32), Image.Resampling.BICUBIC).convert("RGB")
+
+
+def _bits(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def test_levelled_hash_survives_brightening_that_clips_the_light_tones() -> None:
+    """x1.3 brightness clips a scan's grey edges to white: the plain hashes move, the levelled one barely."""
+    plain_moves, levelled_moves, strangers = [], [], []
+    for seed in range(12):
+        image = _scan_8x8(seed)
+        bright = ImageEnhance.Brightness(image).enhance(1.3)
+        assert (np.asarray(bright) == 255).mean() > (np.asarray(image) == 255).mean()  # light tones clipped
+        plain_moves.append(_bits(str(imagehash.phash(image)) + str(imagehash.dhash(image)),
+                                 str(imagehash.phash(bright)) + str(imagehash.dhash(bright))))
+        levelled_moves.append(_bits(levelled_hash(image), levelled_hash(bright)))
+        strangers.append(_bits(levelled_hash(image), levelled_hash(_scan_8x8(seed + 100))))
+    assert np.median(levelled_moves) <= 4 < np.median(plain_moves)
+    assert min(strangers) > max(levelled_moves)

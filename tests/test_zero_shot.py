@@ -75,4 +75,4 @@ def test_scan_records_whether_zero_shot_ran(tmp_path: Path, monkeypatch: pytest.
     always = scan("always", "always")
     assert always["zero_shot"]["used"] is True and "not meaningful" in always["zero_shot"]["reason"]
     assert always["zero_shot"]["classes"] == ["circle", "square", "triangle"]
-    assert always["checks"]["ambiguous"]["zero_shot"]["relative_probability_used"] >= 0.1
+    assert always["checks"]["ambiguous"]["zero_shot"]["bar_z"] > 0

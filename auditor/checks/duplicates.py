@@ -2,9 +2,12 @@
 
 Identical files (sha256) and identical decoded pixels (a re-saved file) are copies by definition. For
 every other pair the check asks the data, not a fixed number, whether the two are closer than
-unrelated images get. Two distances are judged the same way: embedding cosine (as the chord distance
-``sqrt(2 - 2 cos)``) and perceptual hashes (pHash + dHash Hamming bits). For each, ``NeighbourNull``
-fits this dataset's nearest-neighbour distances and a pair must pass both
+unrelated images get. Three distances are judged the same way: embedding cosine (as the chord distance
+``sqrt(2 - 2 cos)``), perceptual hashes (pHash + dHash Hamming bits) and the same hashes of each image
+levelled to its own tones (``images.levelled_hash``: a brightened copy whose light tones clipped keeps
+them). The two hash distances are one family of evidence: each is tested at Bonferroni-corrected z
+(two looks at the same pixels), and a pair they alone vouch for counts as one witness. For each distance,
+``NeighbourNull`` fits this dataset's nearest-neighbour distances and a pair must pass both
 
 - the global test: its distance lies ``global_min_z`` robust standard deviations below the median
   nearest-neighbour distance of the dataset (improbable for the closest *unrelated* pair an image has);
@@ -35,6 +38,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import norm
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.findings import Finding, FindingKind, Severity
@@ -50,10 +54,14 @@ from auditor.similarity import (
 _HASH_BITS = 64
 # Pairs whose distances are computed at once (bounds the gathered vectors' memory).
 _PAIR_BATCH = 1 << 16
-METHODS = ("sha256", "pixels", "perceptual", "semantic")
-NEAR_METHODS = ("perceptual", "semantic")
+METHODS = ("sha256", "pixels", "perceptual", "levelled", "semantic")
+NEAR_METHODS = ("perceptual", "levelled", "semantic")
+# Which independent kind of evidence each near method is: the two hashes both read pixels, so a pair
+# they alone agree on is one witness, not two.
+_FAMILY = {"perceptual": "hashes", "levelled": "hashes", "semantic": "embedding"}
 _IDENTICAL: dict[tuple[str, ...], str] = {("sha256",): "identical bytes", ("pixels",): "identical pixels"}
-# Evidence tiers: how many independent methods vouch for a pair (identical content outranks both).
+# Evidence tiers: how many independent families (hashes, embedding) vouch for a pair (identical content
+# outranks both).
 _TIER_IDENTICAL = 3
 _TIER_NAMES = {_TIER_IDENTICAL: "identical", 2: "hash+embedding", 1: "one method"}
 
@@ -117,6 +125,28 @@ class _Method:
         local = np.minimum(self.null.z_local(distance, left), self.null.z_local(distance, right))
         margin = np.minimum(global_margin, local - self.local_min_z)
         return distance, np.where(both, margin, np.nan)
+
+
+_HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the levelled image"}
+
+
+def _bonferroni(z: float, looks: int) -> float:
+    """The z whose one-sided normal tail is that of ``z`` divided among ``looks`` tests."""
+    return z if looks <= 1 else float(norm.isf(norm.sf(z) / looks))
+
+
+def _joined_hashes(phash: pd.Series, dhash: pd.Series) -> pd.Series:
+    """pHash and dHash hex side by side (None where either is missing)."""
+    both = phash.notna() & dhash.notna()
+    return pd.Series(np.where(both, phash.fillna("") + dhash.fillna(""), None), index=phash.index, dtype=object)
+
+
+def _hamming(codes: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
+        return np.asarray(bits, dtype=np.float64) + 1.0
+
+    return distance
 
 
 def _no_groups(ctx: CheckContext) -> pd.Series:
@@ -202,49 +232,53 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         def add(name: str, where: np.ndarray, index: np.ndarray, distances: np.ndarray, search: str,
                 distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None,
                 note: dict[str, Any]) -> None:
+            # A family with several methods looks at a pair several times: each look must be as
+            # improbable as one look would be alone (Bonferroni on the tests' normal tails).
+            looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
+            global_min_z, local_min_z = (_bonferroni(z, looks) for z in (params.global_min_z, params.local_min_z))
             distances = np.where(index >= 0, distances, np.nan)
-            null = NeighbourNull.fit(distances, params.reference_neighbour, params.global_min_z)
+            null = NeighbourNull.fit(distances, params.reference_neighbour, global_min_z)
             reference = np.full(count, np.nan)
             reference[where] = null.reference
             has = np.zeros(count, dtype=bool)
             has[where] = True
             null = NeighbourNull(null.centre, null.scale, null.ratio_centre, null.ratio_scale, reference,
                                  null.global_min_z)
-            note.update(tests, images=len(where), search=search,
+            note.update(tests, images=len(where), search=search, family_looks=looks,
+                        global_min_z_used=global_min_z, local_min_z_used=local_min_z,
                         median_nearest_distance=float(np.exp(null.centre)),
-                        max_distance=fixed_max if fixed_max is not None else null.max_distance(params.global_min_z),
-                        max_ratio=null.max_ratio(params.local_min_z))
-            methods.append(_Method(name, has, distance, null, params.local_min_z, fixed_max))
+                        max_distance=fixed_max if fixed_max is not None else null.max_distance(global_min_z),
+                        max_ratio=null.max_ratio(local_min_z))
+            methods.append(_Method(name, has, distance, null, local_min_z, fixed_max))
             close = (distances <= fixed_max) if fixed_max is not None else \
-                (null.z_global(distances) >= params.global_min_z)
+                (null.z_global(distances) >= global_min_z)
             close &= index >= 0
             rows, columns = np.nonzero(close)
             ends = np.stack([where[rows], where[index[rows, columns]]], axis=1)
             found_pairs.append(np.sort(ends, axis=1))
 
         # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
-        hashed = (reps["phash"].notna() & reps["dhash"].notna()).to_numpy()
-        where = np.flatnonzero(hashed)
-        dhash = hex_codes(reps["dhash"].to_numpy()[where].tolist())
-        ones = np.unpackbits(dhash, axis=1).sum(axis=1) if len(where) else np.zeros(0, np.int64)
-        where = where[(ones >= params.min_hash_bits) & (ones <= _HASH_BITS - params.min_hash_bits)]
-        note: dict[str, Any] = {"distance": "pHash + dHash Hamming bits (of 128), plus 1"}
-        notes["perceptual"] = note
-        if (reason := too_few(len(where), "images with informative hashes")) is not None:
-            note["skipped"] = reason
-        else:
-            phash = hex_codes(reps["phash"].to_numpy()[where].tolist())
+        # Levelled: the same two hashes of each image levelled to its own tones (``images.levelled_hash``),
+        # which a brightened copy keeps; judged as its own distance, in the same (hashes) family.
+        joined = _joined_hashes(reps["phash"], reps["dhash"])
+        for name, hashes in (("perceptual", joined), ("levelled", reps["levelled_hash"])):
+            hashed = hashes.notna().to_numpy()
+            where = np.flatnonzero(hashed)
             codes = np.zeros((count, 2 * _HASH_BITS // 8), dtype=np.uint8)
-            codes[where] = np.concatenate([phash, hex_codes(reps["dhash"].to_numpy()[where].tolist())], axis=1)
+            if len(where):
+                codes[where] = hex_codes(hashes.to_numpy()[where].tolist())
+            # The dHash half says how much structure there is: near-flat images carry no usable bits.
+            ones = np.unpackbits(codes[where, _HASH_BITS // 8 :], axis=1).sum(axis=1)
+            where = where[(ones >= params.min_hash_bits) & (ones <= _HASH_BITS - params.min_hash_bits)]
+            note: dict[str, Any] = {"distance": f"{_HASH_NAMES[name]} Hamming bits (of 128), plus 1"}
+            notes[name] = note
+            if (reason := too_few(len(where), "images with informative hashes")) is not None:
+                note["skipped"] = reason
+                continue
             found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
-                                       ctx.config.search, ctx.searches, "duplicates_perceptual")
-
-            def hash_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-                bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
-                return np.asarray(bits, dtype=np.float64) + 1.0
-
+                                       ctx.config.search, ctx.searches, f"duplicates_{name}")
             fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
-            add("perceptual", where, found.index, found.value + 1.0, found.search, hash_distance, fixed, note)
+            add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
             note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
 
         # Semantic: embedding cosine, judged as the chord distance between unit vectors.
@@ -278,17 +312,22 @@ class DuplicatesCheck(Check[DuplicatesParams]):
 
     def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                                         dict[str, np.ndarray]]:
-        """Per pair: the evidence (>= 0: a copy; NaN: no method could judge), how many methods pass on
-        their own (the evidence tier), and each method's distance. The evidence is the best method's
-        margin over its tests, less ``single_method_extra_z`` unless two methods agree."""
+        """Per pair: the evidence (>= 0: a copy; NaN: no method could judge), how many families of methods
+        pass on their own (the evidence tier), and each method's distance. The evidence is the best method's
+        margin over its tests, less ``single_method_extra_z`` unless two families agree."""
         params = self.params
         evidence = np.full(len(left), np.nan)
         tier = np.zeros(len(left), dtype=np.int64)
         distances: dict[str, np.ndarray] = {}
+        passes: dict[str, np.ndarray] = {}
         for method in methods:
             distances[method.name], margin = method.evidence(left, right)
             evidence = np.fmax(evidence, margin)
-            tier += np.nan_to_num(margin, nan=-1.0) >= 0
+            family = _FAMILY[method.name]
+            passes[family] = passes.get(family, np.zeros(len(left), dtype=bool)) | (
+                np.nan_to_num(margin, nan=-1.0) >= 0)
+        for passed in passes.values():
+            tier += passed
         return np.where(tier >= 2, evidence, evidence - params.single_method_extra_z), tier, distances
 
     def _complete_linkage(

@@ -153,6 +153,7 @@ def make_context(
             "pixel_sha256": [f"px{i}" for i in range(count)],
             "phash": [None] * count,
             "dhash": [None] * count,
+            "levelled_hash": [None] * count,
             "embedding_row": list(range(count)),
         }
     )
@@ -333,3 +334,46 @@ def test_untrained_clip_skips_the_semantic_method() -> None:
     assert untrained.findings == [] and "untrained" in untrained.summary["semantic"]["skipped"]
     trained = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * 50, "clip"))
     assert near_groups(trained.findings) == expected_groups(planted)
+
+
+def _hashed_context(count: int, seed: int = 0) -> CheckContext:
+    """Unrelated random embeddings and random 128-bit plain and levelled hashes (no two alike)."""
+    rng = np.random.default_rng(seed)
+    ctx = make_context(rng.normal(size=(count, 48)), ["train"] * count)
+
+    def codes() -> list[str]:
+        return [bytes(row).hex() for row in rng.integers(0, 256, size=(count, 16), dtype=np.uint8)]
+
+    plain = codes()
+    ctx.images["phash"] = [code[:16] for code in plain]
+    ctx.images["dhash"] = [code[16:] for code in plain]
+    ctx.images["levelled_hash"] = codes()
+    return ctx
+
+
+def _planted(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.path in ("img_0003.png", "img_0007.png")]
+
+
+def test_levelled_hash_alone_finds_a_copy_the_plain_hashes_miss() -> None:
+    """A brightened copy: plain hashes and embedding unrelated, levelled hashes equal. Found, as one witness."""
+    ctx = _hashed_context(200)
+    ctx.images.loc[7, "levelled_hash"] = ctx.images.loc[3, "levelled_hash"]
+    result = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    assert frozenset({"img_0003.png", "img_0007.png"}) in near_groups(result.findings)
+    assert {tuple(f.details["methods"]) for f in _planted(result.findings)} == {("levelled",)}
+
+
+def test_both_hashes_agreeing_are_one_witness_not_two() -> None:
+    """Plain and levelled hashes read the same pixels: together they are the weakest tier, as the plain
+    hash alone would be; only the embedding agreeing makes a pair hash+embedding."""
+    ctx = _hashed_context(200)
+    for column in ("phash", "dhash", "levelled_hash"):
+        ctx.images.loc[7, column] = ctx.images.loc[3, column]
+    result = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    planted = _planted(result.findings)
+    assert {tuple(f.details["methods"]) for f in planted} == {("levelled", "perceptual")}
+    assert {f.details["evidence"] for f in planted} == {"one method"}
+    assert {f.severity for f in planted} == {"info"}
+    looks = result.summary["levelled"]
+    assert looks["family_looks"] == 2 and looks["local_min_z_used"] > DuplicatesParams().local_min_z
