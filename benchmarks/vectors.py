@@ -11,9 +11,9 @@ image = mode + N(0, 0.25²)), as real embeddings cluster by viewpoint, backgroun
 so approximate indexes cannot reach their recall target and fall back to exact search.
 Planted: 1% of images carry another class's vector under their own label (label errors), 0.5% are near
 copies of the image before them (noise 0.01), 0.1% exact copies (same vector, same pixel hash). Image facts
-the checks read are synthetic too: unique content hashes, random 64-bit pHash/dHash (near copies differ in 2
-bits), 640x480, pixel properties uniform in 0.2..0.8. No image file is written: the whole check stage runs
-on the in-memory context (``auditor.pipeline.run_checks``), default config.
+the checks read are synthetic too: unique content hashes, random 64-bit pHash/dHash and levelled hashes (near
+copies differ in 2 bits), 640x480, pixel properties uniform in 0.2..0.8. No image file is written: the whole
+check stage runs on the in-memory context (``auditor.pipeline.run_checks``), default config.
 
 What each side computes:
 - auditor, every registered check (unreadable, class_imbalance, duplicates, label_errors, class_overlap,
@@ -101,7 +101,7 @@ def _images_frame(data: dict[str, np.ndarray], seed: int) -> Any:
     count = len(data["labels"])
     content = np.arange(count)
     content[data["exact"]] = data["exact"] - 1
-    hashes = rng.integers(0, 2**63, size=(2, count), dtype=np.int64)
+    hashes = rng.integers(0, 2**63, size=(4, count), dtype=np.int64)  # pHash, dHash, levelled pHash + dHash
     flip = np.int64(0b101) << rng.integers(0, 60, size=len(data["near"]))
     hashes[:, data["near"]] = hashes[:, data["near"] - 1] ^ flip
     hashes[:, data["exact"]] = hashes[:, data["exact"] - 1]
@@ -112,6 +112,7 @@ def _images_frame(data: dict[str, np.ndarray], seed: int) -> Any:
         "split": None, "sha256": shas, "size_bytes": 50_000, "width": 640, "height": 480, "format": "JPEG",
         "mode": "RGB", "readable": True, "unreadable_reason": None, "pixel_sha256": shas,
         "phash": [f"{h:016x}" for h in hashes[0]], "dhash": [f"{h:016x}" for h in hashes[1]],
+        "levelled_hash": [f"{p:016x}{d:016x}" for p, d in zip(hashes[2], hashes[3], strict=True)],
         **{name: rng.uniform(0.2, 0.8, size=count) for name in PROPERTY_COLUMNS},
         "embedding_row": np.arange(count),
     })
