@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor import progress
 from auditor.config import SearchParams
 from auditor.probabilities import fit_temperature, softmax
 from auditor.similarity import SearchLog, nearest, unit_rows
@@ -52,6 +53,7 @@ def class_neighbourhoods(
     records = SearchLog()
     for column, member_ids in enumerate(members):
         member_ids = np.asarray(member_ids, dtype=np.int64)
+        progress.step(f"class closeness {column + 1}/{len(members)}")
         if len(member_ids) == 0:
             continue
         # One class's index at a time: the per-class copies together hold the vectors once.

@@ -9,9 +9,11 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
 from rich.console import Console
@@ -58,6 +60,69 @@ def root(
     """auditor: find what is wrong with an image dataset before you train on it."""
 
 
+def _one_of(allowed: tuple[str, ...]) -> Callable[[typer.CallbackParam, str | None], str | None]:
+    """Check a choice option here: a wrong value is then the one-line usage error (exit 2) every other bad input
+    gets, where typer's own check of a Literal option prints a six-line box."""
+
+    def check(param: typer.CallbackParam, value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise AuditorError(f"{'/'.join(param.opts)} must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    return check
+
+
+def _choice(*declarations: str, allowed: Any, help: str) -> Any:
+    """A typer option taking one of the values of the Literal ``allowed`` (shown in --help, completed by the shell)."""
+    values: tuple[str, ...] = get_args(allowed)
+    return typer.Option(*declarations, help=help, metavar="|".join(values), callback=_one_of(values),
+                        autocompletion=lambda: list(values))
+
+
+@contextmanager
+def _interruptible(left: str) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) in a command: one line saying what was left, exit 130, as scan does; ``left`` says
+    what the interrupted command leaves behind."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"[bold yellow]interrupted:[/] {left}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that neither a later write nor the interpreter's last flush raises again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _StdoutConsole(Console):
+    """The commands' stdout: a reader that stops early (`audit gate RESULTS | head -1`) is no error.
+
+    No traceback and no message: the rest of the text is dropped and the command goes on to its usual exit
+    code. The gate's is its verdict, 0 pass and 1 fail, however much of the text the reader took (rich and
+    typer alone exit 1 on a broken pipe, which a CI step reads as "the gate failed").
+    """
+
+    def __init__(self) -> None:
+        super().__init__(stderr=False)
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _drop_stdout()
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """What ``_StdoutConsole`` does for text written with ``typer.echo``."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+
+
 def _overrides(**options: Any) -> dict[str, Any]:
     """CLI options that were given, as a nested config dict (None means 'not given')."""
     mapping = {
@@ -68,6 +133,8 @@ def _overrides(**options: Any) -> dict[str, Any]:
         "embeddings": ("encoder", "precomputed_file"),
         "model_file": ("encoder", "model_file"),
         "cache_dir": ("scan", "cache_dir"),
+        "engine": ("engine", "name"),
+        "ray_address": ("engine", "address"),
     }
     result: dict[str, Any] = {}
     for key, value in options.items():
@@ -81,7 +148,13 @@ def _overrides(**options: Any) -> dict[str, Any]:
         result["encoder"]["name"] = "precomputed"
     if options.get("model_file") is not None and options.get("encoder") is None:
         result["encoder"]["name"] = "onnx"
+    if options.get("ray_address") is not None and options.get("engine") is None:
+        result["engine"]["name"] = "ray"
     return result
+
+
+# The values of auditor.config.EngineConfig.name, spelled out so that `audit --help` does not import pydantic.
+EngineName = Literal["local", "ray"]
 
 
 @app.command()
@@ -113,6 +186,16 @@ def scan(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per encoder batch.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Decoding worker processes (0: none).")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Embedding cache folder.")] = None,
+    engine: Annotated[
+        EngineName | None,
+        typer.Option("--engine", help="Where decode + embed run: local, or ray (Ray Data actors; "
+                     "needs auditor\\[ray])."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster address (implies --engine ray; default: $RAY_ADDRESS, "
+                     "else a local Ray instance)."),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
     checks: Annotated[
         str | None, typer.Option("--checks", help="Comma-separated checks to run (default: all).")
@@ -133,15 +216,17 @@ def scan(
     ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
-    # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
-    from auditor.checks import PARAMS
-    from auditor.config import load_config
-    from auditor.console import RichObserver, print_summary
-    from auditor.scan import run_scan
+    # A Ctrl-C during the imports below (torch's take seconds) must end like one during the scan, not silently.
+    with _interruptible("the scan had not started; nothing was written"):
+        # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
+        from auditor.checks import PARAMS
+        from auditor.config import load_config
+        from auditor.console import RichObserver, print_summary
+        from auditor.scan import run_scan
 
     overrides = _overrides(
         encoder=encoder, device=device, batch_size=batch_size, workers=workers,
-        embeddings=embeddings, model_file=model_file, cache_dir=cache_dir,
+        embeddings=embeddings, model_file=model_file, cache_dir=cache_dir, engine=engine, ray_address=ray_address,
     )
     if no_cache:
         overrides.setdefault("scan", {})["use_cache"] = False
@@ -149,10 +234,13 @@ def scan(
         overrides.setdefault("scan", {})["decisions_file"] = str(decisions)
     if checks is not None:
         overrides.setdefault("scan", {})["checks"] = [c.strip() for c in checks.split(",") if c.strip()]
-    console = Console(stderr=False)
+    console = _StdoutConsole()
     if baseline is not None and not gate:
         raise AuditorError("--baseline only applies with --gate")
-    cfg = load_config(config, overrides, check_params=PARAMS)
+    if ray_address is not None and engine == "local":
+        raise AuditorError("--ray-address only applies with --engine ray")
+    with _interruptible("the scan had not started; nothing was written"):
+        cfg = load_config(config, overrides, check_params=PARAMS)
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer, pred_probs=pred_probs)
@@ -207,10 +295,11 @@ def _apply_gate(
     if output is not None:
         text = render(verdict, GateFormat(fmt))
         atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    if output is None and GateFormat(fmt) is not GateFormat.TEXT:
-        typer.echo(render(verdict, GateFormat(fmt)), nl=False)
-    else:
-        print_verdict(console, verdict)
+    with _reader_may_leave():
+        if output is None and GateFormat(fmt) is not GateFormat.TEXT:
+            typer.echo(render(verdict, GateFormat(fmt)), nl=False)
+        else:
+            print_verdict(console, verdict)
     return verdict.passed
 
 
@@ -224,9 +313,7 @@ def gate_command(
         Path | None,
         typer.Option("--baseline", help="Results folder of the base branch: only findings it lacks count."),
     ] = None,
-    fmt: Annotated[
-        GateFormatName, typer.Option("--format", "-f", help="Output format.")
-    ] = "text",
+    fmt: Annotated[str, _choice("--format", "-f", allowed=GateFormatName, help="Output format.")] = "text",
     output: Annotated[
         Path | None,
         typer.Option("--output", help="Write the verdict in --format here; the terminal then gets text."),
@@ -241,10 +328,12 @@ def gate_command(
     from auditor.config import load_config
 
     rules = load_config(config, check_params=PARAMS).gate
-    console = Console(stderr=False)
+    console = _StdoutConsole()
     # Off a terminal (CI logs), lines are not hard-wrapped at 80 columns in the middle of a message.
     console.soft_wrap = not console.is_terminal
-    if not _apply_gate(results, rules, baseline, fmt, output, console, decisions):
+    with _interruptible("no verdict was given"):
+        passed = _apply_gate(results, rules, baseline, fmt, output, console, decisions)
+    if not passed:
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -255,7 +344,7 @@ ReportFormatName = Literal["terminal", "markdown", "html"]
 @app.command("report")
 def report_command(
     results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
-    fmt: Annotated[ReportFormatName, typer.Option("--format", "-f", help="Output format.")] = "terminal",
+    fmt: Annotated[str, _choice("--format", "-f", allowed=ReportFormatName, help="Output format.")] = "terminal",
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write here (default: stdout; html: RESULTS/report.html)."),
@@ -279,14 +368,16 @@ def report_command(
     report_format = ReportFormat(fmt)
     if output is None and report_format is ReportFormat.HTML:
         output = results / "report.html"
-    console = Console(stderr=False)
+    console = _StdoutConsole()
     color = output is None and report_format is ReportFormat.TERMINAL and console.is_terminal
     options = ReportOptions(tuple(check or ()), top, dataset, color, console.width if color else 120)
-    text = render_results(results, report_format, options)
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    write_report(output, text)
+    with _interruptible("no report was written"):
+        text = render_results(results, report_format, options)
+        if output is None:
+            with _reader_may_leave():
+                typer.echo(text, nl=False)
+            return
+        write_report(output, text)
     from auditor.report.safe import visible  # on use: see report_command's imports
 
     console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
@@ -330,7 +421,7 @@ def review_command(
     except ValueError:
         raise AuditorError(f"--expires must be a date YYYY-MM-DD, got {expires!r}") from None
     reviewer = who or default_who()
-    console = Console(stderr=False)
+    console = _StdoutConsole()
     if accept or relabel:
         _review_one(loaded, target, accept, relabel, check, path, reason, label, reviewer, until, console)
         return
@@ -462,7 +553,7 @@ def fix_command(
     loaded, _ = with_decisions(loaded, decided, now_utc().date())
     fix = plan_fix(loaded, decided, options, now_utc().date())
     log = write_fix(fix, out, Path(root_text) if root_text else None)
-    console = Console(stderr=False)
+    console = _StdoutConsole()
     table = Table(title=f"audit fix: {len(fix.manifest)} of {len(loaded.images)} images kept", title_justify="left")
     for column in ("action", "because of", "images"):
         table.add_column(column)
@@ -484,7 +575,9 @@ ExportTarget = Literal["label-studio", "fiftyone"]
 @app.command("export")
 def export_command(
     results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
-    to: Annotated[ExportTarget, typer.Option("--to", help="label-studio (tasks JSON) or fiftyone (a dataset).")],
+    to: Annotated[
+        str, _choice("--to", allowed=ExportTarget, help="label-studio (tasks JSON) or fiftyone (a dataset).")
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="label-studio: the tasks JSON file to write.")
     ] = None,
@@ -504,7 +597,7 @@ def export_command(
 
     # Findings accepted since the scan are not handed to annotators either.
     loaded = with_current_decisions(load_results(results))
-    console = Console(stderr=False)
+    console = _StdoutConsole()
     if to == "fiftyone":
         root = dataset or Path(str((loaded.run.get("dataset") or {}).get("root") or ""))
         if not root.is_dir():

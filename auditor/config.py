@@ -10,9 +10,9 @@ import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from auditor.errors import ConfigError
 
@@ -20,7 +20,37 @@ from auditor.errors import ConfigError
 REGULARISATION_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-class StrictModel(BaseModel):
+def _types_in(annotation: Any) -> set[Any]:
+    """``annotation`` and every type inside it (``Annotated``, unions, tuple and list items)."""
+    found = {annotation}
+    for arg in get_args(annotation):
+        found |= _types_in(arg)
+    return found
+
+
+def _holds_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value))
+
+
+class ConfigModel(BaseModel):
+    """Base of every config section and check's params: an unknown key is an error (``extra="forbid"``), and so
+    is true/false where a number is expected. pydantic reads TOML ``threshold = true`` as 1 otherwise: a typo
+    that silently sets a threshold (the gate's rules are strict types; this covers every other section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        types_in = _types_in(field.annotation) if field is not None else set()
+        if _holds_bool(value) and types_in & {int, float} and bool not in types_in:
+            got = str(value).lower() if isinstance(value, bool) else "a list with true/false in it"
+            raise ValueError(f"expected a number, got {got}")
+        return value
+
+
+class StrictModel(ConfigModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -68,8 +98,21 @@ class ScanConfig(StrictModel):
     decisions_file: Path | None = None
 
 
-class ProbabilityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EngineConfig(StrictModel):
+    """Where the decode + embed stage runs (``auditor/ray_engine.py`` for ``ray``); checks always run here."""
+
+    # local: worker processes on this machine; ray: Ray Data actors (needs `pip install 'auditor[ray]'`).
+    name: Literal["local", "ray"] = "local"
+    # Ray cluster to connect to ("ray://host:10001", "host:6379", "auto"); None: $RAY_ADDRESS, else a local
+    # Ray instance started for the scan and stopped after it.
+    address: str | None = None
+    # Model-holding actors; None: one per GPU of the cluster, else one per CPU.
+    actors: int | None = Field(None, ge=1, le=4096)
+    # Object store size of a local Ray instance, in MiB (batches stream through it; it never holds the dataset).
+    local_object_store_mb: int = Field(512, ge=80)
+
+
+class ProbabilityParams(ConfigModel):
     # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
     folds: int = Field(5, ge=2, le=20)
     # Inverse L2 regularisation strength of the logistic regression, as scikit-learn's C: the penalty
@@ -94,16 +137,15 @@ class ProbabilityParams(BaseModel):
     class_neighbours: int = Field(7, ge=1, le=100)
 
 
-class SearchParams(BaseModel):
+class SearchParams(ConfigModel):
     """Nearest-neighbour searches shared by the checks (k-NN vote, class closeness, duplicates).
 
-    Up to ``exact_max_vectors`` indexed vectors a search is exact; beyond, a faiss inverted-file index
+    A search is exact while it is small (see ``exact_max_vectors``); beyond, a faiss inverted-file index
     whose recall against exact search is measured on a sample of queries every time, and raised (more
     cells probed) until it reaches ``min_recall``, or the search falls back to exact. run.json
     ``searches`` records each search, its parameters and measured recall.
     """
 
-    model_config = ConfigDict(extra="forbid")
     # A search is exact while queries x indexed vectors is at most this squared (every image against every
     # image: up to this many images; O(N^2 d) in all); beyond, approximate.
     exact_max_vectors: int = Field(20_000, ge=2)
@@ -115,8 +157,7 @@ class SearchParams(BaseModel):
     nprobe: int = Field(16, ge=1)
 
 
-class ZeroShotParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ZeroShotParams(ConfigModel):
     # auto: when the encoder has a text tower and real pretrained weights; off: never; always: whenever
     # the encoder has a text tower, even untrained (for tests; the findings are then not meaningful).
     mode: Literal["auto", "off", "always"] = "auto"
@@ -128,10 +169,9 @@ class ZeroShotParams(BaseModel):
     )
 
 
-class ReliabilityParams(BaseModel):
+class ReliabilityParams(ConfigModel):
     """How the model-based checks judge their own evidence (``auditor/reliability.py``)."""
 
-    model_config = ConfigDict(extra="forbid")
     # Assess the model-based checks' reliability (false: always trust them).
     enabled: bool = True
     # Confidence level of the bounds recorded beside the verdict (run.json figures).
@@ -190,6 +230,7 @@ class GateConfig(BaseModel):
 class AuditConfig(StrictModel):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     probabilities: ProbabilityParams = Field(default_factory=ProbabilityParams)
     search: SearchParams = Field(default_factory=SearchParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)

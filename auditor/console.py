@@ -26,6 +26,7 @@ class RichObserver:
         self.enabled = enabled
         self._progress: Progress | None = None
         self._task: int | None = None
+        self._stage = ""
 
     def stage(self, name: str, total: int | None) -> None:
         if not self.enabled:
@@ -35,11 +36,17 @@ class RichObserver:
             console=self.console, transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(name, total=total)
+        self._stage = escape(name)
+        self._task = self._progress.add_task(self._stage, total=total)
 
     def advance(self, count: int = 1) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, count)  # type: ignore[arg-type]
+
+    def step(self, text: str) -> None:
+        """Show the sub-step beside the stage's name, so a long check's bar visibly moves on."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=f"{self._stage} [dim]{escape(text)}[/]")  # type: ignore[arg-type]
 
     def done(self) -> None:
         if self._progress is not None:

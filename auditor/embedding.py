@@ -29,7 +29,7 @@ class EmbeddingResult:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def _load_one(
+def load_for_embedding(
     preprocess: Preprocessor, max_pixels: int, item: tuple[str, Path]
 ) -> tuple[str, np.ndarray | None, str | None]:
     """Decode and preprocess one file, if it still holds the bytes the read stage hashed.
@@ -53,6 +53,17 @@ def _load_one(
         return sha, None, f"preprocessing failed: {type(exc).__name__}: {exc}"
 
 
+def from_cache(
+    files: dict[str, Path], encoder: Encoder, cache: EmbeddingCache | None
+) -> tuple[EmbeddingResult, list[tuple[str, Path]]]:
+    """The cached vectors (the result's first rows, in every engine) and the files left to embed, in order."""
+    vectors: dict[str, np.ndarray] = {}
+    if cache is not None:
+        vectors.update(cache.get_many(files, encoder.identity, encoder.dim))
+    todo = [(sha, path) for sha, path in files.items() if sha not in vectors]
+    return EmbeddingResult(vectors, from_cache=len(vectors)), todo
+
+
 def embed_files(
     files: dict[str, Path],
     encoder: Encoder,
@@ -63,13 +74,10 @@ def embed_files(
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> EmbeddingResult:
     """Embed ``files`` (sha256 -> one path holding those bytes); cache hits are not decoded at all."""
-    vectors: dict[str, np.ndarray] = {}
-    if cache is not None:
-        vectors.update(cache.get_many(files, encoder.identity, encoder.dim))
-    result = EmbeddingResult(vectors, from_cache=len(vectors))
-    on_progress(len(vectors))
-    todo = [(sha, path) for sha, path in files.items() if sha not in vectors]
-    loader = partial(_load_one, encoder.preprocessor(), max_pixels)
+    result, todo = from_cache(files, encoder, cache)
+    on_progress(result.from_cache)
+    vectors = result.vectors
+    loader = partial(load_for_embedding, encoder.preprocessor(), max_pixels)
     batch_keys: list[str] = []
     batch_inputs: list[np.ndarray] = []
 

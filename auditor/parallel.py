@@ -62,11 +62,13 @@ def ordered_map(
     workers: int,
     chunk_size: int = 8,
     window: int = 8,
+    on_workers_started: Callable[[], None] | None = None,
 ) -> Generator[R, None, None]:
     """Yield ``function(item)`` for each item in order; ``workers=0`` runs in this process.
 
     Close the generator (``contextlib.closing``) when stopping early: that shuts the pool down now
-    instead of whenever the suspended generator is garbage-collected.
+    instead of whenever the suspended generator is garbage-collected. ``on_workers_started`` is called once
+    the worker processes are started and busy (never when the items are mapped in this process).
     """
     if workers <= 0 or len(items) <= chunk_size:
         for item in items:
@@ -83,6 +85,9 @@ def ordered_map(
                     with _signals_blocked():
                         pending.append(pool.submit(_apply_chunk, function, chunks[next_chunk]))
                     next_chunk += 1
+                if on_workers_started is not None:
+                    on_workers_started()
+                    on_workers_started = None
                 yield from pending.popleft().result()
         finally:
             for future in pending:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor import __version__, library_warnings
+from auditor import __version__, library_warnings, progress, slow_imports
 from auditor.cache import EmbeddingCache, default_cache_dir
 from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
 from auditor.config import AuditConfig, validate_checks
@@ -42,6 +43,7 @@ from auditor.images import ImageInfo, read_discovered
 from auditor.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
 from auditor.parallel import ordered_map
 from auditor.properties import PROPERTY_COLUMNS
+from auditor.ray_engine import embed_files_ray, require_ray
 from auditor.reliability import ADVICE as RELIABILITY_ADVICE
 from auditor.user_probabilities import UserProbabilities, load_user_probabilities
 from auditor.zero_shot import class_prompts, zero_shot_decision
@@ -56,6 +58,9 @@ class Observer(Protocol):
     def stage(self, name: str, total: int | None) -> None: ...
     def advance(self, count: int = 1) -> None: ...
     def done(self) -> None: ...
+    # What the current stage is doing now, e.g. "label_errors: classifier fold 2/5" while the checks run
+    # (the checks' sub-steps, see progress.py). Optional: an observer without it gets no sub-steps.
+    def step(self, text: str) -> None: ...
 
 
 class SilentObserver:
@@ -66,6 +71,9 @@ class SilentObserver:
         pass
 
     def done(self) -> None:
+        pass
+
+    def step(self, text: str) -> None:
         pass
 
 
@@ -176,6 +184,8 @@ def _run_scan(
     observer = observer or SilentObserver()
     dataset, out_dir = Path(dataset), Path(out_dir)
     validate_checks(config, PARAMS)
+    if config.engine.name == "ray":
+        require_ray()
     _check_out_dir(dataset, out_dir)
     state = _State(dataset, manifest, config, observer, noise)
     discovery = _discover(state)
@@ -183,7 +193,7 @@ def _run_scan(
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
     user_probs = _user_probabilities(pred_probs, images[images["readable"] & images["label"].notna()])
     encoder, encoder_info = _load_encoder(state)
-    vectors, embed_stats = _embed_stage(state, images, discovery, encoder)
+    vectors, embed_stats = _embed_stage(state, images, discovery, encoder, encoder_info)
     prompts, zero_shot = _prompts_stage(state, images, encoder, encoder_info)
     context = CheckContext(
         images=images,
@@ -220,6 +230,8 @@ class _State:
     timings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     decisions: dict[str, Any] = field(default_factory=dict)
+    # Where the decode + embed stage ran (run.json "engine").
+    engine: dict[str, Any] = field(default_factory=dict)
 
 
 def _discover(state: _State) -> Discovery:
@@ -231,20 +243,34 @@ def _discover(state: _State) -> Discovery:
 
 
 def _read(state: _State, discovery: Discovery) -> pd.DataFrame:
-    """Every file is hashed and decoded once, in worker processes; one images row per discovered file."""
+    """Every file is hashed and decoded once, in worker processes; one images row per discovered file.
+
+    Once the workers are running, cleanlab and scipy load in a background thread (``slow_imports``) while this
+    thread only waits on them; it imports nothing itself until that import is joined, because two threads
+    importing one package tree at once can see half-made modules. A read in this process (``workers = 0``,
+    a handful of files) imports them later, on first use, as usual.
+    """
     started = time.perf_counter()
     scan = state.config.scan
     state.observer.stage("Reading & hashing", len(discovery.records))
     reader = partial(read_discovered, scan.max_image_pixels, scan.max_file_bytes, root=state.dataset)
     items = [(record.abs_path, record.problem) for record in discovery.records]
     infos: list[ImageInfo] = []
-    with closing(ordered_map(reader, items, scan.workers, chunk_size=16)) as read:
-        for info in read:
-            infos.append(info)
-            state.observer.advance()
+    try:
+        with closing(ordered_map(reader, items, scan.workers, chunk_size=16,
+                                 on_workers_started=slow_imports.start)) as read:
+            for info in read:
+                infos.append(info)
+                state.observer.advance()
+    finally:
+        # Also on Ctrl-C or an error: whatever handles it may import, and must not race the import.
+        waiting = time.perf_counter()
+        slow_imports.wait()
+        # Seconds the scan waited, after the read, for that import to finish (not part of "read").
+        state.timings["wait_for_imports"] = time.perf_counter() - waiting
     state.observer.done()
     images = _images_frame(discovery, infos)
-    state.timings["read"] = time.perf_counter() - started
+    state.timings["read"] = time.perf_counter() - started - state.timings["wait_for_imports"]
     return images
 
 
@@ -264,13 +290,18 @@ def _load_encoder(state: _State) -> tuple[Encoder | PrecomputedEmbeddings, Encod
 
 
 def _embed_stage(
-    state: _State, images: pd.DataFrame, discovery: Discovery, encoder: Encoder | PrecomputedEmbeddings
+    state: _State,
+    images: pd.DataFrame,
+    discovery: Discovery,
+    encoder: Encoder | PrecomputedEmbeddings,
+    encoder_info: EncoderInfo,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Adds ``embedding_row`` to ``images`` (-1: not embedded); returns the vectors and the embedding stats."""
     started = time.perf_counter()
     embedding_rows, vectors, embed_stats = _embed(
-        images, state.dataset, discovery, encoder, state.config, state.observer, state.warnings
+        images, state.dataset, discovery, encoder, encoder_info.name, state.config, state.observer, state.warnings
     )
+    state.engine = embed_stats.pop("engine")
     images["embedding_row"] = embedding_rows
     state.timings["embed"] = time.perf_counter() - started
     return vectors, embed_stats
@@ -342,6 +373,7 @@ def _write_outputs(
         state.warnings.extend(library_warnings.PREFIX + line for line in state.noise.summary())
         run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
                           state.timings, findings, check_summaries, state.warnings)
+        run["engine"] = state.engine
         run["zero_shot"] = zero_shot
         run["probabilities"] = probabilities
         run["decisions"] = state.decisions
@@ -388,6 +420,7 @@ def _embed(
     dataset: Path,
     discovery: Discovery,
     encoder: Any,
+    encoder_name: str,
     config: AuditConfig,
     observer: Observer,
     warnings: list[str],
@@ -406,6 +439,7 @@ def _embed(
             rows[i] = row
         matrix = np.stack([v for _, v in present]) if present else np.zeros((0, encoder.dim), np.float32)
         stats["from_precomputed"] = len(present)
+        stats["engine"] = {"name": config.engine.name, "used": False, "reason": "precomputed embeddings"}
         return rows, matrix, stats
 
     files: dict[str, Path] = {}
@@ -420,10 +454,17 @@ def _embed(
             warnings.append(cache.rebuilt_reason)
     observer.stage("Embedding", len(files))
     try:
-        result = embed_files(
-            files, encoder, cache, config.encoder.batch_size, config.encoder.workers,
-            config.scan.max_image_pixels, on_progress=observer.advance,
-        )
+        if config.engine.name == "ray":
+            result, stats["engine"] = embed_files_ray(
+                files, encoder, encoder_name, config.encoder, config.engine, cache, config.scan.max_image_pixels,
+                on_progress=observer.advance,
+            )
+        else:
+            result = embed_files(
+                files, encoder, cache, config.encoder.batch_size, config.encoder.workers,
+                config.scan.max_image_pixels, on_progress=observer.advance,
+            )
+            stats["engine"] = {"name": "local", "used": True, "workers": config.encoder.workers}
     finally:
         observer.done()
         if cache is not None:
@@ -451,9 +492,13 @@ def _run_checks(
     columns: dict[str, pd.Series] = {}
     labelled = context.embedded["label"].dropna().nunique()
     observer.stage("Running checks", len(names))
+    # Observers written before sub-steps existed lack ``step``; they still get the stage and its count.
+    show_step = getattr(observer, "step", None)
     for name in names:
         check_type = REGISTRY[name]
         started = time.perf_counter()
+        if show_step is not None:
+            show_step(name)
         missing = []
         if Requirement.EMBEDDINGS in check_type.requires and len(context.embedded) == 0:
             missing.append("no embedded images")
@@ -463,7 +508,8 @@ def _run_checks(
             summaries[name] = {"skipped": "; ".join(missing)}
             warnings.append(f"check {name} skipped: {'; '.join(missing)}")
         else:
-            result = check_type(check_params(config, name)).run(context)
+            with progress.reporting(partial(_sub_step, show_step, name)):
+                result = check_type(check_params(config, name)).run(context)
             stray = {f.check for f in result.findings} - check_type.produces
             if stray:
                 raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
@@ -483,6 +529,11 @@ def _run_checks(
         warnings.insert(0, f"{', '.join(unreliable)} findings are unreliable and shown as info: {reason}. "
                            f"To judge labels, {RELIABILITY_ADVICE}")
     return findings, summaries, timings, columns
+
+
+def _sub_step(show_step: Callable[[str], None] | None, check: str, text: str) -> None:
+    if show_step is not None:
+        show_step(f"{check}: {text}")
 
 
 def _images_table(frame: pd.DataFrame) -> pa.Table:

@@ -21,11 +21,12 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 from threadpoolctl import threadpool_limits
 
+from auditor import progress
 from auditor.config import REGULARISATION_GRID, ProbabilityParams, SearchParams
 from auditor.similarity import SearchLog, nearest, unit_rows
+from auditor.slow_imports import scipy_optimize
 
 __all__ = ["REGULARISATION_GRID", "ProbabilityParams"]  # re-exported: they were defined here
 
@@ -113,9 +114,12 @@ def out_of_sample_probabilities(
     labels = np.asarray(labels)[order]
     bounds = np.searchsorted(assignment, np.arange(folds + 1))
     subsample = _subsample(n, params.seed)
+    if params.regularisation_c is None:
+        progress.step("classifier: choosing the regularisation")
     c_value = params.regularisation_c or _select_c(
         features[subsample], labels[subsample], assignment[subsample], params)
     for fold in range(folds):
+        progress.step(f"classifier fold {fold + 1}/{folds}")
         lo, hi = int(bounds[fold]), int(bounds[fold + 1])
         if lo == hi:
             continue
@@ -192,6 +196,7 @@ def knn_vote_probabilities(
 
     Copies of an image (same ``groups`` id) never vote for each other.
     """
+    progress.step("k-NN vote")
     n = len(unit)
     copies = min(int(np.bincount(groups).max()) if len(groups) else 1, _MAX_COPIES_SKIPPED)
     similarity, found = nearest(unit, min(n, neighbours + copies), search, "knn_vote", log)
@@ -291,7 +296,7 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
         scaled = scaled - scaled.max(axis=1, keepdims=True)
         return float(-(scaled[rows, labels] - np.log(np.exp(scaled).sum(axis=1))).mean())
 
-    return float(minimize_scalar(negative_log_likelihood, bounds=bounds, method="bounded").x)
+    return float(scipy_optimize.minimize_scalar(negative_log_likelihood, bounds=bounds, method="bounded").x)
 
 
 def _fit_softmax(
@@ -339,7 +344,7 @@ def _fit_softmax(
         start = np.zeros(dim * n_classes + n_classes, dtype=np.float64)
     threads = 1 if n * dim * n_classes < _ONE_THREAD_BELOW else None
     with threadpool_limits(limits=threads, user_api="blas"):
-        result = minimize(
+        result = scipy_optimize.minimize(
             loss_and_gradient, start, jac=True, method="L-BFGS-B",
             options={"maxiter": params.max_iter, "gtol": params.tolerance, "ftol": 1e-10},
         )

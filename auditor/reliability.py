@@ -43,11 +43,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import beta, norm
 
 from auditor.config import ReliabilityParams
 from auditor.findings import Finding, Severity
+from auditor.slow_imports import scipy_optimize, scipy_stats
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def assess(
     """``flags``: the label-error flags (bool per row); ``judged``: rows of classes the classifier judges."""
     k = len(classes)
     chance = 1.0 / max(k, 1)
-    z = float(norm.ppf(params.confidence))
+    z = float(scipy_stats.norm.ppf(params.confidence))
     predicted = pred_probs.argmax(axis=1)
     correct = predicted == labels
     sizes = np.bincount(labels, minlength=k)
@@ -140,7 +139,7 @@ def assess(
         # The same confidence level as the verdict, for the record.
         upper = 1.0
         if true_flags < n_flags:
-            upper = float(beta.ppf(params.confidence, true_flags + 1, n_flags - true_flags))
+            upper = float(scipy_stats.beta.ppf(params.confidence, true_flags + 1, n_flags - true_flags))
 
     reason = None
     if params.enabled and corrected < params.min_chance_corrected_accuracy:
@@ -177,7 +176,9 @@ def _noise_and_slope(uncertainty: np.ndarray, disagree: np.ndarray) -> tuple[flo
         return float(-(disagree * np.log(p) + (1 - disagree) * np.log(1 - p)).sum())
 
     start = np.array([disagree.mean() / 2, 0.5])
-    result = minimize(negative_log_likelihood, start, bounds=[(0.0, 1.0), (0.0, None)], method="L-BFGS-B")
+    result = scipy_optimize.minimize(
+        negative_log_likelihood, start, bounds=[(0.0, 1.0), (0.0, None)], method="L-BFGS-B"
+    )
     # The noise cannot exceed the disagreement it is part of.
     return float(min(result.x[0], disagree.mean())), float(result.x[1])
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor import progress
 from auditor.config import SearchParams
 
 # Queries per faiss search call, to bound the memory of the result arrays.
@@ -176,6 +177,7 @@ def nearest(
     k = min(k, count)
     limit = settings.exact_max_vectors if exact_max is None else exact_max
     record: dict[str, Any] = {"search": name, "vectors": count, "queries": len(query_rows), "k": k}
+    progress.step(f"neighbour search over {count:,} {'image hashes' if binary else 'vectors'}")
     # Exact while the search costs no more than an all-pairs search of ``limit`` vectors: one class's members
     # searched by every image (class closeness) count as the work they are, not as a small index.
     if count * len(query_rows) <= limit * limit or _inverted_file_cells(count) < 2 or k == 0:

@@ -20,13 +20,12 @@ from itertools import combinations
 from typing import Literal
 
 import numpy as np
-from cleanlab.count import estimate_joint
-from cleanlab.filter import find_label_issues
-from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import norm
+from pydantic import Field
 
 from auditor.class_neighbours import similarity_probabilities
+from auditor.config import ConfigModel
 from auditor.probabilities import fit_temperature, softmax
+from auditor.slow_imports import cleanlab_count, cleanlab_filter, scipy_stats
 
 FilterBy = Literal[
     "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
@@ -35,8 +34,7 @@ FilterBy = Literal[
 QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
 
 
-class LabelErrorsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LabelErrorsParams(ConfigModel):
     # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
     # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
     # first; "both" also requires the per-class count to agree (fewer, surer flags);
@@ -54,22 +52,21 @@ class LabelErrorsParams(BaseModel):
 
 def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> np.ndarray:
     """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it."""
-    return np.asarray(find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+    return np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
 
 
 def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """cleanlab's calibrated joint of given vs true class (sums to 1)."""
-    return np.asarray(estimate_joint(labels, pred_probs))
+    return np.asarray(cleanlab_count.estimate_joint(labels, pred_probs))
 
 
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
 _TEMPERATURE_BOUNDS = (0.05, 100.0)
 
 
-class AmbiguousParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AmbiguousParams(ConfigModel):
     # A class is plausible for an image only when its calibrated probability is at least this fraction
     # of the top class's (a floor under the test below).
     min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
@@ -166,7 +163,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
     correct = top_class == labels
     # Too few correct images of a pair: judge it against every correct image's runner-up ratio.
     fallback = np.sort(ratios[correct], axis=1)[:, -2] if classes > 1 else np.zeros(0)
-    bar = float(norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
+    bar = float(scipy_stats.norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
     z = np.full((count, classes), -np.inf)
     for a in np.unique(top_class):
         mine = np.flatnonzero(top_class == a)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
+import signal
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from auditor.checks.base import CheckContext
+from auditor.cli import main
 from auditor.config import AuditConfig
 from auditor.encoders.base import EncoderInfo
 
@@ -107,3 +113,23 @@ def synthetic_context(
         encoder=EncoderInfo("builtin", "builtin", "test", vectors.shape[1], False),
         config=AuditConfig(),
     )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``audit ARGS`` through the console-script entry ``main()``, in this process: the code a shell runs, its
+    exit code, stdout and stderr, without a fresh interpreter's seconds of imports per call. Tests that need a
+    real process (start-up, environment read at import, pipes, signals) start one."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
+    sys.argv = ["audit", *args]
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit_info:
+                code = 0 if exit_info.code is None else int(exit_info.code)
+    finally:
+        sys.argv = argv
+        signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(["audit", *args], code, stdout.getvalue(), stderr.getvalue())

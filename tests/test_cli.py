@@ -10,20 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_class_folder
+from tests.conftest import run_cli, write_class_folder
 
 
-def audit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def audit_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m auditor ARGS`` in a fresh process (for what only a real process shows: start-up, env read
+    at import, pipes)."""
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=300,
         env={**os.environ, **(env or {})},
     )
 
 
+audit = run_cli
+
+
 def test_version() -> None:
     from auditor import __version__
 
-    result = audit("--version")
+    result = audit_process("--version")  # one real `python -m auditor` start
     assert result.returncode == 0 and __version__ in result.stdout
 
 
@@ -111,7 +116,7 @@ def test_quiet_still_warns_and_gate_names_encoder_and_what_broke(tmp_path: Path)
     write_class_folder(data, per_class=3)
     (data / "circle" / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    done = audit("scan", str(data), "--out", str(out), "--encoder", "auto", "--quiet", "--workers", "0",
+    done = audit_process("scan", str(data), "--out", str(out), "--encoder", "auto", "--quiet", "--workers", "0",
                   env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
@@ -124,3 +129,65 @@ def test_quiet_still_warns_and_gate_names_encoder_and_what_broke(tmp_path: Path)
     assert last.startswith("gate FAILED: 1 of ") and "1 finding to fix" in last, last
     markdown = audit("gate", str(out), "--format", "markdown").stdout
     assert "Encoder: `builtin:" in markdown and "1 finding to fix" in markdown
+
+
+def test_a_bad_choice_is_one_line_naming_the_allowed_values(tmp_path: Path) -> None:
+    for args, allowed in [(["report", str(tmp_path), "--format", "pdf"], "terminal, markdown, html"),
+                          (["gate", str(tmp_path), "-f", "xml"], "text, markdown, json"),
+                          (["export", str(tmp_path), "--to", "cvat"], "label-studio, fiftyone")]:
+        result = audit(*args)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and allowed in lines[0] and lines[0].startswith("error:"), result.stderr
+
+
+@pytest.fixture(scope="module")
+def passing_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Results whose gate passes: clean images, only the unreadable check."""
+    root = tmp_path_factory.mktemp("passing")
+    write_class_folder(root / "data", per_class=3)
+    done = audit("scan", str(root / "data"), "--out", str(root / "out"), "--encoder", "builtin", "--workers", "0",
+                 "--checks", "unreadable", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return root / "out"
+
+
+def _with_reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run with stdout a pipe whose reader has already left (`| head -0`): every write gets EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "auditor", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(write_end)
+
+
+def test_a_reader_leaving_early_keeps_the_gate_verdict_and_prints_nothing(passing_results: Path) -> None:
+    for fmt in ("text", "json"):
+        gate = _with_reader_gone("gate", str(passing_results), "--format", fmt)
+        assert gate.returncode == 0, (fmt, gate.stderr)  # typer alone exits 1 ("gate failed") on EPIPE
+        assert gate.stderr == "", gate.stderr
+    report = _with_reader_gone("report", str(passing_results))
+    assert report.returncode == 0 and report.stderr == "", report.stderr
+
+
+def test_ctrl_c_in_report_or_gate_is_one_line_and_exit_130(
+    passing_results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import auditor.gate
+    import auditor.report
+    from auditor.cli import app
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(auditor.report, "render_results", interrupted)
+    monkeypatch.setattr(auditor.gate, "evaluate", interrupted)
+    for args, left in [(["report", str(passing_results)], "no report was written"),
+                       (["gate", str(passing_results)], "no verdict was given")]:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 130, result.output
+        assert result.stderr.strip() == f"interrupted: {left}", result.stderr

@@ -72,3 +72,33 @@ def test_cli_overrides_win_over_file(tmp_path: Path) -> None:
     path.write_text('[encoder]\nname = "clip"\nbatch_size = 8\n')
     config = load_config(path, {"encoder": {"name": "builtin"}})
     assert config.encoder.name == "builtin" and config.encoder.batch_size == 8
+
+
+@pytest.mark.parametrize(
+    ("toml", "where"),
+    [
+        ("[checks.outliers]\nrobust_z = true\n", "[checks.outliers]"),
+        ("[checks.ambiguous]\ntop_pairs = false\n", "[checks.ambiguous]"),
+        ("[probabilities]\nknn_weight = true\n", "probabilities.knn_weight"),
+        ("[scan]\nworkers = true\n", "scan.workers"),
+        ("[encoder.onnx]\nmean = [true, 0.5, 0.5]\n", "encoder.onnx.mean"),
+        ("[reliability]\nconfidence = true\n", "reliability.confidence"),
+    ],
+    ids=["check-float", "check-int", "probabilities", "scan", "onnx-list", "reliability"],
+)
+def test_a_boolean_is_never_read_as_a_number(tmp_path: Path, toml: str, where: str) -> None:
+    """TOML `threshold = true` is a typo; pydantic alone would read it as 1 (the gate's rules were strict already)."""
+    path = tmp_path / "bools.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, check_params=PARAMS)
+    message = str(error.value)
+    assert where in message and "expected a number" in message and str(path) in message, message
+
+
+def test_booleans_still_set_boolean_fields(tmp_path: Path) -> None:
+    path = tmp_path / "flags.toml"
+    path.write_text("[scan]\nuse_cache = false\n[reliability]\nenabled = false\n[encoder]\nallow_download = false\n",
+                    encoding="utf-8")
+    config = load_config(path, check_params=PARAMS)
+    assert not config.scan.use_cache and not config.reliability.enabled and not config.encoder.allow_download

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from auditor.gate import GateConfig, RuleStatus, evaluate, new_findings
 from auditor.outputs import write_json, write_parquet
 from auditor.report.gate_render import GateFormat, render_json, render_markdown, render_text
 from auditor.results import Results, ResultsError, load_results
-from tests.conftest import write_split_shapes
+from tests.conftest import run_cli, write_split_shapes
 
 # --- Synthetic results -----------------------------------------------------------------------------
 
@@ -273,9 +271,7 @@ def test_renaming_and_moving_files_passes_against_a_baseline(tmp_path: Path) -> 
     assert "| at most 0 new `unreadable` findings | ✅ pass | 0 |" in summary
 
 
-def audit(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "auditor", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+audit = run_cli  # in this process, through main() (tests/conftest.py)
 
 
 @pytest.mark.parametrize(

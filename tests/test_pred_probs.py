@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 from auditor.config import load_config
 from auditor.errors import DatasetError
 from auditor.scan import run_scan
-from tests.conftest import SHAPES, write_class_folder
+from tests.conftest import SHAPES, run_cli, write_class_folder
 
 CHECKS = ["label_errors", "ambiguous", "class_overlap"]
 
@@ -113,11 +111,8 @@ def test_cli_rejects_logits_with_exit_2(tmp_path: Path, dataset) -> None:  # typ
     logits = _confident(paths)
     logits[list(SHAPES)] = np.log(logits[list(SHAPES)].to_numpy())
     logits.to_parquet(tmp_path / "logits.parquet")
-    result = subprocess.run(
-        [sys.executable, "-m", "auditor", "scan", str(root), "--out", str(tmp_path / "out"), "--encoder", "builtin",
-         "--workers", "0", "--pred-probs", str(tmp_path / "logits.parquet")],
-        capture_output=True, text=True, timeout=300,
-    )
+    result = run_cli("scan", str(root), "--out", str(tmp_path / "out"), "--encoder", "builtin",
+                     "--workers", "0", "--pred-probs", str(tmp_path / "logits.parquet"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "probabilities must not be negative" in result.stderr
 
@@ -125,11 +120,8 @@ def test_cli_rejects_logits_with_exit_2(tmp_path: Path, dataset) -> None:  # typ
 def test_cli_summary_says_whose_probabilities_were_used(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
     root, paths = dataset
     _confident(paths[1:]).to_parquet(tmp_path / "[probs].parquet")  # a name rich would read as markup
-    result = subprocess.run(
-        [sys.executable, "-m", "auditor", "scan", str(root), "--out", str(tmp_path / "out"), "--encoder", "builtin",
-         "--workers", "0", "--checks", "label_errors", "--pred-probs", str(tmp_path / "[probs].parquet")],
-        capture_output=True, text=True, timeout=300,
-    )
+    result = run_cli("scan", str(root), "--out", str(tmp_path / "out"), "--encoder", "builtin",
+                     "--workers", "0", "--checks", "label_errors", "--pred-probs", str(tmp_path / "[probs].parquet"))
     assert result.returncode == 0, result.stderr
     summary = " ".join(result.stdout.split())
     assert "class probabilities: yours, from" in summary and "[probs].parquet" in summary

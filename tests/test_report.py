@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,15 +26,13 @@ from auditor.report import RENDERERS, ReportFormat, ReportOptions, load_results,
 from auditor.report.markdown import MAX_CHARS
 from auditor.report.thumbnails import Thumbnailer
 from auditor.scan import run_scan
-from tests.conftest import draw_shape, write_class_folder
+from tests.conftest import draw_shape, run_cli, write_class_folder
 
 SEED = 7
 HTML_LIMIT = 30 * 1024 * 1024
 
 
-def audit(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "auditor", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+audit = run_cli  # in this process, through main() (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -178,3 +178,82 @@ def test_sample_data_planted_problems(tmp_path: Path) -> None:
 
     for fmt in ReportFormat:
         assert render_results(tmp_path / "out", fmt, ReportOptions())
+
+
+class _Recorder:
+    """An observer that keeps every call, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def stage(self, name: str, total: int | None) -> None:
+        self.calls.append(("stage", name))
+
+    def advance(self, count: int = 1) -> None:
+        self.calls.append(("advance", count))
+
+    def done(self) -> None:
+        self.calls.append(("done", None))
+
+    def step(self, text: str) -> None:
+        self.calls.append(("step", text))
+
+
+def test_long_checks_report_sub_steps_to_the_observer(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=8)
+    recorder = _Recorder()
+    run_scan(data, _config(tmp_path), tmp_path / "out", observer=recorder)
+    checks_stage = recorder.calls.index(("stage", "Running checks"))
+    steps = [str(text) for kind, text in recorder.calls[checks_stage:] if kind == "step"]
+    # Each check is announced, then its sub-steps come prefixed with its name.
+    assert "label_errors" in steps
+    folds = [s for s in steps if s.startswith("label_errors: classifier fold ")]
+    assert folds == [f"label_errors: classifier fold {i}/5" for i in range(1, 6)], steps
+    assert "label_errors: k-NN vote" in steps
+    assert any(s.startswith("duplicates: neighbour search over ") for s in steps), steps
+    # Class closeness is shared evidence: computed once, under whichever check asks first.
+    closeness = [s.split(": ", 1)[1] for s in steps if ": class closeness " in s]
+    assert closeness == ["class closeness 1/3", "class closeness 2/3", "class closeness 3/3"], steps
+    # Sub-steps arrive only while the checks stage is open (before its done()).
+    assert ("done", None) in recorder.calls[checks_stage:]
+    last_step = max(i for i, (kind, _) in enumerate(recorder.calls) if kind == "step")
+    assert last_step < recorder.calls.index(("done", None), checks_stage)
+
+
+def test_an_observer_without_sub_steps_still_works(tmp_path: Path) -> None:
+    """Observers written before sub-steps existed have no ``step``: the scan runs and reports stages as before."""
+
+    class Old:
+        def __init__(self) -> None:
+            self.stages: list[str] = []
+
+        def stage(self, name: str, total: int | None) -> None:
+            self.stages.append(name)
+
+        def advance(self, count: int = 1) -> None:
+            pass
+
+        def done(self) -> None:
+            pass
+
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    old = Old()
+    run_scan(data, _config(tmp_path, checks=["label_errors"]), tmp_path / "out", observer=old)  # type: ignore[arg-type]
+    assert "Running checks" in old.stages
+
+
+def test_the_cli_progress_bar_shows_the_sub_step() -> None:
+    import io
+
+    from rich.console import Console
+
+    from auditor.console import RichObserver
+
+    out = io.StringIO()
+    observer = RichObserver(Console(file=out, force_terminal=True, width=120))
+    observer.stage("Running checks", 2)
+    observer.step("label_errors: classifier fold [2/5]")  # data-like text is shown, never read as markup
+    observer.done()
+    assert "Running checks" in out.getvalue() and "label_errors: classifier fold [2/5]" in out.getvalue()

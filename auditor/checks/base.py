@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from auditor.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
-from auditor.config import AuditConfig
+from auditor.config import AuditConfig, ConfigModel
 from auditor.encoder_facts import ClassPrompts, EncoderInfo
 from auditor.findings import Finding, FindingKind
 from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
@@ -39,8 +39,8 @@ class Requirement(StrEnum):
     LABELS = "labels"  # at least two classes with embedded images
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NoParams(ConfigModel):
+    """A check without settings: its [checks.NAME] section, when present, must be empty."""
 
 
 @dataclass

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import statistics
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 
 
-class ClassImbalanceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassImbalanceParams(ConfigModel):
     # A class with fewer readable images than this (in a split) is starved.
     min_count: int = Field(5, ge=0)
     # ...or with fewer than this fraction of the split's median class count.

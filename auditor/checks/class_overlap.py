@@ -15,16 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cleanlab.dataset import find_overlapping_classes
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.reliability import mark, summary_fields
+from auditor.slow_imports import cleanlab_dataset
 
 
-class ClassOverlapParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassOverlapParams(ConfigModel):
     # Report a pair when its joint mass (images estimated to be labelled one class of the pair while
     # belonging to the other, both directions), or its ambiguous images naming both classes, are at
     # least this share of the two classes' mean size.
@@ -60,7 +60,7 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
         sizes = np.bincount(labels, minlength=len(classes))
         ambiguous = ctx.ambiguity.pair_counts()
         by_pair: dict[tuple[int, int], dict[str, Any]] = {}
-        for pair in find_overlapping_classes(joint=joint, num_examples=len(labels)).to_dict("records"):
+        for pair in cleanlab_dataset.find_overlapping_classes(joint=joint, num_examples=len(labels)).to_dict("records"):
             a, b = sorted((int(pair["Class Index A"]), int(pair["Class Index B"])))
             mass = float(pair["Joint Probability"])
             # Each class's mass counted once: half of (its row + its column) of the joint.

@@ -37,10 +37,10 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import norm
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.similarity import (
     NeighbourNull,
@@ -50,6 +50,7 @@ from auditor.similarity import (
     hex_codes,
     unit_rows,
 )
+from auditor.slow_imports import scipy_stats
 
 _HASH_BITS = 64
 # Pairs whose distances are computed at once (bounds the gathered vectors' memory).
@@ -66,8 +67,7 @@ _TIER_IDENTICAL = 3
 _TIER_NAMES = {_TIER_IDENTICAL: "identical", 2: "hash+embedding", 1: "one method"}
 
 
-class DuplicatesParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DuplicatesParams(ConfigModel):
     # Global test: a pair's distance must lie this many robust standard deviations (1.4826 MAD of log
     # distance) below the dataset's median nearest-neighbour distance.
     global_min_z: float = 1.5
@@ -132,7 +132,7 @@ _HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the 
 
 def _bonferroni(z: float, looks: int) -> float:
     """The z whose one-sided normal tail is that of ``z`` divided among ``looks`` tests."""
-    return z if looks <= 1 else float(norm.isf(norm.sf(z) / looks))
+    return z if looks <= 1 else float(scipy_stats.norm.isf(scipy_stats.norm.sf(z) / looks))
 
 
 def _joined_hashes(phash: pd.Series, dhash: pd.Series) -> pd.Series:

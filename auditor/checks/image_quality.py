@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import fisher_exact
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.slow_imports import scipy_stats
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -35,8 +36,7 @@ IMAGE_KINDS = ("dark", "overexposed", "blurry", "low_information", "odd_aspect_r
 SHORTCUT = "quality_shortcut"
 
 
-class ImageQualityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImageQualityParams(ConfigModel):
     robust_z: float = Field(4.0, gt=0.0)
     min_images: int = Field(20, ge=3)
     dark_max_luminance: float = Field(0.25, ge=0.0, le=1.0)
@@ -298,7 +298,7 @@ class ImageQualityCheck(Check[ImageQualityParams]):
                 ratio = rate / max(rest_rate, 1.0 / rest_n)
                 if rate < params.shortcut_min_rate or ratio < params.shortcut_min_ratio:
                     continue
-                _, p_value = fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]], alternative="greater")
+                _, p_value = scipy_stats.fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]], alternative="greater")
                 adjusted = min(1.0, float(p_value) * tests)
                 if adjusted >= params.shortcut_alpha:
                     continue

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from cleanlab.rank import get_label_quality_scores
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.reliability import mark, summary_fields
+from auditor.slow_imports import cleanlab_rank
 from auditor.verdicts import LabelErrorsParams, label_issue_mask
 
 # The params and label_issue_mask live in auditor.verdicts: the ambiguous check reads the same verdict.
@@ -62,7 +62,9 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
         labels = ctx.label_ids
         probs = ctx.pred_probs
         rows = ctx.labelled
-        quality = np.asarray(get_label_quality_scores(labels, probs, method=params.quality_method), dtype=float)
+        quality = np.asarray(
+            cleanlab_rank.get_label_quality_scores(labels, probs, method=params.quality_method), dtype=float
+        )
         predicted = probs.argmax(axis=1)
         class_sizes = np.bincount(labels, minlength=len(classes))
         noise = per_class_error_rates(ctx.confident_joint, classes)

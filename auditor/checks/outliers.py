@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.reliability import mark, summary_fields
 
@@ -26,8 +27,7 @@ from auditor.reliability import mark, summary_fields
 _MAD_TO_SIGMA = 1.4826
 
 
-class OutlierParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OutlierParams(ConfigModel):
     # Outlier when log-isolation exceeds the median by this many robust standard deviations.
     robust_z: float = Field(3.0, gt=0.0)
     # Fewer distinct embedded images than this: too few to say what is typical, the check is skipped.
