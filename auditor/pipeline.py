@@ -143,6 +143,35 @@ def run_scan(
         return _run_scan(dataset, config, out_dir, manifest, observer, noise, pred_probs)
 
 
+@dataclass
+class CheckStage:
+    """What the check stage yields: findings, each check's run.json summary and seconds, the extra images
+    columns, and the warnings it raised (library warnings collected, one line per kind)."""
+
+    findings: list[Finding]
+    summaries: dict[str, Any]
+    timings: dict[str, float]
+    columns: dict[str, pd.Series]
+    warnings: list[str]
+
+
+def run_checks(context: CheckContext, observer: Observer | None = None) -> CheckStage:
+    """The check stage alone, exactly as ``run_scan`` runs it, on a context the caller built.
+
+    For callers that already hold the vectors and image facts in memory: ``benchmarks/scale.py`` runs the
+    checks on a million synthetic vectors, where writing and reading a million image files would cost more
+    than the checks it measures.
+    """
+    validate_checks(context.config, PARAMS)
+    warnings: list[str] = []
+    with library_warnings.collected() as noise:
+        findings, summaries, timings, columns = _run_checks(
+            context, context.config, observer or SilentObserver(), warnings
+        )
+    warnings.extend(library_warnings.PREFIX + line for line in noise.summary())
+    return CheckStage(findings, summaries, timings, columns, warnings)
+
+
 def _run_scan(
     dataset: Path,
     config: AuditConfig,

@@ -8,6 +8,12 @@ embeddings and prints run.json's time per stage and per check. Separately measur
 (ViT-B-32, untrained weights, fp32 and int8), and extrapolates both to each N.
 
     python benchmarks/scale.py [--sizes 1000,10000] [--sample 64] [--workdir DIR]
+
+``--vectors`` (the checks at scale, side by side with cleanlab's Datalab; see ``vectors.py`` here):
+
+    nice python benchmarks/scale.py --vectors 1000,20000,100000 --datalab 1000,20000,100000 \
+        --datalab-label 1000,20000
+    nice python benchmarks/scale.py --vectors 1000000 --datalab 1000000 --datalab-timeout 900
 """
 
 from __future__ import annotations
@@ -109,7 +115,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--sample", type=int, default=64, help="photo-like JPEGs for the per-image rates")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--vectors", default=None,
+                        help="sizes for the checks on in-memory vectors (no image files), e.g. 1000,20000,100000")
+    parser.add_argument("--datalab", default="",
+                        help="sizes (of --vectors) at which cleanlab's Datalab runs on the same vectors "
+                             "(label + near_duplicate + outlier + class_imbalance)")
+    parser.add_argument("--datalab-label", default="1000,20000",
+                        help="sizes at which Datalab's label analysis alone runs too (issue 19's comparison)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per auditor run (--vectors)")
+    parser.add_argument("--datalab-timeout", type=float, default=3600, help="seconds per Datalab run")
+    parser.add_argument("--json", type=Path, default=None, help="also write the --vectors figures here")
+    parser.add_argument("--data", choices=["modes", "isotropic"], default="modes", help="--vectors generator")
     args = parser.parse_args()
+    if args.vectors:
+        from vectors import compare  # benchmarks/vectors.py, next to this script
+
+        compare([int(n) for n in args.vectors.split(",")], {int(n) for n in args.datalab.split(",") if n},
+                {int(n) for n in args.datalab_label.split(",") if n}, args.timeout, args.datalab_timeout, args.json,
+                args.data)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
