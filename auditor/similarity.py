@@ -80,12 +80,19 @@ def _inverted_file_cells(count: int) -> int:
     return max(1, min(int(4 * np.sqrt(count)), count // _TRAIN_PER_CELL))
 
 
+def _content_sample(data: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """``size`` row positions chosen, and ordered, by the rows' contents alone: evenly spaced along one seeded
+    random direction. Renaming or reordering files must change no finding, and both the index's k-means
+    (its training rows and their order) and the recall sample decide results above the exact-search size;
+    a sample by position would follow the file order."""
+    direction = np.random.default_rng(seed).standard_normal(size=data.shape[1], dtype=np.float32)
+    order = np.argsort(data @ direction, kind="stable")  # uint8 codes are promoted to float32 here
+    return order[np.linspace(0, len(data) - 1, num=min(size, len(data))).round().astype(np.int64)]
+
+
 def _training_sample(data: np.ndarray, cells: int, seed: int) -> np.ndarray:
-    size = min(len(data), cells * _TRAIN_PER_CELL)
-    if size == len(data):
-        return data
-    pick = np.random.default_rng(seed).choice(len(data), size=size, replace=False)
-    return data[np.sort(pick)]
+    sample: np.ndarray = data[_content_sample(data, cells * _TRAIN_PER_CELL, seed)]
+    return sample
 
 
 def _exact(base: np.ndarray, queries: np.ndarray, k: int, binary: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -199,9 +206,7 @@ def nearest(
         index.cp.niter = _KMEANS_ITERATIONS
         index.train(_training_sample(base, cells, seed))
         index.add(base)
-        rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(len(query_rows), size=min(settings.recall_queries, len(query_rows)),
-                                    replace=False))
+        sample = _content_sample(query_rows, settings.recall_queries, seed)
         truth, _ = _exact(base, query_rows[sample], k, binary)
         probe = min(settings.nprobe if nprobe is None else nprobe, cells)
         # 8-bit codes blur near ties, so twice as many candidates are fetched and the best k kept after re-scoring.

@@ -101,3 +101,20 @@ def test_scan_records_every_search_in_run_json(tmp_path: Path) -> None:
     assert {"knn_vote", "class_closeness", "duplicates_perceptual", "duplicates_semantic"} <= set(exact_methods)
     approximate = [r for r in outputs["approximate"][1] if r["search"] in ("knn_vote", "duplicates_semantic")]
     assert len(approximate) == 2 and all("recall" in r and "nprobe" in r and "cells" in r for r in approximate)
+
+
+def test_approximate_search_does_not_depend_on_row_order() -> None:
+    """Renaming files reorders the rows; the index's training sample and the recall sample are drawn by
+    content, so every image keeps its neighbours and the search its recall."""
+    vectors, _, _ = clustered()
+    unit = unit_rows(vectors)
+    settings = SearchParams(exact_max_vectors=50, nprobe=1, recall_queries=200)
+    permutation = np.random.default_rng(3).permutation(len(unit))
+    before, after = SearchLog(), SearchLog()
+    _, found = nearest(unit, 6, settings, "original", before)
+    _, found_permuted = nearest(np.ascontiguousarray(unit[permutation]), 6, settings, "permuted", after)
+    # Row i of the permuted search is original row permutation[i]; map its neighbours back to original rows.
+    for i, row in enumerate(permutation):
+        assert set(permutation[found_permuted[i]]) == set(found[row])
+    assert before.records[0]["method"] == "ivf"
+    assert before.records[0]["tried"] == after.records[0]["tried"]
