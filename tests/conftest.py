@@ -67,6 +67,16 @@ def write_split_shapes(root: Path, train: int = 8, test: int = 4) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_raises() -> Iterable[None]:
+    """Tests of Ctrl-C need Python's own SIGINT handler. A CI runner may start the suite with SIGINT ignored (a
+    shell's background job does), and an ignored SIGINT is inherited by every scan the tests start, so the
+    interrupt tests would test nothing. With Python's handler here, child processes start with the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the user's embedding cache."""
