@@ -253,11 +253,8 @@ def cosine_neighbours(
     log: SearchLog | None = None, name: str = "cosine", seed: int = 0,
 ) -> Neighbours:
     """Each unit row's ``k`` nearest other rows by cosine (``nearest``: exact up to ``exact_max`` rows)."""
-    k = min(k, len(unit) - 1)
-    trace = log if log is not None else SearchLog()
-    values, found = nearest(np.ascontiguousarray(unit, dtype=np.float32), k + 1, settings or SearchParams(), name,
-                            trace, exact_max=exact_max, nprobe=nprobe, seed=seed)
-    return _drop_self(values, found, k, trace.records[-1]["method"])
+    rows = np.ascontiguousarray(unit, dtype=np.float32)
+    return _nearest_others(rows, k, False, exact_max, nprobe, settings, log, name, seed)
 
 
 def hamming_neighbours(
@@ -265,10 +262,18 @@ def hamming_neighbours(
     log: SearchLog | None = None, name: str = "hamming",
 ) -> Neighbours:
     """Each binary code's ``k`` nearest other codes by Hamming distance (``nearest``: exact up to ``exact_max``)."""
-    k = min(k, len(codes) - 1)
+    rows = np.ascontiguousarray(codes, dtype=np.uint8)
+    return _nearest_others(rows, k, True, exact_max, nprobe, settings, log, name, 0)
+
+
+def _nearest_others(
+    rows: np.ndarray, k: int, binary: bool, exact_max: int, nprobe: int, settings: SearchParams | None,
+    log: SearchLog | None, name: str, seed: int,
+) -> Neighbours:
+    k = min(k, len(rows) - 1)
     trace = log if log is not None else SearchLog()
-    values, found = nearest(np.ascontiguousarray(codes, dtype=np.uint8), k + 1, settings or SearchParams(), name,
-                            trace, binary=True, exact_max=exact_max, nprobe=nprobe)
+    values, found = nearest(rows, k + 1, settings or SearchParams(), name, trace, binary=binary,
+                            exact_max=exact_max, nprobe=nprobe, seed=seed)
     return _drop_self(values, found, k, trace.records[-1]["method"])
 
 
