@@ -216,14 +216,6 @@ def scan(
     ] = None,
 ) -> None:
     """Scan DATASET: embed every image, run the checks, write Parquet findings and run.json."""
-    # A Ctrl-C during the imports below (torch's take seconds) must end like one during the scan, not silently.
-    with _interruptible("the scan had not started; nothing was written"):
-        # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
-        from auditor.checks import PARAMS
-        from auditor.config import load_config
-        from auditor.console import RichObserver, print_summary
-        from auditor.scan import run_scan
-
     overrides = _overrides(
         encoder=encoder, device=device, batch_size=batch_size, workers=workers,
         embeddings=embeddings, model_file=model_file, cache_dir=cache_dir, engine=engine, ray_address=ray_address,
@@ -234,13 +226,20 @@ def scan(
         overrides.setdefault("scan", {})["decisions_file"] = str(decisions)
     if checks is not None:
         overrides.setdefault("scan", {})["checks"] = [c.strip() for c in checks.split(",") if c.strip()]
-    console = _StdoutConsole()
     if baseline is not None and not gate:
         raise AuditorError("--baseline only applies with --gate")
     if ray_address is not None and engine == "local":
         raise AuditorError("--ray-address only applies with --engine ray")
+    # A Ctrl-C during the imports below (torch's take seconds) must end like one during the scan, not silently.
     with _interruptible("the scan had not started; nothing was written"):
+        # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
+        from auditor.checks import PARAMS
+        from auditor.config import load_config
+        from auditor.console import RichObserver, print_summary
+        from auditor.scan import run_scan
+
         cfg = load_config(config, overrides, check_params=PARAMS)
+    console = _StdoutConsole()
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer, pred_probs=pred_probs)
