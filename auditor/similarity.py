@@ -15,6 +15,7 @@ Duplicate detection then judges each close pair against this dataset, not agains
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,7 @@ def _inverted_file_cells(count: int) -> int:
     return max(1, min(int(4 * np.sqrt(count)), count // _TRAIN_PER_CELL))
 
 
-def _content_sample(data: np.ndarray, size: int, seed: int) -> np.ndarray:
+def content_sample(data: np.ndarray, size: int, seed: int) -> np.ndarray:
     """``size`` row positions chosen, and ordered, by the rows' contents alone: evenly spaced along one seeded
     random direction. Renaming or reordering files must change no finding, and both the index's k-means
     (its training rows and their order) and the recall sample decide results above the exact-search size;
@@ -91,7 +92,7 @@ def _content_sample(data: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def _training_sample(data: np.ndarray, cells: int, seed: int) -> np.ndarray:
-    sample: np.ndarray = data[_content_sample(data, cells * _TRAIN_PER_CELL, seed)]
+    sample: np.ndarray = data[content_sample(data, cells * _TRAIN_PER_CELL, seed)]
     return sample
 
 
@@ -206,7 +207,7 @@ def nearest(
         index.cp.niter = _KMEANS_ITERATIONS
         index.train(_training_sample(base, cells, seed))
         index.add(base)
-        sample = _content_sample(query_rows, settings.recall_queries, seed)
+        sample = content_sample(query_rows, settings.recall_queries, seed)
         truth, _ = _exact(base, query_rows[sample], k, binary)
         probe = min(settings.nprobe if nprobe is None else nprobe, cells)
         # 8-bit codes blur near ties, so twice as many candidates are fetched and the best k kept after re-scoring.
@@ -238,10 +239,10 @@ def nearest(
     return values, found
 
 
-def _drop_self(values: np.ndarray, found: np.ndarray, k: int, search: str) -> Neighbours:
+def _drop_self(values: np.ndarray, found: np.ndarray, k: int, search: str, own: np.ndarray | None = None) -> Neighbours:
     """From a self-search for ``k`` + 1, each row's ``k`` nearest others (itself, or if absent the farthest,
-    dropped)."""
-    rows = np.arange(len(found))[:, None]
+    dropped); ``own``: each query's own row (default: query i is row i)."""
+    rows = (np.arange(len(found)) if own is None else np.asarray(own))[:, None]
     keep = found != rows
     keep &= np.cumsum(keep, axis=1) <= k
     return Neighbours(found[keep].reshape(len(found), k), values[keep].reshape(len(found), k).astype(np.float64),
@@ -264,6 +265,15 @@ def hamming_neighbours(
     """Each binary code's ``k`` nearest other codes by Hamming distance (``nearest``: exact up to ``exact_max``)."""
     rows = np.ascontiguousarray(codes, dtype=np.uint8)
     return _nearest_others(rows, k, True, exact_max, nprobe, settings, log, name, 0)
+
+
+def hamming_neighbours_of(codes: np.ndarray, rows: np.ndarray, k: int) -> Neighbours:
+    """The ``k`` nearest other codes of each of ``codes[rows]``, exactly: brute force, len(rows) x N popcounts
+    (~1.2 ns each here), for a sample of images or the few that need their neighbourhood."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    k = min(k, len(codes) - 1)
+    values, found = _exact(codes, codes[rows], k + 1, True)
+    return _drop_self(values, found, k, "exact", own=rows)
 
 
 def _nearest_others(
@@ -317,18 +327,16 @@ class NeighbourNull:
         logs = np.log(np.maximum(distances, _MIN_DISTANCE))
         nearest = logs[:, 0]
         centre, scale = robust_centre_scale(nearest[np.isfinite(nearest)])
-        passing = np.isfinite(logs) & ((centre - logs) / scale >= global_min_z)
-        width = logs.shape[1]
-        rank = np.minimum(reference_rank - 1 + passing.sum(axis=1), width - 1)
-        reference = logs[np.arange(len(logs)), rank]
-        missing = ~np.isfinite(reference)
-        # An item with fewer neighbours than that (IVF misses) uses its farthest one found.
-        if missing.any():
-            last = np.where(np.isfinite(logs), logs, -np.inf).max(axis=1)
-            reference[missing] = last[missing]
+        reference = _references(logs, centre, scale, global_min_z, reference_rank)
         ratios = nearest - reference
         ratio_centre, ratio_scale = robust_centre_scale(ratios[np.isfinite(ratios)])
         return cls(centre, scale, ratio_centre, ratio_scale, reference, global_min_z)
+
+    def references(self, distances: np.ndarray, reference_rank: int) -> np.ndarray:
+        """The log reference distance of items outside the fit, from their (n, k) sorted neighbour distances:
+        the same rank rule, under this null's global test."""
+        logs = np.log(np.maximum(distances, _MIN_DISTANCE))
+        return _references(logs, self.centre, self.scale, self.global_min_z, reference_rank)
 
     def z_global(self, distance: np.ndarray) -> np.ndarray:
         return np.asarray((self.centre - np.log(np.maximum(distance, _MIN_DISTANCE))) / self.scale)
@@ -346,6 +354,21 @@ class NeighbourNull:
         return float(np.exp(self.ratio_centre - min_z * self.ratio_scale))
 
 
+def _references(logs: np.ndarray, centre: float, scale: float, global_min_z: float, reference_rank: int) -> np.ndarray:
+    """Each item's log distance to its ``reference_rank``-th neighbour, not counting neighbours that pass the
+    global test (NaN distances: none found)."""
+    passing = np.isfinite(logs) & ((centre - logs) / scale >= global_min_z)
+    width = logs.shape[1]
+    rank = np.minimum(reference_rank - 1 + passing.sum(axis=1), width - 1)
+    reference = logs[np.arange(len(logs)), rank]
+    missing = ~np.isfinite(reference)
+    # An item with fewer neighbours than that (IVF misses) uses its farthest one found.
+    if missing.any():
+        last = np.where(np.isfinite(logs), logs, -np.inf).max(axis=1)
+        reference[missing] = last[missing]
+    return np.asarray(reference)
+
+
 def hex_codes(hashes: list[str]) -> np.ndarray:
     """Equal-length hex hash strings -> (n, bytes) uint8 array, the layout faiss binary indexes take."""
     if not hashes:
@@ -353,3 +376,81 @@ def hex_codes(hashes: list[str]) -> np.ndarray:
     return np.frombuffer(b"".join(bytes.fromhex(value) for value in hashes), dtype=np.uint8).reshape(
         len(hashes), -1
     )
+
+
+def _block_keys(bits: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Bits ``low:high`` (at most 64) of each unpacked code as one integer per row."""
+    packed = np.packbits(bits[:, low:high], axis=1)
+    padded = np.zeros((len(bits), 8), dtype=np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    return padded.view(">u8").ravel()
+
+
+def _runs(sorted_keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """For offsets t = 1, 2, ...: the positions p of ``sorted_keys`` whose key p + t shares (one run of equal
+    keys). Each array is at most N long, and all of them together hold one entry per pair sharing a key."""
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], len(sorted_keys)]
+    run_end = np.repeat(ends, ends - starts)
+    offset = 1
+    active = np.flatnonzero(run_end - np.arange(len(sorted_keys)) > offset)
+    while len(active):
+        yield offset, active
+        offset += 1
+        active = active[run_end[active] - active > offset]
+
+
+def hamming_pairs_within(codes: np.ndarray, radius: int, max_candidates: int) -> tuple[np.ndarray | None, int]:
+    """Every pair of rows (i < j) of binary ``codes`` at most ``radius`` Hamming bits apart: exactly, by
+    multi-index hashing. Split each code into ``radius`` + 1 disjoint blocks; a pair within ``radius``
+    differs in at most ``radius`` blocks, so it agrees exactly on one block at least (pigeonhole). Pairs
+    sharing some block are the candidates; each is verified by popcount. No pair within the radius is missed.
+
+    The candidates are counted from the block buckets before any is generated; when they exceed
+    ``max_candidates`` (a large radius: short blocks, crowded buckets) it returns None and the caller searches
+    another way. Returns (pairs or None, candidates counted).
+
+    Not faiss's ``IndexBinaryMultiHash``: it does the same search one query at a time through hash tables,
+    ~190 ns a candidate here (102 CPU-s for 1M random 128-bit codes at radius 8); sorting each block's keys
+    and comparing neighbours in the sorted order verifies whole arrays of candidates at once (7 CPU-s).
+    """
+    count, width = codes.shape
+    bits = width * 8
+    if count < 2:
+        return np.zeros((0, 2), dtype=np.int64), 0
+    if radius + 1 > bits:
+        return None, count * (count - 1) // 2
+    unpacked = np.unpackbits(codes, axis=1)
+    edges = np.linspace(0, bits, radius + 2).round().astype(np.int64)
+    if np.diff(edges).max() > 64:
+        edges = np.arange(0, bits + 1, 64)  # more blocks than radius + 1: the pigeonhole still holds
+    keys = [_block_keys(unpacked, low, high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
+    del unpacked
+    total = 0
+    for block in keys:
+        _, sizes = np.unique(block, return_counts=True)
+        total += int((sizes.astype(np.int64) * (sizes - 1) // 2).sum())
+    if total > max_candidates:
+        return None, total
+    padded = np.zeros((count, -(-width // 8) * 8), dtype=np.uint8)
+    padded[:, :width] = codes
+    columns = padded.view(np.uint64).T
+    found: list[np.ndarray] = []
+    for block in keys:
+        order = np.argsort(block, kind="stable")
+        # The codes in this block's sorted order: candidates are then rows near each other in memory.
+        words = [np.ascontiguousarray(column[order]) for column in columns]
+        for offset, left in _runs(block[order]):
+            right = left + offset
+            distance = np.zeros(len(left), dtype=np.uint8)
+            for column in words:
+                distance += np.bitwise_count(column[left] ^ column[right])
+            close = np.flatnonzero(distance <= radius)
+            if len(close):
+                ends = order[left[close]], order[right[close]]
+                found.append(np.stack([np.minimum(*ends), np.maximum(*ends)], axis=1))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64), total
+    # A pair agreeing on several blocks was found once per block: one copy of each, as i * N + j.
+    flat = np.unique(np.concatenate(found).astype(np.int64) @ np.array([count, 1], dtype=np.int64))
+    return np.stack([flat // count, flat % count], axis=1), total

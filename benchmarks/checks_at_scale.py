@@ -1,7 +1,7 @@
 """The checks on N synthetic embeddings, without images: time per check, neighbour-search recall, peak memory.
 
 Builds the check context a scan would build (one labelled, readable image per vector, random 64-bit
-pHash/dHash per image) around synthetic 512-d float32 vectors and runs the model-based checks and
+pHash/dHash and levelled hashes per image) around synthetic 512-d float32 vectors and runs the model-based checks and
 duplicates on it, so the cost of the evidence (out-of-sample probabilities, k-NN vote, class closeness,
 neighbour searches) can be measured at 1M vectors without writing 1M image files. Prints seconds per
 check, every neighbour search from run.json's "searches" (method, cells probed, measured recall), and the
@@ -35,6 +35,7 @@ from auditor.encoder_facts import EncoderInfo
 
 DIM = 512
 CHECKS = "label_errors,class_overlap,ambiguous,outliers,duplicates"
+EVIDENCE = "regression,knn_vote,class_closeness"
 
 
 def vectors(count: int, classes: int, kind: str, modes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +62,7 @@ def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, wit
     rng = np.random.default_rng(seed + 1)
     count = len(matrix)
     names = [f"class_{c}" for c in range(classes)]
-    hashes = rng.integers(0, 2**63, size=(count, 2), dtype=np.int64)
+    hashes = rng.integers(0, 2**63, size=(count, 4), dtype=np.int64)  # pHash, dHash, levelled pHash + dHash
     images = pd.DataFrame({
         "path": [f"class_{label}/{i:07d}.png" for i, label in enumerate(labels)],
         "label": np.array(names, dtype=object)[labels],
@@ -71,6 +72,7 @@ def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, wit
         "pixel_sha256": [f"p{i:063x}" for i in range(count)],
         "phash": [f"{h:016x}" for h in hashes[:, 0]] if with_hashes else [None] * count,
         "dhash": [f"{h:016x}" for h in hashes[:, 1]] if with_hashes else [None] * count,
+        "levelled_hash": [f"{p:016x}{d:016x}" for p, d in hashes[:, 2:]] if with_hashes else [None] * count,
         "embedding_row": np.arange(count),
     })
     return CheckContext(images=images, embeddings=matrix, classes=names, splits=[], empty_classes={},
@@ -89,6 +91,8 @@ def main() -> None:
     parser.add_argument("--kind", choices=("modes", "isotropic"), default="modes")
     parser.add_argument("--modes", type=int, default=100, help="modes per class (kind modes)")
     parser.add_argument("--checks", default=CHECKS)
+    parser.add_argument("--evidence", default=EVIDENCE,
+                        help="shared evidence timed on its own first (the k-NN vote needs the regression)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-hashes", action="store_true",
                         help="no perceptual hashes (duplicates then runs its embedding search only)")
@@ -99,11 +103,14 @@ def main() -> None:
     print(f"generated {args.images:,} x {DIM} {args.kind} vectors in {time.perf_counter() - started:.1f} s; "
           "seconds wall / CPU (CPU: all threads; on a shared machine wall time includes waiting)", flush=True)
     wall = cpu = 0.0
+    evidence: dict[str, Callable[[], object]] = {
+        "regression": lambda: ctx.regression_probs,
+        "knn_vote": lambda: ctx.pred_probs,
+        "class_closeness": lambda: ctx.class_neighbourhoods,
+    }
+    # The shared evidence first, so each check's figure is its own work.
     steps: list[tuple[str, Callable[[], object]]] = [
-        # The shared evidence first, so each check's figure is its own work.
-        ("evidence: regression", lambda: ctx.regression_probs),
-        ("evidence: k-NN vote", lambda: ctx.pred_probs),
-        ("evidence: class closeness", lambda: ctx.class_neighbourhoods),
+        (f"evidence: {name}", evidence[name]) for name in args.evidence.split(",") if name
     ]
     steps += [(name, partial(_run, ctx, name)) for name in args.checks.split(",")]
     for name, step in steps:

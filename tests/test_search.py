@@ -13,7 +13,7 @@ from auditor.checks import REGISTRY, check_params
 from auditor.checks.base import CheckContext
 from auditor.config import SearchParams, load_config
 from auditor.scan import run_scan
-from auditor.similarity import SearchLog, nearest, unit_rows
+from auditor.similarity import SearchLog, hamming_pairs_within, nearest, unit_rows
 from tests.conftest import synthetic_context, write_class_folder
 
 SEED = 7
@@ -118,3 +118,42 @@ def test_approximate_search_does_not_depend_on_row_order() -> None:
         assert set(permutation[found_permuted[i]]) == set(found[row])
     assert before.records[0]["method"] == "ivf"
     assert before.records[0]["tried"] == after.records[0]["tried"]
+
+
+def _brute_pairs(codes: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    bits = np.unpackbits(codes, axis=1).astype(np.int16)
+    distance = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
+    left, right = np.nonzero(np.triu(distance <= radius, 1))
+    return set(zip(left.tolist(), right.tolist(), strict=True))
+
+
+def _near_copies(count: int, seed: int) -> np.ndarray:
+    """Random 128-bit codes, a third of them the code before with a few bits flipped, and a run of 30 identical
+    codes (one crowded bucket in every block)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, size=(count, 16), dtype=np.uint8)
+    for row in range(1, count, 3):
+        flips = rng.choice(128, size=int(rng.integers(0, 12)), replace=False)
+        bits = np.unpackbits(codes[row - 1])
+        bits[flips] ^= 1
+        codes[row] = np.packbits(bits)
+    codes[100:130] = codes[99]
+    return codes
+
+
+@pytest.mark.parametrize("radius", [0, 1, 5, 11, 30, 70, 127])
+def test_multi_index_hashing_finds_exactly_the_pairs_within_the_radius(radius: int) -> None:
+    codes = _near_copies(600, seed=radius)
+    pairs, candidates = hamming_pairs_within(codes, radius, max_candidates=10**9)
+    assert pairs is not None
+    expected = _brute_pairs(codes, radius)
+    assert expected, "the planted copies lie within every radius tested"
+    assert set(map(tuple, pairs.tolist())) == expected
+    assert len(pairs) == len(expected) <= candidates
+
+
+def test_multi_index_hashing_declines_when_the_candidates_exceed_the_budget() -> None:
+    codes = _near_copies(600, seed=1)
+    pairs, candidates = hamming_pairs_within(codes, 40, max_candidates=1000)
+    assert pairs is None and candidates > 1000
+    assert hamming_pairs_within(codes, 128, max_candidates=10**9)[0] is None  # more blocks than bits

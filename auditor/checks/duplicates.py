@@ -44,9 +44,13 @@ from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.similarity import (
     NeighbourNull,
+    SearchLog,
     chord_distance,
+    content_sample,
     cosine_neighbours,
     hamming_neighbours,
+    hamming_neighbours_of,
+    hamming_pairs_within,
     hex_codes,
     unit_rows,
 )
@@ -55,6 +59,9 @@ from auditor.slow_imports import scipy_stats
 _HASH_BITS = 64
 # Pairs whose distances are computed at once (bounds the gathered vectors' memory).
 _PAIR_BATCH = 1 << 16
+# Multi-index hashing verifies a candidate pair in ~26 ns here, brute force a pair in ~1.2 ns: beyond this
+# share of all pairs as candidates, hashing would save too little and the usual search runs instead.
+_MIH_MAX_SHARE = 1 / 20
 METHODS = ("sha256", "pixels", "perceptual", "levelled", "semantic")
 NEAR_METHODS = ("perceptual", "levelled", "semantic")
 # Which independent kind of evidence each near method is: the two hashes both read pixels, so a pair
@@ -97,6 +104,10 @@ class DuplicatesParams(ConfigModel):
     exact_max_images: int = Field(20_000, ge=2)
     # Cells of the inverted-file index searched per image (more: slower, higher recall).
     ann_nprobe: int = Field(8, ge=1)
+    # Beyond exact_max_images, hash distances are judged against the nearest-neighbour distances of this many
+    # sampled images (brute force: sample x N popcounts), and only hash pairs within the radius the tests
+    # allow are searched for (multi-index hashing, exact).
+    hash_null_sample: int = Field(2000, ge=100)
 
 
 @dataclass
@@ -109,6 +120,17 @@ class _Method:
     null: NeighbourNull
     local_min_z: float
     fixed_max: float | None = None  # an explicit override of the global test
+    # Computes the reference (log distance) of contents the null has none for yet: a null fitted on a sample.
+    references: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def cover(self, contents: np.ndarray) -> int:
+        """Give every content in ``contents`` this method can judge a reference; returns how many were new."""
+        if self.references is None:
+            return 0
+        need = contents[self.has[contents] & np.isnan(self.null.reference[contents])]
+        if len(need):
+            self.null.reference[need] = self.references(need)
+        return len(need)
 
     def evidence(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distance, evidence) per pair; evidence >= 0 passes both tests (NaN: not judged)."""
@@ -275,10 +297,12 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             if (reason := too_few(len(where), "images with informative hashes")) is not None:
                 note["skipped"] = reason
                 continue
-            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
-                                       ctx.config.search, ctx.searches, f"duplicates_{name}")
             fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
-            add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
+            if len(where) <= params.exact_max_images or not self._hash_pairs(
+                    name, codes, where, fixed, params, ctx.searches, methods, found_pairs, note, tests):
+                found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
+                                           ctx.config.search, ctx.searches, f"duplicates_{name}")
+                add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
             note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
 
         # Semantic: embedding cosine, judged as the chord distance between unit vectors.
@@ -308,7 +332,72 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 fixed, note)
             note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0
         candidates = np.unique(np.concatenate(found_pairs), axis=0) if found_pairs else np.zeros((0, 2), np.int64)
+        contents = np.unique(candidates)
+        for method in methods:
+            if method.references is not None:
+                notes[method.name]["references_searched"] = method.cover(contents)
         return methods, notes, candidates.astype(np.int64)
+
+    def _hash_pairs(
+        self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,
+        log: SearchLog, methods: list[_Method], found_pairs: list[np.ndarray],
+        note: dict[str, Any], tests: dict[str, Any],
+    ) -> bool:
+        """Above ``exact_max_images``: the hash method without a k-NN search of every image. The null is fitted
+        on the exact neighbours of a content-chosen sample; its global test bounds the distance a candidate pair
+        can have (radius r bits), and multi-index hashing finds every pair within r exactly; an image judged
+        later gets its own exact neighbourhood (its reference distance) when a candidate pair needs it.
+        Returns False, with the reason in ``note``, when the radius leaves too many candidates (random-looking
+        hashes: photos' pHash + dHash are nearly so); the caller then searches every image's neighbours."""
+        import time
+
+        started = time.perf_counter()
+        looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
+        global_min_z, local_min_z = (_bonferroni(z, looks) for z in (params.global_min_z, params.local_min_z))
+        rows = np.ascontiguousarray(codes[where])
+        sample = content_sample(rows, params.hash_null_sample, 0)
+        sampled = hamming_neighbours_of(rows, sample, params.top_k)
+        fitted = NeighbourNull.fit(np.where(sampled.index >= 0, sampled.value + 1.0, np.nan),
+                                   params.reference_neighbour, global_min_z)
+        max_distance = fixed_max if fixed_max is not None else fitted.max_distance(global_min_z)
+        radius = int(np.floor(max_distance - 1.0 + 1e-9))
+        count = len(rows)
+        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(count * (count - 1) / 2 * _MIH_MAX_SHARE))
+        record: dict[str, Any] = {"search": f"duplicates_{name}", "vectors": count, "method": "multi-index hashing",
+                                  "radius": radius, "candidates": candidates, "null_sample": len(sample)}
+        if pairs is None:
+            record["fallback"] = (f"radius {radius} bits leaves {candidates:,} candidate pairs, over "
+                                  f"{_MIH_MAX_SHARE:.0%} of all pairs: every image's neighbours searched instead")
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            log.records.append(record)
+            note["multi_index_hashing"] = record["fallback"]
+            return False
+        total = len(codes)
+        has = np.zeros(total, dtype=bool)
+        has[where] = True
+        slot = np.full(total, -1, dtype=np.int64)
+        slot[where] = np.arange(count)
+        null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale,
+                             np.full(total, np.nan), global_min_z)
+
+        def references(contents: np.ndarray) -> np.ndarray:
+            found = hamming_neighbours_of(rows, slot[contents], params.top_k)
+            return null.references(np.where(found.index >= 0, found.value + 1.0, np.nan), params.reference_neighbour)
+
+        distance = _hamming(codes)
+        methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, references))
+        ends = np.sort(where[pairs], axis=1)
+        distances = distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
+        close = (distances <= fixed_max) if fixed_max is not None else (null.z_global(distances) >= global_min_z)
+        found_pairs.append(ends[close])
+        record.update(pairs=len(pairs), seconds=round(time.perf_counter() - started, 3))
+        log.records.append(record)
+        note.update(tests, images=count, search="multi-index hashing", family_looks=looks,
+                    global_min_z_used=global_min_z, local_min_z_used=local_min_z,
+                    median_nearest_distance=float(np.exp(null.centre)), max_distance=max_distance,
+                    max_ratio=null.max_ratio(local_min_z), radius=radius, candidates=candidates,
+                    pairs_within_radius=len(pairs), null_sample=len(sample))
+        return True
 
     def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                                         dict[str, np.ndarray]]:

@@ -377,3 +377,61 @@ def test_both_hashes_agreeing_are_one_witness_not_two() -> None:
     assert {f.severity for f in planted} == {"info"}
     looks = result.summary["levelled"]
     assert looks["family_looks"] == 2 and looks["local_min_z_used"] > DuplicatesParams().local_min_z
+
+
+def _clustered_hash_context(count: int = 300, seed: int = 3) -> tuple[CheckContext, list[tuple[int, int]]]:
+    """Hashes with structure, as scans or digits have: 30 families of look-alikes (each image its family's code
+    with 5% of bits flipped), plus planted copies: three pairs whose hashes differ in 1 bit and whose
+    embeddings agree, one pair whose embeddings alone agree (the hash method must still judge it)."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(count, 48))
+    families = rng.integers(0, 2, size=(30, 128), dtype=np.uint8)
+    bits = families[np.arange(count) % 30] ^ (rng.random((count, 128)) < 0.05).astype(np.uint8)
+    planted = [(3, 200), (4, 201), (5, 202), (6, 203)]
+    for source, copy in planted:
+        vectors[copy] = vectors[source] + rng.normal(size=48) * 0.02
+    for source, copy in planted[:3]:
+        bits[copy] = bits[source]
+        bits[copy, source % 128] ^= 1
+    ctx = make_context(vectors, ["train"] * count)
+    codes = [bytes(np.packbits(row)).hex() for row in bits]
+    ctx.images["phash"] = [code[:16] for code in codes]
+    ctx.images["dhash"] = [code[16:] for code in codes]
+    return ctx, planted
+
+
+def _finding_set(findings: list[Finding]) -> set[tuple[str, str, str | None, str]]:
+    return {(f.check, str(f.path), f.other_path, f.severity) for f in findings}
+
+
+def test_multi_index_hashing_path_gives_the_same_findings_as_the_exact_search() -> None:
+    """Above exact_max_images the hash method fits its null on a sample (here every image, so the null is the
+    exact one) and searches only pairs within the radius its global test allows: same findings."""
+    ctx, planted = _clustered_hash_context()
+    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    ctx.config.search = ANY_RECALL
+    hashed = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_null_sample=1000)).run(ctx)
+    assert exact.summary["perceptual"]["search"] == "exact"
+    note = hashed.summary["perceptual"]
+    assert note["search"] == "multi-index hashing" and note["pairs_within_radius"] >= 3
+    assert note["radius"] == note["max_bits"] and note["references_searched"] >= 2 * len(planted)
+    assert _finding_set(hashed.findings) == _finding_set(exact.findings)
+    assert expected_groups(planted) <= near_groups(exact.findings)
+    record = next(r for r in ctx.searches.records if r["search"] == "duplicates_perceptual"
+                  and r["method"] == "multi-index hashing")
+    assert record["candidates"] >= record["pairs"] == note["pairs_within_radius"]
+
+
+def test_multi_index_hashing_falls_back_when_random_hashes_leave_a_large_radius() -> None:
+    """Random hashes: the nearest unrelated hash is far, so the radius is wide and the block buckets crowded;
+    the check says so and searches every image's neighbours, with the exact path's findings."""
+    ctx = _hashed_context(200)
+    ctx.images.loc[7, "levelled_hash"] = ctx.images.loc[3, "levelled_hash"]
+    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    ctx.config.search = ANY_RECALL
+    fallback = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_null_sample=1000)).run(ctx)
+    for name in ("perceptual", "levelled"):
+        assert "multi_index_hashing" in fallback.summary[name]
+        assert fallback.summary[name]["search"] in ("exact", "ivf")
+    assert _finding_set(fallback.findings) == _finding_set(exact.findings)
+    assert frozenset({"img_0003.png", "img_0007.png"}) in near_groups(fallback.findings)
