@@ -5,7 +5,8 @@
 
 Collections are built by ``benchmarks/collections.py`` (see its docstring; real photos and the CNN are
 fetched for measuring only, never committed): ``shapes`` (drawn), ``digits`` (scikit-learn's real 8x8
-scans), ``photos`` (real photos, e.g. the PyTorch tutorial's hymenoptera_data). Each run scans one
+scans, deduplicated), ``photos`` (real photos, e.g. the PyTorch tutorial's hymenoptera_data),
+``cifar10n`` (CIFAR-10 training images under CIFAR-10N's crowd labels: real human label noise). Each run scans one
 collection with one encoder: ``builtin``, ``onnx`` (the ``--cnn-model`` file through ``--encoder onnx``:
 NHWC float32 RGB 0-255 at 224 px, as fastdup 2.54's MobileNetV3-Large ``UndisclosedFastdupModel2.ort``
 wants; CC BY-NC-ND, measure only) or ``precomputed`` (``<collection>.cnn.parquet`` beside the collection).
