@@ -58,11 +58,27 @@ def vectors(count: int, classes: int, kind: str, modes: int, seed: int) -> tuple
     return out, labels
 
 
-def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, with_hashes: bool) -> CheckContext:
+def hash_words(count: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """(count, 4) 64-bit words: pHash, dHash, levelled pHash, levelled dHash. ``random``: every bit a coin
+    (photos' hashes come close: their nearest unrelated hash is far, so the radius the tests allow is wide);
+    ``families``: 1,000 families of look-alikes, each image its family's code with 5% of bits flipped (scans,
+    digits, product shots: many near hashes, a narrow radius)."""
+    if kind == "random":
+        return rng.integers(0, 2**63, size=(count, 4), dtype=np.int64)
+    families = rng.integers(0, 2**63, size=(1000, 4), dtype=np.int64)
+    words = families[rng.integers(1000, size=count)]
+    for bit in range(63):
+        flip = rng.random((count, 4)) < 0.05
+        words ^= flip.astype(np.int64) << bit
+    return words
+
+
+def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, with_hashes: bool,
+            hash_kind: str = "random", semantic: bool = True) -> CheckContext:
     rng = np.random.default_rng(seed + 1)
     count = len(matrix)
     names = [f"class_{c}" for c in range(classes)]
-    hashes = rng.integers(0, 2**63, size=(count, 4), dtype=np.int64)  # pHash, dHash, levelled pHash + dHash
+    hashes = hash_words(count, hash_kind, rng)
     images = pd.DataFrame({
         "path": [f"class_{label}/{i:07d}.png" for i, label in enumerate(labels)],
         "label": np.array(names, dtype=object)[labels],
@@ -75,9 +91,10 @@ def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, wit
         "levelled_hash": [f"{p:016x}{d:016x}" for p, d in hashes[:, 2:]] if with_hashes else [None] * count,
         "embedding_row": np.arange(count),
     })
+    config = AuditConfig()
+    config.checks["duplicates"] = {"semantic": semantic}
     return CheckContext(images=images, embeddings=matrix, classes=names, splits=[], empty_classes={},
-                        encoder=EncoderInfo("precomputed", "precomputed", "synthetic", DIM, True),
-                        config=AuditConfig())
+                        encoder=EncoderInfo("precomputed", "precomputed", "synthetic", DIM, True), config=config)
 
 
 def _run(ctx: CheckContext, name: str) -> int:
@@ -96,10 +113,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-hashes", action="store_true",
                         help="no perceptual hashes (duplicates then runs its embedding search only)")
+    parser.add_argument("--hashes", choices=("random", "families"), default="random")
+    parser.add_argument("--no-semantic", action="store_true", help="duplicates: hash methods only")
     args = parser.parse_args()
     started = time.perf_counter()
     matrix, labels = vectors(args.images, args.classes, args.kind, args.modes, args.seed)
-    ctx = context(matrix, labels, args.classes, args.seed, not args.no_hashes)
+    ctx = context(matrix, labels, args.classes, args.seed, not args.no_hashes, args.hashes, not args.no_semantic)
     print(f"generated {args.images:,} x {DIM} {args.kind} vectors in {time.perf_counter() - started:.1f} s; "
           "seconds wall / CPU (CPU: all threads; on a shared machine wall time includes waiting)", flush=True)
     wall = cpu = 0.0

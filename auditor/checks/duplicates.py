@@ -106,8 +106,8 @@ class DuplicatesParams(ConfigModel):
     ann_nprobe: int = Field(8, ge=1)
     # Beyond exact_max_images, hash distances are judged against the nearest-neighbour distances of this many
     # sampled images (brute force: sample x N popcounts), and only hash pairs within the radius the tests
-    # allow are searched for (multi-index hashing, exact).
-    hash_null_sample: int = Field(2000, ge=100)
+    # allow are searched for (multi-index hashing, exact). Up to this many images the sample is every image.
+    hash_null_sample: int = Field(20_000, ge=100)
 
 
 @dataclass
