@@ -180,6 +180,31 @@ def _pairs_within(group_sizes: pd.Series) -> int:
     return int((group_sizes * (group_sizes - 1) // 2).sum())
 
 
+def _neighbourhoods_within(
+    rows: np.ndarray, wanted: np.ndarray, reach: int, width: int, max_candidates: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each ``wanted`` row, its nearest other rows' distances (bits + 1, sorted, NaN past those within
+    ``reach`` bits; ``width`` columns) from the pairs within ``reach`` (multi-index hashing), and whether that
+    list is complete as far as it goes. All unresolved (False) when hashing would not pay at that reach."""
+    known = np.full((len(wanted), width), np.nan)
+    pairs, _ = hamming_pairs_within(rows, reach, max_candidates)
+    if pairs is None:
+        return known, np.zeros(len(wanted), dtype=bool)
+    position = np.full(len(rows), -1, dtype=np.int64)
+    position[wanted] = np.arange(len(wanted))
+    ends = np.concatenate([pairs, pairs[:, ::-1]])
+    ends = ends[position[ends[:, 0]] >= 0]
+    bits = np.bitwise_count(rows[ends[:, 0]] ^ rows[ends[:, 1]]).sum(axis=1).astype(np.float64)
+    owner = position[ends[:, 0]]
+    order = np.lexsort((bits, owner))
+    owner, bits = owner[order], bits[order]
+    first = np.searchsorted(owner, owner, side="left")
+    column = np.arange(len(owner)) - first
+    keep = column < width
+    known[owner[keep], column[keep]] = bits[keep] + 1.0
+    return known, np.ones(len(wanted), dtype=bool)
+
+
 class DuplicatesCheck(Check[DuplicatesParams]):
     name = "duplicates"
     produces = frozenset({"split_leakage", "exact_duplicate", "near_duplicate"})
@@ -380,9 +405,25 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale,
                              np.full(total, np.nan), global_min_z)
 
+        # Most images' reference neighbour lies within the radius that holds 90% of the sampled images' ones:
+        # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
+        sampled_reference = np.exp(fitted.reference[np.isfinite(fitted.reference)]) - 1.0
+        reach = max(radius, int(np.quantile(sampled_reference, 0.9))) if len(sampled_reference) else radius
+
         def references(contents: np.ndarray) -> np.ndarray:
-            found = hamming_neighbours_of(rows, slot[contents], params.top_k)
-            return null.references(np.where(found.index >= 0, found.value + 1.0, np.nan), params.reference_neighbour)
+            wanted = slot[contents]
+            known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
+                                                     int(count * (count - 1) / 2 * _MIH_MAX_SHARE))
+            rank = np.minimum(params.reference_neighbour - 1 + (known <= max_distance).sum(axis=1), params.top_k - 1)
+            resolved &= rank < np.isfinite(known).sum(axis=1)
+            result = np.empty(len(wanted))
+            result[resolved] = null.references(known[resolved], params.reference_neighbour)
+            if (~resolved).any():
+                found = hamming_neighbours_of(rows, wanted[~resolved], params.top_k)
+                result[~resolved] = null.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
+                                                    params.reference_neighbour)
+            note["references_by_hashing"] = int(resolved.sum())
+            return result
 
         distance = _hamming(codes)
         methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, references))

@@ -435,3 +435,38 @@ def test_multi_index_hashing_falls_back_when_random_hashes_leave_a_large_radius(
         assert fallback.summary[name]["search"] in ("exact", "ivf")
     assert _finding_set(fallback.findings) == _finding_set(exact.findings)
     assert frozenset({"img_0003.png", "img_0007.png"}) in near_groups(fallback.findings)
+
+
+def test_neighbourhoods_from_hashing_give_the_references_brute_force_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With hashing allowed at any cost, most images' reference distances come from the pairs within the
+    sampled reach instead of brute force: the findings must not move."""
+    import auditor.checks.duplicates as duplicates
+
+    ctx, _ = _clustered_hash_context()
+    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    monkeypatch.setattr(duplicates, "_MIH_MAX_SHARE", 1.0)
+    ctx.config.search = ANY_RECALL
+    hashed = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_null_sample=1000)).run(ctx)
+    note = hashed.summary["perceptual"]
+    assert note["references_by_hashing"] >= note["references_searched"] // 2 > 0
+    assert _finding_set(hashed.findings) == _finding_set(exact.findings)
+
+
+def test_neighbourhoods_within_a_reach_are_the_brute_force_ones() -> None:
+    from auditor.checks.duplicates import _neighbourhoods_within
+
+    rng = np.random.default_rng(5)
+    families = rng.integers(0, 2, size=(20, 128), dtype=np.uint8)
+    bits = families[np.arange(400) % 20] ^ (rng.random((400, 128)) < 0.03).astype(np.uint8)
+    bits[50] = bits[30]  # an identical pair
+    rows = np.packbits(bits, axis=1)
+    wanted = np.array([0, 30, 50, 123, 399])
+    known, resolved = _neighbourhoods_within(rows, wanted, reach=9, width=8, max_candidates=10**9)
+    assert resolved.all()
+    distance = (bits[wanted][:, None, :] != bits[None, :, :]).sum(axis=2).astype(np.float64)
+    distance[np.arange(len(wanted)), wanted] = np.inf
+    for n in range(len(wanted)):
+        within = np.sort(distance[n][distance[n] <= 9])[:8] + 1.0
+        assert len(within) >= 1
+        assert np.array_equal(known[n, : len(within)], within) and np.isnan(known[n, len(within):]).all()
+    assert not _neighbourhoods_within(rows, wanted, reach=6, width=8, max_candidates=10)[1].any()
