@@ -400,7 +400,9 @@ def _runs(sorted_keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         active = active[run_end[active] - active > offset]
 
 
-def hamming_pairs_within(codes: np.ndarray, radius: int, max_candidates: int) -> tuple[np.ndarray | None, int]:
+def hamming_pairs_within(
+    codes: np.ndarray, radius: int, max_candidates: int, max_pairs: int | None = None
+) -> tuple[np.ndarray | None, int]:
     """Every pair of rows (i < j) of binary ``codes`` at most ``radius`` Hamming bits apart: exactly, by
     multi-index hashing. Split each code into ``radius`` + 1 disjoint blocks; a pair within ``radius``
     differs in at most ``radius`` blocks, so it agrees exactly on one block at least (pigeonhole). Pairs
@@ -408,7 +410,8 @@ def hamming_pairs_within(codes: np.ndarray, radius: int, max_candidates: int) ->
 
     The candidates are counted from the block buckets before any is generated; when they exceed
     ``max_candidates`` (a large radius: short blocks, crowded buckets) it returns None and the caller searches
-    another way. Returns (pairs or None, candidates counted).
+    another way; so it does, to bound memory, once more than ``max_pairs`` pairs lie within the radius (each
+    block's copy of a pair counted). Returns (pairs or None, candidates counted).
 
     Not faiss's ``IndexBinaryMultiHash``: it does the same search one query at a time through hash tables,
     ~190 ns a candidate here (102 CPU-s for 1M random 128-bit codes at radius 8); sorting each block's keys
@@ -436,6 +439,7 @@ def hamming_pairs_within(codes: np.ndarray, radius: int, max_candidates: int) ->
     padded[:, :width] = codes
     columns = padded.view(np.uint64).T
     found: list[np.ndarray] = []
+    kept = 0
     for block in keys:
         order = np.argsort(block, kind="stable")
         # The codes in this block's sorted order: candidates are then rows near each other in memory.
@@ -449,6 +453,9 @@ def hamming_pairs_within(codes: np.ndarray, radius: int, max_candidates: int) ->
             if len(close):
                 ends = order[left[close]], order[right[close]]
                 found.append(np.stack([np.minimum(*ends), np.maximum(*ends)], axis=1))
+                kept += len(close)
+                if max_pairs is not None and kept > max_pairs:
+                    return None, total
     if not found:
         return np.zeros((0, 2), dtype=np.int64), total
     # A pair agreeing on several blocks was found once per block: one copy of each, as i * N + j.

@@ -157,3 +157,8 @@ def test_multi_index_hashing_declines_when_the_candidates_exceed_the_budget() ->
     pairs, candidates = hamming_pairs_within(codes, 40, max_candidates=1000)
     assert pairs is None and candidates > 1000
     assert hamming_pairs_within(codes, 128, max_candidates=10**9)[0] is None  # more blocks than bits
+    # Within budget for candidates, but more pairs within the radius than the caller will hold.
+    within = len(hamming_pairs_within(codes, 11, max_candidates=10**9)[0])
+    assert hamming_pairs_within(codes, 11, max_candidates=10**9, max_pairs=within // 2)[0] is None
+    # Each block's copy of a pair counts against max_pairs.
+    assert len(hamming_pairs_within(codes, 11, max_candidates=10**9, max_pairs=100 * within)[0]) == within

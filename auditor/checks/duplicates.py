@@ -62,6 +62,9 @@ _PAIR_BATCH = 1 << 16
 # Multi-index hashing verifies a candidate pair in ~26 ns here, brute force a pair in ~1.2 ns: beyond this
 # share of all pairs as candidates, hashing would save too little and the usual search runs instead.
 _MIH_MAX_SHARE = 1 / 20
+# Pairs within the radius kept in memory, per image (16 bytes a pair, a few copies while they are merged):
+# beyond, the search declines rather than hold them (1M look-alike hashes at a wide reach filled 23 GB).
+_MAX_PAIRS_PER_IMAGE = 20
 METHODS = ("sha256", "pixels", "perceptual", "levelled", "semantic")
 NEAR_METHODS = ("perceptual", "levelled", "semantic")
 # Which independent kind of evidence each near method is: the two hashes both read pixels, so a pair
@@ -187,7 +190,7 @@ def _neighbourhoods_within(
     ``reach`` bits; ``width`` columns) from the pairs within ``reach`` (multi-index hashing), and whether that
     list is complete as far as it goes. All unresolved (False) when hashing would not pay at that reach."""
     known = np.full((len(wanted), width), np.nan)
-    pairs, _ = hamming_pairs_within(rows, reach, max_candidates)
+    pairs, _ = hamming_pairs_within(rows, reach, max_candidates, _MAX_PAIRS_PER_IMAGE * len(rows))
     if pairs is None:
         return known, np.zeros(len(wanted), dtype=bool)
     position = np.full(len(rows), -1, dtype=np.int64)
@@ -387,12 +390,14 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         max_distance = fixed_max if fixed_max is not None else fitted.max_distance(global_min_z)
         radius = int(np.floor(max_distance - 1.0 + 1e-9))
         count = len(rows)
-        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(count * (count - 1) / 2 * _MIH_MAX_SHARE))
+        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(count * (count - 1) / 2 * _MIH_MAX_SHARE),
+                                                 _MAX_PAIRS_PER_IMAGE * count)
         record: dict[str, Any] = {"search": f"duplicates_{name}", "vectors": count, "method": "multi-index hashing",
                                   "radius": radius, "candidates": candidates, "null_sample": len(sample)}
         if pairs is None:
-            record["fallback"] = (f"radius {radius} bits leaves {candidates:,} candidate pairs, over "
-                                  f"{_MIH_MAX_SHARE:.0%} of all pairs: every image's neighbours searched instead")
+            record["fallback"] = (f"radius {radius} bits leaves {candidates:,} candidate pairs (over "
+                                  f"{_MIH_MAX_SHARE:.0%} of all pairs) or over {_MAX_PAIRS_PER_IMAGE} pairs per image "
+                                  "within it: every image's neighbours searched instead")
             record["seconds"] = round(time.perf_counter() - started, 3)
             log.records.append(record)
             note["multi_index_hashing"] = record["fallback"]
@@ -405,10 +410,10 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale,
                              np.full(total, np.nan), global_min_z)
 
-        # Most images' reference neighbour lies within the radius that holds 90% of the sampled images' ones:
+        # Half the images have their reference neighbour within the sampled images' median reference distance:
         # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
         sampled_reference = np.exp(fitted.reference[np.isfinite(fitted.reference)]) - 1.0
-        reach = max(radius, int(np.quantile(sampled_reference, 0.9))) if len(sampled_reference) else radius
+        reach = max(radius, int(np.quantile(sampled_reference, 0.5))) if len(sampled_reference) else radius
 
         def references(contents: np.ndarray) -> np.ndarray:
             wanted = slot[contents]
