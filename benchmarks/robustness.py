@@ -5,13 +5,15 @@
 
 Collections are built by ``benchmarks/collections.py`` (see its docstring; real photos and the CNN are
 fetched for measuring only, never committed): ``shapes`` (drawn), ``digits`` (scikit-learn's real 8x8
-scans), ``photos`` (real photos, e.g. the PyTorch tutorial's hymenoptera_data). Each run scans one
+scans, deduplicated), ``photos`` (real photos, e.g. the PyTorch tutorial's hymenoptera_data),
+``cifar10n`` (CIFAR-10 training images under CIFAR-10N's crowd labels: real human label noise). Each run scans one
 collection with one encoder: ``builtin``, ``onnx`` (the ``--cnn-model`` file through ``--encoder onnx``:
 NHWC float32 RGB 0-255 at 224 px, as fastdup 2.54's MobileNetV3-Large ``UndisclosedFastdupModel2.ort``
 wants; CC BY-NC-ND, measure only) or ``precomputed`` (``<collection>.cnn.parquet`` beside the collection).
 An encoder suffixed ``+cnnprobs`` (``photos/builtin+cnnprobs``) also passes ``--pred-probs``: 5-fold
 cross-validated logistic-regression probabilities on ``<collection>.cnn.parquet`` with the given (folder)
-labels, as a team with its own model would supply them.
+labels, as a team with its own model would supply them. ``<collection>/datalab`` runs no scan: it scores
+cleanlab's Datalab label issues found from ``<collection>.cnn.parquet`` (``features=``) as a reference.
 
 Scores, per check, against ``planted.json``:
 - duplicates (exact_duplicate + near_duplicate + split_leakage findings): every pair of images sharing a
@@ -63,8 +65,25 @@ def cnn_pred_probs(collection: Path, out: Path) -> Path:
     return target
 
 
+def datalab_findings(collection: Path) -> tuple[pd.DataFrame, dict]:
+    """Reference: cleanlab's Datalab label issues on the CNN vectors, as label_error findings."""
+    import numpy as np
+    from cleanlab import Datalab
+
+    table = pd.read_parquet(collection.parent / f"{collection.name}.cnn.parquet")
+    vectors = np.stack(table["embedding"].to_list()).astype(np.float64)
+    labels = [path.split("/")[-2] for path in table["path"]]
+    lab = Datalab(data={"label": labels}, label_name="label", verbosity=0)
+    lab.find_issues(features=vectors, issue_types={"label": {}})
+    flagged = table["path"][lab.get_issues("label")["is_label_issue"].to_numpy()]
+    findings = pd.DataFrame({"check": "label_error", "path": flagged, "severity": "warning", "group_id": None,
+                             "other_path": None, "message": ""})
+    return findings, {"encoder": {"identity": f"cleanlab Datalab(features={collection.name}.cnn.parquet)"},
+                      "checks": {}}
+
+
 def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None,
-         checks: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+         checks: list[str] | None = None, seed: int | None = None) -> tuple[pd.DataFrame, dict]:
     from auditor.config import load_config
     from auditor.scan import run_scan
 
@@ -74,6 +93,8 @@ def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model:
     overrides: dict[str, Any] = {"scan": {"cache_dir": str(cache)}, "encoder": {"name": encoder}}
     if checks:
         overrides["scan"]["checks"] = checks
+    if seed is not None:
+        overrides["probabilities"] = {"seed": seed}
     if encoder == "onnx":
         if cnn_model is None:
             raise SystemExit("an onnx run needs --cnn-model FILE")
@@ -93,6 +114,12 @@ def _pairs(groups: dict[Any, list[str]]) -> set[frozenset[str]]:
 
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None or precision + recall == 0:
+        return None
+    return 2 * precision * recall / (precision + recall)
 
 
 def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, str],
@@ -125,7 +152,9 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
     rows["duplicates (pairs)"] = {
         "missed": missed, "wrong": wrong,
         "flagged": len(predicted), "precision": _ratio(len(hit), len(predicted)),
-        "recall": _ratio(len(hit), len(truth_pairs)), "clean": _ratio(len(flagged_paths & clean), len(clean)),
+        "recall": _ratio(len(hit), len(truth_pairs)),
+        "f1": _f1(_ratio(len(hit), len(predicted)), _ratio(len(hit), len(truth_pairs))),
+        "clean": _ratio(len(flagged_paths & clean), len(clean)),
         "extra": f"groups {len(groups)}, mixed-label groups {mixed}, largest {largest}; "
                  + " ".join(f"{t} {h}/{n}" for t, (h, n) in sorted(per_transform.items())),
     }
@@ -138,7 +167,9 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
     leak_flagged = set(findings.loc[findings["check"] == "split_leakage", "path"])
     rows["split_leakage (pairs)"] = {
         "flagged": len(leak_pred), "precision": _ratio(len(leak_hit), len(leak_pred)),
-        "recall": _ratio(len(leak_hit), len(leak_truth)), "clean": _ratio(len(leak_flagged & clean), len(clean)),
+        "recall": _ratio(len(leak_hit), len(leak_truth)),
+        "f1": _f1(_ratio(len(leak_hit), len(leak_pred)), _ratio(len(leak_hit), len(leak_truth))),
+        "clean": _ratio(len(leak_flagged & clean), len(clean)),
         "extra": f"{len(leak_flagged)} split_leakage findings",
     }
 
@@ -149,9 +180,10 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
         severities = rows_of["severity"].astype(str).value_counts()
         # Findings a check marks as unreliable come as severity info: say how many.
         extra = f"{int(severities.get('info', 0))} of them info" if severities.get("info", 0) else ""
-        return {"flagged": len(flagged), "precision": _ratio(len(hits), len(flagged)) if truth else None,
-                "recall": _ratio(len(hits), len(truth)), "clean": _ratio(len(flagged & clean), len(clean)),
-                "extra": extra}
+        precision = _ratio(len(hits), len(flagged)) if truth else None
+        recall = _ratio(len(hits), len(truth))
+        return {"flagged": len(flagged), "precision": precision, "recall": recall, "f1": _f1(precision, recall),
+                "clean": _ratio(len(flagged & clean), len(clean)), "extra": extra}
 
     rows["label_error"] = image_row("label_error", {f["path"] for f in planted["label_flips"]})
     blends = {b["path"] for b in planted["blends"]}
@@ -162,7 +194,7 @@ def score(findings: pd.DataFrame, planted: dict[str, Any], split_of: dict[str, s
         rows["ambiguous"]["extra"] = "; ".join(filter(None, [rows["ambiguous"]["extra"], note]))
     rows["outlier"] = image_row("outlier", set())
     overlap = findings[findings["check"] == "class_overlap"]
-    rows["class_overlap"] = {"flagged": len(overlap), "precision": None, "recall": None, "clean": None,
+    rows["class_overlap"] = {"flagged": len(overlap), "precision": None, "recall": None, "f1": None, "clean": None,
                              "extra": "; ".join(str(m) for m in overlap["message"].head(3))}
     return rows
 
@@ -186,6 +218,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/robustness"), help="scan outputs and cache")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--checks", help="run only these checks (comma-separated; default: all)")
+    parser.add_argument("--seed", type=int, help="[probabilities] seed (fold assignment) for every scan")
     parser.add_argument("--verbose", action="store_true", help="list missed planted copies and some wrong pairs")
     args = parser.parse_args()
 
@@ -195,12 +228,17 @@ def main() -> None:
         collection = args.data / collection_name
         planted = json.loads((collection / "planted.json").read_text())
         started = time.perf_counter()
-        findings, run = scan(collection, encoder, args.out / run_name.replace("/", "-"), args.out / "cache",
-                             args.cnn_model, args.checks.split(",") if args.checks else None)
+        if encoder == "datalab":
+            findings, run = datalab_findings(collection)
+            split_of = {path: path.split("/")[0] for path in planted["clean"]}
+            label_of = {path: path.split("/")[-2] for path in planted["clean"]}
+        else:
+            findings, run = scan(collection, encoder, args.out / run_name.replace("/", "-"), args.out / "cache",
+                                 args.cnn_model, args.checks.split(",") if args.checks else None, args.seed)
+            images = pd.read_parquet(args.out / run_name.replace("/", "-") / "images.parquet")
+            split_of = dict(zip(images["path"], images["split"].fillna(""), strict=True))
+            label_of = dict(zip(images["path"], images["label"].fillna(""), strict=True))
         elapsed = time.perf_counter() - started
-        images = pd.read_parquet(args.out / run_name.replace("/", "-") / "images.parquet")
-        split_of = dict(zip(images["path"], images["split"].fillna(""), strict=True))
-        label_of = dict(zip(images["path"], images["label"].fillna(""), strict=True))
         rows = score(findings, planted, split_of, label_of)
         for check, row in rows.items():
             figures = {k: v for k, v in row.items() if k not in ("missed", "wrong")}
@@ -216,6 +254,7 @@ def main() -> None:
             print(f"  reliable: {verdicts}")
         for check, row in rows.items():
             print(f"  {check:22s} flagged {row['flagged']:5d}  P {_fmt(row['precision'])}  R {_fmt(row['recall'])}"
+                  f"  F1 {_fmt(row['f1'])}"
                   f"  clean {_fmt(row['clean'])}  {row['extra']}", flush=True)
             if args.verbose and "missed" in row:
                 for line in row["missed"]:
@@ -223,12 +262,12 @@ def main() -> None:
                 for line in row["wrong"][:10]:
                     print(f"      wrong  {line}")
 
-    print("\n| run | check | flagged | precision | recall | clean flagged | reliable |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| run | check | flagged | precision | recall | F1 | clean flagged | reliable |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in table:
         clean = "-" if row["clean"] is None else f"{100 * row['clean']:.1f}%"
         print(f"| {row['run']} | {row['check']} | {row['flagged']} | {_fmt(row['precision'])} | "
-              f"{_fmt(row['recall'])} | {clean} | {row['reliable']} |")
+              f"{_fmt(row['recall'])} | {_fmt(row['f1'])} | {clean} | {row['reliable']} |")
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")
 
