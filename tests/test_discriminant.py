@@ -10,7 +10,8 @@ from auditor.config import ProbabilityParams
 from auditor.probabilities import fit_temperature, out_of_sample_probabilities
 
 
-def _clusters(per_class: int, classes: int, dim: int, seed: int = 0, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _clusters(per_class: int, classes: int, dim: int, seed: int = 0,
+              spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=3.0, size=(classes, dim))
     labels = np.repeat(np.arange(classes), per_class)
@@ -139,7 +140,8 @@ def test_temperature_is_the_maximum_likelihood_one() -> None:
         def loss(t: float, scores: np.ndarray = scores, labels: np.ndarray = labels) -> float:
             scaled = np.where(np.isfinite(scores), scores * t, -np.inf)
             peak = scaled.max(axis=1, keepdims=True)
-            return float((np.log(np.exp(scaled - peak).sum(axis=1)) + peak[:, 0] - scaled[np.arange(400), labels]).mean())
+            totals = np.log(np.exp(scaled - peak).sum(axis=1)) + peak[:, 0]
+            return float((totals - scaled[np.arange(400), labels]).mean())
 
         best = grid[int(np.argmin([loss(t) for t in grid]))]
         fitted = fit_temperature(scores, labels, (1e-4, 1e3))
