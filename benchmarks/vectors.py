@@ -18,7 +18,7 @@ check stage runs on the in-memory context (``auditor.pipeline.run_checks``), def
 What each side computes:
 - auditor, every registered check (unreadable, class_imbalance, duplicates, label_errors, class_overlap,
   ambiguous, outliers, image_quality), default config. The shared evidence is timed first, on its own:
-  the K-fold logistic-regression out-of-sample probabilities ("classifier"), their blend with the
+  the K-fold linear-discriminant out-of-sample probabilities ("classifier"), their blend with the
   leave-one-out k-NN vote ("k-NN vote"), class closeness (each image against its nearest members of every
   class); the check rows are what is left to each check. "label-error stage" = classifier + k-NN vote +
   the label_errors check: what a scan's label_errors row costs.
