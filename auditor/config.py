@@ -16,9 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from auditor.errors import ConfigError
 
-# Candidate C values when regularisation_c is unset, weakest penalty last (each fit warm-starts the next).
-REGULARISATION_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-
 
 def _types_in(annotation: Any) -> set[Any]:
     """``annotation`` and every type inside it (``Annotated``, unions, tuple and list items)."""
@@ -115,19 +112,14 @@ class EngineConfig(StrictModel):
 class ProbabilityParams(ConfigModel):
     # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
     folds: int = Field(5, ge=2, le=20)
-    # Inverse L2 regularisation strength of the logistic regression, as scikit-learn's C: the penalty
-    # 0.5 * ||W||^2 is weighed against C times the summed log-loss of the (standardised) training images.
-    # Unset (None): chosen per dataset from REGULARISATION_GRID by the held-out log-loss of fold 0, since
-    # too weak a penalty fits the wrong labels it should find and too strong a one flattens the
-    # probabilities until confident learning cannot tell images apart.
-    regularisation_c: float | None = Field(None, gt=0)
+    # Shrinkage of the classifier's within-class covariance towards its diagonal (0: trust every estimated
+    # correlation between dimensions, 1: ignore them all). Unset (None): chosen per dataset by held-out
+    # log-loss, never below the dataset's own least sensible shrinkage (Schaefer-Strimmer), since too little
+    # fits the noise of the estimate (and the wrong labels) and too much double-counts correlated dimensions.
+    shrinkage: float | None = Field(None, gt=0.0, le=1.0)
     # Seed for fold assignment: the same seed gives the same probabilities.
     seed: int = 0
-    # Upper bound on L-BFGS iterations per fold.
-    max_iter: int = Field(100, ge=10)
-    # Stop a fold's fit when the largest gradient entry of the mean loss falls below this.
-    tolerance: float = Field(1e-4, gt=0)
-    # Neighbours in the k-NN vote blended with the logistic regression (0: regression only).
+    # Neighbours in the k-NN vote blended with the classifier (0: classifier only).
     knn_neighbours: int = Field(10, ge=0, le=200)
     # Share of the k-NN vote in the blended probabilities (0..1).
     knn_weight: float = Field(0.5, ge=0.0, le=1.0)

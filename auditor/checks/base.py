@@ -106,7 +106,7 @@ class CheckContext:
 
     @cached_property
     def regression_probs(self) -> np.ndarray:
-        """Out-of-sample logistic-regression probabilities for ``labelled`` rows (columns: ``labelled_classes``).
+        """Out-of-sample classifier (K-fold LDA) probabilities for ``labelled`` rows (columns: ``labelled_classes``).
 
         Smooth in embedding space, so an image between two classes splits its mass: ambiguity reads these.
         With user probabilities, theirs.

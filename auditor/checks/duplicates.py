@@ -6,7 +6,9 @@ unrelated images get. Three distances are judged the same way: embedding cosine 
 ``sqrt(2 - 2 cos)``), perceptual hashes (pHash + dHash Hamming bits) and the same hashes of each image
 levelled to its own tones (``images.levelled_hash``: a brightened copy whose light tones clipped keeps
 them). The two hash distances are one family of evidence: each is tested at Bonferroni-corrected z
-(two looks at the same pixels), and a pair they alone vouch for counts as one witness. For each distance,
+(two looks at the same pixels), and a pair they alone vouch for counts as one witness; a pair one witness
+alone vouches for needs ``single_method_extra_z`` more and must pass the global test family-wise over the
+dataset (Bonferroni over its images: the closest unrelated pair of a large dataset is close). For each distance,
 ``NeighbourNull`` fits this dataset's nearest-neighbour distances and a pair must pass both
 
 - the global test: its distance lies ``global_min_z`` robust standard deviations below the median
@@ -88,7 +90,8 @@ class DuplicatesParams(ConfigModel):
     # pass the global test are skipped, so a burst of copies does not hide itself).
     reference_neighbour: int = Field(5, ge=2, le=100)
     # A pair only one method vouches for (hash and embedding disagree, or only one can judge it) must
-    # pass both tests by this many more robust standard deviations: one witness needs more conviction.
+    # pass both tests by this many more robust standard deviations: one witness needs more conviction. Its
+    # global test must also hold family-wise over the images the method judges (``_Method.dataset_min_z``).
     single_method_extra_z: float = Field(2.0, ge=0.0)
     # Explicit overrides of the global test: a fixed cosine floor for embedding pairs, and a fixed
     # pHash + dHash Hamming bound (of 128 bits) for hash pairs. "auto": derived from the data.
@@ -123,6 +126,9 @@ class _Method:
     null: NeighbourNull
     local_min_z: float
     fixed_max: float | None = None  # an explicit override of the global test
+    # The global test for a pair this method alone vouches for, made family-wise over the images it
+    # judges (None under an explicit override).
+    dataset_min_z: float | None = None
     # Computes the reference (log distance) of contents the null has none for yet: a null fitted on a sample.
     references: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -150,6 +156,13 @@ class _Method:
         local = np.minimum(self.null.z_local(distance, left), self.null.z_local(distance, right))
         margin = np.minimum(global_margin, local - self.local_min_z)
         return distance, np.where(both, margin, np.nan)
+
+    def alone(self, distance: np.ndarray, margin: np.ndarray, extra_z: float) -> np.ndarray:
+        """The evidence when this method is the pair's only witness: ``extra_z`` more over both tests, and
+        the global test passed at the dataset-wide level (``dataset_min_z``)."""
+        if self.dataset_min_z is None:
+            return margin - extra_z
+        return np.minimum(margin - extra_z, self.null.z_global(distance) - self.dataset_min_z)
 
 
 _HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the levelled image"}
@@ -299,7 +312,13 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                         median_nearest_distance=float(np.exp(null.centre)),
                         max_distance=fixed_max if fixed_max is not None else null.max_distance(global_min_z),
                         max_ratio=null.max_ratio(local_min_z))
-            methods.append(_Method(name, has, distance, null, local_min_z, fixed_max))
+            # One witness alone: its global test is also family-wise over the images it judges (Bonferroni
+            # over them), so the expected number of unrelated images anywhere in the dataset whose nearest
+            # neighbour is that close stays at the per-image level. The bar grows with the dataset, as the
+            # closest unrelated pair of a larger dataset is closer.
+            dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * len(where))
+            note["one_witness_global_min_z"] = dataset_min_z
+            methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z))
             close = (distances <= fixed_max) if fixed_max is not None else \
                 (null.z_global(distances) >= global_min_z)
             close &= index >= 0
@@ -431,7 +450,9 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             return result
 
         distance = _hamming(codes)
-        methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, references))
+        dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * count)
+        note["one_witness_global_min_z"] = dataset_min_z
+        methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z, references))
         ends = np.sort(where[pairs], axis=1)
         distances = distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
         close = (distances <= fixed_max) if fixed_max is not None else (null.z_global(distances) >= global_min_z)
@@ -449,21 +470,23 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                                                                                         dict[str, np.ndarray]]:
         """Per pair: the evidence (>= 0: a copy; NaN: no method could judge), how many families of methods
         pass on their own (the evidence tier), and each method's distance. The evidence is the best method's
-        margin over its tests, less ``single_method_extra_z`` unless two families agree."""
+        margin over its tests; unless two families agree, over its one-witness tests (``_Method.alone``)."""
         params = self.params
         evidence = np.full(len(left), np.nan)
         tier = np.zeros(len(left), dtype=np.int64)
         distances: dict[str, np.ndarray] = {}
+        alone = np.full(len(left), np.nan)
         passes: dict[str, np.ndarray] = {}
         for method in methods:
             distances[method.name], margin = method.evidence(left, right)
             evidence = np.fmax(evidence, margin)
+            alone = np.fmax(alone, method.alone(distances[method.name], margin, params.single_method_extra_z))
             family = _FAMILY[method.name]
             passes[family] = passes.get(family, np.zeros(len(left), dtype=bool)) | (
                 np.nan_to_num(margin, nan=-1.0) >= 0)
         for passed in passes.values():
             tier += passed
-        return np.where(tier >= 2, evidence, evidence - params.single_method_extra_z), tier, distances
+        return np.where(tier >= 2, evidence, alone), tier, distances
 
     def _complete_linkage(
         self, count: int, candidates: np.ndarray, methods: list[_Method]

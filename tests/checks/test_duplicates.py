@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageEnhance
+from scipy.stats import norm
 
 from auditor.checks.base import CheckContext
 from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
@@ -471,3 +472,35 @@ def test_neighbourhoods_within_a_reach_are_the_brute_force_ones() -> None:
         assert np.array_equal(known[n, : len(within)], within) and np.isnan(known[n, len(within):]).all()
     assert np.isfinite(known).sum() >= 10, "the reach holds some neighbours, or this test checks nothing"
     assert not _neighbourhoods_within(rows, wanted, reach=5, width=8, max_candidates=10)[1].any()
+
+
+def _pair_at_global_z(count: int, z: float, params: DuplicatesParams) -> tuple[CheckContext, frozenset[str]]:
+    """``count`` random vectors, the last moved to chord distance with global z ``z`` (under this data's
+    own null, read from a first scan's summary) from an image: a pair only the embedding can see."""
+    rng = np.random.default_rng(SEED)
+    vectors = unit_rows(rng.standard_normal((count, 8)))
+    note = DuplicatesCheck(params).run(make_context(vectors[:-1], [None] * (count - 1))).summary["semantic"]
+    centre = np.log(note["median_nearest_distance"])
+    scale = (centre - np.log(note["max_distance"])) / note["global_min_z_used"]
+    chord = float(np.exp(centre - z * scale))
+    away = rng.standard_normal(8)
+    away -= (away @ vectors[0]) * vectors[0]
+    away /= np.linalg.norm(away)
+    angle = 2 * np.arcsin(chord / 2)
+    vectors[-1] = np.cos(angle) * vectors[0] + np.sin(angle) * away
+    return make_context(vectors, [None] * count), frozenset({"img_0000.png", f"img_{count - 1:04d}.png"})
+
+
+def test_one_witness_must_be_improbable_across_the_whole_dataset() -> None:
+    """One method alone must pass its global test family-wise over the dataset's images. A pair at global
+    z 3.75 clears the per-image bar 1.5 plus the one-witness 2.0, yet 2,000 unrelated images are expected
+    to hold such a pair 2000 sf(3.75) = 0.18 times: reported among 200 images (dataset bar
+    sf^-1(sf(1.5) / 200) = 3.40), not among 2,000 (3.96); a pair at z 4.5 is reported in both. (A lenient
+    local test, so that the global one decides.)"""
+    params = DuplicatesParams(local_min_z=1.0)
+    for count, z, found in ((200, 3.75, True), (2000, 3.75, False), (2000, 4.5, True)):
+        ctx, pair = _pair_at_global_z(count, z, params)
+        result = DuplicatesCheck(params).run(ctx)
+        assert (pair in near_groups(result.findings)) == found, (count, z)
+        bar = result.summary["semantic"]["one_witness_global_min_z"]
+        assert bar == pytest.approx(float(norm.isf(norm.sf(1.5) / count)), rel=1e-3)

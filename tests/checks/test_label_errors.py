@@ -164,25 +164,3 @@ def test_scan_flags_a_misfiled_drawing(tmp_path: Path) -> None:
     assert images["label_quality"].between(0, 1).all()
     run_json = json.loads((tmp_path / "out" / "run.json").read_text())
     assert set(run_json["checks"]["label_errors"]["per_class"]) == {"circle", "square", "triangle"}
-
-
-def test_subsampled_regularisation_and_warm_starts_keep_the_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above the subsample size, C is chosen on a subsample and each fold starts from a subsample fit: the
-    out-of-sample probabilities must stay those of the full fit (same verdicts, nearly the same values)."""
-    import auditor.probabilities as probabilities
-
-    names = ["cat", "dog", "fox"]
-    vectors, labels = clusters(names, per_class=200, spread=0.8)
-    rng = np.random.default_rng(SEED)
-    ids = np.array([names.index(label) for label in labels])
-    flipped = rng.choice(len(ids), size=30, replace=False)
-    given = ids.copy()
-    given[flipped] = (ids[flipped] + 1) % 3
-    full = out_of_sample_probabilities(vectors.astype(np.float32), given, 3, ProbabilityParams())
-    monkeypatch.setattr(probabilities, "_SUBSAMPLE", 150)
-    subsampled = out_of_sample_probabilities(vectors.astype(np.float32), given, 3, ProbabilityParams())
-    for probs in (full, subsampled):
-        assert (probs.argmax(axis=1) == ids).mean() >= 0.95  # the true class wins, even for flipped images
-        assert (probs[flipped, given[flipped]] < 0.5).all()
-    assert (full.argmax(axis=1) == subsampled.argmax(axis=1)).mean() >= 0.99
-    assert np.abs(full - subsampled).mean() < 0.05

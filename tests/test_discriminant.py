@@ -1,0 +1,149 @@
+"""The label-error classifier: K-fold linear discriminant analysis from per-fold statistics (probabilities.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auditor import probabilities
+from auditor.config import ProbabilityParams
+from auditor.probabilities import fit_temperature, out_of_sample_probabilities
+
+
+def _clusters(per_class: int, classes: int, dim: int, seed: int = 0,
+              spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(classes, dim))
+    labels = np.repeat(np.arange(classes), per_class)
+    return (centres[labels] + rng.normal(scale=spread, size=(len(labels), dim))).astype(np.float32), labels
+
+
+def test_no_image_vouches_for_its_own_label() -> None:
+    """Random labels on noise: a model that had seen an image's label would fit it (60 dimensions, 120 images);
+    held out, the given label gets no more than chance."""
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(120, 60)).astype(np.float32)
+    labels = rng.integers(3, size=120)
+    for shrinkage in (None, 0.01):
+        probs = out_of_sample_probabilities(vectors, labels, 3, ProbabilityParams(shrinkage=shrinkage))
+        assert probs[np.arange(120), labels].mean() < 0.4
+        assert (probs.argmax(axis=1) == labels).mean() < 0.5
+
+
+def test_a_flipped_label_is_not_believed() -> None:
+    vectors, labels = _clusters(per_class=40, classes=3, dim=20)
+    given = labels.copy()
+    given[[3, 50, 90]] = [1, 2, 0]
+    probs = out_of_sample_probabilities(vectors, given, 3, ProbabilityParams())
+    assert (probs.argmax(axis=1) == labels).all()
+    assert (probs[[3, 50, 90], given[[3, 50, 90]]] < 0.05).all()
+
+
+def test_fold_statistics_give_the_model_of_the_other_folds_rows() -> None:
+    """Totals minus a fold's own statistics = the discriminant fitted on the rows outside that fold."""
+    vectors, labels = _clusters(per_class=30, classes=4, dim=6, seed=5, spread=2.0)
+    labels[:3] = 3  # uneven classes
+    fold = np.arange(len(labels)) % 3
+    order = np.lexsort((labels, fold))
+    vectors, labels, fold = vectors[order], labels[order], fold[order]
+    bounds = np.searchsorted(fold, np.arange(4))
+    stats = probabilities._FoldStatistics.of(vectors, labels, bounds, 4)
+    for held_out in range(3):
+        model = stats.discriminant(held_out)
+        rows = vectors[fold != held_out].astype(np.float64)
+        kept = labels[fold != held_out]
+        means = np.stack([rows[kept == k].mean(axis=0) for k in range(4)])
+        scatter = sum((rows[kept == k] - means[k]).T @ (rows[kept == k] - means[k]) for k in range(4))
+        covariance = scatter / (len(rows) - 4)
+        np.testing.assert_allclose(model.means, means, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(model.correlation * np.outer(model.scale, model.scale), covariance,
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.exp(model.log_priors), np.bincount(kept) / len(kept))
+
+
+def test_reordering_rows_changes_no_probability() -> None:
+    vectors, labels = _clusters(per_class=25, classes=4, dim=12, seed=9, spread=3.0)
+    vectors[10] = vectors[60]  # a copy under another label
+    first = out_of_sample_probabilities(vectors, labels, 4, ProbabilityParams())
+    shuffle = np.random.default_rng(1).permutation(len(labels))
+    second = out_of_sample_probabilities(vectors[shuffle], labels[shuffle], 4, ProbabilityParams())
+    np.testing.assert_array_equal(second, first[shuffle])
+
+
+def test_copies_share_a_fold() -> None:
+    """Ten copies of one image filed under the wrong class: each is judged by models that saw none of them."""
+    vectors, labels = _clusters(per_class=30, classes=2, dim=8, seed=2)
+    vectors[:10] = vectors[40]
+    labels[:10] = 0
+    labels[40] = 0
+    probs = out_of_sample_probabilities(vectors, labels, 2, ProbabilityParams())
+    assert (probs[[*range(10), 40], 1] > 0.5).all()  # 11 of 60 labels wrong: a soft, but clear, verdict
+
+
+def test_dimensions_outnumbering_images() -> None:
+    """36 images in 300 dimensions: the covariance is singular, the shrinkage keeps it usable."""
+    vectors, labels = _clusters(per_class=12, classes=3, dim=300, seed=4, spread=2.0)
+    given = labels.copy()
+    given[5] = 1
+    probs = out_of_sample_probabilities(vectors, given, 3, ProbabilityParams())
+    assert np.isfinite(probs).all()
+    assert probs.argmax(axis=1)[5] == 0
+    assert (probs.argmax(axis=1) == labels).mean() > 0.9
+
+
+@pytest.mark.parametrize("case", ["two images", "identical rows", "a class in one fold", "constant dimension"])
+def test_degenerate_inputs(case: str) -> None:
+    rng = np.random.default_rng(0)
+    if case == "two images":
+        vectors, labels, classes = rng.normal(size=(2, 4)).astype(np.float32), np.array([0, 1]), 2
+    elif case == "identical rows":  # one group: one fold, nothing left to learn from
+        vectors, labels, classes = np.ones((12, 4), dtype=np.float32), np.array([0, 1] * 6), 2
+    elif case == "a class in one fold":
+        vectors, labels = _clusters(per_class=10, classes=2, dim=5)
+        vectors, labels, classes = np.vstack([vectors, vectors[:1] + 9]), np.append(labels, 2), 3
+    else:
+        vectors, labels = _clusters(per_class=10, classes=3, dim=5)
+        vectors[:, 2] = 1.5
+        classes = 3
+    probs = out_of_sample_probabilities(vectors, labels, classes, ProbabilityParams())
+    assert probs.shape == (len(labels), classes)
+    assert np.isfinite(probs).all() and (probs > 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    if case == "two images":  # judged by a model that saw only the other image, or none: never its own label
+        assert probs[0, 0] <= 0.5 and probs[1, 1] <= 0.5
+    if case == "identical rows":
+        np.testing.assert_allclose(probs, 0.5)
+    if case == "a class in one fold":  # no held-out model saw class 2, so nothing can call its image class 2
+        assert probs[-1, 2] < 1e-3
+
+
+def test_least_shrinkage_follows_the_images_per_dimension() -> None:
+    rng = np.random.default_rng(0)
+    factor = rng.normal(size=(5000, 1))
+    many = (factor + 0.5 * rng.normal(size=(5000, 6))).astype(np.float32)  # strongly correlated, many images
+    few = rng.normal(size=(20, 200)).astype(np.float32)  # independent, dimensions outnumber images
+    for vectors, low, high in ((many, 0.0, 0.05), (few, 0.5, 1.0)):
+        labels = np.zeros(len(vectors), dtype=np.int64)
+        stats = probabilities._FoldStatistics.of(vectors, labels, np.array([0, len(vectors)]), 1)
+        assert low <= stats.least_shrinkage() <= high
+
+
+def test_temperature_is_the_maximum_likelihood_one() -> None:
+    rng = np.random.default_rng(0)
+    grid = np.geomspace(1e-4, 1e3, 20_000)
+    for scale in (0.01, 1.0, 1e4):  # soft, moderate and saturated scores
+        scores = rng.normal(size=(400, 5)) * scale
+        labels = rng.integers(5, size=400)
+        scores[np.arange(400), labels] += 1.5 * scale
+        scores[np.arange(20), (labels[:20] + 1) % 5] = -np.inf  # impossible classes, never at a label
+
+        def loss(t: float, scores: np.ndarray = scores, labels: np.ndarray = labels) -> float:
+            scaled = np.where(np.isfinite(scores), scores * t, -np.inf)
+            peak = scaled.max(axis=1, keepdims=True)
+            totals = np.log(np.exp(scaled - peak).sum(axis=1)) + peak[:, 0]
+            return float((totals - scaled[np.arange(400), labels]).mean())
+
+        best = grid[int(np.argmin([loss(t) for t in grid]))]
+        fitted = fit_temperature(scores, labels, (1e-4, 1e3))
+        assert loss(fitted) <= loss(best) + 1e-9
+        assert fitted == pytest.approx(best, rel=2e-3)
