@@ -55,8 +55,6 @@ def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str)
     return np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
-
-
 def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """cleanlab's calibrated joint of given vs true class (sums to 1)."""
     return np.asarray(cleanlab_count.estimate_joint(labels, pred_probs))
