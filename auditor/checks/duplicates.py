@@ -32,6 +32,7 @@ is the label-error check's job (``CheckContext.exact_copy_groups``).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,6 +158,12 @@ class _Method:
         margin = np.minimum(global_margin, local - self.local_min_z)
         return distance, np.where(both, margin, np.nan)
 
+    def close(self, distance: np.ndarray) -> np.ndarray:
+        """Whether each distance passes the global test (or the explicit override): a candidate pair."""
+        if self.fixed_max is not None:
+            return np.asarray(distance <= self.fixed_max)
+        return np.asarray(self.null.z_global(distance) >= self.null.global_min_z)
+
     def alone(self, distance: np.ndarray, margin: np.ndarray, extra_z: float) -> np.ndarray:
         """The evidence when this method is the pair's only witness: ``extra_z`` more over both tests, and
         the global test passed at the dataset-wide level (``dataset_min_z``)."""
@@ -171,6 +178,39 @@ _HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the 
 def _bonferroni(z: float, looks: int) -> float:
     """The z whose one-sided normal tail is that of ``z`` divided among ``looks`` tests."""
     return z if looks <= 1 else float(scipy_stats.norm.isf(scipy_stats.norm.sf(z) / looks))
+
+
+def _family_tests(name: str, params: DuplicatesParams) -> tuple[int, float, float]:
+    """How many methods of ``name``'s family look at a pair, and the global and local z each look must reach:
+    each look must be as improbable as one look would be alone (Bonferroni on the tests' normal tails)."""
+    looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
+    return looks, _bonferroni(params.global_min_z, looks), _bonferroni(params.local_min_z, looks)
+
+
+def _new_method(
+    name: str, where: np.ndarray, count: int, fitted: NeighbourNull, reference: np.ndarray,
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None, params: DuplicatesParams,
+    note: dict[str, Any], references: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> _Method:
+    """The method over ``count`` contents judging those in ``where``, with ``fitted``'s null and ``reference``
+    (per content, NaN where not known yet), its derived thresholds recorded in ``note`` (run.json)."""
+    looks, global_min_z, local_min_z = _family_tests(name, params)
+    has = np.zeros(count, dtype=bool)
+    has[where] = True
+    null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale, reference, global_min_z)
+    note.update(global_min_z=params.global_min_z, local_min_z=params.local_min_z,
+                reference_neighbour=params.reference_neighbour, single_method_extra_z=params.single_method_extra_z,
+                images=len(where), family_looks=looks, global_min_z_used=global_min_z, local_min_z_used=local_min_z,
+                median_nearest_distance=float(np.exp(null.centre)),
+                max_distance=fixed_max if fixed_max is not None else null.max_distance(global_min_z),
+                max_ratio=null.max_ratio(local_min_z))
+    # One witness alone: its global test is also family-wise over the images it judges (Bonferroni over them),
+    # so the expected number of unrelated images anywhere in the dataset whose nearest neighbour is that close
+    # stays at the per-image level. The bar grows with the dataset, as the closest unrelated pair of a larger
+    # dataset is closer.
+    dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * len(where))
+    note["one_witness_global_min_z"] = dataset_min_z
+    return _Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z, references)
 
 
 def _joined_hashes(phash: pd.Series, dhash: pd.Series) -> pd.Series:
@@ -282,9 +322,6 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         notes: dict[str, Any] = {}
         found_pairs: list[np.ndarray] = []
         count = len(reps)
-        tests = {"global_min_z": params.global_min_z, "local_min_z": params.local_min_z,
-                 "reference_neighbour": params.reference_neighbour,
-                 "single_method_extra_z": params.single_method_extra_z}
 
         def too_few(found: int, what: str) -> str | None:
             if found >= params.min_images:
@@ -295,33 +332,14 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         def add(name: str, where: np.ndarray, index: np.ndarray, distances: np.ndarray, search: str,
                 distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None,
                 note: dict[str, Any]) -> None:
-            # A family with several methods looks at a pair several times: each look must be as
-            # improbable as one look would be alone (Bonferroni on the tests' normal tails).
-            looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
-            global_min_z, local_min_z = (_bonferroni(z, looks) for z in (params.global_min_z, params.local_min_z))
             distances = np.where(index >= 0, distances, np.nan)
-            null = NeighbourNull.fit(distances, params.reference_neighbour, global_min_z)
+            fitted = NeighbourNull.fit(distances, params.reference_neighbour, _family_tests(name, params)[1])
             reference = np.full(count, np.nan)
-            reference[where] = null.reference
-            has = np.zeros(count, dtype=bool)
-            has[where] = True
-            null = NeighbourNull(null.centre, null.scale, null.ratio_centre, null.ratio_scale, reference,
-                                 null.global_min_z)
-            note.update(tests, images=len(where), search=search, family_looks=looks,
-                        global_min_z_used=global_min_z, local_min_z_used=local_min_z,
-                        median_nearest_distance=float(np.exp(null.centre)),
-                        max_distance=fixed_max if fixed_max is not None else null.max_distance(global_min_z),
-                        max_ratio=null.max_ratio(local_min_z))
-            # One witness alone: its global test is also family-wise over the images it judges (Bonferroni
-            # over them), so the expected number of unrelated images anywhere in the dataset whose nearest
-            # neighbour is that close stays at the per-image level. The bar grows with the dataset, as the
-            # closest unrelated pair of a larger dataset is closer.
-            dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * len(where))
-            note["one_witness_global_min_z"] = dataset_min_z
-            methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z))
-            close = (distances <= fixed_max) if fixed_max is not None else \
-                (null.z_global(distances) >= global_min_z)
-            close &= index >= 0
+            reference[where] = fitted.reference
+            note["search"] = search
+            method = _new_method(name, where, count, fitted, reference, distance, fixed_max, params, note)
+            methods.append(method)
+            close = method.close(distances) & (index >= 0)
             rows, columns = np.nonzero(close)
             ends = np.stack([where[rows], where[index[rows, columns]]], axis=1)
             found_pairs.append(np.sort(ends, axis=1))
@@ -346,7 +364,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 continue
             fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
             if len(where) <= params.exact_max_images or not self._hash_pairs(
-                    name, codes, where, fixed, params, ctx.searches, methods, found_pairs, note, tests):
+                    name, codes, where, fixed, params, ctx.searches, methods, found_pairs, note):
                 found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
                                            ctx.config.search, ctx.searches, f"duplicates_{name}")
                 add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
@@ -388,7 +406,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     def _hash_pairs(
         self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,
         log: SearchLog, methods: list[_Method], found_pairs: list[np.ndarray],
-        note: dict[str, Any], tests: dict[str, Any],
+        note: dict[str, Any],
     ) -> bool:
         """Above ``exact_max_images``: the hash method without a k-NN search of every image. The null is fitted
         on the exact neighbours of a content-chosen sample; its global test bounds the distance a candidate pair
@@ -396,11 +414,8 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         later gets its own exact neighbourhood (its reference distance) when a candidate pair needs it.
         Returns False, with the reason in ``note``, when the radius leaves too many candidates (random-looking
         hashes: photos' pHash + dHash are nearly so); the caller then searches every image's neighbours."""
-        import time
-
         started = time.perf_counter()
-        looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
-        global_min_z, local_min_z = (_bonferroni(z, looks) for z in (params.global_min_z, params.local_min_z))
+        global_min_z = _family_tests(name, params)[1]
         rows = np.ascontiguousarray(codes[where])
         sample = content_sample(rows, params.hash_null_sample, 0)
         sampled = hamming_neighbours_of(rows, sample, params.top_k)
@@ -421,13 +436,8 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             log.records.append(record)
             note["multi_index_hashing"] = record["fallback"]
             return False
-        total = len(codes)
-        has = np.zeros(total, dtype=bool)
-        has[where] = True
-        slot = np.full(total, -1, dtype=np.int64)
+        slot = np.full(len(codes), -1, dtype=np.int64)
         slot[where] = np.arange(count)
-        null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale,
-                             np.full(total, np.nan), global_min_z)
 
         # Half the images have their reference neighbour within the sampled images' median reference distance:
         # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
@@ -441,29 +451,24 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             rank = np.minimum(params.reference_neighbour - 1 + (known <= max_distance).sum(axis=1), params.top_k - 1)
             resolved &= rank < np.isfinite(known).sum(axis=1)
             result = np.empty(len(wanted))
-            result[resolved] = null.references(known[resolved], params.reference_neighbour)
+            result[resolved] = fitted.references(known[resolved], params.reference_neighbour)
             if (~resolved).any():
                 found = hamming_neighbours_of(rows, wanted[~resolved], params.top_k)
-                result[~resolved] = null.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
-                                                    params.reference_neighbour)
+                result[~resolved] = fitted.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
+                                                      params.reference_neighbour)
             note["references_by_hashing"] = int(resolved.sum())
             return result
 
-        distance = _hamming(codes)
-        dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * count)
-        note["one_witness_global_min_z"] = dataset_min_z
-        methods.append(_Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z, references))
+        note["search"] = "multi-index hashing"
+        method = _new_method(name, where, len(codes), fitted, np.full(len(codes), np.nan), _hamming(codes),
+                             fixed_max, params, note, references)
+        methods.append(method)
         ends = np.sort(where[pairs], axis=1)
-        distances = distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
-        close = (distances <= fixed_max) if fixed_max is not None else (null.z_global(distances) >= global_min_z)
-        found_pairs.append(ends[close])
+        distances = method.distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
+        found_pairs.append(ends[method.close(distances)])
         record.update(pairs=len(pairs), seconds=round(time.perf_counter() - started, 3))
         log.records.append(record)
-        note.update(tests, images=count, search="multi-index hashing", family_looks=looks,
-                    global_min_z_used=global_min_z, local_min_z_used=local_min_z,
-                    median_nearest_distance=float(np.exp(null.centre)), max_distance=max_distance,
-                    max_ratio=null.max_ratio(local_min_z), radius=radius, candidates=candidates,
-                    pairs_within_radius=len(pairs), null_sample=len(sample))
+        note.update(radius=radius, candidates=candidates, pairs_within_radius=len(pairs), null_sample=len(sample))
         return True
 
     def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
