@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from auditor.class_neighbours import class_neighbourhoods, similarity_probabilities
+from auditor.config import SearchParams
+from auditor.similarity import SearchLog
 
 
 def test_mean_of_k_nearest_members_excludes_the_vector_itself() -> None:
@@ -41,3 +45,78 @@ def test_probabilities_follow_similarity_and_sharpen_with_separable_labels() -> 
     assert (probs.argmax(axis=1) == labels).all()
     # The fitted temperature makes cleanly separated classes confident, not a flat 0.4/0.3/0.3.
     assert probs[np.arange(300), labels].mean() > 0.9
+
+
+def _clustered(count: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Classes made of tight modes (as image embeddings are), 2% of labels flipped."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, 32))
+    modes = centres[:, None, :] + 0.7 * rng.standard_normal((classes, 5, 32))
+    labels = np.arange(count) % classes
+    vectors = modes[labels, rng.integers(5, size=count)] + 0.3 * rng.standard_normal((count, 32))
+    flipped = rng.random(count) < 0.02
+    return vectors.astype(np.float32), np.where(flipped, (labels + 1) % classes, labels)
+
+
+def _records(log: SearchLog, method: str) -> list[dict[str, Any]]:
+    return [r for r in log.records if r["search"] == "class_closeness" and r["method"] == method]
+
+
+def test_above_the_exact_size_closeness_is_computed_within_each_images_reach() -> None:
+    vectors, labels = _clustered(1500, 6)
+    members = [np.flatnonzero(labels == c) for c in range(6)]
+    log = SearchLog()
+    restricted = class_neighbourhoods(vectors, members, k=4, search=SearchParams(exact_max_vectors=300), log=log)
+    every = class_neighbourhoods(vectors, members, k=4, search=SearchParams(exact_max_vectors=1500))
+    near = ~np.isnan(restricted.similarity)
+    # Far classes are left out ("not near"), the image's own class never is.
+    assert near.sum() < 0.5 * near.size
+    assert near[np.arange(1500), labels].all()
+    # Where computed, it is the every-class closeness; the closest class and the outlier isolation agree.
+    agree = np.isclose(restricted.similarity[near], every.similarity[near], atol=1e-5)
+    assert agree.mean() >= 0.99
+    closest = np.where(near, restricted.similarity, -np.inf).max(axis=1)
+    assert np.isclose(closest, np.nanmax(every.similarity, axis=1), atol=1e-5).mean() >= 0.99
+    assert (restricted.nearest == every.nearest).mean() >= 0.99
+    # The probabilities ambiguous reads still name the same top class.
+    assert (similarity_probabilities(restricted.similarity, labels).argmax(axis=1)
+            == similarity_probabilities(every.similarity, labels).argmax(axis=1)).mean() >= 0.99
+    # run.json records how often the restriction could be wrong, measured against exact closeness.
+    [record] = _records(log, "within_reach")
+    assert record["closest_within_reach"] >= 0.99 and record["recall"] >= 0.99
+    assert record["sample"] == 1000 and record["searched_pairs"] < 1500 * 6
+    assert {"top2_within_reach", "probability_mass_held", "certain_closest", "reach"} <= record.keys()
+
+
+def test_a_reach_of_unlabelled_images_widens_then_searches_every_class() -> None:
+    # Points on a circle. 200 unlabelled vectors packed around angle 0 fill every reach there; ten classes each
+    # have one member among them and 20 at angle 1.0; class 0 lies at angle -0.3, nearer than any of those
+    # classes' k nearest, but with no member within any reach around 0. Every vector is sampled.
+    rng = np.random.default_rng(1)
+    angles = np.r_[rng.normal(0, 0.01, 210), rng.normal(-0.3, 0.01, 60), rng.normal(1.0, 0.01, 200)]
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    members = [np.arange(210, 270)] + [np.r_[200 + j, 270 + 20 * j + np.arange(20)] for j in range(10)]
+    settings = SearchParams(exact_max_vectors=50, recall_queries=470)
+    log = SearchLog()
+    result = class_neighbourhoods(vectors, members, k=3, search=settings, log=log)
+    every = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=470))
+    [record] = _records(log, "every_class")
+    assert "fallback" in record and [t["reach"] for t in record["tried"]] == [12, 24, 48]
+    assert record["tried"][0]["closest_within_reach"] < 0.99
+    assert np.allclose(result.similarity, every.similarity, atol=1e-5, equal_nan=True)
+
+
+def test_an_image_with_no_class_in_reach_is_compared_with_every_class() -> None:
+    # 100 unlabelled vectors far from both classes: their reach holds no class member, yet their closeness to
+    # each class is computed (an outlier must not look infinitely far for want of a search).
+    rng = np.random.default_rng(2)
+    angles = np.r_[rng.normal(0, 0.01, 100), rng.normal(1.5, 0.02, 150), rng.normal(-1.5, 0.02, 150)]
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    members = [np.arange(100, 250), np.arange(250, 400)]
+    log = SearchLog()
+    result = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=50), log=log)
+    every = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=400))
+    [record] = _records(log, "within_reach")  # no fallback to every class for all images was needed
+    assert record["closest_within_reach"] == 1.0
+    assert not np.isnan(result.similarity[:100]).any()
+    assert np.allclose(result.similarity[:100], every.similarity[:100], atol=1e-5)
