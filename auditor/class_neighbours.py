@@ -34,8 +34,6 @@ from auditor.similarity import SearchLog, content_sample, nearest, unit_rows
 _QUERY_BATCH = 16_384
 # Above the exact size, each image's reach: its this-many-times-k nearest other vectors (one global search).
 _REACH_PER_NEIGHBOUR = 4
-# When the sampled check finds the reach too short, it doubles this many times before every class is searched.
-_MAX_WIDENINGS = 2
 # Similarities computed two ways (a per-class search vs exact) agree to about this.
 _TOLERANCE = 1e-5
 
@@ -168,18 +166,19 @@ class _Membership:
         return position, self.classes[self.offsets[ids[position]] + within]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Reach:
-    """One restricted computation: closeness within each vector's reach, and what the sampled check reads."""
+    """Closeness within each vector's reach, and what the sampled check and run.json read."""
 
     similarity: np.ndarray
     nearest: np.ndarray
-    # (n,) similarity of the farthest of the vector's reach neighbours (NaN: it has none).
-    edge: np.ndarray
     # (sampled, classes, k) the similarities each sampled vector's closeness averaged (NaN beyond them).
     sample_values: np.ndarray
+    reach: int
     listed_pairs: int
     searched_pairs: int
+    # Vectors compared with every class (their closest class within reach was not surely the closest).
+    completed: int
 
 
 def _restricted(
@@ -188,63 +187,50 @@ def _restricted(
     """Closeness to the classes within each vector's reach; NaN ("not near") for the rest.
 
     A vector's reach is its ``_REACH_PER_NEIGHBOUR`` x k nearest other vectors (one global search). A class
-    with no member among them has every member below the farthest of them, so its closeness (a mean of
-    member similarities) is below too, and below that of any class with k members inside: the closest
-    class is certainly within reach whenever one class fills k places of it (the usual case), and an
-    image's softmax over classes loses only classes that lie beyond its whole neighbourhood. Where a class
-    fills k places, its closeness is read off the reach list itself; the remaining (vector, class) pairs
-    -- the vector's own classes and the classes with fewer than k members in reach -- are grouped by class,
-    and each class is searched by the vectors that need it only. Cost: one global search plus the pairs
-    actually searched, not n searches of every class.
+    with no member among them has every member below the farthest of them (the reach's edge), so its
+    closeness, a mean of member similarities, is below the edge too. Where a class fills k places of the
+    reach, its closeness is read off the reach list itself; the remaining (vector, class) pairs -- the
+    vector's own classes and the classes with fewer than k members in reach -- are grouped by class, and
+    each class is searched by the vectors that need it only. A vector whose closest class so found is no
+    nearer than its edge (an outlier among scattered classes, or a reach with no class member) is then
+    compared with every class: so the closest class, which ``outliers`` reads, is always among those
+    computed (given the searches' measured recall), and a class left out lies beyond the whole neighbourhood,
+    where the softmax over classes that ``ambiguous`` reads gives it next to nothing. Cost: one global search
+    plus the pairs actually searched, not n searches of every class.
 
     How often the restriction could be wrong is measured, not assumed: for a content-chosen sample of
     ``[search] recall_queries`` vectors, closeness to every class is computed exactly, and run.json records
-    how often the exact closest class and the exact top two lie within the reach, the share of each sampled
-    image's closeness-probability mass the reach holds, and recall@k of the closeness actually computed.
-    When the closest class or the probability mass falls below ``min_recall``, the reach doubles (up to
-    ``_MAX_WIDENINGS`` times), then every class is searched. Memory: the (n, classes) float32 result (1M x
-    100 classes: 400 MB) and the reach list (1M x 28 neighbours: 340 MB); nothing (n, n).
+    how often the exact closest class and the exact top two were computed, the share of sampled images whose
+    computed classes hold at least ``min_recall`` of their closeness-probability mass (temperature fitted to
+    the sample), and recall@k of the closeness computed. Should the closest class be computed for fewer than
+    ``min_recall`` of the sample (the searches missed), every class is searched. Memory: the (n, classes)
+    float32 result (1M x 100 classes: 400 MB) and the reach list (1M x 28 neighbours: 340 MB); nothing n x n.
     """
     membership = _Membership.of(members, len(unit))
     sample = content_sample(unit, settings.recall_queries, len(members))
     started = time.perf_counter()
+    found = _within_reach(unit, membership, members, k, min(_REACH_PER_NEIGHBOUR * k, len(unit) - 1), settings,
+                          records, sample)
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
     reference = _every_class(unit, members, k, settings, SearchLog(), query_rows=sample, exact=True)
-    reference_seconds = time.perf_counter() - started
-    reach = _REACH_PER_NEIGHBOUR * k
-    tried: list[dict[str, Any]] = []
-    for _ in range(_MAX_WIDENINGS + 1):
-        started = time.perf_counter()
-        found = _within_reach(unit, membership, members, k, min(reach, len(unit) - 1), settings, records, sample)
-        check = _sampled_check(found, reference, membership, sample, k, settings)
-        tried.append({"reach": reach, "listed_pairs": found.listed_pairs, "searched_pairs": found.searched_pairs,
-                      "certain_closest": round(float(np.mean(_certain(found))), 4),
-                      "seconds": round(time.perf_counter() - started, 3), **check})
-        passed = check["closest_within_reach"] >= settings.min_recall
-        if passed or reach >= len(unit) - 1:
-            break
-        reach *= 2
-    record: dict[str, Any] = {"search": "class_closeness", "method": "within_reach", "vectors": len(unit),
-                              "classes": len(members), "k": k, "min_recall": settings.min_recall,
-                              "sample": len(sample), "reference_seconds": round(reference_seconds, 3),
-                              "tried": tried, **tried[-1]}
-    if not passed:
+    check = _sampled_check(found, reference, membership, sample, k, settings)
+    record: dict[str, Any] = {
+        "search": "class_closeness", "method": "within_reach", "vectors": len(unit), "classes": len(members),
+        "k": k, "reach": found.reach, "pairs_read_off_reach": found.listed_pairs,
+        "pairs_searched": found.searched_pairs, "completed_against_every_class": found.completed,
+        "seconds": round(seconds, 3), "min_recall": settings.min_recall, "sample": len(sample),
+        "sample_seconds": round(time.perf_counter() - started, 3), **check,
+    }
+    if check["closest_within_reach"] < settings.min_recall:
         record["method"] = "every_class"
-        record["fallback"] = (f"the reach of {reach} neighbours held the closest class of "
-                              f"{check['closest_within_reach']:.3f} of sampled images (< {settings.min_recall}): "
-                              "every class searched")
+        record["fallback"] = (f"the closest class of {check['closest_within_reach']:.3f} of sampled images was "
+                              f"within reach (< {settings.min_recall}): every class searched")
         every = _every_class(unit, members, k, settings, records)
         records.records.append(record)
         return ClassNeighbourhoods(every.similarity, every.nearest)
     records.records.append(record)
     return ClassNeighbourhoods(found.similarity, found.nearest)
-
-
-def _certain(found: _Reach) -> np.ndarray:
-    """Per vector: its closest class is certainly within reach (its closeness is no lower than the reach's
-    edge, which bounds the closeness of every class beyond it) -- given the reach search found the nearest."""
-    with np.errstate(invalid="ignore"):
-        top = np.nanmax(np.where(np.isnan(found.similarity), -np.inf, found.similarity), axis=1)
-    return np.asarray(top >= found.edge - _TOLERANCE)
 
 
 def _within_reach(
@@ -300,32 +286,51 @@ def _within_reach(
         listed += int(resolved.sum())
         pending_rows.append(start + pair_row[~resolved])
         pending_classes.append(pair_class[~resolved])
-        # A vector with no class within reach (its reach all unlabelled, say) is searched against every class:
-        # "not near" must mean nearer classes were seen, never that none was looked at.
-        candidate = np.zeros(stop - start, dtype=bool)
-        candidate[pair_row[membership.sizes[pair_class] - member > 0]] = True
-        orphans = np.flatnonzero(~candidate)
-        if len(orphans):
-            others = np.broadcast_to(membership.sizes, (len(orphans), classes)).copy()
-            orphan_position, orphan_class = membership.expand(start + orphans)
-            np.subtract.at(others, (orphan_position, orphan_class), 1)
-            orphan_rows, orphan_classes = np.nonzero(others > 0)
-            pending_rows.append(start + orphans[orphan_rows])
-            pending_classes.append(orphan_classes)
         sampled = counted & resolved[group] & (sample_of[start + pair_row[group]] >= 0)
         sample_values[sample_of[start + pair_row[group[sampled]]], pair_class[group[sampled]], rank[sampled]] = \
             values[sampled]
     del sims, found, keep
     rows_needed, classes_needed = np.concatenate(pending_rows), np.concatenate(pending_classes)
-    order = np.argsort(classes_needed, kind="stable")
-    rows_needed, classes_needed = rows_needed[order], classes_needed[order]
-    bounds = np.searchsorted(classes_needed, np.arange(classes + 1))
-    for column in range(classes):
-        queries = rows_needed[bounds[column]:bounds[column + 1]]
+    state = (similarity, best, nearest_other, sample_of, sample_values)
+    _search_pairs(unit, members, k, settings, records, rows_needed, classes_needed, state)
+    # A vector whose closest class within reach is no nearer than the reach's edge (an outlier among
+    # scattered classes, or one whose reach holds no class member) could be nearer a class beyond it: it is
+    # compared with every class, so that "not near" always means nearer classes were seen.
+    with np.errstate(invalid="ignore"):
+        top = np.max(np.where(np.isnan(similarity), -np.inf, similarity), axis=1)
+        uncertain = np.flatnonzero(~(top >= edge - _TOLERANCE))
+    completed_rows, completed_classes = [], []
+    for start in range(0, len(uncertain), _QUERY_BATCH):
+        rows = uncertain[start:start + _QUERY_BATCH]
+        others = np.broadcast_to(membership.sizes, (len(rows), classes)).copy()
+        position, own_class = membership.expand(rows)
+        np.subtract.at(others, (position, own_class), 1)
+        pair_row, pair_class = np.nonzero((others > 0) & np.isnan(similarity[rows]))
+        completed_rows.append(rows[pair_row])
+        completed_classes.append(pair_class)
+    if completed_rows:
+        _search_pairs(unit, members, k, settings, records, np.concatenate(completed_rows),
+                      np.concatenate(completed_classes), state)
+    searched = len(rows_needed) + sum(len(rows) for rows in completed_rows)
+    return _Reach(similarity, nearest_other, sample_values, reach, listed, searched, len(uncertain))
+
+
+def _search_pairs(
+    unit: np.ndarray, members: list[np.ndarray], k: int, settings: SearchParams, records: SearchLog,
+    rows: np.ndarray, classes: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Closeness of the (vector ``rows[i]``, class ``classes[i]``) pairs, written into ``state``: each class
+    searched once, by the vectors that need it."""
+    similarity, best, nearest_other, sample_of, sample_values = state
+    order = np.argsort(classes, kind="stable")
+    rows, classes = rows[order], classes[order]
+    bounds = np.searchsorted(classes, np.arange(len(members) + 1))
+    for column, member_ids in enumerate(members):
+        queries = rows[bounds[column]:bounds[column + 1]]
         if len(queries) == 0:
             continue
-        progress.step(f"class closeness {column + 1}/{classes}: {len(queries):,} images within reach")
-        member_ids = members[column]
+        progress.step(f"class closeness {column + 1}/{len(members)}: {len(queries):,} images within reach")
         sims, found = nearest(unit_rows(unit, member_ids), k + 1, settings, f"class_closeness[{column}]", records,
                               queries=unit[queries], seed=column)
         column_similarity = np.full(len(queries), np.nan, dtype=np.float32)
@@ -337,7 +342,6 @@ def _within_reach(
         best[queries], nearest_other[queries] = best_here, nearest_here
         sampled = sample_of[queries] >= 0
         sample_values[sample_of[queries[sampled]], column] = values[sampled]
-    return _Reach(similarity, nearest_other, edge, sample_values, listed, len(rows_needed))
 
 
 def _sampled_check(
@@ -348,11 +352,14 @@ def _sampled_check(
     exact, restricted = reference.similarity, found.similarity[sample]
     known = ~np.isnan(exact)
     judged = known.sum(axis=1) >= 1
-    ranked = np.argsort(-np.where(known, exact, -np.inf), axis=1, kind="stable")
-    rows = np.arange(len(sample))
-    closest_in = ~np.isnan(restricted[rows, ranked[:, 0]])
+    # Tie-aware: the closest (and second) class counts as computed when a computed class is as close, exactly.
+    everywhere = -np.sort(-np.where(known, exact, -np.inf), axis=1)
+    computed_only = -np.sort(-np.where(known & ~np.isnan(restricted), exact, -np.inf), axis=1)
+    closest_in = computed_only[:, 0] >= everywhere[:, 0] - _TOLERANCE
     two = known.sum(axis=1) >= 2
-    second_in = ~np.isnan(restricted[rows, ranked[:, 1 if exact.shape[1] > 1 else 0]])
+    second_in = closest_in.copy()
+    if exact.shape[1] > 1:
+        second_in &= computed_only[:, 1] >= everywhere[:, 1] - _TOLERANCE
     # Probability mass: temperature fitted to the sample's exact closeness and each vector's first class.
     position, first_class = membership.expand(sample)
     labels = np.full(len(sample), -1, dtype=np.int64)
@@ -373,7 +380,7 @@ def _sampled_check(
     recall = float(hit_total / max(int(needed[computed].sum()), 1))
     return {
         "closest_within_reach": round(float(closest_in[judged].mean()) if judged.any() else 1.0, 4),
-        "top2_within_reach": round(float((closest_in & second_in)[two].mean()) if two.any() else 1.0, 4),
+        "top2_within_reach": round(float(second_in[two].mean()) if two.any() else 1.0, 4),
         "probability_mass_held": round(mass, 4),
         "recall": round(recall, 4),
     }

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from auditor import class_neighbours
 from auditor.class_neighbours import class_neighbourhoods, similarity_probabilities
 from auditor.config import SearchParams
 from auditor.similarity import SearchLog
@@ -84,26 +85,26 @@ def test_above_the_exact_size_closeness_is_computed_within_each_images_reach() -
     # run.json records how often the restriction could be wrong, measured against exact closeness.
     [record] = _records(log, "within_reach")
     assert record["closest_within_reach"] >= 0.99 and record["recall"] >= 0.99
-    assert record["sample"] == 1000 and record["searched_pairs"] < 1500 * 6
-    assert {"top2_within_reach", "probability_mass_held", "certain_closest", "reach"} <= record.keys()
+    assert record["sample"] == 1000 and record["pairs_searched"] < 1500 * 6
+    assert {"top2_within_reach", "probability_mass_held", "completed_against_every_class", "reach"} <= record.keys()
 
 
-def test_a_reach_of_unlabelled_images_widens_then_searches_every_class() -> None:
+def test_an_image_whose_reach_may_hide_its_closest_class_is_compared_with_every_class() -> None:
     # Points on a circle. 200 unlabelled vectors packed around angle 0 fill every reach there; ten classes each
     # have one member among them and 20 at angle 1.0; class 0 lies at angle -0.3, nearer than any of those
-    # classes' k nearest, but with no member within any reach around 0. Every vector is sampled.
+    # classes' k nearest, but with no member within any reach around 0.
     rng = np.random.default_rng(1)
     angles = np.r_[rng.normal(0, 0.01, 210), rng.normal(-0.3, 0.01, 60), rng.normal(1.0, 0.01, 200)]
     vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
     members = [np.arange(210, 270)] + [np.r_[200 + j, 270 + 20 * j + np.arange(20)] for j in range(10)]
-    settings = SearchParams(exact_max_vectors=50, recall_queries=470)
     log = SearchLog()
-    result = class_neighbourhoods(vectors, members, k=3, search=settings, log=log)
+    result = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=50), log=log)
     every = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=470))
-    [record] = _records(log, "every_class")
-    assert "fallback" in record and [t["reach"] for t in record["tried"]] == [12, 24, 48]
-    assert record["tried"][0]["closest_within_reach"] < 0.99
-    assert np.allclose(result.similarity, every.similarity, atol=1e-5, equal_nan=True)
+    [record] = _records(log, "within_reach")
+    assert record["completed_against_every_class"] >= 200
+    assert np.allclose(result.similarity[:210], every.similarity[:210], atol=1e-5)
+    assert (np.nanargmax(result.similarity[:210], axis=1) == 0).all()
+    assert record["closest_within_reach"] == 1.0
 
 
 def test_an_image_with_no_class_in_reach_is_compared_with_every_class() -> None:
@@ -116,7 +117,32 @@ def test_an_image_with_no_class_in_reach_is_compared_with_every_class() -> None:
     log = SearchLog()
     result = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=50), log=log)
     every = class_neighbourhoods(vectors, members, k=3, search=SearchParams(exact_max_vectors=400))
-    [record] = _records(log, "within_reach")  # no fallback to every class for all images was needed
+    [record] = _records(log, "within_reach")
     assert record["closest_within_reach"] == 1.0
     assert not np.isnan(result.similarity[:100]).any()
     assert np.allclose(result.similarity[:100], every.similarity[:100], atol=1e-5)
+
+
+def test_when_the_sample_finds_closest_classes_missed_every_class_is_searched(monkeypatch: Any) -> None:
+    # A reach search gone wrong (every vector's "nearest" are vectors of another class, as near as itself):
+    # nothing within the reach looks uncertain, but the exact sample shows the closest class missed.
+    vectors, labels = _clustered(1200, 4)
+    members = [np.flatnonzero(labels == c) for c in range(4)]
+    real = class_neighbours.nearest
+
+    def misleading(base: np.ndarray, k: int, settings: SearchParams, name: str, log: SearchLog | None = None,
+                   queries: np.ndarray | None = None, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        if name != "class_closeness_reach":
+            return real(base, k, settings, name, log, queries, **kwargs)
+        other = members[1][np.arange(len(base)) % len(members[1])]
+        found = np.stack([np.arange(len(base))] + [np.roll(other, shift) for shift in range(1, k)], axis=1)
+        return np.ones(found.shape, dtype=np.float32), found
+
+    monkeypatch.setattr(class_neighbours, "nearest", misleading)
+    log = SearchLog()
+    result = class_neighbourhoods(vectors, members, k=4, search=SearchParams(exact_max_vectors=300), log=log)
+    monkeypatch.setattr(class_neighbours, "nearest", real)
+    every = class_neighbourhoods(vectors, members, k=4, search=SearchParams(exact_max_vectors=1200))
+    [record] = _records(log, "every_class")
+    assert record["closest_within_reach"] < 0.99 and "fallback" in record
+    assert np.allclose(result.similarity, every.similarity, atol=1e-5, equal_nan=True)
