@@ -69,24 +69,26 @@ def test_above_the_exact_size_closeness_is_computed_within_each_images_reach() -
     log = SearchLog()
     restricted = class_neighbourhoods(vectors, members, k=4, search=SearchParams(exact_max_vectors=300), log=log)
     every = class_neighbourhoods(vectors, members, k=4, search=SearchParams(exact_max_vectors=1500))
-    near = ~np.isnan(restricted.similarity)
-    # Far classes are left out ("not near"), the image's own class never is.
-    assert near.sum() < 0.5 * near.size
-    assert near[np.arange(1500), labels].all()
-    # Where computed, it is the every-class closeness; the closest class and the outlier isolation agree.
-    agree = np.isclose(restricted.similarity[near], every.similarity[near], atol=1e-5)
-    assert agree.mean() >= 0.99
-    closest = np.where(near, restricted.similarity, -np.inf).max(axis=1)
-    assert np.isclose(closest, np.nanmax(every.similarity, axis=1), atol=1e-5).mean() >= 0.99
+    computed = np.isclose(restricted.similarity, every.similarity, atol=1e-5)
+    # Far classes are estimated rather than searched; the image's own class never is.
+    assert computed.sum() < 0.5 * computed.size
+    assert computed[np.arange(1500), labels].mean() >= 0.99
+    # An estimate stays below the closest class, which is computed: the outlier isolation and the nearest
+    # other image agree with the every-class search.
+    assert np.isclose(restricted.similarity.max(axis=1), every.similarity.max(axis=1), atol=1e-5).mean() >= 0.99
     assert (restricted.nearest == every.nearest).mean() >= 0.99
-    # The probabilities ambiguous reads still name the same top class.
-    assert (similarity_probabilities(restricted.similarity, labels).argmax(axis=1)
-            == similarity_probabilities(every.similarity, labels).argmax(axis=1)).mean() >= 0.99
+    # Estimates come close, so the probabilities ambiguous reads barely move.
+    assert np.percentile(np.abs(restricted.similarity - every.similarity), 99) < 0.2
+    moved = 0.5 * np.abs(similarity_probabilities(restricted.similarity, labels)
+                         - similarity_probabilities(every.similarity, labels)).sum(axis=1)
+    assert np.median(moved) < 0.02 and np.percentile(moved, 99) < 0.15
     # run.json records how often the restriction could be wrong, measured against exact closeness.
     [record] = _records(log, "within_reach")
     assert record["closest_within_reach"] >= 0.99 and record["recall"] >= 0.99
-    assert record["sample"] == 1000 and record["pairs_searched"] < 1500 * 6
-    assert {"top2_within_reach", "probability_mass_held", "completed_against_every_class", "reach"} <= record.keys()
+    assert record["sample"] == 1000 and record["pairs_searched"] < 1500 * 6 and record["pairs_estimated"] > 0
+    assert record["probability_distance_median"] < 0.02
+    assert {"top2_within_reach", "probability_mass_within_reach", "completed_against_every_class", "reach",
+            "estimate_mean_abs_error", "probability_distance_p99"} <= record.keys()
 
 
 def test_an_image_whose_reach_may_hide_its_closest_class_is_compared_with_every_class() -> None:
