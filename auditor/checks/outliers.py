@@ -7,7 +7,9 @@ search for the nearest images overall; identical contents count once, so a copie
 vouch for itself either. Without labels, all images form one class. What "far" means depends on the
 encoder and the dataset, so the threshold is set from the data: isolations are compared on a log scale
 (they are skewed), and an image is an outlier when its isolation lies more than ``robust_z`` robust
-standard deviations (1.4826 x MAD) above the median.
+standard deviations (1.4826 x MAD) above the median. Above ``[search] exact_max_vectors`` the closeness to
+far classes is estimated, never above the closest class, which is always computed exactly
+(``class_neighbours._restricted``), so isolations are as before.
 """
 
 from __future__ import annotations
