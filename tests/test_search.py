@@ -58,12 +58,18 @@ def test_approximate_path_gives_the_findings_of_exact_search_and_records_its_rec
     assert len({path for check, path, _ in exact_findings if check == "label_error"} & flipped) >= 0.75 * len(flipped)
     assert [r["method"] for r in exact.searches.records] == ["exact", "exact"]
     records = {r["search"]: r for r in approximate.searches.records}
-    assert set(records) == {"knn_vote", *(f"class_closeness[{c}]" for c in range(len(CLASSES)))}
+    # Class closeness above the exact size: one reach search, the per-class searches of the pairs within reach
+    # (exact ones merged as "class_closeness[*]"), and the record of the whole with its sampled check.
+    assert {"knn_vote", "class_closeness_reach", "class_closeness"} <= set(records)
+    assert set(records) <= {"knn_vote", "class_closeness_reach", "class_closeness", "class_closeness[*]",
+                            *(f"class_closeness[{c}]" for c in range(len(CLASSES)))}
+    assert records["class_closeness"]["method"] == "within_reach"
+    assert records["class_closeness"]["closest_within_reach"] >= 0.99
     vote = records["knn_vote"]
     assert vote["method"] == "ivf" and vote["recall"] >= 0.99 and vote["nprobe"] < vote["cells"]
     assert vote["recall_queries"] == min(1000, len(vectors)) and vote["vectors"] == len(vectors)
     for record in records.values():
-        assert record["recall"] >= 0.99 or "fallback" in record
+        assert record["method"] == "exact" or record["recall"] >= 0.99 or "fallback" in record
 
 
 def test_recall_is_measured_against_exact_search() -> None:
