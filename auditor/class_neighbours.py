@@ -61,9 +61,12 @@ class ClassNeighbourhoods:
 def class_neighbourhoods(
     vectors: np.ndarray, members: list[np.ndarray], k: int, search: SearchParams | None = None,
     log: SearchLog | None = None, rows: np.ndarray | None = None,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ClassNeighbourhoods:
     """``members[c]`` holds the indices of the vectors that belong to class ``c`` (a vector may be in several);
-    with ``rows``, the vectors are ``vectors[rows]`` (picked without a second copy).
+    with ``rows``, the vectors are ``vectors[rows]`` (picked without a second copy). ``neighbours``: (values,
+    indices) of each vector's nearest vectors, itself included, nearest first (-1: none found), from a search
+    the caller ran anyway (the k-NN vote's); above the exact size they are the reach, else it is searched here.
 
     Up to ``[search] exact_max_vectors`` vectors (or with one class), every vector is searched against every
     class. Beyond, only the classes within each vector's reach are (``_restricted``): one search of every
@@ -78,7 +81,7 @@ def class_neighbourhoods(
         result = _every_class(unit, member_ids, k, settings, records)
         neighbourhoods = ClassNeighbourhoods(result.similarity, result.nearest)
     else:
-        neighbourhoods = _restricted(unit, member_ids, k, settings, records)
+        neighbourhoods = _restricted(unit, member_ids, k, settings, records, neighbours)
     if log is not None:
         log.records.extend(_summarised(records.records, restricted))
     return neighbourhoods
@@ -192,7 +195,8 @@ class _Reach:
 
 
 def _restricted(
-    unit: np.ndarray, members: list[np.ndarray], k: int, settings: SearchParams, records: SearchLog
+    unit: np.ndarray, members: list[np.ndarray], k: int, settings: SearchParams, records: SearchLog,
+    neighbours: tuple[np.ndarray, np.ndarray] | None,
 ) -> ClassNeighbourhoods:
     """Closeness to the classes within each vector's reach; NaN ("not near") for the rest.
 
@@ -219,8 +223,11 @@ def _restricted(
     membership = _Membership.of(members, len(unit))
     sample = content_sample(unit, settings.recall_queries, len(members))
     started = time.perf_counter()
-    found = _within_reach(unit, membership, members, k, min(_REACH_PER_NEIGHBOUR * k, len(unit) - 1), settings,
-                          records, sample)
+    if neighbours is None:
+        progress.step("class closeness: each image's reach")
+        reach = min(_REACH_PER_NEIGHBOUR * k, len(unit) - 1)
+        neighbours = nearest(unit, reach + 1, settings, "class_closeness_reach", records, seed=len(members))
+    found = _within_reach(unit, membership, members, k, neighbours, settings, records, sample)
     seconds = time.perf_counter() - started
     started = time.perf_counter()
     reference = _every_class(unit, members, k, settings, SearchLog(), query_rows=sample, exact=True)
@@ -245,12 +252,12 @@ def _restricted(
 
 
 def _within_reach(
-    unit: np.ndarray, membership: _Membership, members: list[np.ndarray], k: int, reach: int,
-    settings: SearchParams, records: SearchLog, sample: np.ndarray,
+    unit: np.ndarray, membership: _Membership, members: list[np.ndarray], k: int,
+    neighbours: tuple[np.ndarray, np.ndarray], settings: SearchParams, records: SearchLog, sample: np.ndarray,
 ) -> _Reach:
     count, classes = len(unit), len(members)
-    progress.step("class closeness: each image's reach")
-    sims, found = nearest(unit, reach + 1, settings, "class_closeness_reach", records, seed=classes)
+    sims, found = neighbours
+    reach = found.shape[1] - 1
     keep = (found >= 0) & (found != np.arange(count)[:, None])
     keep &= np.cumsum(keep, axis=1) <= reach
     similarity = np.full((count, classes), np.nan, dtype=np.float32)

@@ -10,7 +10,7 @@ import pytest
 from auditor import class_neighbours
 from auditor.class_neighbours import class_neighbourhoods, similarity_probabilities
 from auditor.config import SearchParams
-from auditor.similarity import SearchLog
+from auditor.similarity import SearchLog, nearest, unit_rows
 
 
 def test_mean_of_k_nearest_members_excludes_the_vector_itself() -> None:
@@ -148,3 +148,17 @@ def test_when_the_sample_finds_closest_classes_missed_every_class_is_searched(mo
     [record] = _records(log, "every_class")
     assert record["closest_within_reach"] < 0.99 and "fallback" in record
     assert np.allclose(result.similarity, every.similarity, atol=1e-5, equal_nan=True)
+
+
+def test_a_search_the_caller_already_ran_serves_as_the_reach() -> None:
+    vectors, labels = _clustered(1500, 6)
+    members = [np.flatnonzero(labels == c) for c in range(6)]
+    settings = SearchParams(exact_max_vectors=300)
+    own_log, given_log = SearchLog(), SearchLog()
+    own = class_neighbourhoods(vectors, members, k=4, search=settings, log=own_log)
+    shared = nearest(unit_rows(vectors), 17, settings, "shared", seed=6)
+    given = class_neighbourhoods(vectors, members, k=4, search=settings, log=given_log, neighbours=shared)
+    assert np.allclose(own.similarity, given.similarity, atol=1e-6) and (own.nearest == given.nearest).all()
+    # No reach search of its own when one is given.
+    assert "class_closeness_reach" in {r["search"] for r in own_log.records}
+    assert "class_closeness_reach" not in {r["search"] for r in given_log.records}
