@@ -50,14 +50,24 @@ class LabelErrorsParams(ConfigModel):
     min_class_images: int = Field(5, ge=2)
 
 
-def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> np.ndarray:
-    """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it."""
-    return np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+def confident_counts(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's calibrated confident joint in images (given class x true class): what ``label_issue_mask`` and
+    ``confident_joint`` both start from, counted once (each cleanlab call would count it again)."""
+    return np.asarray(cleanlab_count.compute_confident_joint(labels, pred_probs, calibrate=True))
 
 
-def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
-    """cleanlab's calibrated joint of given vs true class (sums to 1)."""
-    return np.asarray(cleanlab_count.estimate_joint(labels, pred_probs))
+def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str,
+                     counts: np.ndarray | None = None) -> np.ndarray:
+    """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it. ``counts``:
+    ``confident_counts`` of the same rows, if made."""
+    return np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1,
+                                                        confident_joint=counts), dtype=bool)
+
+
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """cleanlab's calibrated joint of given vs true class (sums to 1), as ``cleanlab.count.estimate_joint``."""
+    counts = confident_counts(labels, pred_probs) if counts is None else counts
+    return np.asarray(counts / max(float(counts.sum()), 1e-300))
 
 
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
