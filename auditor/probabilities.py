@@ -36,7 +36,7 @@ from auditor import progress
 from auditor.config import ProbabilityParams, SearchParams
 from auditor.similarity import SearchLog, nearest, unit_rows
 
-__all__ = ["ProbabilityParams"]  # re-exported: it was defined here
+__all__ = ["ProbabilityParams", "blas_threads"]  # ProbabilityParams re-exported: it was defined here
 
 # Probability given to a class the fold's model never saw (a class too small to be in every fold),
 # before renormalising: such a class cannot be predicted, but cleanlab needs strictly positive rows.
@@ -69,8 +69,9 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _blas_threads(limit: int | None) -> AbstractContextManager[Any]:
-    """At most ``limit`` BLAS threads inside the ``with`` block (None: every thread)."""
+def blas_threads(limit: int | None) -> AbstractContextManager[Any]:
+    """At most ``limit`` BLAS threads inside the ``with`` block (None: every thread). Small problems want one:
+    on a busy machine BLAS threads spin-wait for each other."""
     limiter: AbstractContextManager[Any] = _blas().limit(limits=limit, user_api="blas")
     return limiter
 
@@ -231,17 +232,19 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
         return min(max(start, lo), hi)
     rows = np.arange(len(labels))
     finite = np.isfinite(scores)
-    plain = np.where(finite, scores, 0.0)
+    every = bool(finite.all())  # the usual case: no masking needed in the passes below
+    plain = scores if every else np.where(finite, scores, 0.0)
+    squares = plain * plain
     at_label = plain[rows, labels]
 
     def value_slope_curvature(temperature: float) -> tuple[float, float, float]:
-        scaled = np.where(finite, plain * temperature, -np.inf)
+        scaled = plain * temperature if every else np.where(finite, plain * temperature, -np.inf)
         peak = scaled.max(axis=1, keepdims=True)
         weights = np.exp(scaled - peak)
         totals = weights.sum(axis=1)
         weights /= totals[:, None]
-        mean = (weights * plain).sum(axis=1)
-        second = (weights * plain * plain).sum(axis=1)
+        mean = np.einsum("ij,ij->i", weights, plain)
+        second = np.einsum("ij,ij->i", weights, squares)
         value = float((np.log(totals) + peak[:, 0] - temperature * at_label).mean())
         return value, float((mean - at_label).mean()), float(np.maximum(second - mean * mean, 0.0).mean())
 
@@ -418,13 +421,13 @@ def _discriminant_logits(
     ``features`` are grouped by fold (``bounds``) and sorted by label within a fold; ``groups``: equal for copies.
     """
     n, dim = features.shape
-    with _blas_threads(1 if n * dim * dim < _ONE_THREAD_BELOW else None):
+    with blas_threads(1 if n * dim * dim < _ONE_THREAD_BELOW else None):
         stats = _FoldStatistics.of(features, labels, bounds, n_classes)
     centre = (stats.means * stats.counts.sum(axis=0)[:, None]).sum(axis=0) / n
     # One thread for the d x d work: it is small, and on a busy machine BLAS threads spin-wait (an
     # eigendecomposition measured 18x slower with two threads than with one; the five folds' models at
     # 1,000 x 512-d, 7x more CPU).
-    with _blas_threads(1):
+    with blas_threads(1):
         models = [stats.discriminant(fold) for fold in range(len(bounds) - 1)]
         shrinkage = params.shrinkage
         if shrinkage is None:
@@ -435,7 +438,7 @@ def _discriminant_logits(
         # A fold whose training rows hold one class predicts it for every image (no evidence either way).
         linear = [model.linear(shrinkage, centre) if len(model.present) > 1 else None for model in models]
     evidence = np.zeros(n, dtype=bool)
-    with _blas_threads(1 if n * dim * n_classes < _ONE_THREAD_BELOW else None):
+    with blas_threads(1 if n * dim * n_classes < _ONE_THREAD_BELOW else None):
         for fold, model in enumerate(models):
             progress.step(f"classifier fold {fold + 1}/{len(models)}")
             lo, hi = int(bounds[fold]), int(bounds[fold + 1])
