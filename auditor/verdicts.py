@@ -65,8 +65,11 @@ def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str,
                      counts: np.ndarray | None = None, unclaimed: bool = False) -> np.ndarray:
     """Boolean per row: cleanlab flags the given label (or, with ``unclaimed``, ``implausible_labels`` does). One
     place, so every check agrees on it. ``counts``: ``confident_counts`` of the same rows, if made."""
+    # "confident_learning" counts its own joint (it needs which images were counted off the diagonal), and warns
+    # when handed one.
+    given = None if filter_by == "confident_learning" else counts
     flagged = np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1,
-                                                           confident_joint=counts), dtype=bool)
+                                                           confident_joint=given), dtype=bool)
     return flagged | implausible_labels(labels, pred_probs) if unclaimed else flagged
 
 

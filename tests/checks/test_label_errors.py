@@ -186,3 +186,22 @@ def test_an_image_no_class_claims_is_flagged_when_its_label_is_implausible() -> 
     assert list(np.flatnonzero(implausible_labels(labels, probs))) == [40]
     assert list(np.flatnonzero(label_issue_mask(labels, probs, "prune_by_noise_rate", unclaimed=True)
                                & ~plain)) == [40]
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "prune_by_class", "both", "confident_learning"])
+def test_confident_joint_counted_once_gives_cleanlabs_own_verdicts(filter_by: str) -> None:
+    """The context counts the confident joint once and hands it to both verdicts: the same mask and joint as
+    cleanlab computes on its own."""
+    from auditor.slow_imports import cleanlab_count, cleanlab_filter
+    from auditor.verdicts import confident_counts, confident_joint, label_issue_mask
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(4, size=300)
+    probs = rng.dirichlet(np.full(4, 0.4), size=300)
+    probs[np.arange(300), labels] += rng.uniform(0, 2, size=300)
+    probs /= probs.sum(axis=1, keepdims=True)
+    counts = confident_counts(labels, probs)
+    expected = cleanlab_filter.find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
+    np.testing.assert_array_equal(label_issue_mask(labels, probs, filter_by, counts), expected)
+    np.testing.assert_allclose(confident_joint(labels, probs, counts), cleanlab_count.estimate_joint(labels, probs),
+                               rtol=0, atol=1e-12)
