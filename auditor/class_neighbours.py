@@ -35,7 +35,7 @@ _QUERY_BATCH = 16_384
 _REACH_PER_NEIGHBOUR = 4
 # Similarities computed two ways (a per-class search vs exact) agree to about this.
 _TOLERANCE = 1e-5
-# A class's own line from centroid cosine to closeness needs this many sampled pairs beyond reach (else pooled).
+# A class's own line from landmark cosine to closeness needs this many sampled pairs beyond reach (else pooled).
 _MIN_CALIBRATION = 20
 # Landmarks per class for the estimate beyond reach (spherical k-means centres of the class's members: a class
 # is several modes, and its nearest members lie in the mode nearest the image), trained on this many members
@@ -198,7 +198,7 @@ def _restricted(
     unit: np.ndarray, members: list[np.ndarray], k: int, settings: SearchParams, records: SearchLog,
     neighbours: tuple[np.ndarray, np.ndarray] | None,
 ) -> ClassNeighbourhoods:
-    """Closeness to the classes within each vector's reach; NaN ("not near") for the rest.
+    """Closeness to the classes within each vector's reach, computed; to the rest, estimated.
 
     A vector's reach is its ``_REACH_PER_NEIGHBOUR`` x k nearest other vectors (one global search). A class
     with no member among them has every member below the farthest of them (the reach's edge), so its
@@ -216,8 +216,8 @@ def _restricted(
     ``[search] recall_queries`` vectors, closeness to every class is computed exactly, and run.json records
     how often the exact closest class and the exact top two were computed, the median share of the sampled
     images' closeness-probability mass on the classes computed, recall@k of the closeness computed, and the
-    estimate's error. Should the closest class be computed for fewer than
-    ``min_recall`` of the sample (the searches missed), every class is searched. Memory: the (n, classes)
+    estimate's error. Should the closest class be computed for fewer than ``min_recall`` of the sample (the
+    searches missed), every class is searched. Memory: the (n, classes)
     float32 result (1M x 100 classes: 400 MB) and the reach list (1M x 28 neighbours: 340 MB); nothing n x n.
     """
     membership = _Membership.of(members, len(unit))
@@ -241,8 +241,8 @@ def _restricted(
     }
     if check["closest_within_reach"] < settings.min_recall:
         record["method"] = "every_class"
-        record["fallback"] = (f"the closest class of {check['closest_within_reach']:.3f} of sampled images was "
-                              f"within reach (< {settings.min_recall}): every class searched")
+        record["fallback"] = (f"the closest class was computed for {check['closest_within_reach']:.3f} of sampled "
+                              f"images (< {settings.min_recall}): every class searched")
         every = _every_class(unit, members, k, settings, records)
         records.records.append(record)
         return ClassNeighbourhoods(every.similarity, every.nearest)
