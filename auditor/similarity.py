@@ -400,6 +400,44 @@ def _runs(sorted_keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         active = active[run_end[active] - active > offset]
 
 
+def _multi_index_keys(unpacked: np.ndarray, radius: int) -> list[np.ndarray]:
+    """The block keys of multi-index hashing at ``radius``: ``radius`` + 1 disjoint blocks of the unpacked bits
+    (more, of at most 64 bits each, for long codes at a small radius: the pigeonhole still holds)."""
+    bits = unpacked.shape[1]
+    edges = np.linspace(0, bits, radius + 2).round().astype(np.int64)
+    if np.diff(edges).max() > 64:
+        edges = np.arange(0, bits + 1, 64)
+    return [_block_keys(unpacked, low, high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _candidate_count(keys: list[np.ndarray]) -> int:
+    """Candidate pairs the blocks give: pairs sharing a block's key, once per block they share."""
+    total = 0
+    for block in keys:
+        _, sizes = np.unique(block, return_counts=True)
+        total += int((sizes.astype(np.int64) * (sizes - 1) // 2).sum())
+    return total
+
+
+def hamming_reach(codes: np.ndarray, max_radius: int, max_candidates: int) -> tuple[int, int]:
+    """The largest radius (at most ``max_radius``) at which multi-index hashing of ``codes`` verifies at most
+    ``max_candidates`` candidate pairs, and that count; radius -1 when not even radius 0 is that cheap.
+    Counting is a sort per block, so the radius is found by bisection (the count grows with the radius, up to
+    the rounding of block edges) before any candidate is generated."""
+    if len(codes) < 2 or max_radius < 0:
+        return -1, 0
+    unpacked = np.unpackbits(np.ascontiguousarray(codes, dtype=np.uint8), axis=1)
+    low, high, counted = -1, min(max_radius, unpacked.shape[1] - 1), {-1: 0}
+    while low < high:
+        middle = (low + high + 1) // 2
+        counted[middle] = _candidate_count(_multi_index_keys(unpacked, middle))
+        if counted[middle] <= max_candidates:
+            low = middle
+        else:
+            high = middle - 1
+    return low, counted[low]
+
+
 def hamming_pairs_within(
     codes: np.ndarray, radius: int, max_candidates: int, max_pairs: int | None = None
 ) -> tuple[np.ndarray | None, int]:
@@ -423,16 +461,8 @@ def hamming_pairs_within(
         return np.zeros((0, 2), dtype=np.int64), 0
     if radius + 1 > bits:
         return None, count * (count - 1) // 2
-    unpacked = np.unpackbits(codes, axis=1)
-    edges = np.linspace(0, bits, radius + 2).round().astype(np.int64)
-    if np.diff(edges).max() > 64:
-        edges = np.arange(0, bits + 1, 64)  # more blocks than radius + 1: the pigeonhole still holds
-    keys = [_block_keys(unpacked, low, high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
-    del unpacked
-    total = 0
-    for block in keys:
-        _, sizes = np.unique(block, return_counts=True)
-        total += int((sizes.astype(np.int64) * (sizes - 1) // 2).sum())
+    keys = _multi_index_keys(np.unpackbits(codes, axis=1), radius)
+    total = _candidate_count(keys)
     if total > max_candidates:
         return None, total
     padded = np.zeros((count, -(-width // 8) * 8), dtype=np.uint8)

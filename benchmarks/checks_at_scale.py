@@ -131,7 +131,7 @@ def main() -> None:
     steps: list[tuple[str, Callable[[], object]]] = [
         (f"evidence: {name}", evidence[name]) for name in args.evidence.split(",") if name
     ]
-    steps += [(name, partial(_run, ctx, name)) for name in args.checks.split(",")]
+    steps += [(name, partial(_run, ctx, name)) for name in args.checks.split(",") if name]
     for name, step in steps:
         started, cpu_started = time.perf_counter(), time.process_time()
         outcome = step()

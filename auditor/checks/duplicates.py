@@ -54,6 +54,7 @@ from auditor.similarity import (
     hamming_neighbours,
     hamming_neighbours_of,
     hamming_pairs_within,
+    hamming_reach,
     hex_codes,
     unit_rows,
 )
@@ -115,6 +116,11 @@ class DuplicatesParams(ConfigModel):
     # sampled images (brute force: sample x N popcounts), and only hash pairs within the radius the tests
     # allow are searched for (multi-index hashing, exact). Up to this many images the sample is every image.
     hash_null_sample: int = Field(20_000, ge=100)
+    # When that radius is too wide for multi-index hashing (random-looking hashes: photos), candidates are the
+    # embedding neighbours within it plus the pairs hashing finds within the widest radius costing at most this
+    # many candidates per image; their recall is measured on the sample, and below [search] min_recall every
+    # image's hash neighbours are searched exactly instead.
+    hash_candidates_per_image: int = Field(500, ge=0)
 
 
 @dataclass
@@ -261,6 +267,71 @@ def _neighbourhoods_within(
     return known, np.ones(len(wanted), dtype=bool)
 
 
+def _neighbour_pairs(where: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Content pairs (i < j) of a neighbour search over the contents ``where``: each row and its neighbours."""
+    rows, columns = np.nonzero(index >= 0)
+    return np.sort(np.stack([where[rows], where[index[rows, columns]]], axis=1), axis=1)
+
+
+def _pair_keys(pairs: np.ndarray, count: int) -> np.ndarray:
+    return np.asarray(pairs[:, 0].astype(np.int64) * count + pairs[:, 1], dtype=np.int64)
+
+
+@dataclass
+class _HashCandidates:
+    """A hash method above ``exact_max_images`` whose radius is too wide for multi-index hashing: its candidate
+    pairs are the embedding's neighbours within the radius plus the pairs hashing found at a cheaper radius,
+    and their recall is measured against the sampled images' exact hash neighbours within the radius."""
+
+    name: str
+    hashed: np.ndarray  # (m, 2) content pairs within the cheap hashing radius that pass the global test
+    truth: np.ndarray  # (t, 2) content pairs: each sampled image's exact top_k neighbours within the radius
+    record: dict[str, Any]  # for run.json "searches"
+    note: dict[str, Any]  # the method's run.json note
+    seconds: float
+
+    def complete(self, method: _Method, neighbours: np.ndarray) -> np.ndarray:
+        """The candidate pairs: ``neighbours`` (embedding neighbour content pairs) the method judges and whose
+        hash distance passes its global test, with the pairs hashing found."""
+        started = time.perf_counter()
+        judged = neighbours[method.has[neighbours[:, 0]] & method.has[neighbours[:, 1]]]
+        close = np.zeros(len(judged), dtype=bool)
+        for begin in range(0, len(judged), _PAIR_BATCH * 16):
+            batch = judged[begin : begin + _PAIR_BATCH * 16]
+            close[begin : begin + len(batch)] = method.close(method.distance(batch[:, 0], batch[:, 1]))
+        pairs = np.unique(np.concatenate([self.hashed, judged[close]]), axis=0)
+        self.record["embedding_pairs"] = int(close.sum())
+        self.note["pairs_from_embedding_neighbours"] = int(close.sum())
+        self.seconds += time.perf_counter() - started
+        return pairs
+
+    def measure(self, methods: list[_Method], judge: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                candidates: np.ndarray, count: int, min_recall: float, log: SearchLog) -> bool:
+        """Recall of ``candidates`` (every method's pairs: what the check will judge) against the sampled pairs
+        within the radius that the check accepts (a pair it would reject changes no finding if missed); records
+        it, and returns whether it reaches ``min_recall``. Pairs within the radius that no test accepts are
+        mostly unrelated images whose hashes happen to be close: their recall is recorded too, not required."""
+        started = time.perf_counter()
+        truth = self.truth
+        for method in methods:
+            method.cover(np.unique(truth))
+        evidence = judge(truth[:, 0], truth[:, 1]) if len(truth) else np.zeros(0)
+        accepted = np.nan_to_num(evidence, nan=-1.0) >= 0
+        inside = np.isin(_pair_keys(truth, count), _pair_keys(candidates, count))
+        recall = float(inside[accepted].mean()) if accepted.any() else 1.0
+        self.seconds += time.perf_counter() - started
+        self.record.update(recall=recall, recall_pairs=int(accepted.sum()), min_recall=min_recall,
+                           recall_within_radius=float(inside.mean()) if len(inside) else 1.0,
+                           pairs_within_radius_sampled=len(truth), seconds=round(self.seconds, 3))
+        self.note.update(recall=recall, recall_pairs=int(accepted.sum()))
+        if recall < min_recall:
+            self.record["fallback"] = (f"recall {recall:.3f} < {min_recall} on {int(accepted.sum())} accepted sampled "
+                                       "pairs: every image's hash neighbours searched exactly")
+            self.note["candidate_search"] = self.record["fallback"]
+        log.records.append(self.record)
+        return recall >= min_recall
+
+
 class DuplicatesCheck(Check[DuplicatesParams]):
     name = "duplicates"
     produces = frozenset({"split_leakage", "exact_duplicate", "near_duplicate"})
@@ -318,9 +389,10 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     ) -> tuple[list[_Method], dict[str, Any], np.ndarray]:
         """The perceptual and semantic methods that can run, their run.json notes, and candidate pairs
         ((m, 2) content positions, ``i < j``): neighbours either search found that pass its global test."""
-        methods: list[_Method] = []
+        methods: dict[str, _Method] = {}
         notes: dict[str, Any] = {}
-        found_pairs: list[np.ndarray] = []
+        found_pairs: dict[str, np.ndarray] = {}
+        pending: list[_HashCandidates] = []
         count = len(reps)
 
         def too_few(found: int, what: str) -> str | None:
@@ -338,16 +410,23 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             reference[where] = fitted.reference
             note["search"] = search
             method = _new_method(name, where, count, fitted, reference, distance, fixed_max, params, note)
-            methods.append(method)
+            methods[name] = method
             close = method.close(distances) & (index >= 0)
             rows, columns = np.nonzero(close)
             ends = np.stack([where[rows], where[index[rows, columns]]], axis=1)
-            found_pairs.append(np.sort(ends, axis=1))
+            found_pairs[name] = np.sort(ends, axis=1)
+
+        def exact_hashes(name: str, codes: np.ndarray, where: np.ndarray, fixed: float | None,
+                         note: dict[str, Any]) -> None:
+            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
+                                       ctx.config.search, ctx.searches, f"duplicates_{name}")
+            add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
 
         # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
         # Levelled: the same two hashes of each image levelled to its own tones (``images.levelled_hash``),
         # which a brightened copy keeps; judged as its own distance, in the same (hashes) family.
         joined = _joined_hashes(reps["phash"], reps["dhash"])
+        hash_codes: dict[str, tuple[np.ndarray, np.ndarray, float | None]] = {}
         for name, hashes in (("perceptual", joined), ("levelled", reps["levelled_hash"])):
             hashed = hashes.notna().to_numpy()
             where = np.flatnonzero(hashed)
@@ -363,11 +442,12 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 note["skipped"] = reason
                 continue
             fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
-            if len(where) <= params.exact_max_images or not self._hash_pairs(
-                    name, codes, where, fixed, params, ctx.searches, methods, found_pairs, note):
-                found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
-                                           ctx.config.search, ctx.searches, f"duplicates_{name}")
-                add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
+            hash_codes[name] = codes, where, fixed
+            if len(where) <= params.exact_max_images:
+                exact_hashes(name, codes, where, fixed, note)
+            elif (waiting := self._hash_pairs(name, codes, where, fixed, params, ctx.searches, methods, found_pairs,
+                                              note)) is not None:
+                pending.append(waiting)
             note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
 
         # Semantic: embedding cosine, judged as the chord distance between unit vectors.
@@ -375,6 +455,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         where = np.flatnonzero(embedding_rows >= 0)
         note = {"encoder": ctx.encoder.name, "distance": "chord sqrt(2 - 2 cos)"}
         notes["semantic"] = note
+        neighbour_pairs: np.ndarray | None = None
         if not params.semantic:
             note["skipped"] = "disabled in config"
         elif not ctx.encoder.trusted:
@@ -388,6 +469,8 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             slot[where] = np.arange(len(where))
             found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe,
                                       ctx.config.search, ctx.searches, "duplicates_semantic")
+            if pending:
+                neighbour_pairs = _neighbour_pairs(where, found.index)
 
             def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
                 return chord_distance(np.einsum("ij,ij->i", unit[slot[left]], unit[slot[right]]))
@@ -396,24 +479,60 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             add("semantic", where, found.index, chord_distance(found.value), found.search, embedding_distance,
                 fixed, note)
             note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0
-        candidates = np.unique(np.concatenate(found_pairs), axis=0) if found_pairs else np.zeros((0, 2), np.int64)
+
+        if pending:
+            if neighbour_pairs is None:
+                neighbour_pairs = self._embedding_neighbour_pairs(ctx, where, embedding_rows, params)
+            for waiting in pending:
+                found_pairs[waiting.name] = waiting.complete(methods[waiting.name], neighbour_pairs)
+            for waiting in pending:
+                union = np.concatenate(list(found_pairs.values()))
+                judged = list(methods.values())
+
+                def judge(left: np.ndarray, right: np.ndarray, judged: list[_Method] = judged) -> np.ndarray:
+                    return self._judge(judged, left, right)[0]
+
+                if waiting.measure(judged, judge, union, count, ctx.config.search.min_recall, ctx.searches):
+                    continue
+                codes, hashed_where, fixed = hash_codes[waiting.name]
+                exact_hashes(waiting.name, codes, hashed_where, fixed, waiting.note)
+                waiting.note["max_bits"] = int(np.floor(waiting.note["max_distance"] - 1.0))
+
+        ordered = [methods[name] for name in NEAR_METHODS if name in methods]
+        pairs = [found_pairs[name] for name in NEAR_METHODS if name in found_pairs]
+        candidates = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
         contents = np.unique(candidates)
-        for method in methods:
+        for method in ordered:
             if method.references is not None:
                 notes[method.name]["references_searched"] = method.cover(contents)
-        return methods, notes, candidates.astype(np.int64)
+        return ordered, notes, candidates.astype(np.int64)
+
+    @staticmethod
+    def _embedding_neighbour_pairs(
+        ctx: CheckContext, where: np.ndarray, embedding_rows: np.ndarray, params: DuplicatesParams
+    ) -> np.ndarray:
+        """Each embedded content's ``top_k`` nearest contents by cosine, as content pairs: candidates for the hash
+        methods when the semantic method did not search (disabled, or an untrained model: its neighbours are
+        still candidates, and their recall is measured)."""
+        if len(where) < 2:
+            return np.zeros((0, 2), dtype=np.int64)
+        unit = unit_rows(ctx.embeddings, embedding_rows[where])
+        found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe, ctx.config.search,
+                                  ctx.searches, "duplicates_hash_candidates")
+        return _neighbour_pairs(where, found.index)
 
     def _hash_pairs(
         self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,
-        log: SearchLog, methods: list[_Method], found_pairs: list[np.ndarray],
+        log: SearchLog, methods: dict[str, _Method], found_pairs: dict[str, np.ndarray],
         note: dict[str, Any],
-    ) -> bool:
+    ) -> _HashCandidates | None:
         """Above ``exact_max_images``: the hash method without a k-NN search of every image. The null is fitted
         on the exact neighbours of a content-chosen sample; its global test bounds the distance a candidate pair
         can have (radius r bits), and multi-index hashing finds every pair within r exactly; an image judged
         later gets its own exact neighbourhood (its reference distance) when a candidate pair needs it.
-        Returns False, with the reason in ``note``, when the radius leaves too many candidates (random-looking
-        hashes: photos' pHash + dHash are nearly so); the caller then searches every image's neighbours."""
+        When the radius leaves too many candidates (random-looking hashes: photos' pHash + dHash are nearly so)
+        it returns the pending candidate search (``_HashCandidates``): the embedding's neighbours, and hashing
+        at the widest radius that is cheap, whose recall is measured once every method exists."""
         started = time.perf_counter()
         global_min_z = _family_tests(name, params)[1]
         rows = np.ascontiguousarray(codes[where])
@@ -424,18 +543,11 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         max_distance = fixed_max if fixed_max is not None else fitted.max_distance(global_min_z)
         radius = int(np.floor(max_distance - 1.0 + 1e-9))
         count = len(rows)
-        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(count * (count - 1) / 2 * _MIH_MAX_SHARE),
+        all_pairs = count * (count - 1) // 2
+        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(all_pairs * _MIH_MAX_SHARE),
                                                  _MAX_PAIRS_PER_IMAGE * count)
         record: dict[str, Any] = {"search": f"duplicates_{name}", "vectors": count, "method": "multi-index hashing",
                                   "radius": radius, "candidates": candidates, "null_sample": len(sample)}
-        if pairs is None:
-            record["fallback"] = (f"radius {radius} bits leaves {candidates:,} candidate pairs (over "
-                                  f"{_MIH_MAX_SHARE:.0%} of all pairs) or over {_MAX_PAIRS_PER_IMAGE} pairs per image "
-                                  "within it: every image's neighbours searched instead")
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            log.records.append(record)
-            note["multi_index_hashing"] = record["fallback"]
-            return False
         slot = np.full(len(codes), -1, dtype=np.int64)
         slot[where] = np.arange(count)
 
@@ -443,11 +555,17 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
         sampled_reference = np.exp(fitted.reference[np.isfinite(fitted.reference)]) - 1.0
         reach = max(radius, int(np.quantile(sampled_reference, 0.5))) if len(sampled_reference) else radius
+        # Whether hashing declined at that reach once (random-looking hashes): then it would again, after counting.
+        declined = [False]
 
         def references(contents: np.ndarray) -> np.ndarray:
             wanted = slot[contents]
-            known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
-                                                     int(count * (count - 1) / 2 * _MIH_MAX_SHARE))
+            if declined[0]:
+                known, resolved = np.full((len(wanted), params.top_k), np.nan), np.zeros(len(wanted), dtype=bool)
+            else:
+                known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
+                                                         int(all_pairs * _MIH_MAX_SHARE))
+                declined[0] = len(wanted) > 0 and not resolved.any()
             rank = np.minimum(params.reference_neighbour - 1 + (known <= max_distance).sum(axis=1), params.top_k - 1)
             resolved &= rank < np.isfinite(known).sum(axis=1)
             result = np.empty(len(wanted))
@@ -456,20 +574,39 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 found = hamming_neighbours_of(rows, wanted[~resolved], params.top_k)
                 result[~resolved] = fitted.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
                                                       params.reference_neighbour)
-            note["references_by_hashing"] = int(resolved.sum())
+            note["references_by_hashing"] = note.get("references_by_hashing", 0) + int(resolved.sum())
             return result
 
-        note["search"] = "multi-index hashing"
         method = _new_method(name, where, len(codes), fitted, np.full(len(codes), np.nan), _hamming(codes),
                              fixed_max, params, note, references)
-        methods.append(method)
+        methods[name] = method
+        note.update(radius=radius, candidates=candidates, null_sample=len(sample))
+        if pairs is None:
+            # Too wide for hashing: the embedding's neighbours within the radius, and every pair within the widest
+            # radius hashing can afford (copies the embedding may not see: a brightened scan).
+            budget = min(params.hash_candidates_per_image * count, int(all_pairs * _MIH_MAX_SHARE))
+            cheap, cheap_candidates = hamming_reach(rows, radius - 1, budget)
+            hashed = None
+            if cheap >= 0:
+                hashed, _ = hamming_pairs_within(rows, cheap, budget, _MAX_PAIRS_PER_IMAGE * count)
+            hashed_pairs = np.zeros((0, 2), dtype=np.int64) if hashed is None else np.sort(where[hashed], axis=1)
+            if len(hashed_pairs):
+                hashed_pairs = hashed_pairs[method.close(method.distance(hashed_pairs[:, 0], hashed_pairs[:, 1]))]
+            record.update(method="embedding neighbours + multi-index hashing", hashing_radius=cheap,
+                          hashing_candidates=cheap_candidates, hashing_pairs=len(hashed_pairs))
+            note.update(search=record["method"], hashing_radius=cheap, pairs_within_hashing_radius=len(hashed_pairs))
+            within = (sampled.index >= 0) & (sampled.value <= radius)
+            rows_of, columns = np.nonzero(within)
+            truth = np.sort(np.stack([where[sample[rows_of]], where[sampled.index[rows_of, columns]]], axis=1), axis=1)
+            return _HashCandidates(name, hashed_pairs, np.unique(truth, axis=0), record, note,
+                                   time.perf_counter() - started)
         ends = np.sort(where[pairs], axis=1)
         distances = method.distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
-        found_pairs.append(ends[method.close(distances)])
+        found_pairs[name] = ends[method.close(distances)]
         record.update(pairs=len(pairs), seconds=round(time.perf_counter() - started, 3))
         log.records.append(record)
-        note.update(radius=radius, candidates=candidates, pairs_within_radius=len(pairs), null_sample=len(sample))
-        return True
+        note.update(search="multi-index hashing", pairs_within_radius=len(pairs))
+        return None
 
     def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                                         dict[str, np.ndarray]]:
