@@ -94,14 +94,23 @@ def identical_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.nda
                                      len(seen)) for i in picked], dtype=np.int64)
 
 
+def labelled_content_order(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``content_order`` of the rows and ``identical_rows`` in that order: what the classifier and the k-NN vote
+    both start from (hashing 1M rows twice costs seconds; a caller holding both passes them on)."""
+    order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
+    return order, identical_rows(embeddings, order)
+
+
 def out_of_sample_probabilities(
-    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, params: ProbabilityParams
+    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, params: ProbabilityParams,
+    ordered: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(n, n_classes) probabilities; ``labels`` are ints in [0, n_classes).
 
     Cost grows linearly with n at a fixed number of classes and dimension: one pass over the rows for the
     fold statistics, one for the held-out logits; the shrinkage and the temperature are chosen on samples
     of fixed size. The rows are held once (float32), grouped by fold and by label within a fold.
+    ``ordered``: ``labelled_content_order(embeddings, labels)``, if the caller has it.
     """
     n = len(labels)
     probs = np.full((n, n_classes), _UNSEEN_CLASS_PROBABILITY, dtype=np.float64)
@@ -109,10 +118,9 @@ def out_of_sample_probabilities(
         # Nothing to learn from; only the prior over the one observed label is left.
         probs[np.arange(n), labels] = 1.0
         return np.asarray(probs / probs.sum(axis=1, keepdims=True))
-    order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
+    order, groups = ordered if ordered is not None else labelled_content_order(embeddings, labels)
     folds = min(params.folds, n)
-    # Copies of one image must share a fold, or one copy's label would vouch for the other's.
-    groups = identical_rows(embeddings, order)
+    # Copies of one image must share a fold, or one copy's label would vouch for the other's (``groups``).
     assignment = fold_assignment(np.asarray(labels)[order], folds, params.seed, groups)
     # Content order, then grouped by fold and by label within a fold (stable): one copy of the rows, each fold
     # a contiguous block, each class within it too.
@@ -122,6 +130,7 @@ def out_of_sample_probabilities(
     labels = np.asarray(labels)[order]
     bounds = np.searchsorted(assignment, np.arange(folds + 1))
     evidence = np.flatnonzero(_discriminant_logits(features, labels, bounds, n_classes, params, probs))
+    del features  # the fold-ordered copy of the rows (1M x 512: 2 GB) is not needed past the logits
     # One temperature for every fold's logits, fitted to the labels of the images they are evidence about
     # (a seeded sample of them on a large dataset: one number needs no more).
     if len(evidence) > _TEMPERATURE_ROWS:
@@ -131,15 +140,18 @@ def out_of_sample_probabilities(
         temperature = fit_temperature(probs[evidence], labels[evidence], _LOGIT_TEMPERATURE_BOUNDS)
     for start in range(0, n, _STAT_BATCH):
         probs[start:start + _STAT_BATCH] = softmax(probs[start:start + _STAT_BATCH] * temperature)
-    probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
+    # In place: at 1M x 100 classes each copy of the probabilities is 0.8 GB.
+    np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None, out=probs)
+    probs /= probs.sum(axis=1, keepdims=True)
     restored = np.empty_like(probs)
-    restored[order] = probs / probs.sum(axis=1, keepdims=True)
+    restored[order] = probs
     return restored
 
 
 def blended_probabilities(
     embeddings: np.ndarray, labels: np.ndarray, regression: np.ndarray, params: ProbabilityParams,
     search: SearchParams | None = None, log: SearchLog | None = None,
+    ordered: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The regression's probabilities averaged with a leave-one-out k-NN vote (label-error evidence).
 
@@ -150,12 +162,16 @@ def blended_probabilities(
     n, n_classes = regression.shape
     if params.knn_neighbours == 0 or params.knn_weight == 0 or n <= params.knn_neighbours:
         return regression
-    order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
+    order, groups = ordered if ordered is not None else labelled_content_order(embeddings, labels)
     unit = unit_rows(embeddings, order)
     votes = np.empty((n, n_classes), dtype=np.float64)
     votes[order] = knn_vote_probabilities(unit, np.asarray(labels)[order], n_classes, params.knn_neighbours,
-                                          identical_rows(embeddings, order), search or SearchParams(), log)
-    return (1.0 - params.knn_weight) * regression + params.knn_weight * votes
+                                          groups, search or SearchParams(), log)
+    del unit
+    # In place (the same sum, term for term): each (n, classes) temporary is 0.8 GB at 1M x 100 classes.
+    votes *= params.knn_weight
+    votes += (1.0 - params.knn_weight) * regression
+    return votes
 
 
 def knn_vote_probabilities(

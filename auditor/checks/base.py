@@ -20,7 +20,12 @@ from auditor.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
 from auditor.config import AuditConfig, ConfigModel
 from auditor.encoder_facts import ClassPrompts, EncoderInfo
 from auditor.findings import Finding, FindingKind
-from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
+from auditor.probabilities import (
+    blended_probabilities,
+    identical_rows,
+    labelled_content_order,
+    out_of_sample_probabilities,
+)
 from auditor.reliability import Reliability, assess
 from auditor.similarity import SearchLog, unit_rows
 from auditor.user_probabilities import UserProbabilities
@@ -114,8 +119,15 @@ class CheckContext:
         if self.user_probs is not None:
             return self.user_probs.rows_for(self.labelled["path"].tolist(), self.labelled_classes)
         return out_of_sample_probabilities(
-            self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities
+            self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities,
+            self.labelled_content_order,
         )
+
+    @cached_property
+    def labelled_content_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """``labelled`` rows in content order, and which of them are identical: shared by the classifier and
+        the k-NN vote (each used to hash every row again)."""
+        return labelled_content_order(self.labelled_embeddings, self.label_ids)
 
     @cached_property
     def pred_probs(self) -> np.ndarray:
@@ -126,7 +138,7 @@ class CheckContext:
             return self.regression_probs
         return blended_probabilities(
             self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities,
-            self.config.search, self.searches,
+            self.config.search, self.searches, self.labelled_content_order,
         )
 
     @cached_property
