@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -282,10 +282,20 @@ def _neighbourhoods_within(
     return known, np.ones(len(wanted), dtype=bool)
 
 
-def _neighbour_pairs(where: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Content pairs (i < j) of a neighbour search over the contents ``where``: each row and its neighbours."""
-    rows, columns = np.nonzero(index >= 0)
-    return np.sort(np.stack([where[rows], where[index[rows, columns]]], axis=1), axis=1)
+@dataclass(frozen=True)
+class _NeighbourPairs:
+    """A neighbour search over the contents ``where`` (``index``: each row's neighbours' rows, -1 for none), read
+    as content pairs a batch of rows at a time (1M x 20 pairs held at once, with their copies, took 1.3 GB)."""
+
+    where: np.ndarray
+    index: np.ndarray
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """(m, 2) content pairs, each row with each of its neighbours, ``i < j`` within a pair."""
+        for start in range(0, len(self.index), _PAIR_BATCH):
+            index = self.index[start : start + _PAIR_BATCH]
+            rows, columns = np.nonzero(index >= 0)
+            yield np.sort(np.stack([self.where[start + rows], self.where[index[rows, columns]]], axis=1), axis=1)
 
 
 def _pair_keys(pairs: np.ndarray, count: int) -> np.ndarray:
@@ -305,20 +315,19 @@ class _HashCandidates:
     note: dict[str, Any]  # the method's run.json note
     seconds: float
 
-    def complete(self, method: _Method, neighbours: np.ndarray) -> np.ndarray:
-        """The candidate pairs: ``neighbours`` (embedding neighbour content pairs) the method judges and whose
-        hash distance passes its global test, with the pairs hashing found."""
+    def complete(self, method: _Method, neighbours: _NeighbourPairs | None) -> np.ndarray:
+        """The candidate pairs: embedding neighbour pairs the method judges and whose hash distance passes its
+        global test, with the pairs hashing found."""
         started = time.perf_counter()
-        judged = neighbours[method.has[neighbours[:, 0]] & method.has[neighbours[:, 1]]]
-        close = np.zeros(len(judged), dtype=bool)
-        for begin in range(0, len(judged), _PAIR_BATCH * 16):
-            batch = judged[begin : begin + _PAIR_BATCH * 16]
-            close[begin : begin + len(batch)] = method.close(method.distance(batch[:, 0], batch[:, 1]))
-        pairs = np.unique(np.concatenate([self.hashed, judged[close]]), axis=0)
-        self.record["embedding_pairs"] = int(close.sum())
-        self.note["pairs_from_embedding_neighbours"] = int(close.sum())
+        close = [self.hashed]
+        for batch in neighbours.batches() if neighbours is not None else ():
+            judged = batch[method.has[batch[:, 0]] & method.has[batch[:, 1]]]
+            close.append(judged[method.close(method.distance(judged[:, 0], judged[:, 1]))])
+        found = sum(len(pairs) for pairs in close[1:])
+        self.record["embedding_pairs"] = found
+        self.note["pairs_from_embedding_neighbours"] = found
         self.seconds += time.perf_counter() - started
-        return pairs
+        return np.unique(np.concatenate(close), axis=0)
 
     def measure(self, methods: list[_Method], judge: Callable[[np.ndarray, np.ndarray], np.ndarray],
                 candidates: np.ndarray, count: int, min_recall: float, log: SearchLog) -> bool:
@@ -471,7 +480,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         where = np.flatnonzero(embedding_rows >= 0)
         note = {"encoder": ctx.encoder.name, "distance": "chord sqrt(2 - 2 cos)"}
         notes["semantic"] = note
-        neighbour_pairs: np.ndarray | None = None
+        neighbour_pairs: _NeighbourPairs | None = None
         if not params.semantic:
             note["skipped"] = "disabled in config"
         elif not ctx.encoder.trusted:
@@ -486,7 +495,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe,
                                       ctx.config.search, ctx.searches, "duplicates_semantic")
             if pending:
-                neighbour_pairs = _neighbour_pairs(where, found.index)
+                neighbour_pairs = _NeighbourPairs(where, found.index)
 
             def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
                 return chord_distance(np.einsum("ij,ij->i", unit[slot[left]], unit[slot[right]]))
@@ -522,16 +531,16 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     @staticmethod
     def _embedding_neighbour_pairs(
         ctx: CheckContext, where: np.ndarray, embedding_rows: np.ndarray, params: DuplicatesParams
-    ) -> np.ndarray:
+    ) -> _NeighbourPairs | None:
         """Each embedded content's ``top_k`` nearest contents by cosine, as content pairs: candidates for the hash
         methods when the semantic method did not search (disabled, or an untrained model: its neighbours are
         still candidates, and their recall is measured)."""
         if len(where) < 2:
-            return np.zeros((0, 2), dtype=np.int64)
+            return None
         unit = unit_rows(ctx.embeddings, embedding_rows[where])
         found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe, ctx.config.search,
                                   ctx.searches, "duplicates_hash_candidates")
-        return _neighbour_pairs(where, found.index)
+        return _NeighbourPairs(where, found.index)
 
     def _hash_pairs(
         self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,
