@@ -576,17 +576,19 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
         sampled_reference = np.exp(fitted.reference[np.isfinite(fitted.reference)]) - 1.0
         reach = max(radius, int(np.quantile(sampled_reference, 0.5))) if len(sampled_reference) else radius
-        # Whether hashing declined at that reach once (random-looking hashes): then it would again, after counting.
-        declined = [False]
+        # Hashing at that reach is tried once, on the first and largest batch (every candidate pair's ends that pass
+        # the global test); the few images later pairs add are brute-forced (hashing all N codes again would cost
+        # seconds for each). Both give the same references (``_neighbourhoods_within`` keeps only complete lists).
+        tried = [False]
 
         def references(contents: np.ndarray) -> np.ndarray:
             wanted = slot[contents]
-            if declined[0]:
+            if tried[0]:
                 known, resolved = np.full((len(wanted), params.top_k), np.nan), np.zeros(len(wanted), dtype=bool)
             else:
                 known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
                                                          int(all_pairs * _MIH_MAX_SHARE))
-                declined[0] = len(wanted) > 0 and not resolved.any()
+                tried[0] = True
             rank = np.minimum(params.reference_neighbour - 1 + (known <= max_distance).sum(axis=1), params.top_k - 1)
             resolved &= rank < np.isfinite(known).sum(axis=1)
             result = np.empty(len(wanted))
