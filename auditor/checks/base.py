@@ -20,7 +20,13 @@ from auditor.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
 from auditor.config import AuditConfig, ConfigModel
 from auditor.encoder_facts import ClassPrompts, EncoderInfo
 from auditor.findings import Finding, FindingKind
-from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
+from auditor.probabilities import (
+    DistinctNeighbours,
+    blended_probabilities,
+    distinct_neighbours,
+    identical_rows,
+    out_of_sample_probabilities,
+)
 from auditor.reliability import Reliability, assess
 from auditor.similarity import SearchLog, unit_rows
 from auditor.user_probabilities import UserProbabilities
@@ -124,10 +130,29 @@ class CheckContext:
         With user probabilities, theirs as given: their model is the evidence the user asked for."""
         if self.user_probs is not None:
             return self.regression_probs
+        params = self.config.probabilities
+        shared = None
+        if params.knn_neighbours and params.knn_weight and len(self.labelled) > params.knn_neighbours:
+            position = self.image_neighbours.position[self.labelled_positions]
+            # The shared search serves the vote when every vector it searched is some labelled image's.
+            if len(np.unique(position)) == len(self.image_neighbours.index):
+                shared = self.image_neighbours, position
         return blended_probabilities(
-            self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities,
-            self.config.search, self.searches,
+            self.labelled_embeddings, self.label_ids, self.regression_probs, params, self.config.search,
+            self.searches, shared,
         )
+
+    @cached_property
+    def image_neighbours(self) -> DistinctNeighbours:
+        """Every distinct embedded vector's nearest distinct vectors, itself included: one search (``[search]``
+        settings) that the k-NN vote (``knn_neighbours``) and the duplicates check's semantic method (its
+        ``top_k``) share, as wide as the wider of the two needs."""
+        from auditor.checks.duplicates import DuplicatesParams  # on use: that module imports this one
+
+        duplicates = DuplicatesParams.model_validate(self.config.checks.get("duplicates", {}))
+        width = max(self.config.probabilities.knn_neighbours, duplicates.top_k) + 1
+        return distinct_neighbours(self.embeddings, self.embedded["embedding_row"].to_numpy(), width,
+                                   self.config.search, self.searches, "image_neighbours", self.distinct_vector_of)
 
     @cached_property
     def confident_joint(self) -> np.ndarray:
