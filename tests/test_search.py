@@ -82,6 +82,26 @@ def test_recall_is_measured_against_exact_search() -> None:
     assert by_hand < 1.0, "one cell of 15 should miss some neighbours, or this test checks nothing"
 
 
+def test_the_cell_join_finds_the_exact_neighbours_on_clustered_data() -> None:
+    """Above a lowered exact size, a self-search and a search of a subset by every vector (class closeness's
+    form) find the neighbours exact search finds, with exact similarities, and say how many cells they joined."""
+    vectors, _, _ = clustered(per_class=300)
+    unit = unit_rows(vectors)
+    subset = np.ascontiguousarray(unit[::3])
+    for base, queries in ((unit, None), (subset, unit)):
+        log = SearchLog()
+        values, found = nearest(base, 8, SearchParams(exact_max_vectors=30), "join", log, queries)
+        exact_values, exact_found = nearest(base, 8, SearchParams(), "exact", None, queries)
+        record = log.records[0]
+        assert record["method"] == "cell_join" and record["recall"] >= 0.99
+        assert 1 <= record["cells_joined"] <= record["cells"] // 2
+        assert np.mean([len(set(a) & set(b)) / 8 for a, b in zip(found, exact_found, strict=True)]) >= 0.99
+        same = found == exact_found
+        np.testing.assert_allclose(values[same], exact_values[same], atol=1e-6)
+        queried = unit if queries is None else queries
+        np.testing.assert_allclose(values, np.einsum("qd,qkd->qk", queried, base[found]), atol=1e-5)
+
+
 @pytest.mark.slow  # two scans of 90 drawn images
 def test_scan_records_every_search_in_run_json(tmp_path: Path) -> None:
     data = tmp_path / "data"

@@ -132,27 +132,37 @@ class CheckContext:
             return self.regression_probs
         params = self.config.probabilities
         shared = None
-        if params.knn_neighbours and params.knn_weight and len(self.labelled) > params.knn_neighbours:
-            position = self.image_neighbours.position[self.labelled_positions]
-            # The shared search serves the vote when every vector it searched is some labelled image's.
-            if len(np.unique(position)) == len(self.image_neighbours.index):
-                shared = self.image_neighbours, position
+        vote = params.knn_neighbours > 0 and params.knn_weight > 0 and len(self.labelled) > params.knn_neighbours
+        # The shared search serves the vote when every vector it searches is some labelled image's.
+        if vote and self.covers(self.distinct_vector_of[self.labelled_positions]):
+            shared = self.image_neighbours, self.image_neighbours.position[self.labelled_positions]
         return blended_probabilities(
             self.labelled_embeddings, self.label_ids, self.regression_probs, params, self.config.search,
             self.searches, shared,
         )
 
     @cached_property
-    def image_neighbours(self) -> DistinctNeighbours:
-        """Every distinct embedded vector's nearest distinct vectors, itself included: one search (``[search]``
-        settings) that the k-NN vote (``knn_neighbours``) and the duplicates check's semantic method (its
-        ``top_k``) share, as wide as the wider of the two needs."""
+    def image_neighbours_width(self) -> int:
+        """Neighbours per vector (itself included) of ``image_neighbours``: as many as the wider of its two
+        readers needs, the k-NN vote (``knn_neighbours``) and the duplicates check's semantic method (``top_k``)."""
         from auditor.checks.duplicates import DuplicatesParams  # on use: that module imports this one
 
         duplicates = DuplicatesParams.model_validate(self.config.checks.get("duplicates", {}))
-        width = max(self.config.probabilities.knn_neighbours, duplicates.top_k) + 1
-        return distinct_neighbours(self.embeddings, self.embedded["embedding_row"].to_numpy(), width,
-                                   self.config.search, self.searches, "image_neighbours", self.distinct_vector_of)
+        return max(self.config.probabilities.knn_neighbours, duplicates.top_k) + 1
+
+    @cached_property
+    def image_neighbours(self) -> DistinctNeighbours:
+        """Every distinct embedded vector's ``image_neighbours_width`` nearest distinct vectors, itself included:
+        one search (``[search]`` settings) shared by the k-NN vote and the semantic duplicates, which would
+        otherwise search the same vectors twice."""
+        return distinct_neighbours(self.embeddings, self.embedded["embedding_row"].to_numpy(),
+                                   self.image_neighbours_width, self.config.search, self.searches,
+                                   "image_neighbours", self.distinct_vector_of)
+
+    def covers(self, vectors: np.ndarray) -> bool:
+        """Whether ``vectors`` (``distinct_vector_of`` ids) include every distinct embedded vector: then
+        ``image_neighbours`` is a search over exactly their vectors."""
+        return len(np.unique(vectors)) == len(self.distinct_first)
 
     @cached_property
     def confident_joint(self) -> np.ndarray:

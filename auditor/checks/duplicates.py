@@ -267,18 +267,22 @@ def _neighbourhoods_within(
 def _semantic_neighbours(ctx: CheckContext, rows: np.ndarray, top_k: int) -> Neighbours:
     """Each of the contents embedded at ``rows``'s ``top_k`` nearest others by cosine (contents with identical
     vectors first), read from the search the k-NN vote shares (``CheckContext.image_neighbours``), or from
-    its own search when that one is too narrow or searched vectors no content here has (unreadable files
-    with precomputed vectors)."""
-    shared = ctx.image_neighbours
-    position_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
-    position_of_row[ctx.embedded["embedding_row"].to_numpy()] = shared.position
-    position = position_of_row[rows]
-    if shared.index.shape[1] < min(top_k + 1, len(shared.index)) or len(np.unique(position)) < len(shared.index):
-        shared = distinct_neighbours(ctx.embeddings, rows, top_k + 1, ctx.config.search, ctx.searches,
-                                     "duplicates_semantic")
-        position = shared.position
-    index, value = shared.of_members(position, min(top_k, len(rows) - 1))
-    return Neighbours(index, value, shared.search)
+    its own search when that one is too narrow (params other than the configured ones) or searches vectors
+    no content here has (unreadable files with precomputed vectors)."""
+    vector_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
+    vector_of_row[ctx.embedded["embedding_row"].to_numpy()] = ctx.distinct_vector_of
+    k = min(top_k, len(rows) - 1)
+    if ctx.image_neighbours_width > k and ctx.covers(vector_of_row[rows]):
+        found = ctx.image_neighbours
+        position_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
+        position_of_row[ctx.embedded["embedding_row"].to_numpy()] = found.position
+        position = position_of_row[rows]
+    else:
+        found = distinct_neighbours(ctx.embeddings, rows, k + 1, ctx.config.search, ctx.searches,
+                                    "duplicates_semantic")
+        position = found.position
+    index, value = found.of_members(position, k)
+    return Neighbours(index, value, found.search)
 
 
 class DuplicatesCheck(Check[DuplicatesParams]):

@@ -16,8 +16,8 @@ from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
 from auditor.config import AuditConfig, EncoderConfig, ScanConfig, SearchParams
 from auditor.encoder_facts import EncoderInfo
 from auditor.findings import Finding
-from auditor.scan import run_scan
 from auditor.probabilities import distinct_neighbours
+from auditor.scan import run_scan
 from auditor.similarity import SearchLog, hamming_neighbours, unit_rows
 from tests.conftest import write_class_folder
 
