@@ -134,10 +134,10 @@ class SearchParams(ConfigModel):
 
     A search is exact while it is small (see ``exact_max_vectors``); beyond, a cell join of k-means cells
     (``similarity.nearest``) whose recall against exact search is measured on a sample of queries every
-    time, and raised (more cells searched per query, doubling from one) until it reaches ``min_recall``, or
-    the search falls back to exact. run.json ``searches`` records each search, its parameters and measured
+    time: the join searches the fewest cells per query that reach ``min_recall``, or the search falls back to
+    exact. run.json ``searches`` records each search, its parameters and measured
     recall. (``nprobe``, the first cells an inverted-file index probed, is gone: a join's recall at every
-    number of cells is known from one exact search of the sample, so it starts from the cheapest.)
+    number of cells is known from one exact search of the sample, so it takes the cheapest that suffices.)
     """
 
     # A search is exact while queries x indexed vectors is at most this squared (every image against every

@@ -258,31 +258,33 @@ def _cell_join(
     matrix products, where an inverted-file index scans its lists one query at a time (~120 against ~7
     GFLOP/s measured here). The similarities found are exact; only recall can suffer.
 
-    ``m`` starts at 1 and doubles until the recall@k on the recall sample reaches ``settings.min_recall``. That
-    recall is known before any join runs: a join searches its candidate cells exhaustively, so it finds a true
-    neighbour exactly when that neighbour's cell is among the ``m`` its query's cell joins. When no ``m`` up
-    to half the cells reaches it, the search is exact. The recall recorded is measured again on the join's own
+    ``m`` is the fewest cells whose recall@k on the recall sample reaches ``settings.min_recall``. That recall is
+    known for every ``m`` before any join runs: a join searches its candidate cells exhaustively, so it finds
+    a true neighbour exactly when that neighbour's cell is among the ``m`` its query's cell joins. When no
+    ``m`` up to half the cells reaches it, the search is exact. The recall recorded is measured again on the join's own
     results for the sample (where it falls short, the search is exact too)."""
     centroids = _cells(base, cells, seed)
     base_cell = _assigned(base, centroids)
     query_cell = base_cell if self_search else _assigned(queries, centroids)
-    tries = [1]
-    while tries[-1] < cells and 2 * tries[-1] * _FALLBACK_SHARE <= cells:
-        tries.append(min(2 * tries[-1], cells))
-    order = _cell_order(centroids, tries[-1])
+    most = max(1, cells // _FALLBACK_SHARE)
+    order = _cell_order(centroids, most)
     sample = content_sample(queries, settings.recall_queries, seed)
     truth, truth_found = _exact(base, queries[sample], k, False)
-    # Rank, among the cells its query's cell joins, of the cell of each exact neighbour (tries[-1]: beyond).
-    rank = np.full((len(sample), cells), tries[-1], dtype=np.int64)
-    rank[np.arange(len(sample))[:, None], order[query_cell[sample]]] = np.arange(tries[-1])
+    # Rank, among the cells its query's cell joins, of the cell of each exact neighbour (``most``: beyond).
+    rank = np.full((len(sample), cells), most, dtype=np.int64)
+    rank[np.arange(len(sample))[:, None], order[query_cell[sample]]] = np.arange(most)
     neighbour_rank = np.take_along_axis(rank, base_cell[np.maximum(truth_found, 0)], axis=1)
     del rank
     own = sample if self_search else None
+    # The fewest cells that reach the target: every m costs one look at the ranks, so none is skipped (doubling
+    # could join up to twice the cells needed); run.json shows m = 1, 2, 4, ... below it, and it.
     tried: list[dict[str, Any]] = []
-    for joined in tries:
+    for joined in range(1, most + 1):
         recall = _recall(truth, np.where(neighbour_rank < joined, truth_found, -1), truth, own, False)
-        tried.append({"cells_joined": joined, "recall": recall})
-        if recall >= settings.min_recall:
+        reached = recall >= settings.min_recall
+        if reached or joined & (joined - 1) == 0 or joined == most:
+            tried.append({"cells_joined": joined, "recall": recall})
+        if reached:
             break
     record.update(cells=cells, cells_joined=joined, recall=recall, recall_queries=len(sample),
                   min_recall=settings.min_recall, tried=tried)
@@ -313,12 +315,12 @@ def nearest(
     (``_cell_join``) and binary codes by a faiss inverted-file index of about 4 sqrt(N) cells that probes
     ``nprobe`` cells per query at first. Either way the recall@k is measured against brute force on
     ``settings.recall_queries`` content-chosen queries, and the cells searched per query double until it
-    reaches ``settings.min_recall``; when that would search more than half the cells, the search is exact
-    (little would be saved). ``log`` gets one record of what was done.
+    reaches ``settings.min_recall`` (the join takes the fewest cells that reach it); when that would search more
+    than half the cells, the search is exact (little would be saved). ``log`` gets one record of what was done.
     """
     import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     self_search = queries is None
     query_rows = base if queries is None else queries
     count = len(base)
@@ -365,6 +367,8 @@ def nearest(
                                   "searched exactly")
             values, found = _exact(base, query_rows, k, binary)
     record["seconds"] = round(time.perf_counter() - started, 3)
+    # CPU time of the whole process meanwhile, every thread's: on a shared machine wall time includes waiting.
+    record["cpu_seconds"] = round(time.process_time() - cpu_started, 3)
     if log is not None:
         log.records.append(record)
     return values, found
