@@ -240,9 +240,8 @@ def knn_vote_probabilities(
     """Leave-one-out similarity-weighted k-NN class votes (weight: cosine cubed): out of sample by construction.
 
     Each row's ``neighbours`` nearest other rows vote; copies of an image (rows at one ``position``) never
-    vote for each other, and they get one vote between them, so it is computed once per vector. Rows of a
-    neighbouring vector vote in content order (by label), as they would in a search of every row sorted by
-    content.
+    vote for each other and all get the same vote, so it is computed once per vector. Rows of a neighbouring
+    vector vote in content order (by label), as they would in a search of every row sorted by content.
     """
     progress.step("k-NN vote")
     n = len(labels)
