@@ -24,24 +24,29 @@ no probability.
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from auditor import progress
 from auditor.config import ProbabilityParams, SearchParams
 from auditor.similarity import SearchLog, nearest, unit_rows
 
-__all__ = ["ProbabilityParams"]  # re-exported: it was defined here
+__all__ = ["ProbabilityParams", "blas_threads"]  # ProbabilityParams re-exported: it was defined here
 
 # Probability given to a class the fold's model never saw (a class too small to be in every fold),
 # before renormalising: such a class cannot be predicted, but cleanlab needs strictly positive rows.
 _UNSEEN_CLASS_PROBABILITY = 1e-6
 # Below this many multiply-adds (images x dimensions x dimensions or classes) a matrix product runs on one BLAS
 # thread: threads cost more than they save on small matrices, and on a busy machine their spin-waiting made a
-# 210-image fit 17x slower (49 s -> 2.8 s measured here). Large products keep every thread.
-_ONE_THREAD_BELOW = 50_000_000
+# 210-image fit 17x slower (49 s -> 2.8 s measured here) and the statistics of 1,000 x 512-d images (2.6e8) 3.5x
+# more CPU-costly, where on an idle 2-core machine a second thread saves a few milliseconds. Large products keep
+# every thread.
+_ONE_THREAD_BELOW = 1_000_000_000
 # Vectors per step of the k-NN vote's tally and its neighbours' expansion (bounds their temporaries).
 _VOTE_BATCH = 65_536
 # The temperature of the discriminant's logits is fitted on a seeded sample of this many images (all of them on
@@ -51,6 +56,20 @@ _TEMPERATURE_ROWS = 20_000
 # fraction of itself.
 _NEWTON_STEPS = 50
 _TEMPERATURE_TOLERANCE = 1e-7
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The loaded BLAS libraries, found once: each ``threadpool_limits`` scans the process's shared libraries
+    again (about 7 ms, three times per fit)."""
+    return ThreadpoolController()
+
+
+def blas_threads(limit: int | None) -> AbstractContextManager[Any]:
+    """At most ``limit`` BLAS threads inside the ``with`` block (None: every thread). Small problems want one:
+    on a busy machine BLAS threads spin-wait for each other."""
+    limiter: AbstractContextManager[Any] = _blas().limit(limits=limit, user_api="blas")
+    return limiter
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -113,11 +132,11 @@ def out_of_sample_probabilities(
     # Content order, then grouped by fold and by label within a fold (stable): one copy of the rows, each fold
     # a contiguous block, each class within it too.
     by_fold = np.lexsort((np.asarray(labels)[order], assignment))
-    order, assignment = order[by_fold], assignment[by_fold]
+    order, assignment, groups = order[by_fold], assignment[by_fold], groups[by_fold]
     features = np.ascontiguousarray(np.asarray(embeddings)[order], dtype=np.float32)
     labels = np.asarray(labels)[order]
     bounds = np.searchsorted(assignment, np.arange(folds + 1))
-    evidence = np.flatnonzero(_discriminant_logits(features, labels, bounds, n_classes, params, probs))
+    evidence = np.flatnonzero(_discriminant_logits(features, labels, groups, bounds, n_classes, params, probs))
     # One temperature for every fold's logits, fitted to the labels of the images they are evidence about
     # (a seeded sample of them on a large dataset: one number needs no more).
     if len(evidence) > _TEMPERATURE_ROWS:
@@ -272,7 +291,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(np.where(totals > 0, exp / np.where(totals > 0, totals, 1.0), 1.0 / logits.shape[1]))
 
 
-def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float, float]) -> float:
+def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float, float], start: float = 1.0) -> float:
     """The factor ``t`` in ``bounds`` for which ``softmax(t * scores)`` best explains ``labels`` (maximum
     likelihood).
 
@@ -281,28 +300,31 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
     never at a label. The negative log-likelihood is convex in ``t`` (a log-sum-exp of functions linear in
     ``t``), and its first two derivatives are the mean over images of ``E[s] - s_label`` and ``Var[s]``
     under ``softmax(t * s)``, so Newton's method, halving any step that does not lower it, finds the
-    minimum in a handful of passes over the scores (a bracketing search took about 25).
+    minimum in a handful of passes over the scores (a bracketing search took about 25). ``start``: where the
+    search starts (a nearby problem's answer saves passes; the minimum is the same).
     """
     lo, hi = bounds
     if len(labels) == 0:
-        return min(max(1.0, lo), hi)
+        return min(max(start, lo), hi)
     rows = np.arange(len(labels))
     finite = np.isfinite(scores)
-    plain = np.where(finite, scores, 0.0)
+    every = bool(finite.all())  # the usual case: no masking needed in the passes below
+    plain = scores if every else np.where(finite, scores, 0.0)
+    squares = plain * plain
     at_label = plain[rows, labels]
 
     def value_slope_curvature(temperature: float) -> tuple[float, float, float]:
-        scaled = np.where(finite, plain * temperature, -np.inf)
+        scaled = plain * temperature if every else np.where(finite, plain * temperature, -np.inf)
         peak = scaled.max(axis=1, keepdims=True)
         weights = np.exp(scaled - peak)
         totals = weights.sum(axis=1)
         weights /= totals[:, None]
-        mean = (weights * plain).sum(axis=1)
-        second = (weights * plain * plain).sum(axis=1)
+        mean = np.einsum("ij,ij->i", weights, plain)
+        second = np.einsum("ij,ij->i", weights, squares)
         value = float((np.log(totals) + peak[:, 0] - temperature * at_label).mean())
         return value, float((mean - at_label).mean()), float(np.maximum(second - mean * mean, 0.0).mean())
 
-    temperature = min(max(1.0, lo), hi)
+    temperature = min(max(start, lo), hi)
     value, slope, curvature = value_slope_curvature(temperature)
     for _ in range(_NEWTON_STEPS):
         if slope == 0.0:
@@ -325,13 +347,13 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, bounds: tuple[float,
 
 # Shrinkage of the within-class covariance towards its own diagonal searched when ``shrinkage`` is unset (only
 # the points at or above the dataset's least shrinkage, ``_FoldStatistics.least_shrinkage``): 0 trusts every
-# estimated correlation between dimensions, 1 ignores them all. Each point costs one d x d x classes product
-# after one eigendecomposition per fold searched.
+# estimated correlation between dimensions, 1 ignores them all. Each point costs one images x d x classes product
+# after one eigendecomposition of the pooled within-class correlation (``_LeaveOneOut``).
 SHRINKAGE_GRID = (0.001, 0.01, 0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 1.0)
 # Rows per step of the statistics pass (a float64 copy of this many rows is made at a time).
 _STAT_BATCH = 8_192
-# The shrinkage is chosen on this many held-out images (fewer on a smaller dataset): enough to tell the grid
-# points apart, few enough that the choice costs a fixed amount whatever n.
+# The shrinkage is chosen on this many images, each left out in turn (fewer on a smaller dataset): enough to
+# tell the grid points apart, few enough that the choice costs a fixed amount whatever n.
 _SELECTION_ROWS = 4_000
 # Temperatures searched for the discriminant's logits (it is overconfident by orders of magnitude when
 # dimensions outnumber images).
@@ -426,8 +448,7 @@ class _FoldStatistics:
 @dataclass(frozen=True)
 class _Discriminant:
     """Linear discriminant analysis of one fold's training rows: class means, priors and the within-class
-    correlation (covariance over the per-dimension scales), so that a shrinkage costs one d x d solve, or,
-    after one eigendecomposition, one d x d x classes product."""
+    correlation (covariance over the per-dimension scales), so that a shrinkage costs one d x d solve."""
 
     present: np.ndarray  # class ids with training rows
     means: np.ndarray  # (len(present), d)
@@ -435,18 +456,13 @@ class _Discriminant:
     scale: np.ndarray  # per-dimension within-class standard deviation
     correlation: np.ndarray
 
-    def linear(self, shrinkage: float, centre: np.ndarray,
-               eigen: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def linear(self, shrinkage: float, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Weights (d, classes) and bias of the rows' logits, the correlation shrunk towards the identity
-        (the covariance towards its diagonal); ``eigen``: the correlation's eigendecomposition, if made."""
+        (the covariance towards its diagonal)."""
         centred = (self.means - centre) / self.scale
-        if eigen is None:
-            shrunk = (1.0 - shrinkage) * self.correlation
-            shrunk[np.diag_indices_from(shrunk)] += shrinkage
-            whitened = np.linalg.solve(shrunk, centred.T)
-        else:
-            values, vectors = eigen
-            whitened = vectors @ ((vectors.T @ centred.T) / ((1.0 - shrinkage) * values + shrinkage)[:, None])
+        shrunk = (1.0 - shrinkage) * self.correlation
+        shrunk[np.diag_indices_from(shrunk)] += shrinkage
+        whitened = np.linalg.solve(shrunk, centred.T)
         weights = whitened / self.scale[:, None]
         bias = -0.5 * np.einsum("kd,dk->k", centred, whitened) + self.log_priors - centre @ weights
         return weights, bias
@@ -460,42 +476,45 @@ def _logits(rows: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarr
     return out
 
 
-def _tempered_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean log-loss of held-out logits against their labels at the temperature that fits them best."""
-    scaled = logits * fit_temperature(logits, labels, _LOGIT_TEMPERATURE_BOUNDS)
+def _tempered_loss(logits: np.ndarray, labels: np.ndarray, start: float = 1.0) -> tuple[float, float]:
+    """Mean log-loss of held-out logits against their labels at the temperature that fits them best, and that
+    temperature (the search starts at ``start``)."""
+    temperature = fit_temperature(logits, labels, _LOGIT_TEMPERATURE_BOUNDS, start)
+    scaled = logits * temperature
     scaled -= scaled.max(axis=1, keepdims=True)
     picked = scaled[np.arange(len(labels)), labels]
-    return float((np.log(np.exp(scaled).sum(axis=1)) - picked).mean())
+    return float((np.log(np.exp(scaled).sum(axis=1)) - picked).mean()), temperature
 
 
 def _discriminant_logits(
-    features: np.ndarray, labels: np.ndarray, bounds: np.ndarray, n_classes: int, params: ProbabilityParams,
-    out: np.ndarray,
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, bounds: np.ndarray, n_classes: int,
+    params: ProbabilityParams, out: np.ndarray,
 ) -> np.ndarray:
     """Fill ``out`` (n, n_classes) with each row's logits from the discriminant of the other folds' rows
     (-inf for classes that model never saw; 0 for the only class when it saw one). Returns a bool per row:
     whether its logits are evidence about its label (its model saw its class and at least one other).
 
-    ``features`` are grouped by fold (``bounds``) and sorted by label within a fold.
+    ``features`` are grouped by fold (``bounds``) and sorted by label within a fold; ``groups``: equal for copies.
     """
     n, dim = features.shape
-    with threadpool_limits(limits=1 if n * dim * dim < _ONE_THREAD_BELOW else None, user_api="blas"):
+    with blas_threads(1 if n * dim * dim < _ONE_THREAD_BELOW else None):
         stats = _FoldStatistics.of(features, labels, bounds, n_classes)
     centre = (stats.means * stats.counts.sum(axis=0)[:, None]).sum(axis=0) / n
-    models = [stats.discriminant(fold) for fold in range(len(bounds) - 1)]
     # One thread for the d x d work: it is small, and on a busy machine BLAS threads spin-wait (an
-    # eigendecomposition measured 18x slower with two threads than with one).
-    with threadpool_limits(limits=1, user_api="blas"):
+    # eigendecomposition measured 18x slower with two threads than with one; the five folds' models at
+    # 1,000 x 512-d, 7x more CPU).
+    with blas_threads(1):
+        models = [stats.discriminant(fold) for fold in range(len(bounds) - 1)]
         shrinkage = params.shrinkage
         if shrinkage is None:
             progress.step("classifier: choosing the shrinkage")
             least = stats.least_shrinkage()
             grid = sorted({least, *(value for value in SHRINKAGE_GRID if value > least)})
-            shrinkage = _select_shrinkage(features, labels, bounds, models, centre, n_classes, grid)
+            shrinkage = _select_shrinkage(features, labels, groups, stats, centre, grid)
         # A fold whose training rows hold one class predicts it for every image (no evidence either way).
         linear = [model.linear(shrinkage, centre) if len(model.present) > 1 else None for model in models]
     evidence = np.zeros(n, dtype=bool)
-    with threadpool_limits(limits=1 if n * dim * n_classes < _ONE_THREAD_BELOW else None, user_api="blas"):
+    with blas_threads(1 if n * dim * n_classes < _ONE_THREAD_BELOW else None):
         for fold, model in enumerate(models):
             progress.step(f"classifier fold {fold + 1}/{len(models)}")
             lo, hi = int(bounds[fold]), int(bounds[fold + 1])
@@ -511,40 +530,98 @@ def _discriminant_logits(
 
 
 def _select_shrinkage(
-    features: np.ndarray, labels: np.ndarray, bounds: np.ndarray, models: list[_Discriminant], centre: np.ndarray,
-    n_classes: int, grid: list[float],
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, stats: _FoldStatistics, centre: np.ndarray,
+    grid: list[float],
 ) -> float:
-    """The ``grid`` shrinkage with the lowest held-out log-loss (after temperature scaling), over the first folds
-    that hold ``_SELECTION_ROWS`` scorable images (every fold of a small dataset), at most that many of them,
-    spread evenly over each fold's rows (sorted by label, so every class is represented)."""
-    chosen: list[tuple[int, np.ndarray]] = []
-    total = 0
-    for fold, model in enumerate(models):
-        if total >= _SELECTION_ROWS:
-            break
-        if len(model.present) < 2:
-            continue
-        seen = np.zeros(n_classes, dtype=bool)
-        seen[model.present] = True
-        rows = int(bounds[fold]) + np.flatnonzero(seen[labels[bounds[fold]:bounds[fold + 1]]])
-        if len(rows) == 0:
-            continue
-        if len(rows) > _SELECTION_ROWS - total:
-            rows = rows[np.linspace(0, len(rows) - 1, _SELECTION_ROWS - total).astype(np.int64)]
-        chosen.append((fold, rows))
-        total += len(rows)
-    if not chosen:
+    """The ``grid`` shrinkage with the lowest leave-one-out log-loss (after temperature scaling) of the discriminant
+    of every row, on at most ``_SELECTION_ROWS`` images spread evenly over the rows.
+
+    Closed form, from one eigendecomposition of the pooled within-class correlation: leaving one image out
+    moves its class's mean and prior and takes a rank-one term out of the scatter, so its held-out logits at
+    every shrinkage follow from the full model's by the Sherman-Morrison formula (``_LeaveOneOut``). The
+    K-fold models' own decompositions (one per fold, each a d x d eigendecomposition) are never needed: at
+    1,000 x 512-d images that was most of the classifier's cost. The correlation is scaled by the pooled
+    per-dimension spread of every row (a fold's model uses its own: a difference of one image in hundreds
+    per dimension, immaterial to a choice among a handful of settings). An image with copies is not scored:
+    a copy left in would vouch for it, where the folds keep copies together.
+    """
+    loo = _LeaveOneOut.of(features, labels, groups, stats, centre)
+    if loo is None:
         return grid[len(grid) // 2]
-    eigen = {fold: np.linalg.eigh(models[fold].correlation) for fold, _ in chosen}
-    truth = np.concatenate([labels[rows] for _, rows in chosen])
-    losses = []
-    for shrinkage in grid:
-        logits = np.full((total, n_classes), -np.inf)
-        offset = 0
-        for fold, rows in chosen:
-            present = models[fold].present
-            logits[offset:offset + len(rows), present] = _logits(
-                features[rows], *models[fold].linear(shrinkage, centre, eigen[fold]))
-            offset += len(rows)
-        losses.append(_tempered_loss(logits, truth))
+    losses, temperature = [], 1.0
+    for shrinkage in grid:  # neighbouring shrinkages want similar temperatures: each search starts at the last
+        loss, temperature = _tempered_loss(loo.logits(shrinkage), loo.truth, temperature)
+        losses.append(loss)
     return grid[int(np.argmin(losses))]
+
+
+@dataclass(frozen=True)
+class _LeaveOneOut:
+    """The pooled discriminant in the eigenbasis of its within-class correlation, and what leaving each scored
+    image out changes: the logits of image ``i`` under the model of every row but ``i``, at any shrinkage.
+
+    With ``E = s I + (1 - s) R`` (``R`` the correlation of the rows left) and standardised rows ``z``, class
+    means ``m``, the logit of class ``c`` is ``z' E^-1 m_c - m_c' E^-1 m_c / 2 + log prior_c``. Leaving out
+    ``z`` (label ``y``, offset ``o = z - m_y``, ``n_y`` images) sets ``m_y -= o / (n_y - 1)``, takes
+    ``n_y / (n_y - 1) o o'`` out of the scatter and one image out of the degrees of freedom and the priors.
+    """
+
+    rotated: np.ndarray  # (r, d) scored rows, standardised, in the eigenbasis
+    means: np.ndarray  # (k, d) class means, standardised, in the eigenbasis (every class, absent ones zero)
+    values: np.ndarray  # (d,) eigenvalues of the pooled correlation
+    truth: np.ndarray  # (r,) labels of the scored rows
+    counts: np.ndarray  # (k,) images per class, all rows
+    dof: float  # degrees of freedom of the pooled scatter (images - classes present)
+
+    @classmethod
+    def of(cls, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, stats: _FoldStatistics,
+           centre: np.ndarray) -> _LeaveOneOut | None:
+        counts = stats.counts.sum(axis=0)
+        present = counts > 0
+        dof = float(counts.sum() - present.sum())
+        # Scored: images without copies, whose class keeps an image when they leave, in a dataset of two
+        # classes or more.
+        copies = np.bincount(groups)[groups] > 1
+        scorable = np.flatnonzero(~copies & (counts[labels] >= 2))
+        if present.sum() < 2 or dof < 2 or len(scorable) == 0:
+            return None
+        if len(scorable) > _SELECTION_ROWS:
+            scorable = scorable[np.linspace(0, len(scorable) - 1, _SELECTION_ROWS).astype(np.int64)]
+        gram = stats.grams.sum(axis=0)
+        variance = np.diag(gram) / dof
+        floor = 1e-9 * float(variance.mean()) if variance.mean() > 0 else 1.0
+        scale = np.sqrt(np.maximum(variance, floor))
+        values, vectors = np.linalg.eigh(gram / np.outer(scale, scale) / dof)
+        rows = (features[scorable].astype(np.float64) - centre) / scale
+        means = np.where(present[:, None], (stats.means - centre) / scale, 0.0)
+        return cls(rows @ vectors, means @ vectors, np.maximum(values, 0.0), labels[scorable], counts, dof)
+
+    def logits(self, shrinkage: float) -> np.ndarray:
+        """(r, k) logits of each scored image under the model of every other row (-inf: a class with none)."""
+        rows, means, truth = self.rotated, self.means, self.truth
+        index = np.arange(len(truth))
+        left = self.dof - 1.0
+        inverse = 1.0 / (shrinkage + (1.0 - shrinkage) * self.values * (self.dof / left))
+        projected = (rows * inverse) @ means.T  # z' E^-1 m_c
+        cross = (means * inverse) @ means.T  # m_a' E^-1 m_c
+        own = np.einsum("rd,rd,d->r", rows, rows, inverse)  # z' E^-1 z
+        size = self.counts[truth]
+        step = 1.0 / (size - 1.0)  # the class mean moves by -step * o
+        weight = (1.0 - shrinkage) * size / (size - 1.0) / left  # E_left = E - weight * o o'
+        at_label = projected[index, truth]
+        offset_means = projected - cross[truth]  # o' E^-1 m_c
+        offset_row = own - at_label  # o' E^-1 z
+        offset_own = own - 2.0 * at_label + cross[truth, truth]  # o' E^-1 o
+        keep = 1.0 / (1.0 - weight * offset_own)
+        linear = projected + (weight * keep * offset_row)[:, None] * offset_means
+        square = np.diag(cross)[None, :] + (weight * keep)[:, None] * offset_means**2
+        # The given class: its mean m_y - step * o.
+        moved = offset_means[index, truth] - step * offset_own  # o' E^-1 m_y(left)
+        linear[index, truth] = at_label - step * offset_row + weight * keep * offset_row * moved
+        square[index, truth] = (cross[truth, truth] - 2.0 * step * offset_means[index, truth]
+                                + step**2 * offset_own + weight * keep * moved**2)
+        counts = np.broadcast_to(self.counts, linear.shape).copy()
+        counts[index, truth] -= 1.0
+        with np.errstate(divide="ignore"):
+            priors = np.log(counts / counts.sum(axis=1, keepdims=True))
+        return np.asarray(np.where(counts > 0, linear - 0.5 * square + priors, -np.inf))

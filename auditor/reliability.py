@@ -46,6 +46,7 @@ import numpy as np
 
 from auditor.config import ReliabilityParams
 from auditor.findings import Finding, Severity
+from auditor.probabilities import blas_threads
 from auditor.slow_imports import scipy_optimize, scipy_stats
 
 
@@ -176,9 +177,12 @@ def _noise_and_slope(uncertainty: np.ndarray, disagree: np.ndarray) -> tuple[flo
         return float(-(disagree * np.log(p) + (1 - disagree) * np.log(1 - p)).sum())
 
     start = np.array([disagree.mean() / 2, 0.5])
-    result = scipy_optimize.minimize(
-        negative_log_likelihood, start, bounds=[(0.0, 1.0), (0.0, None)], method="L-BFGS-B"
-    )
+    # Two parameters: the optimiser's BLAS calls are tiny, and their threads' spin-waiting cost 7x the CPU
+    # (40 ms against 6 ms at 1,000 images on a busy machine).
+    with blas_threads(1):
+        result = scipy_optimize.minimize(
+            negative_log_likelihood, start, bounds=[(0.0, 1.0), (0.0, None)], method="L-BFGS-B"
+        )
     # The noise cannot exceed the disagreement it is part of.
     return float(min(result.x[0], disagree.mean())), float(result.x[1])
 

@@ -48,16 +48,53 @@ class LabelErrorsParams(ConfigModel):
     # images would look mislabelled for want of examples. Label conflicts between copies are still
     # reported. The default matches class_imbalance's starved-class minimum.
     min_class_images: int = Field(5, ge=2)
+    # Also flag an image whose top class is not its label and whose given label gets no more probability than
+    # that class gets, on average, on images labelled otherwise: confidently *not* its label, though no other
+    # class reaches the mean probability of its own images, which is what confident learning's count needs
+    # (``implausible_labels``).
+    unclaimed_images: bool = True
 
 
-def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> np.ndarray:
-    """Boolean per row: cleanlab flags the given label. One place, so every check agrees on it."""
-    return np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+def confident_counts(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's calibrated confident joint in images (given class x true class): what ``label_issue_mask`` and
+    ``confident_joint`` both start from, counted once (each cleanlab call would count it again)."""
+    return np.asarray(cleanlab_count.compute_confident_joint(labels, pred_probs, calibrate=True))
 
 
-def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
-    """cleanlab's calibrated joint of given vs true class (sums to 1)."""
-    return np.asarray(cleanlab_count.estimate_joint(labels, pred_probs))
+def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str,
+                     counts: np.ndarray | None = None, unclaimed: bool = False) -> np.ndarray:
+    """Boolean per row: cleanlab flags the given label (or, with ``unclaimed``, ``implausible_labels`` does). One
+    place, so every check agrees on it. ``counts``: ``confident_counts`` of the same rows, if made."""
+    # "confident_learning" counts its own joint (it needs which images were counted off the diagonal), and warns
+    # when handed one.
+    given = None if filter_by == "confident_learning" else counts
+    flagged = np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1,
+                                                           confident_joint=given), dtype=bool)
+    return flagged | implausible_labels(labels, pred_probs) if unclaimed else flagged
+
+
+def implausible_labels(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """Boolean per row: the top class is another, and the given class's probability is no higher than its mean
+    over the rows labelled otherwise.
+
+    Confident learning counts an image labelled ``i`` as class ``j`` only when ``p_j`` reaches the mean ``p_j``
+    of the images labelled ``j``; where the classes are learnt well that mean is high, and an image that two
+    views of the evidence place in different wrong classes (sample_data's circle filed as a square: the
+    regression says circle, its neighbours partly star) reaches no class's mean, so the count of its pair is
+    zero and nothing is pruned. The complementary question reads the same probabilities from the given
+    class's side: an image whose own class gets what that class gets on a typical image of another class is
+    confidently not of it. Both bars are means of the dataset's own out-of-sample probabilities; no constant.
+    """
+    rows = np.arange(len(labels))
+    classes = pred_probs.shape[1]
+    others = np.array([pred_probs[labels != c, c].mean() if (labels != c).any() else 0.0 for c in range(classes)])
+    return np.asarray((pred_probs.argmax(axis=1) != labels) & (pred_probs[rows, labels] <= others[labels]))
+
+
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """cleanlab's calibrated joint of given vs true class (sums to 1), as ``cleanlab.count.estimate_joint``."""
+    counts = confident_counts(labels, pred_probs) if counts is None else counts
+    return np.asarray(counts / max(float(counts.sum()), 1e-300))
 
 
 # Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).

@@ -147,3 +147,35 @@ def test_temperature_is_the_maximum_likelihood_one() -> None:
         fitted = fit_temperature(scores, labels, (1e-4, 1e3))
         assert loss(fitted) <= loss(best) + 1e-9
         assert fitted == pytest.approx(best, rel=2e-3)
+
+
+def test_leave_one_out_logits_are_those_of_a_refit_without_the_image() -> None:
+    """The closed-form leave-one-out logits the shrinkage is chosen by equal a discriminant refitted on every
+    other row (same per-dimension scale), at any shrinkage, with uneven classes and a class of two."""
+    vectors, labels = _clusters(per_class=15, classes=3, dim=7, seed=6, spread=2.0)
+    vectors, labels = np.vstack([vectors, vectors[:2] + 5.0]), np.append(labels, [3, 3])
+    order = np.argsort(labels, kind="stable")
+    vectors, labels = vectors[order], labels[order]
+    groups = np.arange(len(labels))
+    stats = probabilities._FoldStatistics.of(vectors, labels, np.array([0, len(labels)]), 4)
+    centre = vectors.astype(np.float64).mean(axis=0)
+    loo = probabilities._LeaveOneOut.of(vectors, labels, groups, stats, centre)
+    assert loo is not None
+    rows = vectors.astype(np.float64)
+    dof = len(rows) - 4
+    scale = np.sqrt(sum(((rows[labels == k] - rows[labels == k].mean(axis=0)) ** 2).sum(axis=0)
+                        for k in range(4)) / dof)
+    for shrinkage in (0.01, 0.3, 0.9):
+        fast = loo.logits(shrinkage)
+        for i in range(len(rows)):
+            keep = np.arange(len(rows)) != i
+            kept, given = rows[keep], labels[keep]
+            means = np.stack([kept[given == k].mean(axis=0) for k in range(4)])
+            scatter = sum((kept[given == k] - means[k]).T @ (kept[given == k] - means[k]) for k in range(4))
+            correlation = scatter / (len(kept) - 4) / np.outer(scale, scale)
+            shrunk = (1 - shrinkage) * correlation + shrinkage * np.eye(len(scale))
+            centred = (means - centre) / scale
+            whitened = np.linalg.solve(shrunk, centred.T)
+            logits = ((rows[i] - centre) / scale) @ whitened - 0.5 * np.einsum("kd,dk->k", centred, whitened)
+            logits += np.log(np.bincount(given, minlength=4) / len(given))
+            np.testing.assert_allclose(fast[i], logits, rtol=1e-6, atol=1e-6)

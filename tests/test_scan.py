@@ -153,7 +153,10 @@ def test_sample_data_planted_problems(tmp_path: Path) -> None:
         for group in planted[kind]:
             assert set(group) <= by_kind.get(kind, set()), kind
     planted_errors = {item["path"] for item in planted["label_error"]}
-    assert len(planted_errors & by_kind["label_error"]) >= 3
+    # 4 of 5: the circle filed as a triangle reaches no class's confident-learning bar, but its label gets less
+    # than triangles get on other images (``unclaimed_images``); the circle filed as a square gets a little more.
+    assert len(planted_errors & by_kind["label_error"]) >= 4
+    assert "train/triangle/mislabelled_circle_4.png" in by_kind["label_error"]
     assert set(planted["outlier"]) <= by_kind["outlier"]
     for item in planted["image_quality"]:
         assert item["path"] in by_kind.get(item["kind"], set()), item

@@ -3,7 +3,10 @@
 cleanlab's ``find_label_issues`` decides *which* images are flagged (it estimates how many images of
 each given class really belong to each other class, the confident joint, and flags that many, most
 doubtful first); ``get_label_quality_scores`` ranks every image (0..1, low: likely wrong). Both read
-the context's out-of-sample probabilities, so no image vouches for its own label.
+the context's out-of-sample probabilities, so no image vouches for its own label. With
+``unclaimed_images`` an image is also flagged when its top class is another and its given label gets no
+more than that class gets on images labelled otherwise (``verdicts.implausible_labels``): confidently not
+its label, where no single other class is confident enough for the count.
 
 Exact copies (identical decoded pixels) filed under different labels are a label conflict whatever
 the classifier says: the minority copies are flagged with the majority label suggested; on a tie every

@@ -91,6 +91,14 @@ def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
     base = ctx.images
     vectors = np.vstack([ctx.embeddings, extra[None, :]])
     ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
+    # No class claims it, but cat gets less than cats get elsewhere: a label error (``unclaimed_images``), so not
+    # reported as ambiguous.
+    assert ctx.label_issue_mask[-1]
+    assert "cat/between_dog_fox.png" not in run(ctx)[0]
+
+    # Where the label-error verdict does not flag it, the ambiguity verdict still names the classes.
+    ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
+    ctx.__dict__["label_issue_mask"] = np.zeros(len(ctx.labelled), dtype=bool)
     found, _ = run(ctx)
     between = found["cat/between_dog_fox.png"]
     assert between.classes[0] == "cat" and set(between.classes[1:]) == {"dog", "fox"}

@@ -164,3 +164,44 @@ def test_scan_flags_a_misfiled_drawing(tmp_path: Path) -> None:
     assert images["label_quality"].between(0, 1).all()
     run_json = json.loads((tmp_path / "out" / "run.json").read_text())
     assert set(run_json["checks"]["label_errors"]["per_class"]) == {"circle", "square", "triangle"}
+
+
+def test_an_image_no_class_claims_is_flagged_when_its_label_is_implausible() -> None:
+    """Three well-learnt classes; one image labelled ``b`` whose evidence is split between ``a`` and ``c`` (two
+    views disagreeing) reaches neither class's mean probability, so confident learning counts it nowhere and
+    prunes nothing; its given label gets less than ``b`` gets on other classes' images, so it is flagged.
+    An image whose label is merely doubted (more than that) is not."""
+    from auditor.verdicts import implausible_labels, label_issue_mask
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 30)
+    probs = np.full((90, 3), 0.03)
+    probs[np.arange(90), labels] = 0.94
+    probs += rng.uniform(0, 0.02, size=probs.shape)
+    probs[5] = [0.20, 0.35, 0.45]  # a doubted ``a``: its label gets more than ``a`` gets elsewhere
+    probs[40] = [0.62, 0.02, 0.36]  # the unclaimed ``b``
+    probs /= probs.sum(axis=1, keepdims=True)
+    plain = label_issue_mask(labels, probs, "prune_by_noise_rate")
+    assert not plain[40]
+    assert list(np.flatnonzero(implausible_labels(labels, probs))) == [40]
+    assert list(np.flatnonzero(label_issue_mask(labels, probs, "prune_by_noise_rate", unclaimed=True)
+                               & ~plain)) == [40]
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "prune_by_class", "both", "confident_learning"])
+def test_confident_joint_counted_once_gives_cleanlabs_own_verdicts(filter_by: str) -> None:
+    """The context counts the confident joint once and hands it to both verdicts: the same mask and joint as
+    cleanlab computes on its own."""
+    from auditor.slow_imports import cleanlab_count, cleanlab_filter
+    from auditor.verdicts import confident_counts, confident_joint, label_issue_mask
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(4, size=300)
+    probs = rng.dirichlet(np.full(4, 0.4), size=300)
+    probs[np.arange(300), labels] += rng.uniform(0, 2, size=300)
+    probs /= probs.sum(axis=1, keepdims=True)
+    counts = confident_counts(labels, probs)
+    expected = cleanlab_filter.find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
+    np.testing.assert_array_equal(label_issue_mask(labels, probs, filter_by, counts), expected)
+    np.testing.assert_allclose(confident_joint(labels, probs, counts), cleanlab_count.estimate_joint(labels, probs),
+                               rtol=0, atol=1e-12)
