@@ -92,8 +92,8 @@ def _join_cells(count: int) -> int:
     Coarse cells: a join's cost is the share of the base each query searches, and at the same share coarse
     cells found as many neighbours as cells 2x or 4x finer (measured here, 200,000 clustered and 100,000
     isotropic 512-d vectors), while k-means and assigning every vector to a cell cost in proportion to the
-    cells (1M vectors: 4 sqrt(N) cells would cost about 90 + 60 CPU-s, sqrt(N) 6 + 15), and large blocks
-    keep the matrix products efficient."""
+    cells (at 1M, estimated from their multiply-adds at the ~70 GFLOP per CPU-second measured here: 4 sqrt(N)
+    cells about 90 + 60 CPU-s, sqrt(N) 6 + 15), and large blocks keep the matrix products efficient."""
     return max(1, min(int(np.sqrt(count)), count // _TRAIN_PER_CELL))
 
 
@@ -228,7 +228,7 @@ def _joined(
     cell, brute force (matrix products) of its queries against those members. Values are exact inner
     products; -1 / -inf where fewer than k were there. The cells are shared among the BLAS library's threads,
     each product running on one thread: small products spread over threads spend more time waiting for
-    each other than computing (on a busy machine, 4x the CPU time measured here)."""
+    each other than computing (on a busy machine, 5-10x the CPU time per multiply-add, measured here)."""
     cells = len(order)
     members = np.argsort(base_cell, kind="stable")
     member_bounds = np.searchsorted(base_cell[members], np.arange(cells + 1))
