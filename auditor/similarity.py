@@ -188,7 +188,7 @@ def _cell_order(centroids: np.ndarray, width: int) -> np.ndarray:
 
 
 def _top(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` largest values and their columns, largest first (ties: the earlier column)."""
+    """Each row's ``k`` largest values and their columns, largest first (equal values: the earlier column first)."""
     if similarity.shape[1] > k:
         columns = np.argpartition(similarity, similarity.shape[1] - k, axis=1)[:, -k:]
         columns.sort(axis=1)
