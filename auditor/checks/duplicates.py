@@ -45,12 +45,13 @@ from pydantic import Field
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.probabilities import distinct_neighbours
 from auditor.similarity import (
     NeighbourNull,
+    Neighbours,
     SearchLog,
     chord_distance,
     content_sample,
-    cosine_neighbours,
     hamming_neighbours,
     hamming_neighbours_of,
     hamming_pairs_within,
@@ -108,9 +109,11 @@ class DuplicatesParams(ConfigModel):
     semantic: bool = True
     # Neighbours searched per image (at least reference_neighbour + the largest copy group expected).
     top_k: int = Field(20, ge=2, le=1000)
-    # Up to this many distinct images the searches are exact; beyond it, faiss inverted-file indexes.
+    # Up to this many distinct images the perceptual-hash searches are exact; beyond it, multi-index hashing or
+    # a faiss inverted-file index. The semantic method reads the embedding search it shares with the k-NN
+    # vote (``CheckContext.image_neighbours``), which ``[search]`` governs.
     exact_max_images: int = Field(20_000, ge=2)
-    # Cells of the inverted-file index searched per image (more: slower, higher recall).
+    # Cells of a hash inverted-file index searched per image at the first try (more: slower, higher recall).
     ann_nprobe: int = Field(8, ge=1)
     # Beyond exact_max_images, hash distances are judged against the nearest-neighbour distances of this many
     # sampled images (brute force: sample x N popcounts), and only hash pairs within the radius the tests
@@ -354,6 +357,27 @@ class _HashCandidates:
         return recall >= min_recall
 
 
+def _semantic_neighbours(ctx: CheckContext, rows: np.ndarray, top_k: int) -> Neighbours:
+    """Each of the contents embedded at ``rows``'s ``top_k`` nearest others by cosine (contents with identical
+    vectors first), read from the search the k-NN vote shares (``CheckContext.image_neighbours``), or from
+    its own search when that one is too narrow (params other than the configured ones) or searches vectors
+    no content here has (unreadable files with precomputed vectors)."""
+    vector_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
+    vector_of_row[ctx.embedded["embedding_row"].to_numpy()] = ctx.distinct_vector_of
+    k = min(top_k, len(rows) - 1)
+    if ctx.image_neighbours_width > k and ctx.covers(vector_of_row[rows]):
+        found = ctx.image_neighbours
+        position_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
+        position_of_row[ctx.embedded["embedding_row"].to_numpy()] = found.position
+        position = position_of_row[rows]
+    else:
+        found = distinct_neighbours(ctx.embeddings, rows, k + 1, ctx.config.search, ctx.searches,
+                                    "duplicates_semantic")
+        position = found.position
+    index, value = found.of_members(position, k)
+    return Neighbours(index, value, found.search)
+
+
 class DuplicatesCheck(Check[DuplicatesParams]):
     name = "duplicates"
     produces = frozenset({"split_leakage", "exact_duplicate", "near_duplicate"})
@@ -492,8 +516,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             unit = unit_rows(ctx.embeddings, embedding_rows[where])
             slot = np.full(count, -1, dtype=np.int64)
             slot[where] = np.arange(len(where))
-            found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe,
-                                      ctx.config.search, ctx.searches, "duplicates_semantic")
+            found = _semantic_neighbours(ctx, embedding_rows[where], params.top_k)
             if pending:
                 neighbour_pairs = _NeighbourPairs(where, found.index)
 
@@ -532,15 +555,12 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     def _embedding_neighbour_pairs(
         ctx: CheckContext, where: np.ndarray, embedding_rows: np.ndarray, params: DuplicatesParams
     ) -> _NeighbourPairs | None:
-        """Each embedded content's ``top_k`` nearest contents by cosine, as content pairs: candidates for the hash
-        methods when the semantic method did not search (disabled, or an untrained model: its neighbours are
-        still candidates, and their recall is measured)."""
+        """Each embedded content's ``top_k`` nearest contents by cosine (the search the k-NN vote shares), as
+        content pairs: candidates for the hash methods when the semantic method did not run (disabled, or an
+        untrained model: its neighbours are still candidates, and their recall is measured)."""
         if len(where) < 2:
             return None
-        unit = unit_rows(ctx.embeddings, embedding_rows[where])
-        found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe, ctx.config.search,
-                                  ctx.searches, "duplicates_hash_candidates")
-        return _NeighbourPairs(where, found.index)
+        return _NeighbourPairs(where, _semantic_neighbours(ctx, embedding_rows[where], params.top_k).index)
 
     def _hash_pairs(
         self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,

@@ -17,8 +17,9 @@ from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
 from auditor.config import AuditConfig, EncoderConfig, ScanConfig, SearchParams
 from auditor.encoder_facts import EncoderInfo
 from auditor.findings import Finding
+from auditor.probabilities import distinct_neighbours
 from auditor.scan import run_scan
-from auditor.similarity import SearchLog, cosine_neighbours, hamming_neighbours, unit_rows
+from auditor.similarity import SearchLog, hamming_neighbours, unit_rows
 from tests.conftest import write_class_folder
 
 SEED = 7
@@ -189,46 +190,50 @@ def expected_groups(planted: list[tuple[int, int]]) -> set[frozenset[str]]:
 ANY_RECALL = SearchParams(min_recall=1e-6)
 
 
-def test_faiss_and_exact_paths_give_the_same_groups() -> None:
+def test_cell_join_and_exact_paths_give_the_same_groups() -> None:
     vectors, planted = planted_vectors(400, 25)
+    exact = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * len(vectors)))
     ctx = make_context(vectors, [None] * len(vectors))
-    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
-    ctx.config.search = ANY_RECALL
-    approximate = DuplicatesCheck(DuplicatesParams(exact_max_images=2)).run(ctx)
+    ctx.config.search = SearchParams(exact_max_vectors=2, min_recall=1e-6)
+    approximate = DuplicatesCheck(DuplicatesParams()).run(ctx)
     assert exact.summary["semantic"]["search"] == "exact"
-    assert approximate.summary["semantic"]["search"] == "ivf"
+    assert approximate.summary["semantic"]["search"] == "cell_join"
     assert near_groups(exact.findings) == expected_groups(planted)
     assert near_groups(approximate.findings) == expected_groups(planted)
     record = ctx.searches.records[-1]
-    assert record["search"] == "duplicates_semantic" and record["method"] == "ivf"
+    assert record["search"] == "image_neighbours" and record["method"] == "cell_join"
     assert 0.0 < record["recall"] <= 1.0 and record["recall_queries"] == 400
 
 
-def test_an_index_below_the_recall_target_falls_back_to_exact_search() -> None:
-    """Unstructured random vectors: no inverted-file index reaches 0.99 recall, so the search says so and
-    is exact, with the same neighbours as the exact path."""
+def test_a_join_below_the_recall_target_falls_back_to_exact_search() -> None:
+    """Isotropic random vectors: no join of up to half the cells reaches 0.99 recall, so the search says so
+    and is exact, with the same neighbours as the exact path."""
     vectors, _ = planted_vectors(600, 0)
-    unit = unit_rows(vectors)
     log = SearchLog()
-    fallback = cosine_neighbours(unit, 5, exact_max=10, nprobe=1, settings=SearchParams(), log=log)
-    exact = cosine_neighbours(unit, 5, exact_max=10_000, nprobe=1)
+    rows = np.arange(len(vectors))
+    fallback = distinct_neighbours(vectors, rows, 6, SearchParams(exact_max_vectors=10), log, "probe")
+    exact = distinct_neighbours(vectors, rows, 6, SearchParams(), None, "probe")
     record = log.records[0]
     assert record["method"] == "exact" and "fallback" in record and record["recall"] < 0.99
-    assert [t["nprobe"] for t in record["tried"]][0] == 1 and len(record["tried"]) >= 2
+    # 15 cells: every m up to 7 was looked at; run.json shows the powers of two and the last.
+    assert [t["cells_joined"] for t in record["tried"]] == [1, 2, 4, 7] and record["cells"] == 15
+    assert [t["recall"] for t in record["tried"]] == sorted(t["recall"] for t in record["tried"])
     assert fallback.search == "exact"
     np.testing.assert_array_equal(fallback.index, exact.index)
 
 
 def test_search_functions_agree_on_neighbours() -> None:
     vectors, planted = planted_vectors(600, 30)
-    unit = unit_rows(vectors)
-    exact = cosine_neighbours(unit, 5, exact_max=10_000, nprobe=8)
-    approximate = cosine_neighbours(unit, 5, exact_max=10, nprobe=8, settings=ANY_RECALL)
-    assert (exact.search, approximate.search) == ("exact", "ivf")
-    for source, copy in planted:
-        assert exact.index[copy, 0] == approximate.index[copy, 0] == source
-        assert exact.index[source, 0] == copy
-    assert (exact.index != np.arange(600)[:, None]).all(), "an item is never its own neighbour"
+    rows = np.arange(len(vectors))
+    exact = distinct_neighbours(vectors, rows, 6, SearchParams(), None, "exact")
+    approximate = distinct_neighbours(vectors, rows, 6, SearchParams(exact_max_vectors=10, min_recall=1e-6),
+                                      None, "approximate")
+    assert (exact.search, approximate.search) == ("exact", "cell_join")
+    for search in (exact, approximate):
+        index = search.of_members(search.position, 5)[0]
+        for source, copy in planted:
+            assert index[copy, 0] == source and index[source, 0] == copy
+        assert (index != rows[:, None]).all(), "an item is never its own neighbour"
     rng = np.random.default_rng(SEED)
     codes = rng.integers(0, 256, size=(500, 8), dtype=np.uint8)
     codes[-1] = codes[0] ^ np.array([1, 2, 0, 0, 0, 0, 0, 128], dtype=np.uint8)  # 3 bits apart
