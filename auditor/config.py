@@ -132,10 +132,12 @@ class ProbabilityParams(ConfigModel):
 class SearchParams(ConfigModel):
     """Nearest-neighbour searches shared by the checks (k-NN vote, class closeness, duplicates).
 
-    A search is exact while it is small (see ``exact_max_vectors``); beyond, a faiss inverted-file index
-    whose recall against exact search is measured on a sample of queries every time, and raised (more
-    cells probed) until it reaches ``min_recall``, or the search falls back to exact. run.json
-    ``searches`` records each search, its parameters and measured recall.
+    A search is exact while it is small (see ``exact_max_vectors``); beyond, a cell join of k-means cells
+    (``similarity.nearest``) whose recall against exact search is measured on a sample of queries every
+    time: the join searches the fewest cells per query that reach ``min_recall``, or the search falls back to
+    exact. run.json ``searches`` records each search, its parameters and measured
+    recall. (``nprobe``, the first cells an inverted-file index probed, is gone: a join's recall at every
+    number of cells is known from one exact search of the sample, so it takes the cheapest that suffices.)
     """
 
     # A search is exact while queries x indexed vectors is at most this squared (every image against every
@@ -145,8 +147,6 @@ class SearchParams(ConfigModel):
     min_recall: float = Field(0.99, gt=0.0, le=1.0)
     # Queries in that sample (exact search for them costs sample x N x d).
     recall_queries: int = Field(1000, ge=10)
-    # Inverted-file cells probed per query at the first try (doubled until min_recall is met).
-    nprobe: int = Field(16, ge=1)
 
 
 class ZeroShotParams(ConfigModel):

@@ -47,12 +47,8 @@ _UNSEEN_CLASS_PROBABILITY = 1e-6
 # more CPU-costly, where on an idle 2-core machine a second thread saves a few milliseconds. Large products keep
 # every thread.
 _ONE_THREAD_BELOW = 1_000_000_000
-# Rows per step of the k-NN vote's tally (bounds its temporaries).
+# Vectors per step of the k-NN vote's tally and its neighbours' expansion (bounds their temporaries).
 _VOTE_BATCH = 65_536
-# The k-NN vote searches this many neighbours beyond ``knn_neighbours`` to skip an image's own copies; the
-# results are n x k, so a group of thousands of identical frames must not set k (an image with more copies
-# than this gets fewer votes than knn_neighbours, plus the prior).
-_MAX_COPIES_SKIPPED = 50
 # The temperature of the discriminant's logits is fitted on a seeded sample of this many images (all of them on
 # a smaller dataset), so its cost stays fixed as n grows.
 _TEMPERATURE_ROWS = 20_000
@@ -141,6 +137,7 @@ def out_of_sample_probabilities(
     labels = np.asarray(labels)[order]
     bounds = np.searchsorted(assignment, np.arange(folds + 1))
     evidence = np.flatnonzero(_discriminant_logits(features, labels, groups, bounds, n_classes, params, probs))
+    del features  # the fold-ordered copy of the rows (1M x 512: 2 GB) is not needed past the logits
     # One temperature for every fold's logits, fitted to the labels of the images they are evidence about
     # (a seeded sample of them on a large dataset: one number needs no more).
     if len(evidence) > _TEMPERATURE_ROWS:
@@ -150,57 +147,142 @@ def out_of_sample_probabilities(
         temperature = fit_temperature(probs[evidence], labels[evidence], _LOGIT_TEMPERATURE_BOUNDS)
     for start in range(0, n, _STAT_BATCH):
         probs[start:start + _STAT_BATCH] = softmax(probs[start:start + _STAT_BATCH] * temperature)
-    probs = np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None)
+    # In place: at 1M x 100 classes each copy of the probabilities is 0.8 GB.
+    np.clip(probs, _UNSEEN_CLASS_PROBABILITY, None, out=probs)
+    probs /= probs.sum(axis=1, keepdims=True)
     restored = np.empty_like(probs)
-    restored[order] = probs / probs.sum(axis=1, keepdims=True)
+    restored[order] = probs
     return restored
+
+
+@dataclass(frozen=True)
+class DistinctNeighbours:
+    """One self-search over the distinct vectors among some rows: copies of an image embed identically, so each
+    vector is searched once. The vectors are searched in content order (SHA-256 of their bytes), so ties break
+    by what the images are, never by file order. Shared by the k-NN vote and the semantic duplicates method.
+    """
+
+    # (rows,) for each row searched, the position of its vector among the distinct vectors.
+    position: np.ndarray
+    # (vectors, k) each distinct vector's nearest distinct vectors (positions), nearest first, itself
+    # included; -1 where none was found.
+    index: np.ndarray
+    # (vectors, k) float32 cosine similarities of those.
+    value: np.ndarray
+    # "exact" or "cell_join" (``similarity.nearest``).
+    search: str
+
+    def members_nearest(self, position: np.ndarray, width: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
+        """For each distinct vector, its ``width`` nearest members: ``position`` gives each member's vector,
+        and the members of a vector follow one another in their order in ``position``. Each neighbouring
+        vector, nearest first, contributes all its members; its own members too when ``own`` (else copies are
+        skipped). Returns (vectors, width) member indices (-1: none) and cosines (-inf: none)."""
+        count = len(self.index)
+        grouped = np.argsort(position, kind="stable")
+        starts = np.searchsorted(position[grouped], np.arange(count + 1))
+        sizes = np.diff(starts)
+        found = np.full((count, width), -1, dtype=np.int64)
+        value = np.full((count, width), -np.inf, dtype=np.float32)
+        for start in range(0, count, _VOTE_BATCH):
+            stop = min(count, start + _VOTE_BATCH)
+            hits = self.index[start:stop]
+            contributed = np.where(hits >= 0, sizes[np.maximum(hits, 0)], 0)
+            if not own:
+                contributed[hits == np.arange(start, stop)[:, None]] = 0
+            before = np.cumsum(contributed, axis=1) - contributed
+            taken = np.clip(width - before, 0, contributed)
+            rows, columns = np.nonzero(taken)  # row by row, nearest first
+            counts = taken[rows, columns]
+            rows, columns = np.repeat(rows, counts), np.repeat(columns, counts)
+            offset = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+            slot = before[rows, columns] + offset
+            found[start + rows, slot] = grouped[starts[hits[rows, columns]] + offset]
+            value[start + rows, slot] = self.value[start:stop][rows, columns]
+        return found, value
+
+    def of_members(self, position: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's ``k`` nearest other members (``members_nearest``: its copies first), as (members, k)
+        member indices (-1: none) and float64 cosines."""
+        found, value = self.members_nearest(position, k + 1, own=True)
+        found, value = found[position], value[position]
+        keep = found != np.arange(len(position))[:, None]
+        keep &= np.cumsum(keep, axis=1) <= k
+        return found[keep].reshape(len(position), k), value[keep].reshape(len(position), k).astype(np.float64)
+
+
+def distinct_neighbours(
+    matrix: np.ndarray, rows: np.ndarray, k: int, search: SearchParams, log: SearchLog | None, name: str,
+    groups: np.ndarray | None = None,
+) -> DistinctNeighbours:
+    """The ``k`` nearest distinct vectors (itself included) of each distinct vector among ``matrix[rows]``, by
+    cosine (``similarity.nearest``: exact up to ``search.exact_max_vectors`` vectors). ``groups``: the rows'
+    ``identical_rows`` ids when the caller has them."""
+    groups = identical_rows(matrix, rows) if groups is None else groups
+    _, first, vector_of = np.unique(groups, return_index=True, return_inverse=True)
+    first_rows = np.asarray(rows)[first]
+    keys = [hashlib.sha256(np.ascontiguousarray(matrix[row], dtype=np.float32).tobytes()).digest()
+            for row in first_rows]
+    order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    unit = unit_rows(matrix, first_rows[order])
+    trace = log if log is not None else SearchLog()
+    value, index = nearest(unit, min(k, len(unit)), search, name, trace)
+    return DistinctNeighbours(position[vector_of.ravel()], index, value, trace.records[-1]["method"])
 
 
 def blended_probabilities(
     embeddings: np.ndarray, labels: np.ndarray, regression: np.ndarray, params: ProbabilityParams,
     search: SearchParams | None = None, log: SearchLog | None = None,
+    shared: tuple[DistinctNeighbours, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The regression's probabilities averaged with a leave-one-out k-NN vote (label-error evidence).
 
     A linear model and a local vote err differently (one sees global structure, the other local
     clusters), so their blend is better calibrated for confident learning. Ambiguity uses the
     regression alone: a local vote turns an image between two classes into a vote for one of them.
+
+    ``shared``: a search over these rows' vectors (possibly among others, each of them some row's) and each
+    row's position in it; without it the vote searches its own.
     """
     n, n_classes = regression.shape
     if params.knn_neighbours == 0 or params.knn_weight == 0 or n <= params.knn_neighbours:
         return regression
-    order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
-    unit = unit_rows(embeddings, order)
-    votes = np.empty((n, n_classes), dtype=np.float64)
-    votes[order] = knn_vote_probabilities(unit, np.asarray(labels)[order], n_classes, params.knn_neighbours,
-                                          identical_rows(embeddings, order), search or SearchParams(), log)
-    return (1.0 - params.knn_weight) * regression + params.knn_weight * votes
+    if shared is None:
+        found = distinct_neighbours(embeddings, np.arange(n), params.knn_neighbours + 1, search or SearchParams(),
+                                    log, "knn_vote")
+        shared = found, found.position
+    votes = knn_vote_probabilities(np.asarray(labels), n_classes, params.knn_neighbours, *shared)
+    # In place (the same sum, term for term): each (n, classes) temporary is 0.8 GB at 1M x 100 classes.
+    votes *= params.knn_weight
+    votes += (1.0 - params.knn_weight) * regression
+    return votes
 
 
 def knn_vote_probabilities(
-    unit: np.ndarray, labels: np.ndarray, n_classes: int, neighbours: int, groups: np.ndarray,
-    search: SearchParams, log: SearchLog | None = None,
+    labels: np.ndarray, n_classes: int, neighbours: int, found: DistinctNeighbours, position: np.ndarray,
 ) -> np.ndarray:
-    """Leave-one-out similarity-weighted k-NN class votes of unit rows: out of sample by construction.
+    """Leave-one-out similarity-weighted k-NN class votes (weight: cosine cubed): out of sample by construction.
 
-    Copies of an image (same ``groups`` id) never vote for each other.
+    Each row's ``neighbours`` nearest other rows vote; copies of an image (rows at one ``position``) never
+    vote for each other and all get the same vote, so it is computed once per vector. Rows of a neighbouring
+    vector vote in content order (by label), as they would in a search of every row sorted by content.
     """
     progress.step("k-NN vote")
-    n = len(unit)
-    copies = min(int(np.bincount(groups).max()) if len(groups) else 1, _MAX_COPIES_SKIPPED)
-    similarity, found = nearest(unit, min(n, neighbours + copies), search, "knn_vote", log)
-    votes = np.zeros((n, n_classes), dtype=np.float64)
-    for start in range(0, n, _VOTE_BATCH):
-        stop = min(n, start + _VOTE_BATCH)
+    n = len(labels)
+    members = np.lexsort((labels, position))  # content order: by vector, then label
+    hits, similarity = found.members_nearest(position[members], neighbours, own=False)
+    count = len(hits)
+    votes = np.zeros((count, n_classes), dtype=np.float64)
+    for start in range(0, count, _VOTE_BATCH):
+        stop = min(count, start + _VOTE_BATCH)
         rows = np.arange(start, stop)
-        hits, sims = found[start:stop], similarity[start:stop]
-        valid = (hits >= 0) & (groups[np.maximum(hits, 0)] != groups[rows, None])
-        # Keep the first ``neighbours`` valid hits of each row.
-        valid &= np.cumsum(valid, axis=1) <= neighbours
-        weight = np.where(valid, np.clip(sims, 0.0, None).astype(np.float64) ** 3, 0.0)
-        neighbour_labels = labels[np.maximum(hits, 0)]
-        for column in range(hits.shape[1]):
+        valid = hits[start:stop] >= 0
+        weight = np.where(valid, np.clip(similarity[start:stop], 0.0, None).astype(np.float64) ** 3, 0.0)
+        neighbour_labels = labels[members[np.maximum(hits[start:stop], 0)]]
+        for column in range(neighbours):
             np.add.at(votes, (rows, neighbour_labels[:, column]), weight[:, column])
+    votes = votes[position]
     prior = np.bincount(labels, minlength=n_classes) / n
     # A little prior mass keeps an image with no (or weak) neighbours from a hard 0/1 vote.
     votes += 0.1 * prior

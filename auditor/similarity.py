@@ -3,9 +3,10 @@
 Every check that asks who an image's nearest neighbours are (the k-NN vote, class closeness, duplicates)
 searches through ``nearest``. Up to a configured size (``[search] exact_max_vectors``) the search is
 exact: brute force, O(N^2 d) in all -- about 27 s for 100k 512-d vectors on two cores, 45 min for 1M.
-Beyond it, a faiss inverted-file index searches only the cells nearest each query, and the search
-measures its own recall against brute force on a sample of queries (cost: sample x N x d), probing more
-cells until the recall reaches the configured target, or searching exactly when it cannot; run.json
+Beyond it, embeddings are searched by a cell join (k-means cells, each cell's queries against the members
+of the cells nearest it, by matrix products) and hashes by a faiss inverted-file index; either measures
+its own recall against brute force on a sample of queries (cost: sample x N x d), searching more cells
+until the recall reaches the configured target, or searching exactly when it cannot; run.json
 ``searches`` records what each search did. Nothing here holds an N x N matrix: queries run in batches.
 
 Duplicate detection then judges each close pair against this dataset, not against a fixed number
@@ -16,20 +17,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from auditor import progress
 from auditor.config import SearchParams
 
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 65_536
-# Queries re-scored at once (their neighbours' vectors are gathered: 2,048 x 21 x 512 floats = 88 MB).
-_RESCORE_BATCH = 2048
-# Candidates fetched from a quantised index beyond twice k, before re-scoring keeps the best k.
-_EXTRA_CANDIDATES = 8
+# A cell join searches at most this many queries against this many gathered candidate rows at once (one
+# matrix product: 2,048 x 8,192 float32 similarities, 64 MB, and 16 MB of gathered 512-d rows per thread).
+_JOIN_QUERIES = 2048
+_JOIN_BLOCK = 8192
+# Cells whose centroid similarities to every other cell are sorted at once (bounds that temporary).
+_ORDER_BATCH = 1024
 # faiss wants about this many training points per inverted-file cell.
 _TRAIN_PER_CELL = 40
 # k-means iterations training the cells (faiss's default 25 costs 2.5x as much for little better cells).
@@ -81,6 +86,17 @@ def _inverted_file_cells(count: int) -> int:
     return max(1, min(int(4 * np.sqrt(count)), count // _TRAIN_PER_CELL))
 
 
+def _join_cells(count: int) -> int:
+    """About sqrt(N) cells of about sqrt(N) vectors each, but never more than the training set can support.
+
+    Coarse cells: a join's cost is the share of the base each query searches, and at the same share coarse
+    cells found as many neighbours as cells 2x or 4x finer (measured here, 200,000 clustered and 100,000
+    isotropic 512-d vectors), while k-means and assigning every vector to a cell cost in proportion to the
+    cells (at 1M, estimated from their multiply-adds at the ~70 GFLOP per CPU-second measured here: 4 sqrt(N)
+    cells about 90 + 60 CPU-s, sqrt(N) 6 + 15), and large blocks keep the matrix products efficient."""
+    return max(1, min(int(np.sqrt(count)), count // _TRAIN_PER_CELL))
+
+
 def content_sample(data: np.ndarray, size: int, seed: int) -> np.ndarray:
     """``size`` row positions chosen, and ordered, by the rows' contents alone: evenly spaced along one seeded
     random direction. Renaming or reordering files must change no finding, and both the index's k-means
@@ -112,35 +128,14 @@ def _exact(base: np.ndarray, queries: np.ndarray, k: int, binary: bool) -> tuple
     return values, found
 
 
-def _batched(
-    index: Any, base: np.ndarray, queries: np.ndarray, candidates: int, k: int, binary: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """An index's search of every query for ``candidates``, re-scored to the best ``k``, in batches written
-    into preallocated results."""
-    values = np.empty((len(queries), k), dtype=np.int32 if binary else np.float32)
+def _batched(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A binary index's search of every query, in batches written into preallocated results."""
+    values = np.empty((len(queries), k), dtype=np.int32)
     found = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), _QUERY_BATCH):
         batch = slice(start, start + _QUERY_BATCH)
-        values[batch], found[batch] = _rescored(index.search(queries[batch], candidates), base, queries[batch], k,
-                                                binary)
+        values[batch], found[batch] = index.search(queries[batch], k)
     return values, found
-
-
-def _rescored(
-    result: tuple[np.ndarray, np.ndarray], base: np.ndarray, queries: np.ndarray, k: int, binary: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best of the candidates a quantised index found, by exact inner product (Hamming results are
-    exact already)."""
-    values, found = result
-    if binary:
-        return values, found
-    exact = np.empty(found.shape, dtype=np.float32)
-    for start in range(0, len(found), _RESCORE_BATCH):
-        rows = slice(start, start + _RESCORE_BATCH)
-        exact[rows] = np.einsum("qkd,qd->qk", base[np.maximum(found[rows], 0)], queries[rows])
-    exact[found < 0] = -np.inf
-    order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(exact, order, axis=1), np.take_along_axis(found, order, axis=1)
 
 
 def _recall(values: np.ndarray, found: np.ndarray, truth: np.ndarray, rows: np.ndarray | None, binary: bool) -> float:
@@ -160,6 +155,152 @@ def _recall(values: np.ndarray, found: np.ndarray, truth: np.ndarray, rows: np.n
     return float(np.minimum(hits.sum(axis=1) - own, k - 1).mean() / (k - 1))
 
 
+def _cells(base: np.ndarray, cells: int, seed: int) -> np.ndarray:
+    """Unit centroids of ``cells`` spherical k-means cells, trained on a content-keyed sample of ``base``."""
+    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
+
+    kmeans = faiss.Kmeans(base.shape[1], cells, niter=_KMEANS_ITERATIONS, seed=seed, spherical=True)
+    kmeans.train(np.ascontiguousarray(_training_sample(base, cells, seed), dtype=np.float32))
+    return np.asarray(kmeans.centroids, dtype=np.float32)
+
+
+def _assigned(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """The cell of each row: its most similar centroid, in query batches."""
+    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
+
+    cell = np.empty(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), _QUERY_BATCH):
+        batch = slice(start, start + _QUERY_BATCH)
+        cell[batch] = faiss.knn(rows[batch], centroids, 1, metric=faiss.METRIC_INNER_PRODUCT)[1][:, 0]
+    return cell
+
+
+def _cell_order(centroids: np.ndarray, width: int) -> np.ndarray:
+    """(cells, ``width``): for each cell, the cells whose centroids are most similar to its own, itself first
+    (stable order, so the recall measured and the join agree on which cells a query cell searches)."""
+    order = np.empty((len(centroids), width), dtype=np.int64)
+    for start in range(0, len(centroids), _ORDER_BATCH):
+        stop = min(len(centroids), start + _ORDER_BATCH)
+        similarity = centroids[start:stop] @ centroids.T
+        similarity[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        order[start:stop] = np.argsort(-similarity, axis=1, kind="stable")[:, :width]
+    return order
+
+
+def _top(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest values and their columns, largest first (equal values: the earlier column first)."""
+    if similarity.shape[1] > k:
+        columns = np.argpartition(similarity, similarity.shape[1] - k, axis=1)[:, -k:]
+        columns.sort(axis=1)
+    else:
+        columns = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
+    values = np.take_along_axis(similarity, columns, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(columns, order, axis=1)
+
+
+def _join_cell(
+    base: np.ndarray, queries: np.ndarray, rows: np.ndarray, candidates: np.ndarray, k: int,
+    values: np.ndarray, found: np.ndarray,
+) -> None:
+    """The ``k`` nearest ``candidates`` of each of ``queries[rows]``, written into ``values`` / ``found``: the
+    candidates gathered in blocks of at most ``_JOIN_BLOCK`` rows, each searched by one matrix product, the
+    best ``k`` so far kept."""
+    for start in range(0, len(rows), _JOIN_QUERIES):
+        picked = rows[start : start + _JOIN_QUERIES]
+        block_queries = queries[picked]
+        best = np.full((len(picked), 0), -np.inf, dtype=np.float32)
+        best_rows = np.zeros((len(picked), 0), dtype=np.int64)
+        for low in range(0, len(candidates), _JOIN_BLOCK):
+            chunk = candidates[low : low + _JOIN_BLOCK]
+            top, columns = _top(block_queries @ base[chunk].T, k)
+            best, merged = _top(np.concatenate([best, top], axis=1), k)
+            best_rows = np.take_along_axis(np.concatenate([best_rows, chunk[columns]], axis=1), merged, axis=1)
+        values[picked, : best.shape[1]] = best
+        found[picked, : best.shape[1]] = best_rows
+
+
+def _joined(
+    base: np.ndarray, queries: np.ndarray, k: int, base_cell: np.ndarray, query_cell: np.ndarray,
+    order: np.ndarray, joined: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest among the members of the ``joined`` cells nearest its own cell: per query
+    cell, brute force (matrix products) of its queries against those members. Values are exact inner
+    products; -1 / -inf where fewer than k were there. The cells are shared among the BLAS library's threads,
+    each product running on one thread: small products spread over threads spend more time waiting for
+    each other than computing (on a busy machine, 5-10x the CPU time per multiply-add, measured here)."""
+    cells = len(order)
+    members = np.argsort(base_cell, kind="stable")
+    member_bounds = np.searchsorted(base_cell[members], np.arange(cells + 1))
+    grouped = np.argsort(query_cell, kind="stable")
+    query_bounds = np.searchsorted(query_cell[grouped], np.arange(cells + 1))
+    values = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    found = np.full((len(queries), k), -1, dtype=np.int64)
+
+    def join(cell: int) -> None:
+        candidates = np.concatenate([members[member_bounds[c] : member_bounds[c + 1]] for c in order[cell, :joined]])
+        _join_cell(base, queries, grouped[query_bounds[cell] : query_bounds[cell + 1]], candidates, k, values, found)
+
+    workers = max([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"], default=1)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        # list(): re-raises a worker's exception here.
+        list(pool.map(join, np.flatnonzero(np.diff(query_bounds)).tolist()))
+    return values, found
+
+
+def _cell_join(
+    base: np.ndarray, queries: np.ndarray, k: int, settings: SearchParams, record: dict[str, Any],
+    cells: int, seed: int, self_search: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The approximate float search, a "cell join": spherical k-means cells of ``base`` (trained on a
+    content-chosen sample), each query in the cell of its nearest centroid, and each query cell searched
+    exactly against the members of the ``m`` cells whose centroids are nearest its own (``_joined``): large
+    matrix products, where an inverted-file index scans its lists one query at a time (~120 against ~7
+    GFLOP/s measured here). The similarities found are exact; only recall can suffer.
+
+    ``m`` is the fewest cells whose recall@k on the recall sample reaches ``settings.min_recall``. That recall is
+    known for every ``m`` before any join runs: a join searches its candidate cells exhaustively, so it finds
+    a true neighbour exactly when that neighbour's cell is among the ``m`` its query's cell joins. When no
+    ``m`` up to half the cells reaches it, the search is exact. The recall recorded is measured again on the join's own
+    results for the sample (where it falls short, the search is exact too)."""
+    centroids = _cells(base, cells, seed)
+    base_cell = _assigned(base, centroids)
+    query_cell = base_cell if self_search else _assigned(queries, centroids)
+    most = max(1, cells // _FALLBACK_SHARE)
+    order = _cell_order(centroids, most)
+    sample = content_sample(queries, settings.recall_queries, seed)
+    truth, truth_found = _exact(base, queries[sample], k, False)
+    # Rank, among the cells its query's cell joins, of the cell of each exact neighbour (``most``: beyond).
+    rank = np.full((len(sample), cells), most, dtype=np.int64)
+    rank[np.arange(len(sample))[:, None], order[query_cell[sample]]] = np.arange(most)
+    neighbour_rank = np.take_along_axis(rank, base_cell[np.maximum(truth_found, 0)], axis=1)
+    del rank
+    own = sample if self_search else None
+    # The fewest cells that reach the target: every m costs one look at the ranks, so none is skipped (doubling
+    # could join up to twice the cells needed); run.json shows m = 1, 2, 4, ... below it, and it.
+    tried: list[dict[str, Any]] = []
+    for joined in range(1, most + 1):
+        recall = _recall(truth, np.where(neighbour_rank < joined, truth_found, -1), truth, own, False)
+        reached = recall >= settings.min_recall
+        if reached or joined & (joined - 1) == 0 or joined == most:
+            tried.append({"cells_joined": joined, "recall": recall})
+        if reached:
+            break
+    record.update(cells=cells, cells_joined=joined, recall=recall, recall_queries=len(sample),
+                  min_recall=settings.min_recall, tried=tried)
+    if recall >= settings.min_recall:
+        values, found = _joined(base, queries, k, base_cell, query_cell, order, joined)
+        record["recall"] = _recall(values[sample], found[sample], truth, own, False)
+        if record["recall"] >= settings.min_recall:
+            record["method"] = "cell_join"
+            return values, found
+        recall = record["recall"]
+    record["method"] = "exact"
+    record["fallback"] = (f"recall {recall:.3f} < {settings.min_recall} joining {joined} of {cells} cells: "
+                          "searched exactly")
+    return _exact(base, queries, k, False)
+
+
 def nearest(
     base: np.ndarray, k: int, settings: SearchParams, name: str, log: SearchLog | None = None,
     queries: np.ndarray | None = None, *, binary: bool = False, exact_max: int | None = None,
@@ -170,15 +311,16 @@ def nearest(
 
     Values are inner products of float32 rows, or Hamming distances of uint8 codes when ``binary``. Exact while
     queries x base rows is at most ``exact_max`` squared (default ``settings.exact_max_vectors``: a search of
-    every row against every row is exact up to that many rows). Beyond, an inverted-file index of
-    about 4 sqrt(N) cells probes ``nprobe`` (default ``settings.nprobe``) cells per query; its recall@k is
-    measured against brute force on ``settings.recall_queries`` sampled queries, and the cells probed double
-    until it reaches ``settings.min_recall``. When that would probe more than half the cells, an index saves
-    little over brute force, so the search is exact. ``log`` gets one record of what was done.
+    every row against every row is exact up to that many rows). Beyond, float rows are searched by a cell join
+    (``_cell_join``) and binary codes by a faiss inverted-file index of about 4 sqrt(N) cells that probes
+    ``nprobe`` cells per query at first. Either way the recall@k is measured against brute force on
+    ``settings.recall_queries`` content-chosen queries, and the cells searched per query double until it
+    reaches ``settings.min_recall`` (the join takes the fewest cells that reach it); when that would search more
+    than half the cells, the search is exact (little would be saved). ``log`` gets one record of what was done.
     """
     import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     self_search = queries is None
     query_rows = base if queries is None else queries
     count = len(base)
@@ -188,35 +330,26 @@ def nearest(
     progress.step(f"neighbour search over {count:,} {'image hashes' if binary else 'vectors'}")
     # Exact while the search costs no more than an all-pairs search of ``limit`` vectors: one class's members
     # searched by every image (class closeness) count as the work they are, not as a small index.
-    if count * len(query_rows) <= limit * limit or _inverted_file_cells(count) < 2 or k == 0:
+    cells = _inverted_file_cells(count) if binary else _join_cells(count)
+    if count * len(query_rows) <= limit * limit or cells < 2 or k == 0:
         values, found = _exact(base, query_rows, k, binary)
         record["method"] = "exact"
+    elif not binary:
+        values, found = _cell_join(base, query_rows, k, settings, record, cells, seed, self_search)
     else:
-        cells = _inverted_file_cells(count)
         dim = base.shape[1]
-        index: Any
-        if binary:
-            index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim * 8), dim * 8, cells)
-        else:
-            # 8-bit codes: the index holds a quarter of the vectors' memory (1M x 512: 0.5 GB, not 2 GB);
-            # the neighbours it finds are re-scored exactly (``_rescored``), so only recall can suffer, and
-            # recall is measured.
-            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, cells, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim * 8), dim * 8, cells)
         index.cp.seed = seed
         index.cp.niter = _KMEANS_ITERATIONS
         index.train(_training_sample(base, cells, seed))
         index.add(base)
         sample = content_sample(query_rows, settings.recall_queries, seed)
         truth, _ = _exact(base, query_rows[sample], k, binary)
-        probe = min(settings.nprobe if nprobe is None else nprobe, cells)
-        # 8-bit codes blur near ties, so twice as many candidates are fetched and the best k kept after re-scoring.
-        candidates = k if binary else min(count, 2 * k + _EXTRA_CANDIDATES)
+        probe = min(nprobe or 1, cells)
         tried: list[dict[str, Any]] = []
         while True:
             index.nprobe = probe
-            sample_values, sample_found = _rescored(index.search(query_rows[sample], candidates), base,
-                                                    query_rows[sample], k, binary)
+            sample_values, sample_found = index.search(query_rows[sample], k)
             recall = _recall(sample_values, sample_found, truth, sample if self_search else None, binary)
             tried.append({"nprobe": probe, "recall": recall})
             if recall >= settings.min_recall or probe >= cells or 2 * probe * _FALLBACK_SHARE > cells:
@@ -226,7 +359,7 @@ def nearest(
                       min_recall=settings.min_recall, tried=tried)
         if recall >= settings.min_recall:
             record["method"] = "ivf"
-            values, found = _batched(index, base, query_rows, candidates, k, binary)
+            values, found = _batched(index, query_rows, k)
         else:
             del index
             record["method"] = "exact"
@@ -234,6 +367,8 @@ def nearest(
                                   "searched exactly")
             values, found = _exact(base, query_rows, k, binary)
     record["seconds"] = round(time.perf_counter() - started, 3)
+    # CPU time of the whole process meanwhile, every thread's: on a shared machine wall time includes waiting.
+    record["cpu_seconds"] = round(time.process_time() - cpu_started, 3)
     if log is not None:
         log.records.append(record)
     return values, found
@@ -247,15 +382,6 @@ def _drop_self(values: np.ndarray, found: np.ndarray, k: int, search: str, own: 
     keep &= np.cumsum(keep, axis=1) <= k
     return Neighbours(found[keep].reshape(len(found), k), values[keep].reshape(len(found), k).astype(np.float64),
                       search)
-
-
-def cosine_neighbours(
-    unit: np.ndarray, k: int, exact_max: int, nprobe: int, settings: SearchParams | None = None,
-    log: SearchLog | None = None, name: str = "cosine", seed: int = 0,
-) -> Neighbours:
-    """Each unit row's ``k`` nearest other rows by cosine (``nearest``: exact up to ``exact_max`` rows)."""
-    rows = np.ascontiguousarray(unit, dtype=np.float32)
-    return _nearest_others(rows, k, False, exact_max, nprobe, settings, log, name, seed)
 
 
 def hamming_neighbours(
@@ -400,6 +526,44 @@ def _runs(sorted_keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         active = active[run_end[active] - active > offset]
 
 
+def _multi_index_keys(unpacked: np.ndarray, radius: int) -> list[np.ndarray]:
+    """The block keys of multi-index hashing at ``radius``: ``radius`` + 1 disjoint blocks of the unpacked bits
+    (more, of at most 64 bits each, for long codes at a small radius: the pigeonhole still holds)."""
+    bits = unpacked.shape[1]
+    edges = np.linspace(0, bits, radius + 2).round().astype(np.int64)
+    if np.diff(edges).max() > 64:
+        edges = np.arange(0, bits + 1, 64)
+    return [_block_keys(unpacked, low, high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _candidate_count(keys: list[np.ndarray]) -> int:
+    """Candidate pairs the blocks give: pairs sharing a block's key, once per block they share."""
+    total = 0
+    for block in keys:
+        _, sizes = np.unique(block, return_counts=True)
+        total += int((sizes.astype(np.int64) * (sizes - 1) // 2).sum())
+    return total
+
+
+def hamming_reach(codes: np.ndarray, max_radius: int, max_candidates: int) -> tuple[int, int]:
+    """The largest radius (at most ``max_radius``) at which multi-index hashing of ``codes`` verifies at most
+    ``max_candidates`` candidate pairs, and that count; radius -1 when not even radius 0 is that cheap.
+    Counting is a sort per block, so the radius is found by bisection (the count grows with the radius, up to
+    the rounding of block edges) before any candidate is generated."""
+    if len(codes) < 2 or max_radius < 0:
+        return -1, 0
+    unpacked = np.unpackbits(np.ascontiguousarray(codes, dtype=np.uint8), axis=1)
+    low, high, counted = -1, min(max_radius, unpacked.shape[1] - 1), {-1: 0}
+    while low < high:
+        middle = (low + high + 1) // 2
+        counted[middle] = _candidate_count(_multi_index_keys(unpacked, middle))
+        if counted[middle] <= max_candidates:
+            low = middle
+        else:
+            high = middle - 1
+    return low, counted[low]
+
+
 def hamming_pairs_within(
     codes: np.ndarray, radius: int, max_candidates: int, max_pairs: int | None = None
 ) -> tuple[np.ndarray | None, int]:
@@ -423,16 +587,8 @@ def hamming_pairs_within(
         return np.zeros((0, 2), dtype=np.int64), 0
     if radius + 1 > bits:
         return None, count * (count - 1) // 2
-    unpacked = np.unpackbits(codes, axis=1)
-    edges = np.linspace(0, bits, radius + 2).round().astype(np.int64)
-    if np.diff(edges).max() > 64:
-        edges = np.arange(0, bits + 1, 64)  # more blocks than radius + 1: the pigeonhole still holds
-    keys = [_block_keys(unpacked, low, high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
-    del unpacked
-    total = 0
-    for block in keys:
-        _, sizes = np.unique(block, return_counts=True)
-        total += int((sizes.astype(np.int64) * (sizes - 1) // 2).sum())
+    keys = _multi_index_keys(np.unpackbits(codes, axis=1), radius)
+    total = _candidate_count(keys)
     if total > max_candidates:
         return None, total
     padded = np.zeros((count, -(-width // 8) * 8), dtype=np.uint8)

@@ -1,11 +1,13 @@
-"""The checks on N synthetic embeddings, without images: time per check, neighbour-search recall, peak memory.
+"""Every check on N synthetic embeddings, without images: time per check, search recall, peak memory.
 
-Builds the check context a scan would build (one labelled, readable image per vector, random 64-bit
-pHash/dHash and levelled hashes per image) around synthetic 512-d float32 vectors and runs the model-based checks and
-duplicates on it, so the cost of the evidence (out-of-sample probabilities, k-NN vote, class closeness,
-neighbour searches) can be measured at 1M vectors without writing 1M image files. Prints seconds per
-check, every neighbour search from run.json's "searches" (method, cells probed, measured recall), and the
-process's peak RSS (getrusage). Two kinds of vectors:
+Builds the check context a scan would build (one labelled, readable image per vector, with pHash/dHash and
+levelled hashes and image properties per image) around synthetic 512-d float32 vectors and runs the shared
+evidence and every registered check on it, so the cost of the evidence (out-of-sample probabilities, k-NN vote,
+class closeness, neighbour searches) can be measured at 1M vectors without writing 1M image files. Prints seconds
+(wall and CPU) per step, every search record from run.json's "searches" (method, cells probed, measured recall;
+for hashes: radius, candidates, and the recall of the candidate pairs), and the process's peak RSS (getrusage).
+
+Vectors, two kinds:
 
 - ``modes`` (default): each class a mixture of ``--modes`` tight modes, as real image embeddings are
   (photos of one class cluster by viewpoint, background, breed...); 1% of labels flipped.
@@ -13,7 +15,14 @@ process's peak RSS (getrusage). Two kinds of vectors:
   generator): near neighbours are barely nearer than the rest of the class, the hardest case for an
   approximate index (recall needs many cells probed, or the search falls back to exact).
 
-    nice python3 benchmarks/checks_at_scale.py --images 100000 [--kind isotropic] [--checks label_errors]
+Hashes (128 bits per method), two kinds: ``random`` (default; photos' pHash + dHash look nearly so: the
+nearest unrelated hash is far, the radius the global test allows wide) and ``families`` (look-alikes: scans,
+digits, product shots; a narrow radius). ``--copies`` of the images are planted copies of others: two thirds
+re-encoded (embedding nudged, hashes a few bits off), one third brightened (levelled hashes a few bits off,
+plain hashes unrelated, embedding moved more), so the hash searches' recall is measured on pairs that matter.
+
+    nice python3 benchmarks/checks_at_scale.py --images 100000 [--classes 100] [--checks label_errors]
+    flock /work/1M.lock nice python3 benchmarks/checks_at_scale.py --images 1000000   # every check at 1M
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ from auditor.config import AuditConfig
 from auditor.encoder_facts import EncoderInfo
 
 DIM = 512
-CHECKS = "label_errors,class_overlap,ambiguous,outliers,duplicates"
 EVIDENCE = "regression,knn_vote,class_closeness"
 
 
@@ -73,12 +81,60 @@ def hash_words(count: int, kind: str, rng: np.random.Generator) -> np.ndarray:
     return words
 
 
+def _flipped(words: np.ndarray, most: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) words with 0 to ``most`` random bits of each 128-bit row flipped."""
+    out = words.copy()
+    for row in range(len(out)):
+        for bit in rng.choice(126, size=int(rng.integers(most + 1)), replace=False):
+            out[row, bit // 63] ^= np.int64(1) << np.int64(bit % 63)
+    return out
+
+
+def plant_copies(matrix: np.ndarray, labels: np.ndarray, hashes: np.ndarray, share: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Make the last ``share`` of the images copies of earlier ones, in place: two thirds re-encoded (embedding
+    nudged, every hash within 6 bits), one third brightened (levelled hashes within 4 bits, plain hashes
+    unrelated, embedding moved 5x more). Returns the (copy, source) pairs."""
+    count = len(matrix)
+    copies = int(count * share)
+    if copies == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    copy = np.arange(count - copies, count)
+    source = rng.integers(count - copies, size=copies)
+    bright = rng.random(copies) < 1 / 3
+    scale = float(np.linalg.norm(matrix[source[:100]], axis=1).mean()) / np.sqrt(DIM)
+    noise = rng.standard_normal((copies, DIM), dtype=np.float32) * np.float32(0.01 * scale)
+    noise[bright] *= 5
+    matrix[copy] = matrix[source] + noise
+    labels[copy] = labels[source]
+    hashes[copy[~bright], :2] = _flipped(hashes[source[~bright], :2], 6, rng)
+    hashes[copy, 2:] = _flipped(hashes[source, 2:], 4 if bright.any() else 6, rng)
+    return np.stack([copy, source], axis=1)
+
+
+def properties(count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Image properties (images.parquet columns the image_quality check reads), spread as photos' are."""
+    width = rng.choice([640, 800, 1024, 1280], size=count)
+    height = (width * rng.choice([0.75, 0.5625, 1.0], size=count)).astype(np.int64)
+    brightness = rng.beta(5, 5, size=count)
+    return {
+        "width": width, "height": height, "aspect_ratio": width / height,
+        "brightness": brightness, "luminance_p95": np.clip(brightness + rng.beta(2, 5, size=count), 0, 1),
+        "highlight_fraction": rng.beta(1, 30, size=count), "sharpness": rng.lognormal(3, 0.5, size=count),
+        "entropy": np.clip(rng.normal(7.2, 0.4, size=count), 0, 8), "border_fraction": rng.beta(1, 50, size=count),
+        "colour_fraction": rng.beta(8, 2, size=count),
+    }
+
+
 def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, with_hashes: bool,
-            hash_kind: str = "random", semantic: bool = True) -> CheckContext:
+            hash_kind: str = "random", semantic: bool = True, copies: float = 0.0) -> tuple[CheckContext, np.ndarray]:
+    """The check context around ``matrix`` (modified in place by the planted copies), and the (copy, source)
+    row pairs planted."""
     rng = np.random.default_rng(seed + 1)
     count = len(matrix)
     names = [f"class_{c}" for c in range(classes)]
     hashes = hash_words(count, hash_kind, rng)
+    planted = plant_copies(matrix, labels, hashes, copies, rng)
     images = pd.DataFrame({
         "path": [f"class_{label}/{i:07d}.png" for i, label in enumerate(labels)],
         "label": np.array(names, dtype=object)[labels],
@@ -90,15 +146,25 @@ def context(matrix: np.ndarray, labels: np.ndarray, classes: int, seed: int, wit
         "dhash": [f"{h:016x}" for h in hashes[:, 1]] if with_hashes else [None] * count,
         "levelled_hash": [f"{p:016x}{d:016x}" for p, d in hashes[:, 2:]] if with_hashes else [None] * count,
         "embedding_row": np.arange(count),
+        **properties(count, rng),
     })
     config = AuditConfig()
     config.checks["duplicates"] = {"semantic": semantic}
-    return CheckContext(images=images, embeddings=matrix, classes=names, splits=[], empty_classes={},
-                        encoder=EncoderInfo("precomputed", "precomputed", "synthetic", DIM, True), config=config)
+    ctx = CheckContext(images=images, embeddings=matrix, classes=names, splits=[], empty_classes={},
+                       encoder=EncoderInfo("precomputed", "precomputed", "synthetic", DIM, True), config=config)
+    return ctx, planted
 
 
-def _run(ctx: CheckContext, name: str) -> int:
-    return len(REGISTRY[name](check_params(ctx.config, name)).run(ctx).findings)
+def _run(ctx: CheckContext, name: str, planted: np.ndarray) -> str:
+    """Runs one check; its findings count (duplicates: and how many planted copies share a group with their
+    source)."""
+    result = REGISTRY[name](check_params(ctx.config, name)).run(ctx)
+    note = f"{len(result.findings)} findings"
+    if name == "duplicates" and len(planted):
+        group = result.columns["duplicate_group"].to_numpy()
+        same = pd.notna(group[planted[:, 0]]) & (group[planted[:, 0]] == group[planted[:, 1]])
+        note += f"; planted copies found {int(same.sum()):,} of {len(planted):,}"
+    return note
 
 
 def main() -> None:
@@ -107,7 +173,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--kind", choices=("modes", "isotropic"), default="modes")
     parser.add_argument("--modes", type=int, default=100, help="modes per class (kind modes)")
-    parser.add_argument("--checks", default=CHECKS)
+    parser.add_argument("--checks", default=",".join(REGISTRY),
+                        help="comma-separated registered checks (default: every one); empty: evidence only")
     parser.add_argument("--evidence", default=EVIDENCE,
                         help="shared evidence timed on its own first (the k-NN vote needs the regression)")
     parser.add_argument("--seed", type=int, default=0)
@@ -115,11 +182,14 @@ def main() -> None:
                         help="no perceptual hashes (duplicates then runs its embedding search only)")
     parser.add_argument("--hashes", choices=("random", "families"), default="random")
     parser.add_argument("--no-semantic", action="store_true", help="duplicates: hash methods only")
+    parser.add_argument("--copies", type=float, default=0.01, help="share of images planted as copies of others")
     args = parser.parse_args()
     started = time.perf_counter()
     matrix, labels = vectors(args.images, args.classes, args.kind, args.modes, args.seed)
-    ctx = context(matrix, labels, args.classes, args.seed, not args.no_hashes, args.hashes, not args.no_semantic)
-    print(f"generated {args.images:,} x {DIM} {args.kind} vectors in {time.perf_counter() - started:.1f} s; "
+    ctx, planted = context(matrix, labels, args.classes, args.seed, not args.no_hashes, args.hashes,
+                           not args.no_semantic, args.copies)
+    print(f"generated {args.images:,} x {DIM} {args.kind} vectors ({args.classes} classes, {args.hashes} hashes, "
+          f"{len(planted):,} planted copies) in {time.perf_counter() - started:.1f} s; "
           "seconds wall / CPU (CPU: all threads; on a shared machine wall time includes waiting)", flush=True)
     wall = cpu = 0.0
     evidence: dict[str, Callable[[], object]] = {
@@ -131,13 +201,13 @@ def main() -> None:
     steps: list[tuple[str, Callable[[], object]]] = [
         (f"evidence: {name}", evidence[name]) for name in args.evidence.split(",") if name
     ]
-    steps += [(name, partial(_run, ctx, name)) for name in args.checks.split(",")]
+    steps += [(name, partial(_run, ctx, name, planted)) for name in args.checks.split(",") if name]
     for name, step in steps:
         started, cpu_started = time.perf_counter(), time.process_time()
         outcome = step()
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         wall, cpu = wall + seconds, cpu + cpu_seconds
-        note = f"  {outcome} findings" if isinstance(outcome, int) else ""
+        note = f"  {outcome}" if isinstance(outcome, str) else ""
         print(f"{name:<28} {seconds:8.1f} {cpu_seconds:8.1f}{note}", flush=True)
     print(f"{'total':<28} {wall:8.1f} {cpu:8.1f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")

@@ -283,7 +283,7 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
 
     from auditor.checks.base import CheckContext
     from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
-    from auditor.config import AuditConfig
+    from auditor.config import AuditConfig, SearchParams
     from auditor.encoder_facts import EncoderInfo
 
     count = len(vectors)
@@ -293,7 +293,9 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
                            "embedding_row": np.arange(count)})
     ctx = CheckContext(images=images, embeddings=vectors, classes=[], splits=[], empty_classes={},
                        encoder=EncoderInfo("precomputed", "precomputed", "bench", vectors.shape[1], True),
-                       config=AuditConfig())
+                       config=AuditConfig(search=SearchParams(exact_max_vectors=exact_max)))
+    # The embedding search is the one [search] governs (shared with the k-NN vote); the hash searches,
+    # exact_max_images: there are no hashes here.
     result = DuplicatesCheck(DuplicatesParams(exact_max_images=exact_max)).run(ctx)
     members: dict[int, list[int]] = {}
     for finding in result.findings:
@@ -305,11 +307,11 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
 
 def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:
     """The check end to end (neighbour search, data-relative tests, complete linkage) at one size."""
-    from auditor.checks.duplicates import DuplicatesParams
+    from auditor.config import SearchParams
 
     vectors, planted = synthetic_embeddings(count, seed)
     started = time.perf_counter()
-    found, search = _check_on_vectors(vectors, DuplicatesParams().exact_max_images)
+    found, search = _check_on_vectors(vectors, SearchParams().exact_max_vectors)
     elapsed = time.perf_counter() - started
     # Peak memory of generating the data and grouping it, before the exact comparison adds its own.
     grouping_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tomllib
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
@@ -82,8 +83,19 @@ def datalab_findings(collection: Path) -> tuple[pd.DataFrame, dict]:
                       "checks": {}}
 
 
+def _setting(text: str) -> tuple[list[str], Any]:
+    """``checks.label_errors.filter_by=prune_by_class`` -> (dotted path, TOML value; bare words are strings)."""
+    key, _, raw = text.partition("=")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
 def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None,
-         checks: list[str] | None = None, seed: int | None = None) -> tuple[pd.DataFrame, dict]:
+         checks: list[str] | None = None, seed: int | None = None,
+         settings: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     from auditor.config import load_config
     from auditor.scan import run_scan
 
@@ -95,6 +107,12 @@ def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model:
         overrides["scan"]["checks"] = checks
     if seed is not None:
         overrides["probabilities"] = {"seed": seed}
+    for text in settings or []:
+        (*sections, key), value = _setting(text)
+        table = overrides
+        for section in sections:
+            table = table.setdefault(section, {})
+        table[key] = value
     if encoder == "onnx":
         if cnn_model is None:
             raise SystemExit("an onnx run needs --cnn-model FILE")
@@ -219,6 +237,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--checks", help="run only these checks (comma-separated; default: all)")
     parser.add_argument("--seed", type=int, help="[probabilities] seed (fold assignment) for every scan")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. checks.label_errors.filter_by=prune_by_class (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="list missed planted copies and some wrong pairs")
     args = parser.parse_args()
 
@@ -234,7 +254,8 @@ def main() -> None:
             label_of = {path: path.split("/")[-2] for path in planted["clean"]}
         else:
             findings, run = scan(collection, encoder, args.out / run_name.replace("/", "-"), args.out / "cache",
-                                 args.cnn_model, args.checks.split(",") if args.checks else None, args.seed)
+                                 args.cnn_model, args.checks.split(",") if args.checks else None, args.seed,
+                                 args.set)
             images = pd.read_parquet(args.out / run_name.replace("/", "-") / "images.parquet")
             split_of = dict(zip(images["path"], images["split"].fillna(""), strict=True))
             label_of = dict(zip(images["path"], images["label"].fillna(""), strict=True))

@@ -368,8 +368,8 @@ def print_tables(records: list[dict[str, Any]]) -> None:
     print("\nneighbour searches (auditor; run.json 'searches'):")
     for record in records:
         for search in record.get("searches", []):
-            shown = {k: search[k] for k in ("search", "method", "vectors", "nprobe", "recall", "fallback", "seconds")
-                     if k in search}
+            shown = {k: search[k] for k in ("search", "method", "vectors", "cells_joined", "recall", "fallback",
+                                            "seconds") if k in search}
             print(f"  {record['n']:>9,} {json.dumps(shown)}")
 
 

@@ -67,6 +67,15 @@ def test_unknown_keys_and_bad_values_are_errors(tmp_path: Path) -> None:
         load_config(overrides={"encoder": {"device": "tpu"}})
 
 
+def test_a_removed_setting_is_refused_by_name(tmp_path: Path) -> None:
+    """``[search] nprobe`` (cells an inverted-file index probed first) went with the index: a config that still
+    sets it must say which key, not be silently ignored."""
+    path = tmp_path / "old.toml"
+    path.write_text("[search]\nnprobe = 16\n")
+    with pytest.raises(ConfigError, match=r"search\.nprobe"):
+        load_config(path)
+
+
 def test_cli_overrides_win_over_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[encoder]\nname = "clip"\nbatch_size = 8\n')

@@ -1,5 +1,5 @@
-"""Approximate neighbour search: above the configured size every search goes through an inverted-file
-index whose recall is measured and recorded, and the findings stay those of exact search."""
+"""Approximate neighbour search: above the configured size every embedding search is a cell join whose
+recall is measured and recorded, and the findings stay those of exact search."""
 
 from __future__ import annotations
 
@@ -51,22 +51,22 @@ def test_approximate_path_gives_the_findings_of_exact_search_and_records_its_rec
     paths = [f"{label}/{i:04d}.png" for i, label in enumerate(labels)]
     exact = synthetic_context(vectors, list(labels), paths)
     approximate = synthetic_context(vectors, list(labels), paths)
-    approximate.config.search = SearchParams(exact_max_vectors=50, nprobe=1)
+    approximate.config.search = SearchParams(exact_max_vectors=50)
     exact_findings = run_checks(exact)
     assert exact_findings == run_checks(approximate)
     # The findings compared are real ones: most planted flips are among them.
     assert len({path for check, path, _ in exact_findings if check == "label_error"} & flipped) >= 0.75 * len(flipped)
     assert [r["method"] for r in exact.searches.records] == ["exact", "exact"]
     records = {r["search"]: r for r in approximate.searches.records}
-    # Class closeness above the exact size: one reach search, the per-class searches of the pairs within reach
-    # (exact ones merged as "class_closeness[*]"), and the record of the whole with its sampled check.
-    assert {"knn_vote", "class_closeness_reach", "class_closeness"} <= set(records)
-    assert set(records) <= {"knn_vote", "class_closeness_reach", "class_closeness", "class_closeness[*]",
+    # Class closeness above the exact size: the shared search is its reach, the per-class searches cover the pairs
+    # within reach (exact ones merged as "class_closeness[*]"), and the record of the whole has its sampled check.
+    assert {"image_neighbours", "class_closeness"} <= set(records)
+    assert set(records) <= {"image_neighbours", "class_closeness", "class_closeness[*]",
                             *(f"class_closeness[{c}]" for c in range(len(CLASSES)))}
     assert records["class_closeness"]["method"] == "within_reach"
     assert records["class_closeness"]["closest_within_reach"] >= 0.99
-    vote = records["knn_vote"]
-    assert vote["method"] == "ivf" and vote["recall"] >= 0.99 and vote["nprobe"] < vote["cells"]
+    vote = records["image_neighbours"]
+    assert vote["method"] == "cell_join" and vote["recall"] >= 0.99 and vote["cells_joined"] < vote["cells"]
     assert vote["recall_queries"] == min(1000, len(vectors)) and vote["vectors"] == len(vectors)
     for record in records.values():
         assert record["method"] == "exact" or record["recall"] >= 0.99 or "fallback" in record
@@ -77,13 +77,35 @@ def test_recall_is_measured_against_exact_search() -> None:
     vectors, _, _ = clustered()
     unit = unit_rows(vectors)
     log = SearchLog()
-    settings = SearchParams(exact_max_vectors=10, nprobe=1, min_recall=1e-6, recall_queries=600)
+    settings = SearchParams(exact_max_vectors=10, min_recall=1e-6, recall_queries=600)
     values, found = nearest(unit, 6, settings, "probe", log)
     truth = np.argsort(-(unit @ unit.T), axis=1, kind="stable")[:, :6]
     by_hand = np.mean([len((set(found[i]) - {i}) & (set(truth[i]) - {i})) / 5 for i in range(len(unit))])
-    assert log.records[0]["method"] == "ivf"
+    assert log.records[0]["method"] == "cell_join" and log.records[0]["cells_joined"] == 1
     assert abs(log.records[0]["recall"] - by_hand) < 0.01
+    # The recall predicted from where the exact neighbours lie is the one the join then measures.
+    assert abs(log.records[0]["tried"][0]["recall"] - by_hand) < 0.01
     assert by_hand < 1.0, "one cell of 15 should miss some neighbours, or this test checks nothing"
+
+
+def test_the_cell_join_finds_the_exact_neighbours_on_clustered_data() -> None:
+    """Above a lowered exact size, a self-search and a search of a subset by every vector (class closeness's
+    form) find the neighbours exact search finds, with exact similarities, and say how many cells they joined."""
+    vectors, _, _ = clustered(per_class=300)
+    unit = unit_rows(vectors)
+    subset = np.ascontiguousarray(unit[::3])
+    for base, queries in ((unit, None), (subset, unit)):
+        log = SearchLog()
+        values, found = nearest(base, 8, SearchParams(exact_max_vectors=30), "join", log, queries)
+        exact_values, exact_found = nearest(base, 8, SearchParams(), "exact", None, queries)
+        record = log.records[0]
+        assert record["method"] == "cell_join" and record["recall"] >= 0.99
+        assert 1 <= record["cells_joined"] <= record["cells"] // 2
+        assert np.mean([len(set(a) & set(b)) / 8 for a, b in zip(found, exact_found, strict=True)]) >= 0.99
+        same = found == exact_found
+        np.testing.assert_allclose(values[same], exact_values[same], atol=1e-6)
+        queried = unit if queries is None else queries
+        np.testing.assert_allclose(values, np.einsum("qd,qkd->qk", queried, base[found]), atol=1e-5)
 
 
 @pytest.mark.slow  # two scans of 90 drawn images
@@ -104,9 +126,11 @@ def test_scan_records_every_search_in_run_json(tmp_path: Path) -> None:
     assert outputs["exact"][0] == outputs["approximate"][0]
     exact_methods = {r["search"]: r["method"] for r in outputs["exact"][1]}
     assert set(exact_methods.values()) == {"exact"}
-    assert {"knn_vote", "class_closeness", "duplicates_perceptual", "duplicates_semantic"} <= set(exact_methods)
-    approximate = [r for r in outputs["approximate"][1] if r["search"] in ("knn_vote", "duplicates_semantic")]
-    assert len(approximate) == 2 and all("recall" in r and "nprobe" in r and "cells" in r for r in approximate)
+    assert {"image_neighbours", "class_closeness", "duplicates_perceptual"} <= set(exact_methods)
+    # One embedding self-search serves the k-NN vote and the semantic duplicates.
+    approximate = [r for r in outputs["approximate"][1] if r["search"] in ("image_neighbours", "knn_vote",
+                                                                            "duplicates_semantic")]
+    assert len(approximate) == 1 and all("recall" in r and "cells_joined" in r and "cells" in r for r in approximate)
 
 
 def test_approximate_search_does_not_depend_on_row_order() -> None:
@@ -114,7 +138,7 @@ def test_approximate_search_does_not_depend_on_row_order() -> None:
     content, so every image keeps its neighbours and the search its recall."""
     vectors, _, _ = clustered()
     unit = unit_rows(vectors)
-    settings = SearchParams(exact_max_vectors=50, nprobe=1, recall_queries=200)
+    settings = SearchParams(exact_max_vectors=50, recall_queries=200)
     permutation = np.random.default_rng(3).permutation(len(unit))
     before, after = SearchLog(), SearchLog()
     _, found = nearest(unit, 6, settings, "original", before)
@@ -122,7 +146,7 @@ def test_approximate_search_does_not_depend_on_row_order() -> None:
     # Row i of the permuted search is original row permutation[i]; map its neighbours back to original rows.
     for i, row in enumerate(permutation):
         assert set(permutation[found_permuted[i]]) == set(found[row])
-    assert before.records[0]["method"] == "ivf"
+    assert before.records[0]["method"] == "cell_join"
     assert before.records[0]["tried"] == after.records[0]["tried"]
 
 

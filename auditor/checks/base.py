@@ -20,7 +20,13 @@ from auditor.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
 from auditor.config import AuditConfig, ConfigModel
 from auditor.encoder_facts import ClassPrompts, EncoderInfo
 from auditor.findings import Finding, FindingKind
-from auditor.probabilities import blended_probabilities, identical_rows, out_of_sample_probabilities
+from auditor.probabilities import (
+    DistinctNeighbours,
+    blended_probabilities,
+    distinct_neighbours,
+    identical_rows,
+    out_of_sample_probabilities,
+)
 from auditor.reliability import Reliability, assess
 from auditor.similarity import SearchLog, unit_rows
 from auditor.user_probabilities import UserProbabilities
@@ -125,10 +131,39 @@ class CheckContext:
         With user probabilities, theirs as given: their model is the evidence the user asked for."""
         if self.user_probs is not None:
             return self.regression_probs
+        params = self.config.probabilities
+        shared = None
+        vote = params.knn_neighbours > 0 and params.knn_weight > 0 and len(self.labelled) > params.knn_neighbours
+        # The shared search serves the vote when every vector it searches is some labelled image's.
+        if vote and self.covers(self.distinct_vector_of[self.labelled_positions]):
+            shared = self.image_neighbours, self.image_neighbours.position[self.labelled_positions]
         return blended_probabilities(
-            self.labelled_embeddings, self.label_ids, self.regression_probs, self.config.probabilities,
-            self.config.search, self.searches,
+            self.labelled_embeddings, self.label_ids, self.regression_probs, params, self.config.search,
+            self.searches, shared,
         )
+
+    @cached_property
+    def image_neighbours_width(self) -> int:
+        """Neighbours per vector (itself included) of ``image_neighbours``: as many as the wider of its two
+        readers needs, the k-NN vote (``knn_neighbours``) and the duplicates check's semantic method (``top_k``)."""
+        from auditor.checks.duplicates import DuplicatesParams  # on use: that module imports this one
+
+        duplicates = DuplicatesParams.model_validate(self.config.checks.get("duplicates", {}))
+        return max(self.config.probabilities.knn_neighbours, duplicates.top_k) + 1
+
+    @cached_property
+    def image_neighbours(self) -> DistinctNeighbours:
+        """Every distinct embedded vector's ``image_neighbours_width`` nearest distinct vectors, itself included:
+        one search (``[search]`` settings) shared by the k-NN vote and the semantic duplicates, which would
+        otherwise search the same vectors twice."""
+        return distinct_neighbours(self.embeddings, self.embedded["embedding_row"].to_numpy(),
+                                   self.image_neighbours_width, self.config.search, self.searches,
+                                   "image_neighbours", self.distinct_vector_of)
+
+    def covers(self, vectors: np.ndarray) -> bool:
+        """Whether ``vectors`` (``distinct_vector_of`` ids) include every distinct embedded vector: then
+        ``image_neighbours`` is a search over exactly their vectors."""
+        return len(np.unique(vectors)) == len(self.distinct_first)
 
     @cached_property
     def confident_counts(self) -> np.ndarray:
@@ -207,8 +242,17 @@ class CheckContext:
             members = [np.unique(vector_of[labels == name]) for name in self.labelled_classes]
         else:
             members = [np.arange(len(first))]
+        neighbours = None
+        if len(first) > self.config.search.exact_max_vectors and len(members) >= 2:
+            # Above the exact size each vector's reach is the shared search, renumbered to these vector ids.
+            shared = self.image_neighbours
+            theirs = shared.position[first]
+            mine = np.empty(len(theirs), dtype=np.int64)
+            mine[theirs] = np.arange(len(theirs))
+            index = shared.index[theirs]
+            neighbours = (shared.value[theirs], np.where(index >= 0, mine[np.maximum(index, 0)], -1))
         return class_neighbourhoods(self.embeddings, members, self.config.probabilities.class_neighbours,
-                                    self.config.search, self.searches, rows=rows)
+                                    self.config.search, self.searches, rows=rows, neighbours=neighbours)
 
     @cached_property
     def exact_copy_groups(self) -> list[list[int]]:

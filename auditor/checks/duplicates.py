@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -45,15 +45,17 @@ from pydantic import Field
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.config import ConfigModel
 from auditor.findings import Finding, FindingKind, Severity
+from auditor.probabilities import distinct_neighbours
 from auditor.similarity import (
     NeighbourNull,
+    Neighbours,
     SearchLog,
     chord_distance,
     content_sample,
-    cosine_neighbours,
     hamming_neighbours,
     hamming_neighbours_of,
     hamming_pairs_within,
+    hamming_reach,
     hex_codes,
     unit_rows,
 )
@@ -107,14 +109,21 @@ class DuplicatesParams(ConfigModel):
     semantic: bool = True
     # Neighbours searched per image (at least reference_neighbour + the largest copy group expected).
     top_k: int = Field(20, ge=2, le=1000)
-    # Up to this many distinct images the searches are exact; beyond it, faiss inverted-file indexes.
+    # Up to this many distinct images the perceptual-hash searches are exact; beyond it, multi-index hashing or
+    # a faiss inverted-file index. The semantic method reads the embedding search it shares with the k-NN
+    # vote (``CheckContext.image_neighbours``), which ``[search]`` governs.
     exact_max_images: int = Field(20_000, ge=2)
-    # Cells of the inverted-file index searched per image (more: slower, higher recall).
+    # Cells of a hash inverted-file index searched per image at the first try (more: slower, higher recall).
     ann_nprobe: int = Field(8, ge=1)
     # Beyond exact_max_images, hash distances are judged against the nearest-neighbour distances of this many
     # sampled images (brute force: sample x N popcounts), and only hash pairs within the radius the tests
     # allow are searched for (multi-index hashing, exact). Up to this many images the sample is every image.
     hash_null_sample: int = Field(20_000, ge=100)
+    # When that radius is too wide for multi-index hashing (random-looking hashes: photos), candidates are the
+    # embedding neighbours within it plus the pairs hashing finds within the widest radius costing at most this
+    # many candidates per image; their recall is measured on the sample, and below [search] min_recall every
+    # image's hash neighbours are searched exactly instead.
+    hash_candidates_per_image: int = Field(500, ge=0)
 
 
 @dataclass
@@ -132,14 +141,17 @@ class _Method:
     dataset_min_z: float | None = None
     # Computes the reference (log distance) of contents the null has none for yet: a null fitted on a sample.
     references: Callable[[np.ndarray], np.ndarray] | None = None
+    # How many references ``cover`` has computed (run.json).
+    searched: int = 0
 
     def cover(self, contents: np.ndarray) -> int:
         """Give every content in ``contents`` this method can judge a reference; returns how many were new."""
         if self.references is None:
             return 0
-        need = contents[self.has[contents] & np.isnan(self.null.reference[contents])]
+        need = np.unique(contents[self.has[contents] & np.isnan(self.null.reference[contents])])
         if len(need):
             self.null.reference[need] = self.references(need)
+        self.searched += len(need)
         return len(need)
 
     def evidence(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +162,12 @@ class _Method:
         for start in range(0, len(judged), _PAIR_BATCH):
             batch = judged[start : start + _PAIR_BATCH]
             distance[batch] = self.distance(left[batch], right[batch])
+        if self.references is not None:
+            # A null fitted on a sample: references are computed when first needed, for the ends of pairs that
+            # pass the global test (a pair failing it fails whatever its local test says: brute-force
+            # neighbourhoods of every candidate's ends cost ~1.2 ms each at 1M).
+            passing = self.close(distance)
+            self.cover(np.concatenate([left[passing], right[passing]]))
         if self.fixed_max is not None:
             global_margin = np.where(distance <= self.fixed_max, np.inf, -np.inf)
         else:
@@ -220,8 +238,14 @@ def _joined_hashes(phash: pd.Series, dhash: pd.Series) -> pd.Series:
 
 
 def _hamming(codes: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    # Popcounts of 64-bit words: the embedding's 1M x 20 neighbour pairs are judged by hash distance too.
+    words = np.ascontiguousarray(codes).view(np.uint64) if codes.shape[1] % 8 == 0 else None
+
     def distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
+        if words is None:
+            bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
+        else:
+            bits = np.bitwise_count(words[left] ^ words[right]).sum(axis=1)
         return np.asarray(bits, dtype=np.float64) + 1.0
 
     return distance
@@ -259,6 +283,99 @@ def _neighbourhoods_within(
     keep = column < width
     known[owner[keep], column[keep]] = bits[keep] + 1.0
     return known, np.ones(len(wanted), dtype=bool)
+
+
+@dataclass(frozen=True)
+class _NeighbourPairs:
+    """A neighbour search over the contents ``where`` (``index``: each row's neighbours' rows, -1 for none), read
+    as content pairs a batch of rows at a time (1M x 20 pairs held at once, with their copies, took 1.3 GB)."""
+
+    where: np.ndarray
+    index: np.ndarray
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """(m, 2) content pairs, each row with each of its neighbours, ``i < j`` within a pair."""
+        for start in range(0, len(self.index), _PAIR_BATCH):
+            index = self.index[start : start + _PAIR_BATCH]
+            rows, columns = np.nonzero(index >= 0)
+            yield np.sort(np.stack([self.where[start + rows], self.where[index[rows, columns]]], axis=1), axis=1)
+
+
+def _pair_keys(pairs: np.ndarray, count: int) -> np.ndarray:
+    return np.asarray(pairs[:, 0].astype(np.int64) * count + pairs[:, 1], dtype=np.int64)
+
+
+@dataclass
+class _HashCandidates:
+    """A hash method above ``exact_max_images`` whose radius is too wide for multi-index hashing: its candidate
+    pairs are the embedding's neighbours within the radius plus the pairs hashing found at a cheaper radius,
+    and their recall is measured against the sampled images' exact hash neighbours within the radius."""
+
+    name: str
+    hashed: np.ndarray  # (m, 2) content pairs within the cheap hashing radius that pass the global test
+    truth: np.ndarray  # (t, 2) content pairs: each sampled image's exact top_k neighbours within the radius
+    record: dict[str, Any]  # for run.json "searches"
+    note: dict[str, Any]  # the method's run.json note
+    seconds: float
+
+    def complete(self, method: _Method, neighbours: _NeighbourPairs | None) -> np.ndarray:
+        """The candidate pairs: embedding neighbour pairs the method judges and whose hash distance passes its
+        global test, with the pairs hashing found."""
+        started = time.perf_counter()
+        close = [self.hashed]
+        for batch in neighbours.batches() if neighbours is not None else ():
+            judged = batch[method.has[batch[:, 0]] & method.has[batch[:, 1]]]
+            close.append(judged[method.close(method.distance(judged[:, 0], judged[:, 1]))])
+        found = sum(len(pairs) for pairs in close[1:])
+        self.record["embedding_pairs"] = found
+        self.note["pairs_from_embedding_neighbours"] = found
+        self.seconds += time.perf_counter() - started
+        return np.unique(np.concatenate(close), axis=0)
+
+    def measure(self, methods: list[_Method], judge: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                candidates: np.ndarray, count: int, min_recall: float, log: SearchLog) -> bool:
+        """Recall of ``candidates`` (every method's pairs: what the check will judge) against the sampled pairs
+        within the radius that the check accepts (a pair it would reject changes no finding if missed); records
+        it, and returns whether it reaches ``min_recall``. Pairs within the radius that no test accepts are
+        mostly unrelated images whose hashes happen to be close: their recall is recorded too, not required."""
+        started = time.perf_counter()
+        truth = self.truth
+        evidence = judge(truth[:, 0], truth[:, 1]) if len(truth) else np.zeros(0)
+        accepted = np.nan_to_num(evidence, nan=-1.0) >= 0
+        inside = np.isin(_pair_keys(truth, count), _pair_keys(candidates, count))
+        recall = float(inside[accepted].mean()) if accepted.any() else 1.0
+        self.seconds += time.perf_counter() - started
+        self.record.update(recall=recall, recall_pairs=int(accepted.sum()), min_recall=min_recall,
+                           recall_within_radius=float(inside.mean()) if len(inside) else 1.0,
+                           pairs_within_radius_sampled=len(truth), seconds=round(self.seconds, 3))
+        self.note.update(recall=recall, recall_pairs=int(accepted.sum()))
+        if recall < min_recall:
+            self.record["fallback"] = (f"recall {recall:.3f} < {min_recall} on {int(accepted.sum())} accepted sampled "
+                                       "pairs: every image's hash neighbours searched exactly")
+            self.note["candidate_search"] = self.record["fallback"]
+        log.records.append(self.record)
+        return recall >= min_recall
+
+
+def _semantic_neighbours(ctx: CheckContext, rows: np.ndarray, top_k: int) -> Neighbours:
+    """Each of the contents embedded at ``rows``'s ``top_k`` nearest others by cosine (contents with identical
+    vectors first), read from the search the k-NN vote shares (``CheckContext.image_neighbours``), or from
+    its own search when that one is too narrow (params other than the configured ones) or searches vectors
+    no content here has (unreadable files with precomputed vectors)."""
+    vector_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
+    vector_of_row[ctx.embedded["embedding_row"].to_numpy()] = ctx.distinct_vector_of
+    k = min(top_k, len(rows) - 1)
+    if ctx.image_neighbours_width > k and ctx.covers(vector_of_row[rows]):
+        found = ctx.image_neighbours
+        position_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
+        position_of_row[ctx.embedded["embedding_row"].to_numpy()] = found.position
+        position = position_of_row[rows]
+    else:
+        found = distinct_neighbours(ctx.embeddings, rows, k + 1, ctx.config.search, ctx.searches,
+                                    "duplicates_semantic")
+        position = found.position
+    index, value = found.of_members(position, k)
+    return Neighbours(index, value, found.search)
 
 
 class DuplicatesCheck(Check[DuplicatesParams]):
@@ -301,6 +418,9 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             summary["pairs"][method.name] = accepted[method.name]
         findings, group_column, group_counts, conflicts = self._findings(ctx, rows, content_of_row, clusters,
                                                                          methods)
+        for method in methods:
+            if method.references is not None:
+                notes[method.name]["references_searched"] = method.searched
         summary.update(
             {
                 "groups": group_counts,
@@ -318,9 +438,10 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     ) -> tuple[list[_Method], dict[str, Any], np.ndarray]:
         """The perceptual and semantic methods that can run, their run.json notes, and candidate pairs
         ((m, 2) content positions, ``i < j``): neighbours either search found that pass its global test."""
-        methods: list[_Method] = []
+        methods: dict[str, _Method] = {}
         notes: dict[str, Any] = {}
-        found_pairs: list[np.ndarray] = []
+        found_pairs: dict[str, np.ndarray] = {}
+        pending: list[_HashCandidates] = []
         count = len(reps)
 
         def too_few(found: int, what: str) -> str | None:
@@ -338,16 +459,23 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             reference[where] = fitted.reference
             note["search"] = search
             method = _new_method(name, where, count, fitted, reference, distance, fixed_max, params, note)
-            methods.append(method)
+            methods[name] = method
             close = method.close(distances) & (index >= 0)
             rows, columns = np.nonzero(close)
             ends = np.stack([where[rows], where[index[rows, columns]]], axis=1)
-            found_pairs.append(np.sort(ends, axis=1))
+            found_pairs[name] = np.sort(ends, axis=1)
+
+        def exact_hashes(name: str, codes: np.ndarray, where: np.ndarray, fixed: float | None,
+                         note: dict[str, Any]) -> None:
+            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
+                                       ctx.config.search, ctx.searches, f"duplicates_{name}")
+            add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
 
         # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
         # Levelled: the same two hashes of each image levelled to its own tones (``images.levelled_hash``),
         # which a brightened copy keeps; judged as its own distance, in the same (hashes) family.
         joined = _joined_hashes(reps["phash"], reps["dhash"])
+        hash_codes: dict[str, tuple[np.ndarray, np.ndarray, float | None]] = {}
         for name, hashes in (("perceptual", joined), ("levelled", reps["levelled_hash"])):
             hashed = hashes.notna().to_numpy()
             where = np.flatnonzero(hashed)
@@ -363,11 +491,12 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 note["skipped"] = reason
                 continue
             fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
-            if len(where) <= params.exact_max_images or not self._hash_pairs(
-                    name, codes, where, fixed, params, ctx.searches, methods, found_pairs, note):
-                found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
-                                           ctx.config.search, ctx.searches, f"duplicates_{name}")
-                add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
+            hash_codes[name] = codes, where, fixed
+            if len(where) <= params.exact_max_images:
+                exact_hashes(name, codes, where, fixed, note)
+            elif (waiting := self._hash_pairs(name, codes, where, fixed, params, ctx.searches, methods, found_pairs,
+                                              note)) is not None:
+                pending.append(waiting)
             note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
 
         # Semantic: embedding cosine, judged as the chord distance between unit vectors.
@@ -375,6 +504,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         where = np.flatnonzero(embedding_rows >= 0)
         note = {"encoder": ctx.encoder.name, "distance": "chord sqrt(2 - 2 cos)"}
         notes["semantic"] = note
+        neighbour_pairs: _NeighbourPairs | None = None
         if not params.semantic:
             note["skipped"] = "disabled in config"
         elif not ctx.encoder.trusted:
@@ -386,8 +516,9 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             unit = unit_rows(ctx.embeddings, embedding_rows[where])
             slot = np.full(count, -1, dtype=np.int64)
             slot[where] = np.arange(len(where))
-            found = cosine_neighbours(unit, params.top_k, params.exact_max_images, params.ann_nprobe,
-                                      ctx.config.search, ctx.searches, "duplicates_semantic")
+            found = _semantic_neighbours(ctx, embedding_rows[where], params.top_k)
+            if pending:
+                neighbour_pairs = _NeighbourPairs(where, found.index)
 
             def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
                 return chord_distance(np.einsum("ij,ij->i", unit[slot[left]], unit[slot[right]]))
@@ -396,24 +527,53 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             add("semantic", where, found.index, chord_distance(found.value), found.search, embedding_distance,
                 fixed, note)
             note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0
-        candidates = np.unique(np.concatenate(found_pairs), axis=0) if found_pairs else np.zeros((0, 2), np.int64)
-        contents = np.unique(candidates)
-        for method in methods:
-            if method.references is not None:
-                notes[method.name]["references_searched"] = method.cover(contents)
-        return methods, notes, candidates.astype(np.int64)
+
+        if pending:
+            if neighbour_pairs is None:
+                neighbour_pairs = self._embedding_neighbour_pairs(ctx, where, embedding_rows, params)
+            for waiting in pending:
+                found_pairs[waiting.name] = waiting.complete(methods[waiting.name], neighbour_pairs)
+            for waiting in pending:
+                union = np.concatenate(list(found_pairs.values()))
+                judged = list(methods.values())
+
+                def judge(left: np.ndarray, right: np.ndarray, judged: list[_Method] = judged) -> np.ndarray:
+                    return self._judge(judged, left, right)[0]
+
+                if waiting.measure(judged, judge, union, count, ctx.config.search.min_recall, ctx.searches):
+                    continue
+                codes, hashed_where, fixed = hash_codes[waiting.name]
+                exact_hashes(waiting.name, codes, hashed_where, fixed, waiting.note)
+                waiting.note["max_bits"] = int(np.floor(waiting.note["max_distance"] - 1.0))
+
+        ordered = [methods[name] for name in NEAR_METHODS if name in methods]
+        pairs = [found_pairs[name] for name in NEAR_METHODS if name in found_pairs]
+        candidates = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
+        return ordered, notes, candidates.astype(np.int64)
+
+    @staticmethod
+    def _embedding_neighbour_pairs(
+        ctx: CheckContext, where: np.ndarray, embedding_rows: np.ndarray, params: DuplicatesParams
+    ) -> _NeighbourPairs | None:
+        """Each embedded content's ``top_k`` nearest contents by cosine (the search the k-NN vote shares), as
+        content pairs: candidates for the hash methods when the semantic method did not run (disabled, or an
+        untrained model: its neighbours are still candidates, and their recall is measured)."""
+        if len(where) < 2:
+            return None
+        return _NeighbourPairs(where, _semantic_neighbours(ctx, embedding_rows[where], params.top_k).index)
 
     def _hash_pairs(
         self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,
-        log: SearchLog, methods: list[_Method], found_pairs: list[np.ndarray],
+        log: SearchLog, methods: dict[str, _Method], found_pairs: dict[str, np.ndarray],
         note: dict[str, Any],
-    ) -> bool:
+    ) -> _HashCandidates | None:
         """Above ``exact_max_images``: the hash method without a k-NN search of every image. The null is fitted
         on the exact neighbours of a content-chosen sample; its global test bounds the distance a candidate pair
         can have (radius r bits), and multi-index hashing finds every pair within r exactly; an image judged
         later gets its own exact neighbourhood (its reference distance) when a candidate pair needs it.
-        Returns False, with the reason in ``note``, when the radius leaves too many candidates (random-looking
-        hashes: photos' pHash + dHash are nearly so); the caller then searches every image's neighbours."""
+        When the radius leaves too many candidates (random-looking hashes: photos' pHash + dHash are nearly so)
+        it returns the pending candidate search (``_HashCandidates``): the embedding's neighbours, and hashing
+        at the widest radius that is cheap, whose recall is measured once every method exists."""
         started = time.perf_counter()
         global_min_z = _family_tests(name, params)[1]
         rows = np.ascontiguousarray(codes[where])
@@ -424,18 +584,11 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         max_distance = fixed_max if fixed_max is not None else fitted.max_distance(global_min_z)
         radius = int(np.floor(max_distance - 1.0 + 1e-9))
         count = len(rows)
-        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(count * (count - 1) / 2 * _MIH_MAX_SHARE),
+        all_pairs = count * (count - 1) // 2
+        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(all_pairs * _MIH_MAX_SHARE),
                                                  _MAX_PAIRS_PER_IMAGE * count)
         record: dict[str, Any] = {"search": f"duplicates_{name}", "vectors": count, "method": "multi-index hashing",
                                   "radius": radius, "candidates": candidates, "null_sample": len(sample)}
-        if pairs is None:
-            record["fallback"] = (f"radius {radius} bits leaves {candidates:,} candidate pairs (over "
-                                  f"{_MIH_MAX_SHARE:.0%} of all pairs) or over {_MAX_PAIRS_PER_IMAGE} pairs per image "
-                                  "within it: every image's neighbours searched instead")
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            log.records.append(record)
-            note["multi_index_hashing"] = record["fallback"]
-            return False
         slot = np.full(len(codes), -1, dtype=np.int64)
         slot[where] = np.arange(count)
 
@@ -443,11 +596,19 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
         sampled_reference = np.exp(fitted.reference[np.isfinite(fitted.reference)]) - 1.0
         reach = max(radius, int(np.quantile(sampled_reference, 0.5))) if len(sampled_reference) else radius
+        # Hashing at that reach is tried once, on the first and largest batch (every candidate pair's ends that pass
+        # the global test); the few images later pairs add are brute-forced (hashing all N codes again would cost
+        # seconds for each). Both give the same references (``_neighbourhoods_within`` keeps only complete lists).
+        tried = [False]
 
         def references(contents: np.ndarray) -> np.ndarray:
             wanted = slot[contents]
-            known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
-                                                     int(count * (count - 1) / 2 * _MIH_MAX_SHARE))
+            if tried[0]:
+                known, resolved = np.full((len(wanted), params.top_k), np.nan), np.zeros(len(wanted), dtype=bool)
+            else:
+                known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
+                                                         int(all_pairs * _MIH_MAX_SHARE))
+                tried[0] = True
             rank = np.minimum(params.reference_neighbour - 1 + (known <= max_distance).sum(axis=1), params.top_k - 1)
             resolved &= rank < np.isfinite(known).sum(axis=1)
             result = np.empty(len(wanted))
@@ -456,20 +617,39 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 found = hamming_neighbours_of(rows, wanted[~resolved], params.top_k)
                 result[~resolved] = fitted.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
                                                       params.reference_neighbour)
-            note["references_by_hashing"] = int(resolved.sum())
+            note["references_by_hashing"] = note.get("references_by_hashing", 0) + int(resolved.sum())
             return result
 
-        note["search"] = "multi-index hashing"
         method = _new_method(name, where, len(codes), fitted, np.full(len(codes), np.nan), _hamming(codes),
                              fixed_max, params, note, references)
-        methods.append(method)
+        methods[name] = method
+        note.update(radius=radius, candidates=candidates, null_sample=len(sample))
+        if pairs is None:
+            # Too wide for hashing: the embedding's neighbours within the radius, and every pair within the widest
+            # radius hashing can afford (copies the embedding may not see: a brightened scan).
+            budget = min(params.hash_candidates_per_image * count, int(all_pairs * _MIH_MAX_SHARE))
+            cheap, cheap_candidates = hamming_reach(rows, radius - 1, budget)
+            hashed = None
+            if cheap >= 0:
+                hashed, _ = hamming_pairs_within(rows, cheap, budget, _MAX_PAIRS_PER_IMAGE * count)
+            hashed_pairs = np.zeros((0, 2), dtype=np.int64) if hashed is None else np.sort(where[hashed], axis=1)
+            if len(hashed_pairs):
+                hashed_pairs = hashed_pairs[method.close(method.distance(hashed_pairs[:, 0], hashed_pairs[:, 1]))]
+            record.update(method="embedding neighbours + multi-index hashing", hashing_radius=cheap,
+                          hashing_candidates=cheap_candidates, hashing_pairs=len(hashed_pairs))
+            note.update(search=record["method"], hashing_radius=cheap, pairs_within_hashing_radius=len(hashed_pairs))
+            within = (sampled.index >= 0) & (sampled.value <= radius)
+            rows_of, columns = np.nonzero(within)
+            truth = np.sort(np.stack([where[sample[rows_of]], where[sampled.index[rows_of, columns]]], axis=1), axis=1)
+            return _HashCandidates(name, hashed_pairs, np.unique(truth, axis=0), record, note,
+                                   time.perf_counter() - started)
         ends = np.sort(where[pairs], axis=1)
         distances = method.distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
-        found_pairs.append(ends[method.close(distances)])
+        found_pairs[name] = ends[method.close(distances)]
         record.update(pairs=len(pairs), seconds=round(time.perf_counter() - started, 3))
         log.records.append(record)
-        note.update(radius=radius, candidates=candidates, pairs_within_radius=len(pairs), null_sample=len(sample))
-        return True
+        note.update(search="multi-index hashing", pairs_within_radius=len(pairs))
+        return None
 
     def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                                         dict[str, np.ndarray]]:

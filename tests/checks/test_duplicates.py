@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,9 @@ from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
 from auditor.config import AuditConfig, EncoderConfig, ScanConfig, SearchParams
 from auditor.encoder_facts import EncoderInfo
 from auditor.findings import Finding
+from auditor.probabilities import distinct_neighbours
 from auditor.scan import run_scan
-from auditor.similarity import SearchLog, cosine_neighbours, hamming_neighbours, unit_rows
+from auditor.similarity import SearchLog, hamming_neighbours, unit_rows
 from tests.conftest import write_class_folder
 
 SEED = 7
@@ -188,46 +190,50 @@ def expected_groups(planted: list[tuple[int, int]]) -> set[frozenset[str]]:
 ANY_RECALL = SearchParams(min_recall=1e-6)
 
 
-def test_faiss_and_exact_paths_give_the_same_groups() -> None:
+def test_cell_join_and_exact_paths_give_the_same_groups() -> None:
     vectors, planted = planted_vectors(400, 25)
+    exact = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * len(vectors)))
     ctx = make_context(vectors, [None] * len(vectors))
-    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
-    ctx.config.search = ANY_RECALL
-    approximate = DuplicatesCheck(DuplicatesParams(exact_max_images=2)).run(ctx)
+    ctx.config.search = SearchParams(exact_max_vectors=2, min_recall=1e-6)
+    approximate = DuplicatesCheck(DuplicatesParams()).run(ctx)
     assert exact.summary["semantic"]["search"] == "exact"
-    assert approximate.summary["semantic"]["search"] == "ivf"
+    assert approximate.summary["semantic"]["search"] == "cell_join"
     assert near_groups(exact.findings) == expected_groups(planted)
     assert near_groups(approximate.findings) == expected_groups(planted)
     record = ctx.searches.records[-1]
-    assert record["search"] == "duplicates_semantic" and record["method"] == "ivf"
+    assert record["search"] == "image_neighbours" and record["method"] == "cell_join"
     assert 0.0 < record["recall"] <= 1.0 and record["recall_queries"] == 400
 
 
-def test_an_index_below_the_recall_target_falls_back_to_exact_search() -> None:
-    """Unstructured random vectors: no inverted-file index reaches 0.99 recall, so the search says so and
-    is exact, with the same neighbours as the exact path."""
+def test_a_join_below_the_recall_target_falls_back_to_exact_search() -> None:
+    """Isotropic random vectors: no join of up to half the cells reaches 0.99 recall, so the search says so
+    and is exact, with the same neighbours as the exact path."""
     vectors, _ = planted_vectors(600, 0)
-    unit = unit_rows(vectors)
     log = SearchLog()
-    fallback = cosine_neighbours(unit, 5, exact_max=10, nprobe=1, settings=SearchParams(), log=log)
-    exact = cosine_neighbours(unit, 5, exact_max=10_000, nprobe=1)
+    rows = np.arange(len(vectors))
+    fallback = distinct_neighbours(vectors, rows, 6, SearchParams(exact_max_vectors=10), log, "probe")
+    exact = distinct_neighbours(vectors, rows, 6, SearchParams(), None, "probe")
     record = log.records[0]
     assert record["method"] == "exact" and "fallback" in record and record["recall"] < 0.99
-    assert [t["nprobe"] for t in record["tried"]][0] == 1 and len(record["tried"]) >= 2
+    # 15 cells: every m up to 7 was looked at; run.json shows the powers of two and the last.
+    assert [t["cells_joined"] for t in record["tried"]] == [1, 2, 4, 7] and record["cells"] == 15
+    assert [t["recall"] for t in record["tried"]] == sorted(t["recall"] for t in record["tried"])
     assert fallback.search == "exact"
     np.testing.assert_array_equal(fallback.index, exact.index)
 
 
 def test_search_functions_agree_on_neighbours() -> None:
     vectors, planted = planted_vectors(600, 30)
-    unit = unit_rows(vectors)
-    exact = cosine_neighbours(unit, 5, exact_max=10_000, nprobe=8)
-    approximate = cosine_neighbours(unit, 5, exact_max=10, nprobe=8, settings=ANY_RECALL)
-    assert (exact.search, approximate.search) == ("exact", "ivf")
-    for source, copy in planted:
-        assert exact.index[copy, 0] == approximate.index[copy, 0] == source
-        assert exact.index[source, 0] == copy
-    assert (exact.index != np.arange(600)[:, None]).all(), "an item is never its own neighbour"
+    rows = np.arange(len(vectors))
+    exact = distinct_neighbours(vectors, rows, 6, SearchParams(), None, "exact")
+    approximate = distinct_neighbours(vectors, rows, 6, SearchParams(exact_max_vectors=10, min_recall=1e-6),
+                                      None, "approximate")
+    assert (exact.search, approximate.search) == ("exact", "cell_join")
+    for search in (exact, approximate):
+        index = search.of_members(search.position, 5)[0]
+        for source, copy in planted:
+            assert index[copy, 0] == source and index[source, 0] == copy
+        assert (index != rows[:, None]).all(), "an item is never its own neighbour"
     rng = np.random.default_rng(SEED)
     codes = rng.integers(0, 256, size=(500, 8), dtype=np.uint8)
     codes[-1] = codes[0] ^ np.array([1, 2, 0, 0, 0, 0, 0, 128], dtype=np.uint8)  # 3 bits apart
@@ -423,19 +429,83 @@ def test_multi_index_hashing_path_gives_the_same_findings_as_the_exact_search() 
     assert record["candidates"] >= record["pairs"] == note["pairs_within_radius"]
 
 
-def test_multi_index_hashing_falls_back_when_random_hashes_leave_a_large_radius() -> None:
-    """Random hashes: the nearest unrelated hash is far, so the radius is wide and the block buckets crowded;
-    the check says so and searches every image's neighbours, with the exact path's findings."""
-    ctx = _hashed_context(200)
+def _random_hashes_with_copies(count: int = 300, seed: int = 0) -> CheckContext:
+    """Random-looking hashes, as photos have (the radius the global test allows is wide), with two copies: a
+    brightened one (levelled hashes equal; plain hashes and embedding unrelated) and a re-encoded one whose
+    embedding barely moved but whose plain hashes moved 20 bits (beyond what hashing can afford to search)."""
+    ctx = _hashed_context(count, seed)
+    rng = np.random.default_rng(seed + 100)
     ctx.images.loc[7, "levelled_hash"] = ctx.images.loc[3, "levelled_hash"]
-    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
-    ctx.config.search = ANY_RECALL
-    fallback = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_null_sample=1000)).run(ctx)
+    ctx.embeddings[11] = ctx.embeddings[5] + rng.normal(size=ctx.embeddings.shape[1]).astype(np.float32) * 0.02
+    code = bytes.fromhex(ctx.images.loc[5, "phash"] + ctx.images.loc[5, "dhash"])
+    bits = np.unpackbits(np.frombuffer(code, dtype=np.uint8))
+    bits[rng.choice(128, 20, replace=False)] ^= 1
+    moved = bytes(np.packbits(bits)).hex()
+    ctx.images.loc[11, "phash"], ctx.images.loc[11, "dhash"] = moved[:16], moved[16:]
+    return ctx
+
+
+COPIES = {frozenset({"img_0003.png", "img_0007.png"}), frozenset({"img_0005.png", "img_0011.png"})}
+
+
+def _candidate_record(ctx: CheckContext, name: str) -> dict[str, Any]:
+    return next(r for r in ctx.searches.records if r["search"] == f"duplicates_{name}" and "recall_pairs" in r)
+
+
+@pytest.mark.parametrize("semantic", [False, True])
+def test_random_hashes_take_candidates_from_embedding_neighbours_with_measured_recall(semantic: bool) -> None:
+    """Above exact_max_images, random-looking hashes leave a radius too wide for multi-index hashing: the
+    candidates are the embedding's neighbours within it plus hashing at a cheap radius. The re-encoded copy (20
+    bits) comes from the embedding's neighbours (with the semantic method off, from them alone), the brightened
+    one from hashing; the recall against the sampled pairs the check accepts (here every image) is recorded,
+    and the findings are the exact search's."""
+    ctx = _random_hashes_with_copies()
+    exact = DuplicatesCheck(DuplicatesParams(semantic=semantic)).run(ctx)
+    ctx.searches.records.clear()
+    approximate = DuplicatesCheck(DuplicatesParams(semantic=semantic, exact_max_images=50)).run(ctx)
+    assert near_groups(exact.findings) == COPIES
+    assert _finding_set(approximate.findings) == _finding_set(exact.findings)
+    perceptual, levelled = approximate.summary["perceptual"], approximate.summary["levelled"]
+    assert perceptual["search"] == levelled["search"] == "embedding neighbours + multi-index hashing"
+    assert 0 <= perceptual["hashing_radius"] < 20 < perceptual["radius"]
+    assert perceptual["pairs_from_embedding_neighbours"] >= 1 and levelled["pairs_within_hashing_radius"] >= 1
     for name in ("perceptual", "levelled"):
-        assert "multi_index_hashing" in fallback.summary[name]
-        assert fallback.summary[name]["search"] in ("exact", "ivf")
+        record = _candidate_record(ctx, name)
+        assert record["recall"] == 1.0 and record["recall_pairs"] >= 1 and "fallback" not in record
+        assert record["null_sample"] == 300 and record["min_recall"] == ctx.config.search.min_recall
+    pair = {f.path: f.details["methods"] for f in approximate.findings if f.path in ("img_0005.png", "img_0011.png")}
+    assert all("perceptual" in methods for methods in pair.values())
+
+
+def test_random_hashes_fall_back_to_the_exact_search_when_the_candidates_miss_accepted_pairs() -> None:
+    """With no hashing allowed (zero candidates per image) the brightened copy, unrelated in the embedding, is in
+    no candidate set: the measured recall falls below min_recall, the check says so and searches every image's
+    hash neighbours exactly, and finds it."""
+    ctx = _random_hashes_with_copies()
+    exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    ctx.searches.records.clear()
+    fallback = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_candidates_per_image=0)).run(ctx)
+    record = _candidate_record(ctx, "levelled")
+    assert record["hashing_radius"] == -1 and record["recall"] < ctx.config.search.min_recall
+    assert "fallback" in record and "candidate_search" in fallback.summary["levelled"]
+    assert fallback.summary["levelled"]["search"] in ("exact", "ivf")
+    assert any(r["search"] == "duplicates_levelled" and r["method"] in ("exact", "ivf") for r in ctx.searches.records)
     assert _finding_set(fallback.findings) == _finding_set(exact.findings)
-    assert frozenset({"img_0003.png", "img_0007.png"}) in near_groups(fallback.findings)
+    assert COPIES <= near_groups(fallback.findings)
+
+
+def test_the_cheapest_hashing_radius_is_the_widest_within_the_budget() -> None:
+    from auditor.similarity import hamming_pairs_within, hamming_reach
+
+    codes = np.random.default_rng(2).integers(0, 256, size=(400, 16), dtype=np.uint8)
+    budget = 2000
+    radius, counted = hamming_reach(codes, 60, budget)
+    assert 0 < radius < 60 and counted <= budget
+    assert hamming_pairs_within(codes, radius, budget)[0] is not None
+    assert hamming_pairs_within(codes, radius + 1, budget)[0] is None
+    assert hamming_reach(codes, 60, 0)[0] >= 0  # distinct random codes share no 64-bit half
+    codes[1] = codes[0]
+    assert hamming_reach(codes, 60, 0) == (-1, 0)
 
 
 def test_neighbourhoods_from_hashing_give_the_references_brute_force_gives(monkeypatch: pytest.MonkeyPatch) -> None:
