@@ -518,5 +518,9 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
     if informative.any():
         temperature = fit_temperature(scores[informative], labels[informative], (0.1, 1000.0))
     # A vector with no known class at all (nothing to compare with) gets a flat row.
-    probs = np.clip(softmax(scores * temperature), 1e-6, None)
-    return np.asarray(probs / probs.sum(axis=1, keepdims=True))
+    scores *= temperature
+    probs = softmax(scores)
+    del scores
+    np.clip(probs, 1e-6, None, out=probs)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return probs

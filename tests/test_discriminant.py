@@ -179,3 +179,25 @@ def test_leave_one_out_logits_are_those_of_a_refit_without_the_image() -> None:
             logits = ((rows[i] - centre) / scale) @ whitened - 0.5 * np.einsum("kd,dk->k", centred, whitened)
             logits += np.log(np.bincount(given, minlength=4) / len(given))
             np.testing.assert_allclose(fast[i], logits, rtol=1e-6, atol=1e-6)
+
+
+def test_temperature_of_many_images_follows_their_contents_not_their_order() -> None:
+    """Above ``_TEMPERATURE_ROWS`` the fit reads a sample (bounded memory at 1M images x 100 classes): chosen by
+    the scores themselves, so reordering the images gives the same temperature, close to the full fit's."""
+    rng = np.random.default_rng(1)
+    count = 3 * probabilities._TEMPERATURE_ROWS
+    scores = rng.normal(size=(count, 6))
+    labels = rng.integers(6, size=count)
+    scores[np.arange(count), labels] += 1.0
+    scores[np.arange(50), (labels[:50] + 1) % 6] = -np.inf
+    fitted = fit_temperature(scores, labels, (1e-3, 1e3))
+    shuffled = rng.permutation(count)
+    assert fit_temperature(scores[shuffled], labels[shuffled], (1e-3, 1e3)) == fitted
+    cap = probabilities._TEMPERATURE_ROWS
+    try:
+        probabilities._TEMPERATURE_ROWS = count
+        every = fit_temperature(scores, labels, (1e-3, 1e3))
+    finally:
+        probabilities._TEMPERATURE_ROWS = cap
+    assert fitted == pytest.approx(every, rel=0.05)
+    assert fitted != every  # the sample was taken (else this test measures nothing)
