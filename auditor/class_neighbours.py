@@ -512,10 +512,13 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
     has no other member say nothing about the temperature and are left out of the fit.
     """
 
-    scores = np.where(np.isnan(similarity), -np.inf, similarity).astype(np.float64)
+    scores = similarity.astype(np.float64)
+    scores[np.isnan(scores)] = -np.inf
     informative = np.isfinite(scores[np.arange(len(labels)), labels])
     temperature = 1.0
-    if informative.any():
+    if informative.all():  # the usual case: no copy of the scores
+        temperature = fit_temperature(scores, labels, (0.1, 1000.0))
+    elif informative.any():
         temperature = fit_temperature(scores[informative], labels[informative], (0.1, 1000.0))
     # A vector with no known class at all (nothing to compare with) gets a flat row.
     scores *= temperature

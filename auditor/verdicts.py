@@ -203,10 +203,13 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
     np.log(ratios, out=ratios)
     ratios -= ratios[rows, top_class][:, None]  # log(p_c / p_top) <= 0, in place: N x classes is large
     correct = top_class == labels
-    # Too few correct images of a pair: judge it against every correct image's runner-up ratio.
-    fallback = np.sort(ratios[correct], axis=1)[:, -2] if classes > 1 else np.zeros(0)
+    # Too few correct images of a pair: judge it against every correct image's runner-up ratio (its second
+    # largest, read at the runner-up class: no sorted copy of the N x classes ratios).
+    fallback = ratios[correct, order[correct, 1]] if classes > 1 else np.zeros(0)
     bar = float(scipy_stats.norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
-    z = np.full((count, classes), -np.inf)
+    # Only whether a class's robust z reaches the bar is kept (bool: an N x classes float array is 0.8 GB at
+    # 1M images x 100 classes).
+    beyond = np.zeros((count, classes), dtype=bool)
     for a in np.unique(top_class):
         mine = np.flatnonzero(top_class == a)
         of_a = correct & (labels == a)
@@ -220,8 +223,8 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
             if len(reference) < params.min_reference_images:
                 continue  # the classifier gets too few images right to say what a clean split looks like
             centre, spread = _robust(reference)
-            z[mine, c] = (ratios[mine, c] - centre) / spread
-    plausible = (z >= bar) & (probs >= params.min_relative_probability * top[:, None])
+            beyond[mine, c] = (ratios[mine, c] - centre) / spread >= bar
+    plausible = beyond & (probs >= params.min_relative_probability * top[:, None])
     plausible[rows, top_class] = True
     return Split(probs, order, plausible, evenness, float(np.median(evenness)), bar)
 
@@ -266,7 +269,9 @@ def ambiguity(
     if params.closeness_weight > 0:
         evidence = pooled(evidence, similarity_probabilities(closeness(), labels), params.closeness_weight)
     power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
-    embedded = split_of(sharpen(evidence, power), labels, params)
+    sharpened = sharpen(evidence, power)
+    del evidence  # the split reads the sharpened copy only (N x classes: 0.8 GB at 1M x 100 classes)
+    embedded = split_of(sharpened, labels, params)
     given_plausible = embedded.plausible[rows, labels]
     excluded = embedded.candidates & label_issues & ~given_plausible
     by_embeddings = embedded.candidates & ~excluded
