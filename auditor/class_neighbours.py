@@ -26,7 +26,7 @@ import numpy as np
 
 from auditor import progress
 from auditor.config import SearchParams
-from auditor.probabilities import fit_temperature, softmax
+from auditor.probabilities import by_rows, fit_temperature, softmax
 from auditor.similarity import SearchLog, content_sample, nearest, unit_rows
 
 # Queries per faiss search call, to bound the memory of the result arrays.
@@ -521,9 +521,8 @@ def similarity_probabilities(similarity: np.ndarray, labels: np.ndarray) -> np.n
     elif informative.any():
         temperature = fit_temperature(scores[informative], labels[informative], (0.1, 1000.0))
     # A vector with no known class at all (nothing to compare with) gets a flat row.
-    probs = np.empty(scores.shape)
-    for start in range(0, len(scores), _QUERY_BATCH):  # by rows: each whole-array temporary is 0.8 GB at 1M x 100
-        rows = slice(start, start + _QUERY_BATCH)
-        batch = np.clip(softmax(scores[rows] * temperature), 1e-6, None)
-        probs[rows] = batch / batch.sum(axis=1, keepdims=True)
-    return probs
+    def floored(rows: slice) -> np.ndarray:
+        probs = np.clip(softmax(scores[rows] * temperature), 1e-6, None)
+        return np.asarray(probs / probs.sum(axis=1, keepdims=True))
+
+    return by_rows(scores.shape, floored)

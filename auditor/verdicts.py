@@ -17,14 +17,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from auditor.class_neighbours import similarity_probabilities
 from auditor.config import ConfigModel
-from auditor.probabilities import fit_temperature, softmax
+from auditor.probabilities import by_rows, fit_temperature, softmax
 from auditor.slow_imports import cleanlab_count, cleanlab_filter, scipy_stats
 
 FilterBy = Literal[
@@ -126,20 +126,6 @@ class AmbiguousParams(ConfigModel):
     top_pairs: int = Field(10, ge=0)
 
 
-# Images per step when a per-image transform of N x classes probabilities runs (bounds its temporaries: at 1M
-# images x 100 classes a whole-array temporary is 0.8 GB).
-_ROWS = 65_536
-
-
-def _by_rows(shape: tuple[int, ...], transform: Callable[[slice], np.ndarray], dtype: Any = np.float64) -> np.ndarray:
-    """``transform(rows)`` for consecutive row slices, written into one new array."""
-    out = np.empty(shape, dtype=dtype)
-    for start in range(0, shape[0], _ROWS):
-        rows = slice(start, start + _ROWS)
-        out[rows] = transform(rows)
-    return out
-
-
 def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
     """The power ``t`` for which ``pred_probs ** t`` (renormalised) best explains the given labels.
 
@@ -155,12 +141,12 @@ def pooled(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
     A class keeps mass only where both views give it some, so one view's stray mass on an unrelated
     class is damped, while a class both views find plausible stays plausible.
     """
-    return _by_rows(first.shape, lambda rows: softmax((1.0 - weight) * np.log(first[rows])
+    return by_rows(first.shape, lambda rows: softmax((1.0 - weight) * np.log(first[rows])
                                                        + weight * np.log(second[rows])))
 
 
 def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
-    return _by_rows(pred_probs.shape, lambda rows: softmax(np.log(pred_probs[rows]) * power))
+    return by_rows(pred_probs.shape, lambda rows: softmax(np.log(pred_probs[rows]) * power))
 
 
 @dataclass(frozen=True)
@@ -204,7 +190,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
     """
     count, classes = probs.shape
     # int32 and by rows: the N x classes order is the largest array here (1M x 100 classes: 0.4 GB).
-    order = _by_rows(probs.shape, lambda rows: np.argsort(-probs[rows], axis=1, kind="stable"), np.int32)
+    order = by_rows(probs.shape, lambda rows: np.argsort(-probs[rows], axis=1, kind="stable"), np.int32)
     rows = np.arange(count)
     top_class = order[:, 0]
     top = probs[rows, top_class]
