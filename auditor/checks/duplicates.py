@@ -57,6 +57,7 @@ from auditor.similarity import (
     hamming_pairs_within,
     hamming_reach,
     hex_codes,
+    pair_bits,
     unit_rows,
 )
 from auditor.slow_imports import scipy_stats
@@ -238,15 +239,10 @@ def _joined_hashes(phash: pd.Series, dhash: pd.Series) -> pd.Series:
 
 
 def _hamming(codes: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    # Popcounts of 64-bit words: the embedding's 1M x 20 neighbour pairs are judged by hash distance too.
-    words = np.ascontiguousarray(codes).view(np.uint64) if codes.shape[1] % 8 == 0 else None
+    codes = np.ascontiguousarray(codes)
 
     def distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        if words is None:
-            bits = np.unpackbits(codes[left] ^ codes[right], axis=1).sum(axis=1)
-        else:
-            bits = np.bitwise_count(words[left] ^ words[right]).sum(axis=1)
-        return np.asarray(bits, dtype=np.float64) + 1.0
+        return np.asarray(pair_bits(codes, left, right), dtype=np.float64) + 1.0
 
     return distance
 
@@ -274,7 +270,7 @@ def _neighbourhoods_within(
     position[wanted] = np.arange(len(wanted))
     ends = np.concatenate([pairs, pairs[:, ::-1]])
     ends = ends[position[ends[:, 0]] >= 0]
-    bits = np.bitwise_count(rows[ends[:, 0]] ^ rows[ends[:, 1]]).sum(axis=1).astype(np.float64)
+    bits = pair_bits(rows, ends[:, 0], ends[:, 1]).astype(np.float64)
     owner = position[ends[:, 0]]
     order = np.lexsort((bits, owner))
     owner, bits = owner[order], bits[order]
