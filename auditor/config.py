@@ -110,15 +110,11 @@ class EngineConfig(StrictModel):
 
 
 class ProbabilityParams(ConfigModel):
-    # Number of cross-validation folds; classes smaller than this still get out-of-sample predictions.
-    folds: int = Field(5, ge=2, le=20)
     # Shrinkage of the classifier's within-class covariance towards its diagonal (0: trust every estimated
     # correlation between dimensions, 1: ignore them all). Unset (None): chosen per dataset by held-out
     # log-loss, never below the dataset's own least sensible shrinkage (Schaefer-Strimmer), since too little
     # fits the noise of the estimate (and the wrong labels) and too much double-counts correlated dimensions.
     shrinkage: float | None = Field(None, gt=0.0, le=1.0)
-    # Seed for fold assignment: the same seed gives the same probabilities.
-    seed: int = 0
     # Neighbours in the k-NN vote blended with the classifier (0: classifier only).
     knn_neighbours: int = Field(10, ge=0, le=200)
     # Share of the k-NN vote in the blended probabilities (0..1).

@@ -1,25 +1,25 @@
 """Out-of-sample predicted class probabilities from embeddings (the input to confident learning).
 
-Each image's probabilities come from a classifier that never saw that image (stratified K-fold), so
-a mislabelled image cannot vouch for its own label. Identical embeddings (copies of one image) always
-share a fold.
+Each image's probabilities come from a classifier that never saw that image or any copy of it (identical
+embeddings), so a mislabelled image cannot vouch for its own label: exact leave-one-out (leave-copies-out).
 
 The classifier is linear discriminant analysis: each class a Gaussian around its mean, one within-class
 covariance shared by all, shrunk towards its own diagonal, its logits temperature-scaled to the labels
-(the discriminant's raw posteriors are far too confident when dimensions are many). Its fit is closed-form,
-so its whole cost is one pass over the rows: per fold, the count, sum and scatter (Gram matrix) of each
-class's rows; a fold's model is the totals minus the fold's own statistics, never a refit. The shrinkage
-is chosen by held-out log-loss on a few thousand images, from the dataset's least sensible shrinkage
-upwards. At 20,000 x 512-d images with 100 classes that is about 2 CPU-seconds, where the multinomial
-logistic regression it replaced (L-BFGS, 12 fits of ~17 passes each) took about 16; on the benchmark
-collections its label-error and ambiguity verdicts are as good (README, "Scale" and the robustness table).
+(the discriminant's raw posteriors are far too confident when dimensions are many). Its fit is closed-form:
+one pass over the rows gives each class's count and mean and the within-class scatter, one eigendecomposition
+of the scatter gives the model, and leaving an image out changes it by a rank-one term, so every image's
+held-out logits, at any shrinkage, come from that one decomposition (``_LeaveOut``) without any refit. The
+shrinkage is chosen by held-out log-loss on a few thousand images, from the dataset's least sensible
+shrinkage upwards. At 1,000 x 512-d images that is one 512 x 512 eigendecomposition where five K-fold models
+took five solves more; at 20,000 x 512-d with 100 classes about 2 CPU-seconds, where the multinomial logistic
+regression it replaced (L-BFGS, 12 fits of ~17 passes each) took about 16; on the benchmark collections its
+label-error and ambiguity verdicts are as good (README, "Scale" and the robustness table).
 
 Order independence: every computation here runs on the rows sorted by content (SHA-256 of the
-embedding bytes, then the label), and the results are put back in the caller's order. Fold assignment,
-the floating-point summation order of the fits and the tie-breaking of neighbour searches therefore
-depend on what the images are, never on file names or positions: renaming or reordering files changes
-no probability.
-"""
+embedding bytes, then the label), and the results are put back in the caller's order. Leave-one-out has no
+fold assignment to draw; the floating-point summation order of the fits, the rows the shrinkage and the
+temperature are chosen on and the tie-breaking of neighbour searches depend on what the images are, never
+on file names or positions: renaming or reordering files changes no probability."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ from auditor.similarity import SearchLog, nearest, unit_rows
 
 __all__ = ["ProbabilityParams", "blas_threads"]  # ProbabilityParams re-exported: it was defined here
 
-# Probability given to a class the fold's model never saw (a class too small to be in every fold),
-# before renormalising: such a class cannot be predicted, but cleanlab needs strictly positive rows.
+# Probability given to a class an image's held-out model has no image of (its only images are that image and its
+# copies), before renormalising: such a class cannot be predicted, but cleanlab needs strictly positive rows.
 _UNSEEN_CLASS_PROBABILITY = 1e-6
 # Below this many multiply-adds (images x dimensions x dimensions or classes) a matrix product runs on one BLAS
 # thread: threads cost more than they save on small matrices, and on a busy machine their spin-waiting made a
@@ -76,26 +76,6 @@ def blas_threads(limit: int | None) -> AbstractContextManager[Any]:
     return limiter
 
 
-def fold_assignment(labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """Fold index per image, stratified: each class is shuffled and dealt round-robin over the folds.
-
-    Each class starts dealing at a random fold, so classes smaller than ``folds`` (even singletons)
-    spread over different folds instead of all landing in fold 0. Images sharing a ``groups`` value
-    are dealt as one (under their first member's label) and so share a fold.
-    """
-    if groups is None:
-        groups = np.arange(len(labels))
-    _, first, group_of = np.unique(groups, return_index=True, return_inverse=True)
-    group_labels = labels[first]
-    rng = np.random.default_rng(seed)
-    group_fold = np.empty(len(first), dtype=np.int64)
-    for label in np.unique(group_labels):
-        members = rng.permutation(np.flatnonzero(group_labels == label))
-        start = int(rng.integers(folds))
-        group_fold[members] = (start + np.arange(len(members))) % folds
-    return group_fold[group_of]
-
-
 def content_order(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The permutation that sorts rows by content: SHA-256 of the embedding bytes, then the label."""
     rows = np.ascontiguousarray(features)
@@ -114,13 +94,15 @@ def identical_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.nda
 
 
 def out_of_sample_probabilities(
-    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, params: ProbabilityParams
+    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, params: ProbabilityParams,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n, n_classes) probabilities; ``labels`` are ints in [0, n_classes).
+    """(n, n_classes) probabilities; ``labels`` are ints in [0, n_classes). ``groups``: the rows'
+    ``identical_rows`` ids (equal for copies) when the caller has them.
 
     Cost grows linearly with n at a fixed number of classes and dimension: one pass over the rows for the
-    fold statistics, one for the held-out logits; the shrinkage and the temperature are chosen on samples
-    of fixed size. The rows are held once (float32), grouped by fold and by label within a fold.
+    statistics, one for the held-out logits; the shrinkage and the temperature are chosen on samples of fixed
+    size. The rows are held once (float32), grouped by label.
     """
     n = len(labels)
     probs = np.full((n, n_classes), _UNSEEN_CLASS_PROBABILITY, dtype=np.float64)
@@ -129,23 +111,18 @@ def out_of_sample_probabilities(
         probs[np.arange(n), labels] = 1.0
         return np.asarray(probs / probs.sum(axis=1, keepdims=True))
     order = content_order(np.asarray(embeddings, dtype=np.float32), labels)
-    folds = min(params.folds, n)
-    # Copies of one image must share a fold, or one copy's label would vouch for the other's.
-    groups = identical_rows(embeddings, order)
-    assignment = fold_assignment(np.asarray(labels)[order], folds, params.seed, groups)
-    # Content order, then grouped by fold and by label within a fold (stable): one copy of the rows, each fold
-    # a contiguous block, each class within it too.
-    by_fold = np.lexsort((np.asarray(labels)[order], assignment))
-    order, assignment, groups = order[by_fold], assignment[by_fold], groups[by_fold]
+    groups = identical_rows(embeddings, order) if groups is None else np.asarray(groups)[order]
+    # Content order, then grouped by label (stable): one copy of the rows, each class a contiguous block.
+    by_label = np.argsort(np.asarray(labels)[order], kind="stable")
+    order, groups = order[by_label], groups[by_label]
     features = np.ascontiguousarray(np.asarray(embeddings)[order], dtype=np.float32)
     labels = np.asarray(labels)[order]
-    bounds = np.searchsorted(assignment, np.arange(folds + 1))
-    evidence = np.flatnonzero(_discriminant_logits(features, labels, groups, bounds, n_classes, params, probs))
-    del features  # the fold-ordered copy of the rows (1M x 512: 2 GB) is not needed past the logits
-    # One temperature for every fold's logits, fitted to the labels of the images they are evidence about
-    # (a seeded sample of them on a large dataset: one number needs no more).
+    evidence = np.flatnonzero(_held_out_logits(features, labels, groups, n_classes, params, probs))
+    del features  # the label-ordered copy of the rows (1M x 512: 2 GB) is not needed past the logits
+    # One temperature for every image's logits, fitted to the labels of the images they are evidence about
+    # (on a large dataset, a sample spread evenly over them in content order: one number needs no more).
     if len(evidence) > _TEMPERATURE_ROWS:
-        evidence = np.sort(np.random.default_rng(params.seed).choice(evidence, _TEMPERATURE_ROWS, replace=False))
+        evidence = evidence[np.linspace(0, len(evidence) - 1, _TEMPERATURE_ROWS).astype(np.int64)]
     temperature = 1.0
     if len(evidence):
         temperature = fit_temperature(probs[evidence], labels[evidence], _LOGIT_TEMPERATURE_BOUNDS)
@@ -388,14 +365,15 @@ def _content_rows(scores: np.ndarray, size: int) -> np.ndarray:
 
 
 # Shrinkage of the within-class covariance towards its own diagonal searched when ``shrinkage`` is unset (only
-# the points at or above the dataset's least shrinkage, ``_FoldStatistics.least_shrinkage``): 0 trusts every
+# the points at or above the dataset's least shrinkage, ``_Statistics.least_shrinkage``): 0 trusts every
 # estimated correlation between dimensions, 1 ignores them all. Each point costs one images x d x classes product
-# after one eigendecomposition of the pooled within-class correlation (``_LeaveOneOut``).
+# after the one eigendecomposition of the within-class correlation (``_LeaveOut``).
 SHRINKAGE_GRID = (0.001, 0.01, 0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 1.0)
-# Rows per step of the statistics pass (a float64 copy of this many rows is made at a time).
+# Rows per step of the statistics pass and of the held-out logits (a float64 copy of this many rows is made at a
+# time).
 _STAT_BATCH = 8_192
-# The shrinkage is chosen on this many images, each left out in turn (fewer on a smaller dataset): enough to
-# tell the grid points apart, few enough that the choice costs a fixed amount whatever n.
+# The shrinkage is chosen on this many images (fewer on a smaller dataset): enough to tell the grid points
+# apart, few enough that the choice costs a fixed amount whatever n.
 _SELECTION_ROWS = 4_000
 # Temperatures searched for the discriminant's logits (it is overconfident by orders of magnitude when
 # dimensions outnumber images).
@@ -412,42 +390,41 @@ def _class_sums(rows: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndar
 
 
 @dataclass(frozen=True)
-class _FoldStatistics:
-    """What a linear discriminant needs of each fold's rows, from one pass over the data: per fold, the count
-    per class, the sum per class and the Gram matrix of the rows' offsets from their class's mean over all
-    rows. A fold's training statistics are the totals minus the fold's own (no refit, no second pass).
-    Offsets from the class means rather than raw rows, so the within-class scatter is never a small
-    difference of large numbers (and float32 products of them lose nothing that matters)."""
+class _Statistics:
+    """What a linear discriminant needs of the rows, from one pass over them: the count and mean of each class
+    and the Gram matrix of the rows' offsets from their class's mean (the within-class scatter). Offsets
+    rather than raw rows, so the scatter is never a small difference of large numbers (and float32 products
+    of them lose nothing that matters)."""
 
-    means: np.ndarray  # (k, d) class means over every row
-    counts: np.ndarray  # (folds, k)
-    sums: np.ndarray  # (folds, k, d)
-    grams: np.ndarray  # (folds, d, d)
+    means: np.ndarray  # (k, d) class means
+    counts: np.ndarray  # (k,)
+    scatter: np.ndarray  # (d, d)
     fourth: np.ndarray  # (d, d) sums over every row of squared offsets' products (for ``least_shrinkage``)
 
     @classmethod
-    def of(cls, features: np.ndarray, labels: np.ndarray, bounds: np.ndarray, n_classes: int) -> _FoldStatistics:
-        """``features`` grouped by fold (``bounds``) and sorted by label within each fold."""
-        folds, dim = len(bounds) - 1, features.shape[1]
-        counts = np.zeros((folds, n_classes))
+    def of(cls, features: np.ndarray, labels: np.ndarray, n_classes: int) -> _Statistics:
+        """``features`` sorted by label."""
+        dim = features.shape[1]
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        blocks = [slice(start, start + _STAT_BATCH) for start in range(0, len(labels), _STAT_BATCH)]
         totals = np.zeros((n_classes, dim))
-        blocks = [(fold, start, min(start + _STAT_BATCH, int(bounds[fold + 1])))
-                  for fold in range(folds) for start in range(int(bounds[fold]), int(bounds[fold + 1]), _STAT_BATCH)]
-        for fold, start, stop in blocks:
-            counts[fold] += np.bincount(labels[start:stop], minlength=n_classes)
-            totals += _class_sums(features[start:stop], labels[start:stop], n_classes)
-        means = totals / np.maximum(counts.sum(axis=0), 1)[:, None]
+        for rows in blocks:
+            totals += _class_sums(features[rows], labels[rows], n_classes)
+        means = totals / np.maximum(counts, 1)[:, None]
         centres = means.astype(features.dtype)
-        sums = np.zeros((folds, n_classes, dim))
-        grams = np.zeros((folds, dim, dim))
+        scatter = np.zeros((dim, dim))
         fourth = np.zeros((dim, dim))
-        for fold, start, stop in blocks:
-            offsets = features[start:stop] - centres[labels[start:stop]]
-            grams[fold] += offsets.T @ offsets
+        for rows in blocks:
+            offsets = features[rows] - centres[labels[rows]]
+            scatter += offsets.T @ offsets
             squares = np.square(offsets)
             fourth += squares.T @ squares
-            sums[fold] += _class_sums(offsets, labels[start:stop], n_classes)
-        return cls(means, counts, sums, grams, fourth)
+        return cls(means, counts, scatter, fourth)
+
+    @property
+    def dof(self) -> float:
+        """Degrees of freedom of the scatter: images less the classes that have some."""
+        return float(self.counts.sum() - (self.counts > 0).sum())
 
     def least_shrinkage(self) -> float:
         """Schaefer and Strimmer's (2005) estimate of the shrinkage of the within-class correlation towards the
@@ -460,10 +437,9 @@ class _FoldStatistics:
         dataset, from every row: a bound on a setting, never evidence about any one image.
         """
         n = float(self.counts.sum())
-        dof = max(n - float((self.counts.sum(axis=0) > 0).sum()), 1.0)
-        gram = self.grams.sum(axis=0)
-        varying = np.diag(gram) > 0  # a dimension constant within every class has no correlations to estimate
-        gram = gram[np.ix_(varying, varying)]
+        dof = max(self.dof, 1.0)
+        varying = np.diag(self.scatter) > 0  # a dimension constant within every class has no correlations
+        gram = self.scatter[np.ix_(varying, varying)]
         fourth = self.fourth[np.ix_(varying, varying)]
         scale = np.outer(np.diag(gram), np.diag(gram))
         correlation = gram / np.sqrt(scale)
@@ -471,51 +447,6 @@ class _FoldStatistics:
         off = ~np.eye(len(gram), dtype=bool)
         squares = float(np.square(correlation[off]).sum())
         return float(np.clip(spread[off].sum() / squares, 0.0, 1.0)) if squares > 0 else 1.0
-
-    def discriminant(self, fold: int) -> _Discriminant:
-        """The shared-covariance Gaussian model of every row outside ``fold``."""
-        counts = self.counts.sum(axis=0) - self.counts[fold]
-        present = np.flatnonzero(counts > 0)
-        counts = counts[present]
-        offsets = (self.sums.sum(axis=0) - self.sums[fold])[present] / counts[:, None]
-        scatter = self.grams.sum(axis=0) - self.grams[fold] - (offsets * counts[:, None]).T @ offsets
-        covariance = scatter / max(counts.sum() - len(present), 1.0)
-        variance = np.diag(covariance).copy()
-        floor = 1e-9 * float(variance.mean()) if variance.mean() > 0 else 1.0
-        scale = np.sqrt(np.maximum(variance, floor))
-        return _Discriminant(present, self.means[present] + offsets, np.log(counts / counts.sum()), scale,
-                             covariance / np.outer(scale, scale))
-
-
-@dataclass(frozen=True)
-class _Discriminant:
-    """Linear discriminant analysis of one fold's training rows: class means, priors and the within-class
-    correlation (covariance over the per-dimension scales), so that a shrinkage costs one d x d solve."""
-
-    present: np.ndarray  # class ids with training rows
-    means: np.ndarray  # (len(present), d)
-    log_priors: np.ndarray
-    scale: np.ndarray  # per-dimension within-class standard deviation
-    correlation: np.ndarray
-
-    def linear(self, shrinkage: float, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Weights (d, classes) and bias of the rows' logits, the correlation shrunk towards the identity
-        (the covariance towards its diagonal)."""
-        centred = (self.means - centre) / self.scale
-        shrunk = (1.0 - shrinkage) * self.correlation
-        shrunk[np.diag_indices_from(shrunk)] += shrinkage
-        whitened = np.linalg.solve(shrunk, centred.T)
-        weights = whitened / self.scale[:, None]
-        bias = -0.5 * np.einsum("kd,dk->k", centred, whitened) + self.log_priors - centre @ weights
-        return weights, bias
-
-
-def _logits(rows: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``rows @ weights + bias`` in float64, a batch of rows at a time."""
-    out = np.empty((len(rows), weights.shape[1]))
-    for start in range(0, len(rows), _STAT_BATCH):
-        out[start:start + _STAT_BATCH] = rows[start:start + _STAT_BATCH].astype(np.float64) @ weights + bias
-    return out
 
 
 def _tempered_loss(logits: np.ndarray, labels: np.ndarray, start: float = 1.0) -> tuple[float, float]:
@@ -528,128 +459,159 @@ def _tempered_loss(logits: np.ndarray, labels: np.ndarray, start: float = 1.0) -
     return float((np.log(np.exp(scaled).sum(axis=1)) - picked).mean()), temperature
 
 
-def _discriminant_logits(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, bounds: np.ndarray, n_classes: int,
-    params: ProbabilityParams, out: np.ndarray,
+def _held_out_logits(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_classes: int, params: ProbabilityParams,
+    out: np.ndarray,
 ) -> np.ndarray:
-    """Fill ``out`` (n, n_classes) with each row's logits from the discriminant of the other folds' rows
-    (-inf for classes that model never saw; 0 for the only class when it saw one). Returns a bool per row:
-    whether its logits are evidence about its label (its model saw its class and at least one other).
+    """Fill ``out`` (n, n_classes) with each row's logits from the discriminant of every row but its own and its
+    copies' (-inf for classes that model has no image of; 0 for the only class when it has one). Returns a bool
+    per row: whether its logits are evidence about its label (its model has its class and at least one other).
 
-    ``features`` are grouped by fold (``bounds``) and sorted by label within a fold; ``groups``: equal for copies.
+    ``features`` are sorted by label; ``groups``: equal for copies (``identical_rows``).
     """
     n, dim = features.shape
     with blas_threads(1 if n * dim * dim < _ONE_THREAD_BELOW else None):
-        stats = _FoldStatistics.of(features, labels, bounds, n_classes)
-    centre = (stats.means * stats.counts.sum(axis=0)[:, None]).sum(axis=0) / n
+        stats = _Statistics.of(features, labels, n_classes)
+    centre = stats.counts @ stats.means / n
+    # Per row, its copies under its own label (itself included); copies under several labels are left out
+    # together, one group at a time (``_LeaveOut.group_logits``).
+    pairs, pair_of, pair_sizes = np.unique(groups * n_classes + labels, return_inverse=True, return_counts=True)
+    removed = pair_sizes[pair_of.ravel()].astype(np.float64)
+    mixed = np.bincount(pairs // n_classes, minlength=n)[groups] > 1
     # One thread for the d x d work: it is small, and on a busy machine BLAS threads spin-wait (an
-    # eigendecomposition measured 18x slower with two threads than with one; the five folds' models at
-    # 1,000 x 512-d, 7x more CPU).
+    # eigendecomposition measured 18x slower with two threads than with one).
     with blas_threads(1):
-        models = [stats.discriminant(fold) for fold in range(len(bounds) - 1)]
+        model = _LeaveOut.of(stats, centre)
+        # A dataset no larger than the shrinkage's sample is rotated once, for the choice and the logits both.
+        every = model.rotate(features) if n <= _SELECTION_ROWS else None
+
+        def rotated(rows: np.ndarray | slice) -> np.ndarray:
+            """Rows by index, standardised and in the eigenbasis."""
+            return model.rotate(features[rows]) if every is None else every[rows]
+
         shrinkage = params.shrinkage
         if shrinkage is None:
             progress.step("classifier: choosing the shrinkage")
             least = stats.least_shrinkage()
             grid = sorted({least, *(value for value in SHRINKAGE_GRID if value > least)})
-            shrinkage = _select_shrinkage(features, labels, groups, stats, centre, grid)
-        # A fold whose training rows hold one class predicts it for every image (no evidence either way).
-        linear = [model.linear(shrinkage, centre) if len(model.present) > 1 else None for model in models]
+            shrinkage = _select_shrinkage(model, rotated, labels, removed, mixed, grid)
     evidence = np.zeros(n, dtype=bool)
-    with blas_threads(1 if n * dim * n_classes < _ONE_THREAD_BELOW else None):
-        for fold, model in enumerate(models):
-            progress.step(f"classifier fold {fold + 1}/{len(models)}")
-            lo, hi = int(bounds[fold]), int(bounds[fold + 1])
-            out[lo:hi] = -np.inf
-            out[lo:hi, model.present] = 0.0
-            weights = linear[fold]
-            if weights is not None:
-                out[lo:hi, model.present] = _logits(features[lo:hi], *weights)
-                seen = np.zeros(n_classes, dtype=bool)
-                seen[model.present] = True
-                evidence[lo:hi] = seen[labels[lo:hi]]
+    with blas_threads(1 if n * dim * dim < _ONE_THREAD_BELOW else None):
+        for start in range(0, n, _STAT_BATCH):
+            block = slice(start, min(n, start + _STAT_BATCH))
+            progress.step(f"classifier: held-out logits {block.stop:,}/{n:,}")
+            out[block], evidence[block] = model.logits(shrinkage, rotated(block), labels[block], removed[block])
+    if mixed.any():
+        rows = np.flatnonzero(mixed)
+        rows = rows[np.argsort(groups[rows], kind="stable")]
+        for members in np.split(rows, np.flatnonzero(np.diff(groups[rows])) + 1):
+            taken = np.bincount(labels[members], minlength=n_classes).astype(np.float64)
+            out[members], alive = model.group_logits(shrinkage, model.rotate(features[members[:1]])[0], taken)
+            evidence[members] = alive[labels[members]] & (alive.sum() >= 2)
     return evidence
 
 
 def _select_shrinkage(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, stats: _FoldStatistics, centre: np.ndarray,
-    grid: list[float],
+    model: _LeaveOut, rotated: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, removed: np.ndarray,
+    mixed: np.ndarray, grid: list[float],
 ) -> float:
-    """The ``grid`` shrinkage with the lowest leave-one-out log-loss (after temperature scaling) of the discriminant
-    of every row, on at most ``_SELECTION_ROWS`` images spread evenly over the rows.
-
-    Closed form, from one eigendecomposition of the pooled within-class correlation: leaving one image out
-    moves its class's mean and prior and takes a rank-one term out of the scatter, so its held-out logits at
-    every shrinkage follow from the full model's by the Sherman-Morrison formula (``_LeaveOneOut``). The
-    K-fold models' own decompositions (one per fold, each a d x d eigendecomposition) are never needed: at
-    1,000 x 512-d images that was most of the classifier's cost. The correlation is scaled by the pooled
-    per-dimension spread of every row (a fold's model uses its own: a difference of one image in hundreds
-    per dimension, immaterial to a choice among a handful of settings). An image with copies is not scored:
-    a copy left in would vouch for it, where the folds keep copies together.
-    """
-    loo = _LeaveOneOut.of(features, labels, groups, stats, centre)
-    if loo is None:
+    """The ``grid`` shrinkage with the lowest held-out log-loss (after temperature scaling) on at most
+    ``_SELECTION_ROWS`` images spread evenly over the rows (content order within each label): each judged, as
+    every image is, by the discriminant of every other row (``_LeaveOut``). Images whose copies carry other
+    labels are not scored (their logits take one small solve each). ``rotated``: rows by index, in the model's
+    eigenbasis (``_LeaveOut.rotate``)."""
+    counts = model.counts
+    scorable = np.flatnonzero(~mixed & (counts[labels] > removed))
+    if (counts > 0).sum() < 2 or len(scorable) == 0:
         return grid[len(grid) // 2]
+    if len(scorable) > _SELECTION_ROWS:
+        scorable = scorable[np.linspace(0, len(scorable) - 1, _SELECTION_ROWS).astype(np.int64)]
+    rows, truth = rotated(scorable), labels[scorable]
     losses, temperature = [], 1.0
     for shrinkage in grid:  # neighbouring shrinkages want similar temperatures: each search starts at the last
-        loss, temperature = _tempered_loss(loo.logits(shrinkage), loo.truth, temperature)
+        logits, _ = model.logits(shrinkage, rows, truth, removed[scorable])
+        loss, temperature = _tempered_loss(logits, truth, temperature)
         losses.append(loss)
     return grid[int(np.argmin(losses))]
 
 
 @dataclass(frozen=True)
-class _LeaveOneOut:
-    """The pooled discriminant in the eigenbasis of its within-class correlation, and what leaving each scored
-    image out changes: the logits of image ``i`` under the model of every row but ``i``, at any shrinkage.
+class _LeaveOut:
+    """Linear discriminant analysis of every row, in the eigenbasis of its within-class correlation, and the
+    logits of any image under the discriminant of every row but it and its copies, at any shrinkage, from
+    that one eigendecomposition.
 
-    With ``E = s I + (1 - s) R`` (``R`` the correlation of the rows left) and standardised rows ``z``, class
-    means ``m``, the logit of class ``c`` is ``z' E^-1 m_c - m_c' E^-1 m_c / 2 + log prior_c``. Leaving out
-    ``z`` (label ``y``, offset ``o = z - m_y``, ``n_y`` images) sets ``m_y -= o / (n_y - 1)``, takes
-    ``n_y / (n_y - 1) o o'`` out of the scatter and one image out of the degrees of freedom and the priors.
+    With standardised rows ``z`` (``rotate``), class means ``m``, and ``E = s I + (1 - s) S / f`` (``S`` the
+    within-class scatter of the rows left, ``f`` its degrees of freedom), the logit of class ``c`` is
+    ``z' E^-1 m_c - m_c' E^-1 m_c / 2 + log prior_c``. Leaving out ``g`` copies of ``z`` under label ``y``
+    (``n_y`` images, offset ``o = z - m_y``) sets ``m_y -= g o / (n_y - g)``, takes ``g n_y / (n_y - g) o o'``
+    out of the scatter and ``g`` images out of the degrees of freedom and the priors: a rank-one change of
+    ``E``, so the held-out logits follow from the full model's by the Sherman-Morrison formula (copies under
+    several labels: one rank-one term per label, ``group_logits``). The per-dimension scale that standardises
+    the rows is the pooled within-class spread of every row, the held-out image included (it moves that
+    scale by one image in ``n`` per dimension; refitting it per image would cost an eigendecomposition each).
     """
 
-    rotated: np.ndarray  # (r, d) scored rows, standardised, in the eigenbasis
-    means: np.ndarray  # (k, d) class means, standardised, in the eigenbasis (every class, absent ones zero)
-    values: np.ndarray  # (d,) eigenvalues of the pooled correlation
-    truth: np.ndarray  # (r,) labels of the scored rows
-    counts: np.ndarray  # (k,) images per class, all rows
-    dof: float  # degrees of freedom of the pooled scatter (images - classes present)
+    vectors: np.ndarray  # (d, d) eigenvectors of the standardised within-class scatter
+    values: np.ndarray  # (d,) its eigenvalues
+    means: np.ndarray  # (k, d) class means, standardised, in the eigenbasis (classes with no image: zero)
+    counts: np.ndarray  # (k,) images per class
+    centre: np.ndarray  # (d,) mean of every row
+    scale: np.ndarray  # (d,) pooled within-class standard deviation per dimension
 
     @classmethod
-    def of(cls, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, stats: _FoldStatistics,
-           centre: np.ndarray) -> _LeaveOneOut | None:
-        counts = stats.counts.sum(axis=0)
-        present = counts > 0
-        dof = float(counts.sum() - present.sum())
-        # Scored: images without copies, whose class keeps an image when they leave, in a dataset of two
-        # classes or more.
-        copies = np.bincount(groups)[groups] > 1
-        scorable = np.flatnonzero(~copies & (counts[labels] >= 2))
-        if present.sum() < 2 or dof < 2 or len(scorable) == 0:
-            return None
-        if len(scorable) > _SELECTION_ROWS:
-            scorable = scorable[np.linspace(0, len(scorable) - 1, _SELECTION_ROWS).astype(np.int64)]
-        gram = stats.grams.sum(axis=0)
-        variance = np.diag(gram) / dof
+    def of(cls, stats: _Statistics, centre: np.ndarray) -> _LeaveOut:
+        variance = np.diag(stats.scatter) / max(stats.dof, 1.0)
         floor = 1e-9 * float(variance.mean()) if variance.mean() > 0 else 1.0
         scale = np.sqrt(np.maximum(variance, floor))
-        values, vectors = np.linalg.eigh(gram / np.outer(scale, scale) / dof)
-        rows = (features[scorable].astype(np.float64) - centre) / scale
-        means = np.where(present[:, None], (stats.means - centre) / scale, 0.0)
-        return cls(rows @ vectors, means @ vectors, np.maximum(values, 0.0), labels[scorable], counts, dof)
+        values, vectors = np.linalg.eigh(stats.scatter / np.outer(scale, scale))
+        means = np.where((stats.counts > 0)[:, None], (stats.means - centre) / scale, 0.0) @ vectors
+        return cls(vectors, np.maximum(values, 0.0), means, stats.counts, centre, scale)
 
-    def logits(self, shrinkage: float) -> np.ndarray:
-        """(r, k) logits of each scored image under the model of every other row (-inf: a class with none)."""
-        rows, means, truth = self.rotated, self.means, self.truth
+    def rotate(self, rows: np.ndarray) -> np.ndarray:
+        """Rows standardised (float64) and expressed in the eigenbasis."""
+        return np.asarray(((rows.astype(np.float64) - self.centre) / self.scale) @ self.vectors)
+
+    def _left(self, removed: np.ndarray, vanished: np.ndarray) -> np.ndarray:
+        """Degrees of freedom of the rows left when ``removed`` images go and ``vanished`` classes with them."""
+        present = float((self.counts > 0).sum())
+        return np.asarray(np.maximum(self.counts.sum() - removed - (present - vanished), 1.0))
+
+    def logits(self, shrinkage: float, rotated: np.ndarray, truth: np.ndarray,
+               removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(r, k) logits of each ``rotated`` image (label ``truth``, ``removed`` copies of it under that label,
+        itself included) under the model of every other row (-inf: a class with none), and whether they are
+        evidence about its label."""
+        size = self.counts[truth]
+        remaining = size - removed
+        present = (self.counts > 0).sum() - (remaining == 0)
+        left = self._left(removed, remaining == 0)
+        out = np.empty((len(truth), len(self.counts)))
+        for value in np.unique(left):  # one degree of freedom for almost every image: one pass
+            rows = np.flatnonzero(left == value)
+            out[rows] = self._rank_one(shrinkage, rotated[rows], truth[rows], removed[rows], float(value))
+        lone = np.flatnonzero(present == 1)  # one class left: it is all the model can say, and says nothing
+        if len(lone):
+            alive = np.broadcast_to(self.counts > 0, (len(lone), len(self.counts))).copy()
+            alive[np.arange(len(lone)), truth[lone]] = remaining[lone] > 0
+            out[lone] = np.where(alive, 0.0, -np.inf)
+        return out, (remaining > 0) & (present >= 2)
+
+    def _rank_one(self, shrinkage: float, rows: np.ndarray, truth: np.ndarray, removed: np.ndarray,
+                  left: float) -> np.ndarray:
+        """``logits`` for images whose models all have ``left`` degrees of freedom (one inverse of ``E``)."""
+        means = self.means
         index = np.arange(len(truth))
-        left = self.dof - 1.0
-        inverse = 1.0 / (shrinkage + (1.0 - shrinkage) * self.values * (self.dof / left))
+        inverse = 1.0 / (shrinkage + (1.0 - shrinkage) * self.values / left)
         projected = (rows * inverse) @ means.T  # z' E^-1 m_c
         cross = (means * inverse) @ means.T  # m_a' E^-1 m_c
         own = np.einsum("rd,rd,d->r", rows, rows, inverse)  # z' E^-1 z
         size = self.counts[truth]
-        step = 1.0 / (size - 1.0)  # the class mean moves by -step * o
-        weight = (1.0 - shrinkage) * size / (size - 1.0) / left  # E_left = E - weight * o o'
+        remaining = size - removed
+        gone = remaining <= 0  # the class leaves with them: its mean and scatter no longer matter
+        kept = np.where(gone, 1.0, remaining)
+        step = np.where(gone, 0.0, removed / kept)  # the class mean moves by -step * o
+        weight = np.where(gone, 0.0, (1.0 - shrinkage) * removed * size / kept / left)  # E_left = E - w o o'
         at_label = projected[index, truth]
         offset_means = projected - cross[truth]  # o' E^-1 m_c
         offset_row = own - at_label  # o' E^-1 z
@@ -663,7 +625,37 @@ class _LeaveOneOut:
         square[index, truth] = (cross[truth, truth] - 2.0 * step * offset_means[index, truth]
                                 + step**2 * offset_own + weight * keep * moved**2)
         counts = np.broadcast_to(self.counts, linear.shape).copy()
-        counts[index, truth] -= 1.0
-        with np.errstate(divide="ignore"):
+        counts[index, truth] = remaining
+        with np.errstate(divide="ignore", invalid="ignore"):
             priors = np.log(counts / counts.sum(axis=1, keepdims=True))
         return np.asarray(np.where(counts > 0, linear - 0.5 * square + priors, -np.inf))
+
+    def group_logits(self, shrinkage: float, rotated: np.ndarray, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (k,) of one image (``rotated``) under the model of every row but its copies, ``taken[c]`` of
+        them under label ``c``, and which classes that model has images of. Each label's copies move that
+        class's mean and take one rank-one term out of the scatter: the Woodbury identity, with one small
+        solve (a term per label)."""
+        remaining = self.counts - taken
+        alive = remaining > 0
+        logits = np.full(len(self.counts), -np.inf)
+        if alive.sum() < 2:
+            logits[alive] = 0.0
+            return logits, alive
+        left = float(self._left(np.array(taken.sum()), np.array(float(((self.counts > 0) & ~alive).sum()))))
+        inverse = 1.0 / (shrinkage + (1.0 - shrinkage) * self.values / left)
+        moved = np.flatnonzero((taken > 0) & alive)
+        offsets = rotated - self.means[moved]
+        means = self.means.copy()
+        means[moved] -= (taken[moved] / remaining[moved])[:, None] * offsets
+        weights = (1.0 - shrinkage) * taken[moved] * self.counts[moved] / remaining[moved] / left
+        terms = np.sqrt(weights)[:, None] * offsets
+        core = np.eye(len(moved)) - (terms * inverse) @ terms.T  # E_left = D - U'U: (D - U'U)^-1 by Woodbury
+        through_means = terms @ (means * inverse).T  # U D^-1 m_c
+        through_row = terms @ (rotated * inverse)  # U D^-1 z
+        solved = np.linalg.solve(core, through_means) if len(moved) else through_means
+        linear = (means * inverse) @ rotated + through_row @ solved
+        square = np.einsum("kd,kd,d->k", means, means, inverse) + (through_means * solved).sum(axis=0)
+        with np.errstate(divide="ignore"):
+            priors = np.log(np.where(alive, remaining, 0.0) / remaining[alive].sum())
+        logits[alive] = (linear - 0.5 * square + priors)[alive]
+        return logits, alive

@@ -94,8 +94,7 @@ def _setting(text: str) -> tuple[list[str], Any]:
 
 
 def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None,
-         checks: list[str] | None = None, seed: int | None = None,
-         settings: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+         checks: list[str] | None = None, settings: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     from auditor.config import load_config
     from auditor.scan import run_scan
 
@@ -105,8 +104,6 @@ def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model:
     overrides: dict[str, Any] = {"scan": {"cache_dir": str(cache)}, "encoder": {"name": encoder}}
     if checks:
         overrides["scan"]["checks"] = checks
-    if seed is not None:
-        overrides["probabilities"] = {"seed": seed}
     for text in settings or []:
         (*sections, key), value = _setting(text)
         table = overrides
@@ -236,7 +233,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/robustness"), help="scan outputs and cache")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--checks", help="run only these checks (comma-separated; default: all)")
-    parser.add_argument("--seed", type=int, help="[probabilities] seed (fold assignment) for every scan")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. checks.label_errors.filter_by=prune_by_class (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="list missed planted copies and some wrong pairs")
@@ -254,8 +250,7 @@ def main() -> None:
             label_of = {path: path.split("/")[-2] for path in planted["clean"]}
         else:
             findings, run = scan(collection, encoder, args.out / run_name.replace("/", "-"), args.out / "cache",
-                                 args.cnn_model, args.checks.split(",") if args.checks else None, args.seed,
-                                 args.set)
+                                 args.cnn_model, args.checks.split(",") if args.checks else None, args.set)
             images = pd.read_parquet(args.out / run_name.replace("/", "-") / "images.parquet")
             split_of = dict(zip(images["path"], images["split"].fillna(""), strict=True))
             label_of = dict(zip(images["path"], images["label"].fillna(""), strict=True))

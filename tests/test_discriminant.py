@@ -1,4 +1,4 @@
-"""The label-error classifier: K-fold linear discriminant analysis from per-fold statistics (probabilities.py)."""
+"""The label-error classifier: leave-one-out linear discriminant analysis, one eigendecomposition (probabilities.py)."""
 
 from __future__ import annotations
 
@@ -39,26 +39,19 @@ def test_a_flipped_label_is_not_believed() -> None:
     assert (probs[[3, 50, 90], given[[3, 50, 90]]] < 0.05).all()
 
 
-def test_fold_statistics_give_the_model_of_the_other_folds_rows() -> None:
-    """Totals minus a fold's own statistics = the discriminant fitted on the rows outside that fold."""
+def test_statistics_are_the_class_means_counts_and_within_class_scatter() -> None:
     vectors, labels = _clusters(per_class=30, classes=4, dim=6, seed=5, spread=2.0)
     labels[:3] = 3  # uneven classes
-    fold = np.arange(len(labels)) % 3
-    order = np.lexsort((labels, fold))
-    vectors, labels, fold = vectors[order], labels[order], fold[order]
-    bounds = np.searchsorted(fold, np.arange(4))
-    stats = probabilities._FoldStatistics.of(vectors, labels, bounds, 4)
-    for held_out in range(3):
-        model = stats.discriminant(held_out)
-        rows = vectors[fold != held_out].astype(np.float64)
-        kept = labels[fold != held_out]
-        means = np.stack([rows[kept == k].mean(axis=0) for k in range(4)])
-        scatter = sum((rows[kept == k] - means[k]).T @ (rows[kept == k] - means[k]) for k in range(4))
-        covariance = scatter / (len(rows) - 4)
-        np.testing.assert_allclose(model.means, means, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(model.correlation * np.outer(model.scale, model.scale), covariance,
-                                   rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(np.exp(model.log_priors), np.bincount(kept) / len(kept))
+    order = np.argsort(labels, kind="stable")
+    vectors, labels = vectors[order], labels[order]
+    stats = probabilities._Statistics.of(vectors, labels, 5)  # class 4 has no image
+    rows = vectors.astype(np.float64)
+    means = np.stack([rows[labels == k].mean(axis=0) for k in range(4)])
+    scatter = sum((rows[labels == k] - means[k]).T @ (rows[labels == k] - means[k]) for k in range(4))
+    np.testing.assert_allclose(stats.means[:4], means, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats.scatter, scatter, rtol=1e-4, atol=1e-4)
+    assert stats.counts.tolist() == [*np.bincount(labels).tolist(), 0]
+    assert stats.dof == len(labels) - 4
 
 
 def test_reordering_rows_changes_no_probability() -> None:
@@ -70,7 +63,7 @@ def test_reordering_rows_changes_no_probability() -> None:
     np.testing.assert_array_equal(second, first[shuffle])
 
 
-def test_copies_share_a_fold() -> None:
+def test_copies_are_left_out_together() -> None:
     """Ten copies of one image filed under the wrong class: each is judged by models that saw none of them."""
     vectors, labels = _clusters(per_class=30, classes=2, dim=8, seed=2)
     vectors[:10] = vectors[40]
@@ -91,14 +84,14 @@ def test_dimensions_outnumbering_images() -> None:
     assert (probs.argmax(axis=1) == labels).mean() > 0.9
 
 
-@pytest.mark.parametrize("case", ["two images", "identical rows", "a class in one fold", "constant dimension"])
+@pytest.mark.parametrize("case", ["two images", "identical rows", "a class of one image", "constant dimension"])
 def test_degenerate_inputs(case: str) -> None:
     rng = np.random.default_rng(0)
     if case == "two images":
         vectors, labels, classes = rng.normal(size=(2, 4)).astype(np.float32), np.array([0, 1]), 2
-    elif case == "identical rows":  # one group: one fold, nothing left to learn from
+    elif case == "identical rows":  # one group: left out together, nothing left to learn from
         vectors, labels, classes = np.ones((12, 4), dtype=np.float32), np.array([0, 1] * 6), 2
-    elif case == "a class in one fold":
+    elif case == "a class of one image":
         vectors, labels = _clusters(per_class=10, classes=2, dim=5)
         vectors, labels, classes = np.vstack([vectors, vectors[:1] + 9]), np.append(labels, 2), 3
     else:
@@ -113,7 +106,7 @@ def test_degenerate_inputs(case: str) -> None:
         assert probs[0, 0] <= 0.5 and probs[1, 1] <= 0.5
     if case == "identical rows":
         np.testing.assert_allclose(probs, 0.5)
-    if case == "a class in one fold":  # no held-out model saw class 2, so nothing can call its image class 2
+    if case == "a class of one image":  # its held-out model has no class 2, so nothing can call its image class 2
         assert probs[-1, 2] < 1e-3
 
 
@@ -124,7 +117,7 @@ def test_least_shrinkage_follows_the_images_per_dimension() -> None:
     few = rng.normal(size=(20, 200)).astype(np.float32)  # independent, dimensions outnumber images
     for vectors, low, high in ((many, 0.0, 0.05), (few, 0.5, 1.0)):
         labels = np.zeros(len(vectors), dtype=np.int64)
-        stats = probabilities._FoldStatistics.of(vectors, labels, np.array([0, len(vectors)]), 1)
+        stats = probabilities._Statistics.of(vectors, labels, 1)
         assert low <= stats.least_shrinkage() <= high
 
 
@@ -149,36 +142,59 @@ def test_temperature_is_the_maximum_likelihood_one() -> None:
         assert fitted == pytest.approx(best, rel=2e-3)
 
 
-def test_leave_one_out_logits_are_those_of_a_refit_without_the_image() -> None:
-    """The closed-form leave-one-out logits the shrinkage is chosen by equal a discriminant refitted on every
-    other row (same per-dimension scale), at any shrinkage, with uneven classes and a class of two."""
+def _refit_logits(rows: np.ndarray, labels: np.ndarray, left_out: np.ndarray, classes: int, shrinkage: float,
+                  scale: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The logits of ``rows[left_out[0]]`` from a discriminant refitted on every row not in ``left_out``."""
+    keep = np.ones(len(rows), dtype=bool)
+    keep[left_out] = False
+    kept, given = rows[keep], labels[keep]
+    present = [k for k in range(classes) if (given == k).any()]
+    means = {k: kept[given == k].mean(axis=0) for k in present}
+    scatter = sum((kept[given == k] - means[k]).T @ (kept[given == k] - means[k]) for k in present)
+    correlation = scatter / max(len(kept) - len(present), 1) / np.outer(scale, scale)
+    shrunk = (1 - shrinkage) * correlation + shrinkage * np.eye(len(scale))
+    logits = np.full(classes, -np.inf)
+    if len(present) == 1:
+        logits[present] = 0.0
+        return logits
+    for k in present:
+        centred = (means[k] - centre) / scale
+        whitened = np.linalg.solve(shrunk, centred)
+        logits[k] = ((rows[left_out[0]] - centre) / scale) @ whitened - 0.5 * centred @ whitened
+        logits[k] += np.log((given == k).sum() / len(given))
+    return logits
+
+
+@pytest.mark.parametrize("shrinkage", [0.01, 0.3, 0.9])
+def test_held_out_logits_are_those_of_a_refit_without_the_image_and_its_copies(shrinkage: float) -> None:
+    """Every image's closed-form logits (Sherman-Morrison; Woodbury for copies under several labels) equal a
+    discriminant refitted on every row but the image and its copies (same per-dimension scale): with uneven
+    classes, a class of two, copies under one label, copies under two labels, and a class that is only copies
+    (leaving them out leaves the class without images)."""
     vectors, labels = _clusters(per_class=15, classes=3, dim=7, seed=6, spread=2.0)
-    vectors, labels = np.vstack([vectors, vectors[:2] + 5.0]), np.append(labels, [3, 3])
+    extra = np.vstack([vectors[:2] + 5.0, vectors[20:21], vectors[20:21], vectors[35:36], vectors[35:36] + 9.0,
+                       vectors[35:36] + 9.0])
+    vectors = np.vstack([vectors, extra])
+    labels = np.append(labels, [3, 3, 1, 1, 1, 4, 4])  # 20: three copies; 35 (class 2): a copy under class 1
     order = np.argsort(labels, kind="stable")
     vectors, labels = vectors[order], labels[order]
-    groups = np.arange(len(labels))
-    stats = probabilities._FoldStatistics.of(vectors, labels, np.array([0, len(labels)]), 4)
-    centre = vectors.astype(np.float64).mean(axis=0)
-    loo = probabilities._LeaveOneOut.of(vectors, labels, groups, stats, centre)
-    assert loo is not None
+    groups = probabilities.identical_rows(vectors)
     rows = vectors.astype(np.float64)
-    dof = len(rows) - 4
+    out = np.empty((len(rows), 5))
+    params = ProbabilityParams(shrinkage=shrinkage)
+    evidence = probabilities._held_out_logits(vectors, labels, groups, 5, params, out)
+    centre = rows.mean(axis=0)
     scale = np.sqrt(sum(((rows[labels == k] - rows[labels == k].mean(axis=0)) ** 2).sum(axis=0)
-                        for k in range(4)) / dof)
-    for shrinkage in (0.01, 0.3, 0.9):
-        fast = loo.logits(shrinkage)
-        for i in range(len(rows)):
-            keep = np.arange(len(rows)) != i
-            kept, given = rows[keep], labels[keep]
-            means = np.stack([kept[given == k].mean(axis=0) for k in range(4)])
-            scatter = sum((kept[given == k] - means[k]).T @ (kept[given == k] - means[k]) for k in range(4))
-            correlation = scatter / (len(kept) - 4) / np.outer(scale, scale)
-            shrunk = (1 - shrinkage) * correlation + shrinkage * np.eye(len(scale))
-            centred = (means - centre) / scale
-            whitened = np.linalg.solve(shrunk, centred.T)
-            logits = ((rows[i] - centre) / scale) @ whitened - 0.5 * np.einsum("kd,dk->k", centred, whitened)
-            logits += np.log(np.bincount(given, minlength=4) / len(given))
-            np.testing.assert_allclose(fast[i], logits, rtol=1e-6, atol=1e-6)
+                        for k in range(5)) / (len(rows) - 5))
+    for i in range(len(rows)):
+        copies = np.flatnonzero(groups == groups[i])
+        copies = np.r_[i, copies[copies != i]]
+        expected = _refit_logits(rows, labels, copies, 5, shrinkage, scale, centre)
+        np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-5)  # float32 statistics
+        assert evidence[i] == np.isfinite(expected[labels[i]]) and np.isfinite(expected).sum() >= 2
+    # The Woodbury path was taken: one image has a copy under another label.
+    assert sorted(len(set(labels[groups == group])) for group in np.unique(groups))[-2:] == [1, 2]
+    assert not evidence[labels == 4].any()  # class 4 is two copies of one image: nothing left to judge them
 
 
 def test_temperature_of_many_images_follows_their_contents_not_their_order() -> None:

@@ -37,6 +37,7 @@ from auditor.verdicts import (
     ambiguity,
     confident_counts,
     confident_joint,
+    judged_classes,
     label_issue_mask,
 )
 
@@ -113,7 +114,8 @@ class CheckContext:
 
     @cached_property
     def regression_probs(self) -> np.ndarray:
-        """Out-of-sample classifier (K-fold LDA) probabilities for ``labelled`` rows (columns: ``labelled_classes``).
+        """Out-of-sample classifier probabilities (leave-one-out LDA) for ``labelled`` rows, columns
+        ``labelled_classes``.
 
         Smooth in embedding space, so an image between two classes splits its mass: ambiguity reads these.
         With user probabilities, theirs.
@@ -121,7 +123,8 @@ class CheckContext:
         if self.user_probs is not None:
             return self.user_probs.rows_for(self.labelled["path"].tolist(), self.labelled_classes)
         return out_of_sample_probabilities(
-            self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities
+            self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities,
+            self.distinct_vector_of[self.labelled_positions],
         )
 
     @cached_property
@@ -181,14 +184,14 @@ class CheckContext:
         label implausible (before that check's small-class rule)."""
         params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
         return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by, self.confident_counts,
-                                params.unclaimed_images)
+                                params.unclaimed_images, self.regression_probs)
 
     @cached_property
     def reliability(self) -> Reliability:
         """Whether the embedding separates the classes well enough to trust the model-based checks."""
         params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
         sizes = np.bincount(self.label_ids, minlength=len(self.labelled_classes))
-        judged = sizes[self.label_ids] >= params.min_class_images
+        judged = judged_classes(sizes, params)[self.label_ids]
         return assess(self.label_ids, self.pred_probs, self.regression_probs, self.label_issue_mask,
                       self.labelled_classes, judged, self.config.reliability)
 

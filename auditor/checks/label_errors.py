@@ -12,8 +12,9 @@ Exact copies (identical decoded pixels) filed under different labels are a label
 the classifier says: the minority copies are flagged with the majority label suggested; on a tie every
 copy is flagged, with the other label(s) listed, because nothing says which label is right.
 
-Images of classes with fewer than ``min_class_images`` embedded images are not judged by the
-classifier: no held-out model saw enough of their class to know what it looks like. Nor are images of
+Images of classes with fewer than ``min_class_images`` embedded images, or fewer than
+``min_class_fraction_of_median`` of the median class's, are not judged by the classifier: no held-out model
+saw enough of their class to know what it looks like. Nor are images of
 a class whose estimated error rate is 50% or more: confident learning can only tell which labels are
 wrong when most of a class is labelled right, so there the classifier, not the labels, has failed.
 """
@@ -30,7 +31,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, p
 from auditor.findings import Finding, FindingKind, Severity
 from auditor.reliability import mark, summary_fields
 from auditor.slow_imports import cleanlab_rank
-from auditor.verdicts import LabelErrorsParams, label_issue_mask
+from auditor.verdicts import LabelErrorsParams, judged_classes, label_issue_mask
 
 # The params and label_issue_mask live in auditor.verdicts: the ambiguous check reads the same verdict.
 __all__ = ["LabelErrorsCheck", "LabelErrorsParams", "label_issue_mask", "per_class_error_rates"]
@@ -74,7 +75,8 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
         # Confident learning assumes most of each class is labelled right; where it estimates that most
         # of a class is wrong, the classifier has failed to learn the class, and its flags mean nothing.
         unlearnt = np.array([(noise["per_class"][name] or 0.0) >= 0.5 for name in classes], dtype=bool)
-        judged = (class_sizes[labels] >= params.min_class_images) & ~unlearnt[labels]
+        large = judged_classes(class_sizes, params)
+        judged = large[labels] & ~unlearnt[labels]
         flagged = ctx.label_issue_mask & judged
 
         findings: dict[int, Finding] = {}
@@ -96,7 +98,7 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
             "quality_method": params.quality_method,
             "label_errors": len(findings),
             "label_conflicts": len(conflicts),
-            "not_judged_small_class": int((class_sizes[labels] < params.min_class_images).sum()),
+            "not_judged_small_class": int((~large[labels]).sum()),
             "not_judged_unlearnt_classes": [name for k, name in enumerate(classes) if unlearnt[k]],
             "estimated_error_rate": noise["dataset"],
             "per_class": {

@@ -85,9 +85,10 @@ def test_uninformative_classifier_flags_little() -> None:
 def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
     ctx, planted = clusters_with_mixtures()
     rng = np.random.default_rng(SEED + 1)
-    # A point split between dog and fox, filed as cat: the given label is not among the plausible classes.
+    # A point split between dog and fox (and a little further from cat than they are), filed as cat: the given
+    # label is not among the plausible classes.
     centres = np.eye(len(CLASSES), 16) * 3.0
-    extra = (centres[1] + centres[2]) / 2 + rng.normal(scale=0.05, size=16)
+    extra = (centres[1] + centres[2]) / 2 - centres[0] / 3 + rng.normal(scale=0.05, size=16)
     base = ctx.images
     vectors = np.vstack([ctx.embeddings, extra[None, :]])
     ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])

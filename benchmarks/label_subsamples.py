@@ -1,0 +1,70 @@
+"""Label-error precision and recall over random subsamples of a collection, from its embeddings.
+
+    python benchmarks/label_subsamples.py --data /work/bench-data --vectors digits.cnn.parquet \
+        --collection digits --share 0.9 --draws 8
+
+One scan gives one figure per collection, and a deterministic classifier gives no spread to read it against, so
+a change of decision rule measured on one scan may ride on which images happen to be there. This draws
+``--draws`` random subsets (``--share`` of the images, seeded 0, 1, ...) of a collection's embeddings, runs the
+label_errors check on each (the scan's evidence and verdict, no images decoded), and prints precision and recall
+against the collection's planted label flips per draw, with their mean and range. The vectors are a
+``path, embedding`` Parquet file: ``<collection>.cnn.parquet`` from ``collections.py``, or a scan's
+``embeddings.parquet``. Run it once per code version (``PYTHONPATH=<checkout>``) to compare rules side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/work/bench-data"), help="folder of built collections")
+    parser.add_argument("--collection", required=True, help="collection name (its planted.json is read)")
+    parser.add_argument("--vectors", type=Path, required=True, help="path,embedding Parquet (relative to --data)")
+    parser.add_argument("--share", type=float, default=0.9, help="share of the images in each draw")
+    parser.add_argument("--draws", type=int, default=8)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    from auditor.checks import CheckContext
+    from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
+    from auditor.config import AuditConfig
+    from auditor.encoder_facts import EncoderInfo
+
+    table = pd.read_parquet(args.data / args.vectors)
+    vectors = np.stack(table["embedding"].to_list()).astype(np.float32)
+    paths = table["path"].to_numpy()
+    flips = {item["path"] for item in json.loads((args.data / args.collection / "planted.json").read_text())
+             ["label_flips"]}
+    rows = []
+    for draw in range(args.draws):
+        keep = np.sort(np.random.default_rng(draw).choice(len(paths), int(args.share * len(paths)), replace=False))
+        images = pd.DataFrame({
+            "path": paths[keep], "label": [path.split("/")[-2] for path in paths[keep]], "split": None,
+            "sha256": [f"sha{i}" for i in keep], "readable": True, "pixel_sha256": [f"px{i}" for i in keep],
+            "embedding_row": np.arange(len(keep)),
+        })
+        context = CheckContext(images=images, embeddings=vectors[keep], classes=sorted(set(images["label"])),
+                               splits=[], empty_classes={}, config=AuditConfig(),
+                               encoder=EncoderInfo("precomputed", "precomputed", str(args.vectors), vectors.shape[1],
+                                                   False))
+        flagged = {finding.path for finding in LabelErrorsCheck(LabelErrorsParams()).run(context).findings}
+        planted = flips & set(images["path"])
+        hits = len(flagged & planted)
+        rows.append((len(flagged), hits / max(len(flagged), 1), hits / max(len(planted), 1)))
+        print(f"draw {draw}: {len(keep)} images, {len(planted)} planted, flagged {rows[-1][0]}, "
+              f"precision {rows[-1][1]:.3f}, recall {rows[-1][2]:.3f}")
+    precision, recall = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    print(f"{args.collection} ({args.vectors}): precision mean {precision.mean():.3f} "
+          f"({precision.min():.3f}-{precision.max():.3f}), recall mean {recall.mean():.3f} "
+          f"({recall.min():.3f}-{recall.max():.3f}) over {args.draws} draws of {args.share:.0%}")
+
+
+if __name__ == "__main__":
+    main()
