@@ -603,9 +603,10 @@ class _LeaveOut:
         means = self.means
         index = np.arange(len(truth))
         inverse = 1.0 / (shrinkage + (1.0 - shrinkage) * self.values / left)
-        projected = (rows * inverse) @ means.T  # z' E^-1 m_c
-        cross = (means * inverse) @ means.T  # m_a' E^-1 m_c
-        own = np.einsum("rd,rd,d->r", rows, rows, inverse)  # z' E^-1 z
+        whitened = means * inverse
+        projected = rows @ whitened.T  # z' E^-1 m_c
+        cross = whitened @ means.T  # m_a' E^-1 m_c
+        own = np.square(rows) @ inverse  # z' E^-1 z
         size = self.counts[truth]
         remaining = size - removed
         gone = remaining <= 0  # the class leaves with them: its mean and scatter no longer matter
