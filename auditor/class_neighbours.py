@@ -28,6 +28,7 @@ from auditor import progress
 from auditor.config import SearchParams
 from auditor.probabilities import by_rows, fit_temperature, softmax
 from auditor.similarity import SearchLog, content_sample, nearest, unit_rows
+from auditor.slow_imports import faiss
 
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 16_384
@@ -423,8 +424,6 @@ def _estimate_beyond_reach(
     the closeness probabilities of the sample move from the exact ones (total variation, median and 99th
     percentile).
     """
-    import faiss  # imported on use: faiss loads slowly
-
     classes = len(members)
     width = _LANDMARKS
     landmarks = np.zeros((classes * width, unit.shape[1]), dtype=np.float32)

@@ -27,15 +27,14 @@ import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from auditor import progress
 from auditor.config import ProbabilityParams, SearchParams
 from auditor.similarity import SearchLog, nearest, unit_rows
+from auditor.slow_imports import blas_controller
 
 __all__ = ["ProbabilityParams", "blas_threads"]  # ProbabilityParams re-exported: it was defined here
 
@@ -62,17 +61,10 @@ _NEWTON_STEPS = 50
 _TEMPERATURE_TOLERANCE = 1e-7
 
 
-@cache
-def _blas() -> ThreadpoolController:
-    """The loaded BLAS libraries, found once: each ``threadpool_limits`` scans the process's shared libraries
-    again (about 7 ms, three times per fit)."""
-    return ThreadpoolController()
-
-
 def blas_threads(limit: int | None) -> AbstractContextManager[Any]:
     """At most ``limit`` BLAS threads inside the ``with`` block (None: every thread). Small problems want one:
     on a busy machine BLAS threads spin-wait for each other."""
-    limiter: AbstractContextManager[Any] = _blas().limit(limits=limit, user_api="blas")
+    limiter: AbstractContextManager[Any] = blas_controller().limit(limits=limit, user_api="blas")
     return limiter
 
 

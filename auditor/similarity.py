@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from auditor import progress
 from auditor.config import SearchParams
+from auditor.slow_imports import faiss
 
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 65_536
@@ -114,8 +115,6 @@ def _training_sample(data: np.ndarray, cells: int, seed: int) -> np.ndarray:
 
 def _exact(base: np.ndarray, queries: np.ndarray, k: int, binary: bool) -> tuple[np.ndarray, np.ndarray]:
     """Brute force, in query batches; the base is read in place (no index copy of it)."""
-    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
-
     values = np.empty((len(queries), k), dtype=np.int32 if binary else np.float32)
     found = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), _QUERY_BATCH):
@@ -157,8 +156,6 @@ def _recall(values: np.ndarray, found: np.ndarray, truth: np.ndarray, rows: np.n
 
 def _cells(base: np.ndarray, cells: int, seed: int) -> np.ndarray:
     """Unit centroids of ``cells`` spherical k-means cells, trained on a content-keyed sample of ``base``."""
-    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
-
     kmeans = faiss.Kmeans(base.shape[1], cells, niter=_KMEANS_ITERATIONS, seed=seed, spherical=True)
     kmeans.train(np.ascontiguousarray(_training_sample(base, cells, seed), dtype=np.float32))
     return np.asarray(kmeans.centroids, dtype=np.float32)
@@ -166,8 +163,6 @@ def _cells(base: np.ndarray, cells: int, seed: int) -> np.ndarray:
 
 def _assigned(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """The cell of each row: its most similar centroid, in query batches."""
-    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
-
     cell = np.empty(len(rows), dtype=np.int64)
     for start in range(0, len(rows), _QUERY_BATCH):
         batch = slice(start, start + _QUERY_BATCH)
@@ -318,8 +313,6 @@ def nearest(
     reaches ``settings.min_recall`` (the join takes the fewest cells that reach it); when that would search more
     than half the cells, the search is exact (little would be saved). ``log`` gets one record of what was done.
     """
-    import faiss  # imported on use: faiss loads slowly and only neighbour searches need it
-
     started, cpu_started = time.perf_counter(), time.process_time()
     self_search = queries is None
     query_rows = base if queries is None else queries

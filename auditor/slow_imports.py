@@ -1,8 +1,9 @@
 """The libraries that take seconds to import, loaded in a background thread while a scan reads its images.
 
 cleanlab's package imports scikit-learn, scipy.stats, pandas and (when installed) Hugging Face datasets: two to
-three seconds on a 2-core machine, half of a small scan. The modules that use cleanlab or scipy's stats and
-optimisers name them through the proxies below instead of importing them at the top, and the pipeline calls
+three seconds on a 2-core machine, half of a small scan; faiss takes another 35 ms, and finding the process's
+BLAS libraries for ``blas_controller`` 30 ms. The modules that use cleanlab, scipy's stats and optimisers or
+faiss name them through the proxies below instead of importing them at the top, and the pipeline calls
 ``start()`` once the read stage's worker processes are running and ``wait()`` when they are done: the import
 runs while the main thread only waits on those workers (and imports nothing itself: two threads importing one
 package tree at once can see half-made modules). A proxy imports its module on first use, so code that never
@@ -17,16 +18,20 @@ from __future__ import annotations
 import importlib
 import threading
 import warnings
+from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+from threadpoolctl import ThreadpoolController
+
 __all__ = [
-    "MODULES", "cleanlab_count", "cleanlab_dataset", "cleanlab_filter", "cleanlab_rank", "scipy_optimize",
-    "scipy_stats", "start", "wait",
+    "MODULES", "blas_controller", "cleanlab_count", "cleanlab_dataset", "cleanlab_filter", "cleanlab_rank", "faiss",
+    "scipy_optimize", "scipy_stats", "start", "wait",
 ]
 
 # In the order the background thread imports them: cleanlab first pulls in most of the rest.
-MODULES = ("cleanlab.count", "cleanlab.filter", "cleanlab.rank", "cleanlab.dataset", "scipy.stats", "scipy.optimize")
+MODULES = ("cleanlab.count", "cleanlab.filter", "cleanlab.rank", "cleanlab.dataset", "scipy.stats", "scipy.optimize",
+           "faiss")
 
 
 class _Deferred:
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     import cleanlab.dataset as cleanlab_dataset
     import cleanlab.filter as cleanlab_filter
     import cleanlab.rank as cleanlab_rank
+    import faiss
     import scipy.optimize as scipy_optimize
     import scipy.stats as scipy_stats
 else:
@@ -57,6 +63,7 @@ else:
     cleanlab_dataset = _Deferred("cleanlab.dataset")
     cleanlab_filter = _Deferred("cleanlab.filter")
     cleanlab_rank = _Deferred("cleanlab.rank")
+    faiss = _Deferred("faiss")
     scipy_optimize = _Deferred("scipy.optimize")
     scipy_stats = _Deferred("scipy.stats")
 
@@ -86,12 +93,20 @@ def _import(name: str) -> ModuleType:
     return module
 
 
+@cache
+def blas_controller() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (each ``threadpool_limits`` would scan the loaded shared libraries
+    again). Found in the background thread once ``MODULES`` are in, so it sees their BLAS libraries too."""
+    return ThreadpoolController()
+
+
 def _import_all() -> None:
     for name in MODULES:
         try:
             _import(name)
         except Exception:  # noqa: BLE001, S110 - the proxy's own import raises it again, where it is used
             return
+    blas_controller()
 
 
 def start() -> None:
