@@ -431,14 +431,20 @@ class _Statistics:
         n = float(self.counts.sum())
         dof = max(self.dof, 1.0)
         varying = np.diag(self.scatter) > 0  # a dimension constant within every class has no correlations
-        gram = self.scatter[np.ix_(varying, varying)]
-        fourth = self.fourth[np.ix_(varying, varying)]
-        scale = np.outer(np.diag(gram), np.diag(gram))
-        correlation = gram / np.sqrt(scale)
-        spread = n / dof**3 * np.maximum(fourth * dof**2 / scale - correlation**2 * dof**2 / n, 0.0)
-        off = ~np.eye(len(gram), dtype=bool)
-        squares = float(np.square(correlation[off]).sum())
-        return float(np.clip(spread[off].sum() / squares, 0.0, 1.0)) if squares > 0 else 1.0
+        every = bool(varying.all())  # the usual case: no copies of the d x d matrices
+        gram = self.scatter if every else self.scatter[np.ix_(varying, varying)]
+        fourth = self.fourth if every else self.fourth[np.ix_(varying, varying)]
+        variances = np.diag(gram)
+        inverse = np.outer(1.0 / variances, 1.0 / variances)
+        squares = np.square(gram)
+        squares *= inverse  # squared correlations
+        spread = fourth * inverse
+        spread -= squares / n
+        np.maximum(spread, 0.0, out=spread)
+        # Sums over the off-diagonal entries: the whole sums less the diagonal's.
+        total = float(squares.sum() - np.trace(squares))
+        variance = (float(spread.sum() - np.trace(spread))) * n / dof
+        return float(np.clip(variance / total, 0.0, 1.0)) if total > 0 else 1.0
 
 
 def _tempered_loss(logits: np.ndarray, labels: np.ndarray, start: float = 1.0) -> tuple[float, float]:
