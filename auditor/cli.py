@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
 from auditor import __version__
 from auditor.errors import AuditorError
@@ -33,6 +34,17 @@ EXIT_INTERRUPTED = 130
 # A bug in auditor (sysexits' EX_SOFTWARE): never 1, which a CI job reads as "the gate failed".
 EXIT_INTERNAL = 70
 
+
+
+class _Command(TyperCommand):
+    """Usage lines write a required argument as its help does (``DATASET``): typer wraps it in braces
+    (``{DATASET}``), which reads as a placeholder to fill in or a set to choose from."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # Any: click's Context, or typer's own copy of click
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
+
 app = typer.Typer(
     name="audit",
     help="Audit labelled image datasets: label errors, duplicates and leakage, ambiguity, imbalance.",
@@ -43,6 +55,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 err_console = Console(stderr=True)
+# click's base error (a missing argument, an unknown option, a bad value), found through typer's public
+# ``BadParameter`` because typer may run its own copy of click.
+_CLICK_ERROR: type[Exception] = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "ClickException")
 
 
 def _version(value: bool) -> None:
@@ -157,7 +172,7 @@ def _overrides(**options: Any) -> dict[str, Any]:
 EngineName = Literal["local", "ray"]
 
 
-@app.command()
+@app.command(cls=_Command)
 def scan(
     dataset: Annotated[
         Path,
@@ -302,7 +317,7 @@ def _apply_gate(
     return verdict.passed
 
 
-@app.command("gate")
+@app.command("gate", cls=_Command)
 def gate_command(
     results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     config: Annotated[
@@ -340,7 +355,7 @@ def gate_command(
 ReportFormatName = Literal["terminal", "markdown", "html"]
 
 
-@app.command("report")
+@app.command("report", cls=_Command)
 def report_command(
     results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     fmt: Annotated[str, _choice("--format", "-f", allowed=ReportFormatName, help="Output format.")] = "terminal",
@@ -382,9 +397,9 @@ def report_command(
     console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
 
 
-@app.command("review")
+@app.command("review", cls=_Command)
 def review_command(
-    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     accept: Annotated[bool, typer.Option("--accept", help="Accept the finding: the data is right as it is.")] = False,
     relabel: Annotated[
         bool, typer.Option("--relabel", help="Decide the image's label should be the suggested one (or --label).")
@@ -449,6 +464,19 @@ def _review_one(results: Results, target: Path, accept: bool, relabel: bool, che
     console.print(f"{escape(decision.describe())} written to [bold]{escape(str(target))}[/]", highlight=False)
 
 
+def _answer(text: str, **options: Any) -> str | None:
+    """``click.prompt``'s answer, or None when standard input ended (click reports that, and Ctrl-C, as
+    ``Abort``; an interrupt stays an interrupt)."""
+    import click  # typer's own dependency; read a single key press only in interactive review
+
+    try:
+        return str(click.prompt(text, **options))
+    except click.exceptions.Abort as stop:
+        if isinstance(stop.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        return None
+
+
 def _review_interactively(results: Results, target: Path, checks: tuple[str, ...], top: int, who: str,
                           until: date | None, console: Console) -> None:
     """One finding at a time; each decision is written at once, so quitting keeps what was decided."""
@@ -479,14 +507,20 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
         keys = ["a", "r", "s", "q"] if finding.suggested_label else ["a", "s", "q"]
         legend = "a=accept, r=relabel to suggested, s=skip, q=quit" if finding.suggested_label else \
             "a=accept, s=skip, q=quit"
-        key = click.prompt(legend, type=click.Choice(keys), show_choices=False)
+        key = _answer(legend, type=click.Choice(keys), show_choices=False)
+        if key is None:
+            console.print("input ended: review stopped")
+            break
         if key == "q":
             break
         if key == "s":
             done["skip"] += 1
             continue
         action = "accept" if key == "a" else "relabel"
-        reason = click.prompt("reason", default="accepted in review" if key == "a" else "relabelled in review")
+        reason = _answer("reason", default="accepted in review" if key == "a" else "relabelled in review")
+        if reason is None:
+            console.print("input ended: review stopped")
+            break
         write_decisions(target, [make_decision(finding, results, action, reason, who, until)])
         done[action] += 1
     console.print(f"accepted {done['accept']}, relabelled {done['relabel']}, skipped {done['skip']}; "
@@ -496,9 +530,9 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
                   soft_wrap=True)
 
 
-@app.command("fix")
+@app.command("fix", cls=_Command)
 def fix_command(
-    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Cleaned manifest to write: .csv or .parquet.")],
     drop: Annotated[
         list[str] | None, typer.Option("--drop", help="Also drop images with this finding kind (repeatable).")
@@ -571,9 +605,9 @@ def fix_command(
 ExportTarget = Literal["label-studio", "fiftyone"]
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 def export_command(
-    results: Annotated[Path, typer.Argument(help="Results folder written by `audit scan`.")],
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Results folder written by `audit scan`.")],
     to: Annotated[
         str, _choice("--to", allowed=ExportTarget, help="label-studio (tasks JSON) or fiftyone (a dataset).")
     ],
@@ -640,7 +674,21 @@ def main() -> None:
     if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
-        app()
+        # Not standalone: click's own errors come here, to be one line like ours (typer draws them in a box).
+        code = app(prog_name="audit", standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        context = getattr(exc, "ctx", None)
+        usage = ""
+        if context is not None:
+            form = context.get_usage().removeprefix("Usage: ").strip()
+            usage = f" (usage: {form}; {context.command_path} -h for help)"
+        message = str(exc.format_message()) if hasattr(exc, "format_message") else str(exc)
+        if message:  # empty when the help was the answer (``audit`` alone prints it)
+            err_console.print(f"[bold red]error:[/] {escape(message + usage)}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except typer.Abort:  # standard input ended at a prompt
+        err_console.print("[bold red]error:[/] input ended before an answer", highlight=False)
+        sys.exit(EXIT_USAGE)
     except AuditorError as exc:
         from auditor.report.safe import visible  # on use: `audit --help` must not import pandas
 
@@ -659,3 +707,5 @@ def main() -> None:
             highlight=False, soft_wrap=True,
         )
         sys.exit(EXIT_INTERNAL)
+    # Not standalone, typer returns what a command's Exit carried (the gate's 1, an interrupt's 130), else None.
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

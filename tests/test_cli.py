@@ -87,6 +87,17 @@ def test_usage_and_input_errors_exit_2(tmp_path: Path, args: list[str], message:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    if args[-1] in ("--bogus-option", "scan"):  # click's own errors: one line, never a box, saying how to call
+        assert result.stderr.count("\n") == 1 and "╭" not in result.stderr
+        assert "(usage: audit scan [OPTIONS] DATASET; audit scan -h for help)" in result.stderr
+
+
+def test_help_names_arguments_as_written() -> None:
+    """The usage line reads ``DATASET``, as the help text does (typer writes ``{DATASET}``)."""
+    for command, argument in (("scan", "DATASET"), ("gate", "RESULTS"), ("review", "RESULTS"), ("fix", "RESULTS")):
+        usage = next(line for line in audit(command, "--help").stdout.splitlines() if "Usage:" in line)
+        assert f"Usage: audit {command} [OPTIONS] {argument}" in usage and "{" not in usage, usage
 
 
 def test_config_errors_name_their_origin_and_suggest_the_near_miss(tmp_path: Path) -> None:

@@ -198,4 +198,9 @@ def test_interactive_review_walks_findings_with_keys(tmp_path: Path) -> None:
     quit_early = runner.invoke(app, ["review", str(tmp_path / "r1"), "--decisions", str(target), "-i"], input="q\n")
     assert quit_early.exit_code == 0 and "1/3 label_error" in quit_early.output and "2/3" not in quit_early.output
     assert load_decisions(target) == []
+    # Standard input ending mid-review (a pipe, a closed terminal) stops it like q, keeping what was decided.
+    ended = runner.invoke(app, ["review", str(tmp_path / "r1"), "--decisions", str(target), "-i"], input="s\na\n")
+    assert ended.exit_code == 0, ended.output
+    assert "input ended: review stopped" in ended.output and "skipped 1" in ended.output
+    assert load_decisions(target) == []
     assert pd.read_parquet(tmp_path / "r1" / "findings.parquet")["waived"].dtype == bool
