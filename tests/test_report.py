@@ -160,6 +160,11 @@ def test_html_layouts_for_every_kind(every_kind: Path) -> None:
     assert group and "square_002.png" in group.group(0) and "square_004.png" in group.group(0)
     leak = re.search(r'data-check="split_leakage".*?</article>', html, re.S)
     assert leak and "train/triangle/triangle_005.png" in leak.group(0) and ">val<" in leak.group(0)
+    # A grouped section's heading counts its groups and their findings, as the summary table counts findings.
+    findings = load_results(every_kind).findings
+    pairs = int((findings["check"] == "near_duplicate").sum())
+    assert f'Near duplicates <span class="muted">(1 group · {pairs} findings)</span>' in html
+    assert f"{len(findings)} findings in all" in html
     assert "Sharpness probe" in html  # an unknown kind gets the generic layout under its own name
     assert 'data-classes=\'["circle", "square"]\'' in html.replace("&#34;", '"')
     assert "<svg" in html and "Readable images per class in train" in html

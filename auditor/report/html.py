@@ -72,9 +72,18 @@ class Section:
     layout: str
     title: str
     intro: str
-    total: int
+    total: int  # entries: findings, or groups of copies where the layout groups them
     items: list[Item]
     severities: dict[str, int]
+    findings: int
+
+    @property
+    def count(self) -> str:
+        """The heading's count: a grouped section says both what it lists and how many findings that is (the
+        summary table counts findings)."""
+        if self.layout != "groups":
+            return str(self.total)
+        return f"{self.total} group{'s' if self.total != 1 else ''} · {self.findings} findings"
 
 
 def _short(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -160,7 +169,7 @@ class HtmlRenderer(Renderer):
             items = [self._item(f, thumbs if layout in WITH_THUMBNAILS else None) for f in shown]
             total = len(findings)
         severities = data.severity_counts()[check]
-        return Section(check, layout, kind.title, kind.intro, total, items, dict(severities))
+        return Section(check, layout, kind.title, kind.intro, total, items, dict(severities), len(findings))
 
     @staticmethod
     def _item(finding: Finding, thumbs: Thumbnailer | None) -> Item:
