@@ -119,6 +119,21 @@ def test_terminal_shows_class_bars_encoder_and_fallback_warning(scanned: Path, t
     assert bars["circle"] == bars["square"] == 30 and 0 < bars["hexagon"] < 10
 
 
+def test_terminal_quality_table_never_cuts_a_kind_short(scanned: Path, tmp_path: Path) -> None:
+    """Kind names head the per-class quality table one word per line, so they fit whole at 100 columns, and
+    narrower they fold: never cut short with "…" (a 120-column report cut low_information to low_informat…)."""
+    run = load_results(scanned).run
+    kinds = ("low_information", "odd_aspect_ratio", "overexposed", "letterboxed", "greyscale", "odd_size")
+    per_class = {name: {"images": 10, **dict.fromkeys(kinds, 1)} for name in ("circle", "square")}
+    checks = {**run["checks"], "image_quality": {"per_class": per_class}}
+    folder = _copy_results(scanned, tmp_path / "q", run_changes={"checks": checks})
+    for width in (60, 80, 100):
+        text = render_results(folder, ReportFormat.TERMINAL, ReportOptions(width=width))
+        table = text.split("Image quality by class")[1].split("finding(s)")[0]
+        assert "…" not in table, table  # folded where it must be, never cut
+    assert "information" in table and "aspect_" in table and "overexposed" in table  # whole at 100 columns
+
+
 def test_terminal_sorts_by_score_and_respects_top(every_kind: Path) -> None:
     text = render_results(every_kind, ReportFormat.TERMINAL, ReportOptions(top=1, width=200))
     table = text.split("label_error: 2 finding(s), top 1 by score")[1].split("finding(s)")[0]

@@ -104,10 +104,11 @@ class TerminalRenderer(Renderer):
         if not rows:
             return
         table = Table(title="Image quality by class", title_justify="left")
-        table.add_column("class")
-        table.add_column("images", justify="right")
+        # Folded, never cut short with "…"; a kind's words one per line keep its column narrow.
+        table.add_column("class", overflow="fold")
+        table.add_column("images", justify="right", overflow="fold")
         for kind in kinds:
-            table.add_column(kind, justify="right")
+            table.add_column(kind.replace("_", "_\n"), justify="right", overflow="fold")
         for name, images, counts in rows:
             table.add_row(Text(name), str(images), *(str(n) for n in counts))
         console.print(table)
