@@ -35,7 +35,6 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
 
-
 class _Command(TyperCommand):
     """Usage lines write a required argument as its help does (``DATASET``): typer wraps it in braces
     (``{DATASET}``), which reads as a placeholder to fill in or a set to choose from."""
