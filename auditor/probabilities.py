@@ -504,7 +504,7 @@ def _held_out_logits(
         rows = rows[np.argsort(groups[rows], kind="stable")]
         for members in np.split(rows, np.flatnonzero(np.diff(groups[rows])) + 1):
             taken = np.bincount(labels[members], minlength=n_classes).astype(np.float64)
-            out[members], alive = model.group_logits(shrinkage, model.rotate(features[members[:1]])[0], taken)
+            out[members], alive = model.group_logits(shrinkage, rotated(members[:1])[0], taken)
             evidence[members] = alive[labels[members]] & (alive.sum() >= 2)
     return evidence
 
