@@ -142,7 +142,7 @@ class SeedResult:
 
 
 def run_seed(per_class: int, blends: int, outliers: int, seed: int) -> SeedResult:
-    from auditor.config import AuditConfig, EncoderConfig, ScanConfig
+    from auditor.core.config import AuditConfig, EncoderConfig, ScanConfig
     from auditor.scan import run_scan
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,8 +39,8 @@ import pandas as pd
 
 from auditor.checks import REGISTRY, check_params
 from auditor.checks.base import CheckContext
-from auditor.config import AuditConfig
-from auditor.encoder_facts import EncoderInfo
+from auditor.core.config import AuditConfig
+from auditor.core.encoder_facts import EncoderInfo
 
 DIM = 512
 EVIDENCE = "regression,knn_vote,class_closeness"

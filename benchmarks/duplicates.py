@@ -283,8 +283,8 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
 
     from auditor.checks.base import CheckContext
     from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
-    from auditor.config import AuditConfig, SearchParams
-    from auditor.encoder_facts import EncoderInfo
+    from auditor.core.config import AuditConfig, SearchParams
+    from auditor.core.encoder_facts import EncoderInfo
 
     count = len(vectors)
     ids = [f"{i}" for i in range(count)]
@@ -307,7 +307,7 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
 
 def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:
     """The check end to end (neighbour search, data-relative tests, complete linkage) at one size."""
-    from auditor.config import SearchParams
+    from auditor.core.config import SearchParams
 
     vectors, planted = synthetic_embeddings(count, seed)
     started = time.perf_counter()

@@ -6,7 +6,7 @@ ones) and the same batch size:
 
   (a) model only: already-preprocessed tensors through the model (the ceiling),
   (b) naive loop: PIL open + open_clip's own preprocess transform + encode, batch by batch,
-  (c) auditor: ``auditor.embedding.embed_files`` with no cache and the default workers,
+  (c) auditor: ``auditor.embed.embedding.embed_files`` with no cache and the default workers,
 
 and the opt-in faster precisions (model only, plus end to end for each), with their cosine
 similarity to the fp32 embeddings. Measurements are interleaved (a, b, c, ... per round) and
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from auditor.embedding import embed_files
-from auditor.images import open_rgb
+from auditor.embed.embedding import embed_files
+from auditor.ingest.images import open_rgb
 
 WIDTH, HEIGHT = 640, 480
 
@@ -75,7 +75,7 @@ def timed(function: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
 
 def main() -> None:
     # Imported here: spawned loader workers re-import this script, and should pay for light modules only.
-    from auditor.config import EncoderConfig, ScanConfig
+    from auditor.core.config import EncoderConfig, ScanConfig
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,8 +91,8 @@ def main() -> None:
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    from auditor.encoders.base import l2_normalise
-    from auditor.encoders.clip import ClipEncoder
+    from auditor.embed.encoders.base import l2_normalise
+    from auditor.embed.encoders.clip import ClipEncoder
 
     max_pixels = ScanConfig().max_image_pixels
     encoder = ClipEncoder(None, model=args.model, device="cpu")

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from auditor.config import load_config
-from auditor.gate import GateConfig, evaluate, render_markdown
-from auditor.results import load_results
+from auditor.actions.gate import GateConfig, evaluate, render_markdown
+from auditor.core.config import load_config
+from auditor.results.reading import load_results
 from auditor.scan import run_scan
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")

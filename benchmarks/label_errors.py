@@ -71,8 +71,8 @@ def datalab_scores(name: str, labels: np.ndarray, truth: np.ndarray, **inputs: n
 
 
 def quality(noise: float, kind: str, seed: int) -> list[dict[str, float | str]]:
-    from auditor.config import load_config
-    from auditor.probabilities import blended_probabilities, out_of_sample_probabilities
+    from auditor.core.config import load_config
+    from auditor.evidence.probabilities import blended_probabilities, out_of_sample_probabilities
     from auditor.scan import run_scan
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +106,7 @@ def quality(noise: float, kind: str, seed: int) -> list[dict[str, float | str]]:
 
 
 def scale(images: int, class_counts: list[int], seed: int) -> None:
-    from auditor.probabilities import ProbabilityParams, blended_probabilities, out_of_sample_probabilities
+    from auditor.evidence.probabilities import ProbabilityParams, blended_probabilities, out_of_sample_probabilities
 
     rng = np.random.default_rng(seed)
     for classes in class_counts:

@@ -29,11 +29,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     from cleanlab import Datalab
 
-    from auditor import slow_imports
     from auditor.checks import CheckContext
     from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
-    from auditor.config import AuditConfig
-    from auditor.encoder_facts import EncoderInfo
+    from auditor.core import slow_imports
+    from auditor.core.config import AuditConfig
+    from auditor.core.encoder_facts import EncoderInfo
 
     slow_imports.start()
     slow_imports.wait()

@@ -34,8 +34,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     from auditor.checks import CheckContext
     from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
-    from auditor.config import AuditConfig
-    from auditor.encoder_facts import EncoderInfo
+    from auditor.core.config import AuditConfig
+    from auditor.core.encoder_facts import EncoderInfo
 
     table = pd.read_parquet(args.data / args.vectors)
     vectors = np.stack(table["embedding"].to_list()).astype(np.float32)

@@ -127,7 +127,7 @@ class TreeSampler(threading.Thread):
 
 def child(data: Path, out: Path, cache: Path, workers: int) -> None:
     """Run one scan in this process and print its peak memory as JSON (called in a fresh process)."""
-    from auditor.config import load_config
+    from auditor.core.config import load_config
     from auditor.scan import run_scan
 
     config = load_config(overrides={
@@ -190,7 +190,7 @@ def main() -> None:
         rows.append(measure(data, workdir, args.workers))
         print(f"scanned {count} images: {json.dumps(rows[-1])}", file=sys.stderr)
 
-    from auditor.encoders.builtin import BuiltinEncoder
+    from auditor.embed.encoders.builtin import BuiltinEncoder
 
     encoder = BuiltinEncoder()
     input_bytes = encoder.preprocessor()(_draw("circle", 0)).nbytes

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from embed import photo_like  # noqa: E402 - the sibling benchmark's generator, not a package
 
-from auditor.config import load_config  # noqa: E402
+from auditor.core.config import load_config  # noqa: E402
 from auditor.scan import run_scan  # noqa: E402
 
 

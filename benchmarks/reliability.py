@@ -1,4 +1,4 @@
-"""Does the reliability verdict (auditor/reliability.py) match how right the label-error flags really are?
+"""Does the reliability verdict (auditor/evidence/reliability.py) match how right the label-error flags really are?
 
 For each run ``COLLECTION[:EMBEDDINGS]`` the real scan pipeline runs the label_errors check (builtin encoder,
 or ``--encoder precomputed`` with the given embeddings file) and the script prints the verdict's figures
@@ -26,7 +26,7 @@ import pandas as pd
 
 
 def scan(dataset: Path, embeddings: Path | None, out: Path, cache: Path) -> tuple[dict, set[str]]:
-    from auditor.config import load_config
+    from auditor.core.config import load_config
     from auditor.scan import run_scan
 
     encoder: dict = {"name": "builtin"} if embeddings is None else {

@@ -95,7 +95,7 @@ def _setting(text: str) -> tuple[list[str], Any]:
 
 def scan(collection: Path, encoder_spec: str, out: Path, cache: Path, cnn_model: Path | None,
          checks: list[str] | None = None, settings: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
-    from auditor.config import load_config
+    from auditor.core.config import load_config
     from auditor.scan import run_scan
 
     encoder, _, extra = encoder_spec.partition("+")

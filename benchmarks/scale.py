@@ -55,7 +55,7 @@ def generate(root: Path, count: int, seed: int) -> Path:
 
 
 def scan_timings(work: Path, count: int) -> dict[str, float]:
-    from auditor.config import load_config
+    from auditor.core.config import load_config
     from auditor.scan import run_scan
 
     dataset = work / f"data_{count}"
@@ -83,11 +83,11 @@ def photo_sample_rates(work: Path, sample: int) -> dict[str, float]:
 
     from embed import generate as generate_photos  # benchmarks/embed.py, next to this script
 
-    from auditor.config import EncoderConfig, ScanConfig
-    from auditor.embedding import embed_files
-    from auditor.encoders.clip import ClipEncoder
-    from auditor.images import read_discovered
-    from auditor.parallel import ordered_map
+    from auditor.core.config import EncoderConfig, ScanConfig
+    from auditor.embed.embedding import embed_files
+    from auditor.embed.encoders.clip import ClipEncoder
+    from auditor.ingest.images import read_discovered
+    from auditor.ingest.parallel import ordered_map
 
     folder = work / "photos"
     folder.mkdir()

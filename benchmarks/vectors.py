@@ -13,7 +13,7 @@ Planted: 1% of images carry another class's vector under their own label (label 
 copies of the image before them (noise 0.01), 0.1% exact copies (same vector, same pixel hash). Image facts
 the checks read are synthetic too: unique content hashes, random 64-bit pHash/dHash and levelled hashes (near
 copies differ in 2 bits), 640x480, pixel properties uniform in 0.2..0.8. No image file is written: the whole
-check stage runs on the in-memory context (``auditor.pipeline.run_checks``), default config.
+check stage runs on the in-memory context (``auditor.scan.pipeline.run_checks``), default config.
 
 What each side computes:
 - auditor, every registered check (unreadable, class_imbalance, duplicates, label_errors, class_overlap,
@@ -95,7 +95,7 @@ def synthetic(count: int, seed: int = 0, kind: str = "modes") -> dict[str, np.nd
 def _images_frame(data: dict[str, np.ndarray], seed: int) -> Any:
     import pandas as pd
 
-    from auditor.properties import PROPERTY_COLUMNS
+    from auditor.ingest.properties import PROPERTY_COLUMNS
 
     rng = np.random.default_rng(seed + 1)
     count = len(data["labels"])
@@ -131,11 +131,11 @@ def _copy_recall(pairs_found: set[int], data: dict[str, np.ndarray]) -> float:
 
 
 def run_auditor(count: int, seed: int, kind: str) -> dict[str, Any]:
-    from auditor import slow_imports
     from auditor.checks import CheckContext
-    from auditor.config import AuditConfig
-    from auditor.encoder_facts import EncoderInfo
-    from auditor.pipeline import run_checks
+    from auditor.core import slow_imports
+    from auditor.core.config import AuditConfig
+    from auditor.core.encoder_facts import EncoderInfo
+    from auditor.scan.pipeline import run_checks
 
     timings: dict[str, float] = {}
     started = time.perf_counter()

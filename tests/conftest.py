@@ -17,9 +17,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from auditor.checks.base import CheckContext
-from auditor.cli import main
-from auditor.config import AuditConfig
-from auditor.encoders.base import EncoderInfo
+from auditor.cli.app import main
+from auditor.core.config import AuditConfig
+from auditor.embed.encoders.base import EncoderInfo
 
 SHAPES = ("circle", "square", "triangle")
 

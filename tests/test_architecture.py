@@ -6,8 +6,8 @@ import pytest
 
 from auditor.checks import REGISTRY, build_registry, check_record
 from auditor.checks.base import Check, CheckContext, CheckResult, NoParams
-from auditor.findings import LAYOUTS, FindingKind
-from auditor.results import finding_kinds, produced_kinds
+from auditor.results.findings import LAYOUTS, FindingKind
+from auditor.results.reading import finding_kinds, produced_kinds
 
 
 def test_every_check_describes_every_kind_it_produces() -> None:

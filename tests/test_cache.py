@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.cache import EmbeddingCache
+from auditor.embed.cache import EmbeddingCache
 
 
 def test_hit_miss_and_encoder_isolation(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from auditor import class_neighbours
-from auditor.class_neighbours import class_neighbourhoods, similarity_probabilities
-from auditor.config import SearchParams
-from auditor.similarity import SearchLog, nearest, unit_rows
+from auditor.core.config import SearchParams
+from auditor.evidence import class_neighbours
+from auditor.evidence.class_neighbours import class_neighbourhoods, similarity_probabilities
+from auditor.evidence.similarity import SearchLog, nearest, unit_rows
 
 
 def test_mean_of_k_nearest_members_excludes_the_vector_itself() -> None:

@@ -188,15 +188,15 @@ def test_ctrl_c_in_report_or_gate_is_one_line_and_exit_130(
 ) -> None:
     from typer.testing import CliRunner
 
-    import auditor.gate
+    import auditor.actions.gate
     import auditor.report
-    from auditor.cli import app
+    from auditor.cli.app import app
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(auditor.report, "render_results", interrupted)
-    monkeypatch.setattr(auditor.gate, "evaluate", interrupted)
+    monkeypatch.setattr(auditor.actions.gate, "evaluate", interrupted)
     for args, left in [(["report", str(passing_results)], "no report was written"),
                        (["gate", str(passing_results)], "no verdict was given")]:
         result = CliRunner().invoke(app, args)

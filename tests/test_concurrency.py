@@ -3,7 +3,7 @@
 Three scans start together on one dataset with an empty cache; in practice one looks its images up
 while another is mid-way, so they write the same keys at once (INSERT OR REPLACE of equal vectors).
 
-The cache is SQLite in WAL mode with a busy timeout (auditor/cache.py): writers queue for the lock
+The cache is SQLite in WAL mode with a busy timeout (auditor/embed/cache.py): writers queue for the lock
 and commit whole batches, so racing scans may both embed an image, but never corrupt or lose one.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from auditor.cache import CACHE_FORMAT
+from auditor.embed.cache import CACHE_FORMAT
 from tests.conftest import write_class_folder
 
 TIMEOUT_S = 300

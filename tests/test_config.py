@@ -10,8 +10,8 @@ import pytest
 import auditor.checks
 from auditor.checks import PARAMS, REGISTRY, build_registry, check_params
 from auditor.checks.base import Check
-from auditor.config import AuditConfig, load_config
-from auditor.errors import ConfigError
+from auditor.core.config import AuditConfig, load_config
+from auditor.core.errors import ConfigError
 
 DEFAULT_TOML = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from auditor.dataset import discover
-from auditor.errors import DatasetError
+from auditor.core.errors import DatasetError
+from auditor.ingest.dataset import discover
 from tests.conftest import draw_shape
 
 

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from auditor.cli import app
-from auditor.decisions import DECISIONS_FILE, load_decisions
-from auditor.errors import ConfigError
-from auditor.findings import findings_table
-from auditor.outputs import TableWriter, atomic_write
-from auditor.results import finding_from_row, load_results
+from auditor.cli.app import app
+from auditor.core.errors import ConfigError
+from auditor.results.decisions import DECISIONS_FILE, load_decisions
+from auditor.results.findings import findings_table
+from auditor.results.outputs import TableWriter, atomic_write
+from auditor.results.reading import finding_from_row, load_results
 from tests.conftest import draw_shape, write_split_shapes
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from auditor.cli import main
+from auditor.cli.app import main
 from tests.conftest import draw_shape
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auditor import probabilities
-from auditor.config import ProbabilityParams
-from auditor.probabilities import fit_temperature, out_of_sample_probabilities
+from auditor.core.config import ProbabilityParams
+from auditor.evidence import probabilities
+from auditor.evidence.probabilities import fit_temperature, out_of_sample_probabilities
 
 
 def _clusters(per_class: int, classes: int, dim: int, seed: int = 0,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from auditor.embedding import embed_files
+from auditor.embed.embedding import embed_files
 from tests.conftest import draw_shape
 
 LIMIT = 89_478_485
@@ -18,7 +18,7 @@ LIMIT = 89_478_485
 
 @pytest.fixture(scope="module")
 def untrained_clip():  # type: ignore[no-untyped-def]
-    from auditor.encoders.clip import ClipEncoder
+    from auditor.embed.encoders.clip import ClipEncoder
 
     return ClipEncoder(None, model="ViT-B-32", device="cpu")
 
@@ -29,7 +29,7 @@ def _mixed_files(root: Path) -> tuple[dict[str, Path], str]:
     Keyed by content hash, as the embedding stage requires (it refuses a file whose bytes changed);
     returns the files and the corrupt one's key.
     """
-    from auditor.images import sha256_file
+    from auditor.ingest.images import sha256_file
 
     files = {}
     for i in range(13):
@@ -63,7 +63,7 @@ def test_draft_decoded_jpeg_embeds_like_open_clip_full_decode(tmp_path: Path, un
     """A 640x480 JPEG is decoded at half scale by draft mode; the embedding must not notice."""
     import open_clip
 
-    from auditor.images import open_rgb
+    from auditor.ingest.images import open_rgb
 
     path = tmp_path / "photo.jpg"
     draw_shape("triangle", 5, size=480).resize((640, 480)).save(path, quality=90)
@@ -78,7 +78,7 @@ def test_draft_decoded_jpeg_embeds_like_open_clip_full_decode(tmp_path: Path, un
 
 @pytest.mark.slow
 def test_int8_precision_is_close_to_fp32_and_keyed_apart(tmp_path: Path, untrained_clip) -> None:  # type: ignore[no-untyped-def]
-    from auditor.encoders.clip import ClipEncoder
+    from auditor.embed.encoders.clip import ClipEncoder
 
     quantised = ClipEncoder(None, model="ViT-B-32", device="cpu", precision="int8")
     assert quantised.identity != untrained_clip.identity and ":int8:" in quantised.identity
@@ -97,7 +97,7 @@ def test_cpu_threads_never_exceed_the_allowed_cores(monkeypatch: pytest.MonkeyPa
 
     import torch
 
-    from auditor.encoders import clip
+    from auditor.embed.encoders import clip
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -117,7 +117,7 @@ def test_cpu_threads_never_exceed_the_allowed_cores(monkeypatch: pytest.MonkeyPa
 def test_loader_worker_modules_stay_light() -> None:
     """A spawned loader worker imports these; pandas, pydantic or torch there cost ~0.5 s per worker."""
     code = (
-        "import sys, pickle, auditor.embedding, auditor.encoders.clip\n"
+        "import sys, pickle, auditor.embed.embedding, auditor.embed.encoders.clip\n"
         "loaded = {m.split('.')[0] for m in sys.modules}\n"
         "heavy = sorted(loaded & {'pandas', 'pydantic', 'torch', 'pyarrow'})\n"
         "print(','.join(heavy))\n"

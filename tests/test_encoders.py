@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditor.cache import EmbeddingCache
-from auditor.config import EncoderConfig, load_config
-from auditor.embedding import embed_files
-from auditor.encoders import build_encoder
-from auditor.encoders.builtin import BuiltinEncoder
-from auditor.errors import EncoderUnavailable
-from auditor.images import sha256_file
+from auditor.core.config import EncoderConfig, load_config
+from auditor.core.errors import EncoderUnavailable
+from auditor.embed.cache import EmbeddingCache
+from auditor.embed.embedding import embed_files
+from auditor.embed.encoders import build_encoder
+from auditor.embed.encoders.builtin import BuiltinEncoder
+from auditor.ingest.images import sha256_file
 from auditor.scan import run_scan
 from tests.conftest import draw_shape, write_class_folder
 
@@ -42,7 +42,7 @@ def test_builtin_is_deterministic_normalised_and_separates_shapes(tmp_path: Path
 
 @pytest.fixture(scope="module")
 def untrained_clip():  # type: ignore[no-untyped-def]
-    from auditor.encoders.clip import ClipEncoder
+    from auditor.embed.encoders.clip import ClipEncoder
 
     return ClipEncoder(None, model="ViT-B-32", device="cpu")
 
@@ -143,8 +143,8 @@ def test_auto_falls_back_without_importing_open_clip(tmp_path: Path) -> None:
     """With no checkpoint anywhere and no download possible, auto decides from files alone (no torch import)."""
     probe = (
         "import sys\n"
-        "from auditor.config import EncoderConfig\n"
-        "from auditor.encoders import build_encoder\n"
+        "from auditor.core.config import EncoderConfig\n"
+        "from auditor.embed.encoders import build_encoder\n"
         "_, info = build_encoder(EncoderConfig())\n"
         "print(info.name, 'open_clip' in sys.modules, 'torch' in sys.modules)\n"
         "print(info.fallback_reason)\n"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from auditor.cli import app
-from auditor.exports import fiftyone_records, label_studio_tasks, to_fiftyone
-from auditor.findings import Finding, Severity
-from auditor.results import Results
+from auditor.actions.exports import fiftyone_records, label_studio_tasks, to_fiftyone
+from auditor.cli.app import app
+from auditor.results.findings import Finding, Severity
+from auditor.results.reading import Results
 from tests.test_gate import image_rows, write_results
 
 runner = CliRunner()

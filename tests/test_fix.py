@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from auditor.cli import app
-from auditor.findings import Finding, Severity
-from auditor.fix import FixOptions, plan_fix
-from auditor.results import load_results
+from auditor.actions.fix import FixOptions, plan_fix
+from auditor.cli.app import app
+from auditor.results.findings import Finding, Severity
+from auditor.results.reading import load_results
 from tests.conftest import draw_shape, write_split_shapes
 from tests.test_gate import image_rows, write_results
 

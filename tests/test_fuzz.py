@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from auditor.config import load_config
-from auditor.images import read_image
+from auditor.core.config import load_config
+from auditor.ingest.images import read_image
 from auditor.scan import run_scan
 from tests.conftest import SHAPES, draw_shape
 
@@ -211,12 +211,12 @@ def test_generated_names_and_labels_never_crash_or_leave_data_unescaped(
     import pandas as pd
     from rich.console import Console
 
-    from auditor.config import GateConfig
-    from auditor.console import print_summary
-    from auditor.gate import evaluate
+    from auditor.actions.gate import evaluate
+    from auditor.cli.console import print_summary
+    from auditor.core.config import GateConfig
     from auditor.report import ReportFormat, ReportOptions, render_results
     from auditor.report.gate_render import GateFormat, render
-    from auditor.results import load_results
+    from auditor.results.reading import load_results
     from tests.safety import assert_html_safe, assert_markdown_safe, assert_no_control_characters
 
     with tempfile.TemporaryDirectory() as tmp:

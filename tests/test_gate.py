@@ -13,13 +13,13 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from auditor.actions.gate import GateConfig, RuleStatus, evaluate, new_findings
 from auditor.checks import REGISTRY
-from auditor.cli import GateFormatName, app
-from auditor.findings import SCHEMA_VERSION, Finding, Severity, findings_table
-from auditor.gate import GateConfig, RuleStatus, evaluate, new_findings
-from auditor.outputs import write_json, write_parquet
+from auditor.cli.app import GateFormatName, app
 from auditor.report.gate_render import GateFormat, render_json, render_markdown, render_text
-from auditor.results import Results, ResultsError, load_results
+from auditor.results.findings import SCHEMA_VERSION, Finding, Severity, findings_table
+from auditor.results.outputs import write_json, write_parquet
+from auditor.results.reading import Results, ResultsError, load_results
 from tests.conftest import run_cli, write_split_shapes
 
 # --- Synthetic results -----------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_default_toml_documents_every_gate_rule() -> None:
 
 
 def test_scan_baseline_needs_gate(tmp_path: Path) -> None:
-    from auditor.errors import AuditorError
+    from auditor.core.errors import AuditorError
 
     data = write_split_shapes(tmp_path / "data")
     result = scan(data, tmp_path / "out", "--baseline", str(tmp_path))

@@ -1,7 +1,7 @@
 """Hostile inputs: bombs, link tricks, escaping manifests, odd names, denied reads, degenerate datasets.
 
 Each case must end in a clear finding or message and the right exit code, never a traceback. CLI
-cases call the real console entry (``auditor.cli.main``) in-process so exit codes are the ones a
+cases call the real console entry (``auditor.cli.app.main``) in-process so exit codes are the ones a
 shell would see, without paying for a subprocess per case.
 """
 
@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from auditor.checks import REGISTRY, Requirement
-from auditor.cli import main
-from auditor.config import load_config
-from auditor.results import load_results
+from auditor.cli.app import main
+from auditor.core.config import load_config
+from auditor.results.reading import load_results
 from auditor.scan import ScanResult, run_scan
 from tests.conftest import draw_shape, write_class_folder
 
@@ -143,7 +143,7 @@ def test_symlinks_never_lead_outside_the_dataset(tmp_path: Path) -> None:
         "triangle/broken.png": "broken symlink",
     }
     # Nothing outside the dataset was read: its contents are not hashed anywhere.
-    from auditor.images import sha256_file
+    from auditor.ingest.images import sha256_file
 
     outside_hashes = {sha256_file(p)[0] for p in outside.iterdir()}
     assert not outside_hashes & set(images["sha256"].dropna())
@@ -376,10 +376,10 @@ def test_dataset_where_nothing_is_readable_still_reports(
 
 def test_file_swapped_for_an_outside_symlink_after_discovery_is_not_read(tmp_path: Path) -> None:
     """The check runs on the opened file, so a swap between discovery and reading cannot escape."""
-    from auditor.dataset import discover
-    from auditor.embedding import embed_files
-    from auditor.encoders.builtin import BuiltinEncoder
-    from auditor.images import read_discovered, sha256_file
+    from auditor.embed.embedding import embed_files
+    from auditor.embed.encoders.builtin import BuiltinEncoder
+    from auditor.ingest.dataset import discover
+    from auditor.ingest.images import read_discovered, sha256_file
 
     data = tmp_path / "data"
     write_class_folder(data, per_class=2)
@@ -471,7 +471,7 @@ def test_unusable_out_folders_are_refused_before_the_scan(
 def test_full_disk_while_writing_results_keeps_the_previous_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from auditor import outputs
+    from auditor.results import outputs
 
     data = tmp_path / "data"
     write_class_folder(data, per_class=3)
@@ -621,7 +621,7 @@ def test_a_bug_is_one_line_naming_a_log_with_the_traceback_and_exit_70(
     good_results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Exit 1 means "gate failed" in CI; a crash must never read as a verdict."""
-    from auditor import gate
+    from auditor.actions import gate
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("planted bug")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from auditor.images import levelled_hash, open_rgb, read_image
+from auditor.ingest.images import levelled_hash, open_rgb, read_image
 from tests.conftest import draw_shape
 
 LIMIT = 89_478_485
@@ -138,7 +138,7 @@ def test_decoding_memory_stays_within_the_documented_bound_per_pixel(tmp_path: P
     import subprocess
     import sys
 
-    from auditor.images import MAX_BYTES_PER_PIXEL
+    from auditor.ingest.images import MAX_BYTES_PER_PIXEL
 
     side = 6000
     path = tmp_path / "deep.png"
@@ -148,7 +148,7 @@ def test_decoding_memory_stays_within_the_documented_bound_per_pixel(tmp_path: P
         "import json, resource, sys\n"
         "from pathlib import Path\n"
         "import imagehash, numpy\n"
-        "from auditor.images import read_image\n"
+        "from auditor.ingest.images import read_image\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "info = read_image(Path(sys.argv[1]), 10**9, 1 << 30)\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from auditor import outputs
-from auditor.cache import CACHE_FORMAT
-from auditor.encoders.builtin import BuiltinEncoder
-from auditor.images import open_rgb, sha256_file
+from auditor.embed.cache import CACHE_FORMAT
+from auditor.embed.encoders.builtin import BuiltinEncoder
+from auditor.ingest.images import open_rgb, sha256_file
+from auditor.results import outputs
 
 FIRST, TOTAL = 20, 300
 LIMIT_S = 120

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.config import OnnxConfig, load_config
-from auditor.errors import EncoderUnavailable
+from auditor.core.config import OnnxConfig, load_config
+from auditor.core.errors import EncoderUnavailable
 from auditor.scan import run_scan
 from tests.conftest import write_class_folder
 
@@ -91,7 +91,7 @@ def test_onnx_model_embeds_caches_and_is_recorded(tmp_path: Path) -> None:
 def test_layout_and_size_come_from_the_model_and_scaling_from_the_config(tmp_path: Path) -> None:
     from PIL import Image
 
-    from auditor.encoders.onnx_model import OnnxEncoder
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
 
     model = export_model(tmp_path / "nhwc.onnx", layout="NHWC", side=40)
     encoder = OnnxEncoder(model, OnnxConfig(scaling="0-255", resize="stretch"))
@@ -109,7 +109,7 @@ def test_layout_and_size_come_from_the_model_and_scaling_from_the_config(tmp_pat
 
 @pytest.mark.parametrize("fixed", [1, 4])
 def test_a_model_exported_with_a_fixed_batch_embeds_any_batch(tmp_path: Path, fixed: int) -> None:
-    from auditor.encoders.onnx_model import OnnxEncoder
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
 
     dynamic = OnnxEncoder(export_model(tmp_path / "any.onnx", side=32), OnnxConfig())
     encoder = OnnxEncoder(export_model(tmp_path / "fixed.onnx", side=32, fixed_batch=fixed), OnnxConfig())
@@ -120,7 +120,7 @@ def test_a_model_exported_with_a_fixed_batch_embeds_any_batch(tmp_path: Path, fi
 
 
 def test_unknown_output_and_wrong_layout_fail_with_one_clear_line(tmp_path: Path) -> None:
-    from auditor.encoders.onnx_model import OnnxEncoder
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
 
     model = export_model(tmp_path / "fixed.onnx", side=32)
     with pytest.raises(EncoderUnavailable, match="no output named 'logits'.*features"):
@@ -130,7 +130,7 @@ def test_unknown_output_and_wrong_layout_fail_with_one_clear_line(tmp_path: Path
 
 
 def test_missing_onnxruntime_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from auditor.encoders.onnx_model import OnnxEncoder
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
 
     model = export_model(tmp_path / "tiny.onnx")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from auditor.config import load_config
-from auditor.errors import DatasetError
+from auditor.core.config import load_config
+from auditor.core.errors import DatasetError
 from auditor.scan import run_scan
 from tests.conftest import SHAPES, run_cli, write_class_folder
 

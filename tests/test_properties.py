@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from auditor.images import read_image
-from auditor.properties import PROPERTIES, PROPERTY_COLUMNS, Pixels, image_properties
+from auditor.ingest.images import read_image
+from auditor.ingest.properties import PROPERTIES, PROPERTY_COLUMNS, Pixels, image_properties
 
 
 def textured(seed: int, size: tuple[int, int] = (200, 150)) -> Image.Image:

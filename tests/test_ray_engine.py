@@ -21,11 +21,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from auditor.config import EncoderConfig, EngineConfig, load_config
-from auditor.embedding import embed_files
-from auditor.encoders.builtin import BuiltinEncoder
-from auditor.errors import EncoderUnavailable
-from auditor.ray_engine import INSTALL_HINT, EmbedActor, WorkerEncoderMismatch, embed_files_ray
+from auditor.core.config import EncoderConfig, EngineConfig, load_config
+from auditor.core.errors import EncoderUnavailable
+from auditor.embed.embedding import embed_files
+from auditor.embed.encoders.builtin import BuiltinEncoder
+from auditor.embed.ray_engine import INSTALL_HINT, EmbedActor, WorkerEncoderMismatch, embed_files_ray
 from auditor.scan import run_scan
 from tests.conftest import write_split_shapes
 
@@ -130,7 +130,7 @@ def test_missing_ray_exits_2_with_the_install_line(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "data")
     # sys.modules["ray"] = None makes ray unimportable in that process, whether or not it is installed.
     code = ("import sys; sys.modules['ray'] = None; sys.argv = ['audit', *sys.argv[1:]]; "
-            "from auditor.cli import main; main()")
+            "from auditor.cli.app import main; main()")
     result = subprocess.run(
         [sys.executable, "-c", code, "scan", str(data), "--out", str(tmp_path / "out"), "--engine", "ray"],
         capture_output=True, text=True, timeout=300,
@@ -178,7 +178,7 @@ def test_a_worker_with_another_encoder_stops_the_scan_with_one_line(tmp_path: Pa
 
 
 def test_ray_address_implies_the_ray_engine_and_contradicts_local() -> None:
-    from auditor.cli import _overrides
+    from auditor.cli.app import _overrides
 
     assert _overrides(ray_address="head:6379") == {"engine": {"address": "head:6379", "name": "ray"}}
     assert _overrides(engine=None, ray_address=None) == {}

@@ -1,4 +1,4 @@
-"""Self-assessed reliability of the model-based checks (auditor/reliability.py) on synthetic embeddings."""
+"""Self-assessed reliability of the model-based checks (auditor/evidence/reliability.py) on synthetic embeddings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 
 from auditor.checks.ambiguous import AmbiguousCheck
 from auditor.checks.label_errors import LabelErrorsCheck
-from auditor.findings import Severity
-from auditor.verdicts import AmbiguousParams, LabelErrorsParams, split_of
+from auditor.evidence.verdicts import AmbiguousParams, LabelErrorsParams, split_of
+from auditor.results.findings import Severity
 from tests.conftest import synthetic_context
 
 

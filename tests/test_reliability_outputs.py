@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from auditor.config import GateConfig, load_config
-from auditor.gate import RuleStatus, evaluate
+from auditor.actions.gate import RuleStatus, evaluate
+from auditor.core.config import GateConfig, load_config
 from auditor.report import ReportFormat, ReportOptions, render_results
-from auditor.results import load_results
+from auditor.results.reading import load_results
 from auditor.scan import run_scan
 
 MODEL_BASED = ["label_errors", "class_overlap", "ambiguous", "outliers"]

@@ -18,13 +18,13 @@ import pytest
 from PIL import Image
 
 from auditor.checks import check_record
-from auditor.config import load_config
-from auditor.errors import AuditorError
-from auditor.findings import IMAGES_BASE_SCHEMA, SCHEMA_VERSION, Finding, Severity, findings_table
-from auditor.outputs import TableWriter, atomic_write, write_json, write_parquet
+from auditor.core.config import load_config
+from auditor.core.errors import AuditorError
 from auditor.report import RENDERERS, ReportFormat, ReportOptions, load_results, render, render_results
 from auditor.report.markdown import MAX_CHARS
 from auditor.report.thumbnails import Thumbnailer
+from auditor.results.findings import IMAGES_BASE_SCHEMA, SCHEMA_VERSION, Finding, Severity, findings_table
+from auditor.results.outputs import TableWriter, atomic_write, write_json, write_parquet
 from auditor.scan import run_scan
 from tests.conftest import draw_shape, run_cli, write_class_folder
 

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from auditor.checks import REGISTRY, CheckContext
-from auditor.config import AuditConfig, load_config
-from auditor.encoders.base import EncoderInfo
-from auditor.findings import IMAGES_BASE_SCHEMA
-from auditor.pipeline import run_checks
-from auditor.properties import PROPERTY_COLUMNS
+from auditor.core.config import AuditConfig, load_config
+from auditor.embed.encoders.base import EncoderInfo
+from auditor.ingest.properties import PROPERTY_COLUMNS
+from auditor.results.findings import IMAGES_BASE_SCHEMA
+from auditor.scan.pipeline import run_checks
 
 
 def _context(config: AuditConfig) -> tuple[CheckContext, str, list[str]]:

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from auditor.config import load_config
-from auditor.errors import DatasetError
-from auditor.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
+from auditor.core.config import load_config
+from auditor.core.errors import DatasetError
+from auditor.results.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
 from auditor.scan import run_scan
 from tests.conftest import draw_shape, write_class_folder
 from tests.test_images import _bomb_png
@@ -252,7 +252,7 @@ def test_the_cli_progress_bar_shows_the_sub_step() -> None:
 
     from rich.console import Console
 
-    from auditor.console import RichObserver
+    from auditor.cli.console import RichObserver
 
     out = io.StringIO()
     observer = RichObserver(Console(file=out, force_terminal=True, width=120))

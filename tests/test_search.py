@@ -11,9 +11,9 @@ import pytest
 
 from auditor.checks import REGISTRY, check_params
 from auditor.checks.base import CheckContext
-from auditor.config import SearchParams, load_config
+from auditor.core.config import SearchParams, load_config
+from auditor.evidence.similarity import SearchLog, hamming_pairs_within, nearest, unit_rows
 from auditor.scan import run_scan
-from auditor.similarity import SearchLog, hamming_pairs_within, nearest, unit_rows
 from tests.conftest import synthetic_context, write_class_folder
 
 SEED = 7

@@ -7,11 +7,11 @@ import numpy as np
 
 from auditor.checks.base import CheckContext
 from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
-from auditor.config import ProbabilityParams, SearchParams
-from auditor.encoder_facts import EncoderInfo
-from auditor.findings import Finding
-from auditor.probabilities import blended_probabilities
-from auditor.similarity import unit_rows
+from auditor.core.config import ProbabilityParams, SearchParams
+from auditor.core.encoder_facts import EncoderInfo
+from auditor.evidence.probabilities import blended_probabilities
+from auditor.evidence.similarity import unit_rows
+from auditor.results.findings import Finding
 from tests.conftest import synthetic_context
 
 CLASSES = ["a", "b", "c", "d"]

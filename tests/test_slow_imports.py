@@ -13,7 +13,7 @@ def _run(code: str) -> str:
 
 def test_importing_the_pipeline_leaves_cleanlab_and_scipy_for_later() -> None:
     loaded = _run(
-        "import sys, auditor.pipeline, auditor.checks\n"
+        "import sys, auditor.scan.pipeline, auditor.checks\n"
         "print(','.join(sorted(m for m in ('cleanlab', 'scipy.stats', 'scipy.optimize', 'sklearn', 'faiss') "
         "if m in sys.modules)))\n"
     )
@@ -23,7 +23,7 @@ def test_importing_the_pipeline_leaves_cleanlab_and_scipy_for_later() -> None:
 def test_start_and_wait_load_every_deferred_module() -> None:
     loaded = _run(
         "import sys\n"
-        "from auditor import slow_imports\n"
+        "from auditor.core import slow_imports\n"
         "slow_imports.start(); slow_imports.start(); slow_imports.wait()\n"
         "print(all(name in sys.modules for name in slow_imports.MODULES),\n"
         "      slow_imports.blas_controller.cache_info().currsize)\n"
@@ -34,7 +34,7 @@ def test_start_and_wait_load_every_deferred_module() -> None:
 def test_a_proxy_imports_on_first_use_without_start() -> None:
     result = _run(
         "import sys\n"
-        "from auditor.slow_imports import scipy_stats\n"
+        "from auditor.core.slow_imports import scipy_stats\n"
         "before = 'scipy.stats' in sys.modules\n"
         "print(before, round(float(scipy_stats.norm.ppf(0.5)), 6), 'scipy.stats' in sys.modules)\n"
     )
@@ -46,7 +46,7 @@ def test_the_background_import_cannot_silence_the_scans_warning_collector() -> N
     imported during a scan, that filter would hide every library warning the scan collects."""
     result = _run(
         "import warnings\n"
-        "from auditor import library_warnings, slow_imports\n"
+        "from auditor.core import library_warnings; from auditor.core import slow_imports\n"
         "with library_warnings.collected() as noise:\n"
         "    slow_imports.start(); slow_imports.wait()\n"
         "    warnings.warn('still heard', UserWarning)\n"
@@ -58,7 +58,7 @@ def test_the_background_import_cannot_silence_the_scans_warning_collector() -> N
 def test_the_read_stage_signals_once_its_workers_run_and_never_in_process() -> None:
     """The pipeline starts the background import from this signal: with workers, once; in-process, never (the
     main thread then imports what it needs itself, and two importers must never run at once)."""
-    from auditor.parallel import ordered_map
+    from auditor.ingest.parallel import ordered_map
 
     calls: list[int] = []
     in_process = list(ordered_map(abs, list(range(-40, 0)), workers=0, on_workers_started=lambda: calls.append(0)))

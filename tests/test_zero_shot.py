@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.config import load_config
-from auditor.encoders import EncoderInfo
-from auditor.encoders.builtin import BuiltinEncoder
+from auditor.core.config import load_config
+from auditor.embed.encoders import EncoderInfo
+from auditor.embed.encoders.builtin import BuiltinEncoder
+from auditor.embed.zero_shot import ZeroShotParams, class_phrase, class_prompts, zero_shot_decision
 from auditor.scan import run_scan
-from auditor.zero_shot import ZeroShotParams, class_phrase, class_prompts, zero_shot_decision
 from tests.conftest import write_class_folder
 
 
 @pytest.fixture(scope="module")
 def untrained_clip():  # type: ignore[no-untyped-def]
-    from auditor.encoders.clip import ClipEncoder
+    from auditor.embed.encoders.clip import ClipEncoder
 
     return ClipEncoder(None, model="ViT-B-32", device="cpu")
 
@@ -56,12 +56,12 @@ def test_class_prompts_are_unit_vectors_per_class(untrained_clip) -> None:  # ty
 @pytest.mark.slow
 def test_scan_records_whether_zero_shot_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             untrained_clip) -> None:  # type: ignore[no-untyped-def]
-    import auditor.pipeline
+    import auditor.scan.pipeline
 
     data = tmp_path / "data"
     write_class_folder(data, per_class=8)
     info = EncoderInfo("clip", "clip", untrained_clip.identity, untrained_clip.dim, False)
-    monkeypatch.setattr(auditor.pipeline, "build_encoder", lambda config: (untrained_clip, info))
+    monkeypatch.setattr(auditor.scan.pipeline, "build_encoder", lambda config: (untrained_clip, info))
 
     def scan(mode: str, out: str) -> dict:  # type: ignore[type-arg]
         config = load_config(overrides={"scan": {"cache_dir": str(tmp_path / "cache"), "workers": 0,

@@ -19,9 +19,9 @@ from auditor.checks.image_quality import ImageQualityCheck
 from auditor.checks.label_errors import LabelErrorsCheck
 from auditor.checks.outliers import OutliersCheck
 from auditor.checks.unreadable import UnreadableCheck
-from auditor.config import AuditConfig
-from auditor.errors import ConfigError
-from auditor.findings import FindingKind
+from auditor.core.config import AuditConfig
+from auditor.core.errors import ConfigError
+from auditor.results.findings import FindingKind
 
 __all__ = [
     "PARAMS",

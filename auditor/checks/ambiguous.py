@@ -40,11 +40,11 @@ import numpy as np
 import pandas as pd
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
-from auditor.findings import Finding, FindingKind, Severity
-from auditor.reliability import mark, summary_fields
-from auditor.verdicts import AmbiguousParams, fit_sharpness, sharpen
+from auditor.evidence.reliability import mark, summary_fields
+from auditor.evidence.verdicts import AmbiguousParams, fit_sharpness, sharpen
+from auditor.results.findings import Finding, FindingKind, Severity
 
-# The verdict and its params live in auditor.verdicts (class_overlap reads the same verdict).
+# The verdict and its params live in auditor.evidence.verdicts (class_overlap reads the same verdict).
 __all__ = ["AmbiguousCheck", "AmbiguousParams", "fit_sharpness", "sharpen"]
 
 

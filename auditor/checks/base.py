@@ -16,21 +16,20 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from auditor.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
-from auditor.config import AuditConfig, ConfigModel
-from auditor.encoder_facts import ClassPrompts, EncoderInfo
-from auditor.findings import Finding, FindingKind
-from auditor.probabilities import (
+from auditor.core.config import AuditConfig, ConfigModel
+from auditor.core.encoder_facts import ClassPrompts, EncoderInfo
+from auditor.evidence.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
+from auditor.evidence.probabilities import (
     DistinctNeighbours,
     blended_probabilities,
     distinct_neighbours,
     identical_rows,
     out_of_sample_probabilities,
 )
-from auditor.reliability import Reliability, assess
-from auditor.similarity import SearchLog, unit_rows
-from auditor.user_probabilities import UserProbabilities
-from auditor.verdicts import (
+from auditor.evidence.reliability import Reliability, assess
+from auditor.evidence.similarity import SearchLog, unit_rows
+from auditor.evidence.user_probabilities import UserProbabilities
+from auditor.evidence.verdicts import (
     Ambiguity,
     AmbiguousParams,
     LabelErrorsParams,
@@ -40,6 +39,7 @@ from auditor.verdicts import (
     judged_classes,
     label_issue_mask,
 )
+from auditor.results.findings import Finding, FindingKind
 
 
 class Requirement(StrEnum):

@@ -7,8 +7,8 @@ import statistics
 from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult
-from auditor.config import ConfigModel
-from auditor.findings import Finding, FindingKind, Severity
+from auditor.core.config import ConfigModel
+from auditor.results.findings import Finding, FindingKind, Severity
 
 
 class ClassImbalanceParams(ConfigModel):

@@ -18,10 +18,10 @@ import numpy as np
 from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
-from auditor.config import ConfigModel
-from auditor.findings import Finding, FindingKind, Severity
-from auditor.reliability import mark, summary_fields
-from auditor.slow_imports import cleanlab_dataset
+from auditor.core.config import ConfigModel
+from auditor.core.slow_imports import cleanlab_dataset
+from auditor.evidence.reliability import mark, summary_fields
+from auditor.results.findings import Finding, FindingKind, Severity
 
 
 class ClassOverlapParams(ConfigModel):

@@ -43,10 +43,10 @@ import pandas as pd
 from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.config import ConfigModel
-from auditor.findings import Finding, FindingKind, Severity
-from auditor.probabilities import distinct_neighbours
-from auditor.similarity import (
+from auditor.core.config import ConfigModel
+from auditor.core.slow_imports import scipy_stats
+from auditor.evidence.probabilities import distinct_neighbours
+from auditor.evidence.similarity import (
     NeighbourNull,
     Neighbours,
     SearchLog,
@@ -60,7 +60,7 @@ from auditor.similarity import (
     pair_bits,
     unit_rows,
 )
-from auditor.slow_imports import scipy_stats
+from auditor.results.findings import Finding, FindingKind, Severity
 
 _HASH_BITS = 64
 # Pairs whose distances are computed at once (bounds the gathered vectors' memory).

@@ -1,6 +1,6 @@
 """Image quality: dark, overexposed, blurry, low-information, odd aspect or size, greyscale, letterboxed.
 
-Each kind reads one pixel property the read stage stored (``auditor/properties.py``). What is unusual
+Each kind reads one pixel property the read stage stored (``auditor/ingest/properties.py``). What is unusual
 depends on the dataset -- a folder of night photos is dark throughout -- so an image is flagged only when
 its property lies beyond a robust fence of this dataset (median +- ``robust_z`` x 1.4826 x MAD, on the
 scale given below, with a minimum spread so a near-constant property does not make every small difference
@@ -24,9 +24,9 @@ import pandas as pd
 from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.config import ConfigModel
-from auditor.findings import Finding, FindingKind, Severity
-from auditor.slow_imports import scipy_stats
+from auditor.core.config import ConfigModel
+from auditor.core.slow_imports import scipy_stats
+from auditor.results.findings import Finding, FindingKind, Severity
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826

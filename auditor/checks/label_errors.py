@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
-from auditor.findings import Finding, FindingKind, Severity
-from auditor.reliability import mark, summary_fields
-from auditor.slow_imports import cleanlab_rank
-from auditor.verdicts import LabelErrorsParams, judged_classes, label_issue_mask
+from auditor.core.slow_imports import cleanlab_rank
+from auditor.evidence.reliability import mark, summary_fields
+from auditor.evidence.verdicts import LabelErrorsParams, judged_classes, label_issue_mask
+from auditor.results.findings import Finding, FindingKind, Severity
 
-# The params and label_issue_mask live in auditor.verdicts: the ambiguous check reads the same verdict.
+# The params and label_issue_mask live in auditor.evidence.verdicts: the ambiguous check reads the same verdict.
 __all__ = ["LabelErrorsCheck", "LabelErrorsParams", "label_issue_mask", "per_class_error_rates"]
 
 def per_class_error_rates(joint: np.ndarray, classes: list[str]) -> dict[str, Any]:

@@ -21,9 +21,9 @@ import pandas as pd
 from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
-from auditor.config import ConfigModel
-from auditor.findings import Finding, FindingKind, Severity
-from auditor.reliability import mark, summary_fields
+from auditor.core.config import ConfigModel
+from auditor.evidence.reliability import mark, summary_fields
+from auditor.results.findings import Finding, FindingKind, Severity
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826

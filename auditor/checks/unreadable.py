@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.checks.base import Check, CheckContext, CheckResult, NoParams, plain
-from auditor.findings import Finding, FindingKind, Severity
+from auditor.results.findings import Finding, FindingKind, Severity
 
 
 class UnreadableCheck(Check[NoParams]):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.outputs import atomic_write
 from auditor.report.base import Renderer, ReportData, ReportFormat, ReportOptions, prepare
 from auditor.report.html import HtmlRenderer
 from auditor.report.markdown import MarkdownRenderer
 from auditor.report.terminal import TerminalRenderer
-from auditor.results import Results, ResultsError, load_results, with_current_decisions
+from auditor.results.outputs import atomic_write
+from auditor.results.reading import Results, ResultsError, load_results, with_current_decisions
 
 __all__ = [
     "RENDERERS",

@@ -14,9 +14,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from auditor.errors import AuditorError
-from auditor.findings import Finding, FindingKind
-from auditor.results import Results, describe_encoder
+from auditor.core.errors import AuditorError
+from auditor.results.findings import Finding, FindingKind
+from auditor.results.reading import Results, describe_encoder
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -56,7 +56,7 @@ class ReportData:
     dataset_root: Path | None
     dataset_note: str | None
     readable: dict[str, bool] = field(default_factory=dict)
-    # Findings accepted in review (auditor.decisions): shown apart, in a collapsed section, never in by_check.
+    # Findings accepted in review (auditor.results.decisions): shown apart, in a collapsed section, never in by_check.
     waived: list[Finding] = field(default_factory=list)
 
     @property

@@ -1,6 +1,6 @@
 """Renderings of a gate verdict: rich terminal text, GitHub Markdown, and JSON (``audit gate --format``).
 
-``auditor.gate`` only evaluates; how a verdict looks lives here, in the interface layer, beside the reports.
+``auditor.actions.gate`` only evaluates; how a verdict looks lives here, in the interface layer, beside the reports.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from auditor.findings import Finding
-from auditor.gate import RuleStatus, Verdict
+from auditor.actions.gate import RuleStatus, Verdict
 from auditor.report.base import waiver_text
 from auditor.report.safe import gfm, gfm_code, gfm_html, gfm_quoted, rich_text, visible
+from auditor.results.findings import Finding
 
 # Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
 # GitHub caps a step summary at 1 MiB. JSON always lists them all.

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from auditor.findings import Finding
 from auditor.report.base import (
     SEVERITIES,
     Renderer,
@@ -26,6 +25,7 @@ from auditor.report.base import (
     waiver_text,
 )
 from auditor.report.thumbnails import Thumbnailer
+from auditor.results.findings import Finding
 
 TEMPLATES = Path(__file__).parent / "templates"
 MESSAGE_CHARS = 400

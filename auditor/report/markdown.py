@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from auditor.findings import Finding
 from auditor.report.base import (
     SEVERITIES,
     Renderer,
@@ -21,6 +20,7 @@ from auditor.report.base import (
     waiver_text,
 )
 from auditor.report.safe import gfm, gfm_code, gfm_html
+from auditor.results.findings import Finding
 
 MAX_CHARS = 60_000
 CELL_CHARS = 200

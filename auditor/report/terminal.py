@@ -14,7 +14,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from auditor.findings import Finding
 from auditor.report.base import (
     SEVERITIES,
     Renderer,
@@ -25,7 +24,8 @@ from auditor.report.base import (
     waiver_text,
 )
 from auditor.report.safe import rich_text, visible
-from auditor.results import PROMINENT_WARNINGS
+from auditor.results.findings import Finding
+from auditor.results.reading import PROMINENT_WARNINGS
 
 BAR_WIDTH = 30
 

@@ -11,7 +11,7 @@ import base64
 import io
 from pathlib import Path
 
-from auditor.images import FileRefused, ImageDecodeError, open_checked, open_rgb
+from auditor.ingest.images import FileRefused, ImageDecodeError, open_checked, open_rgb
 
 THUMB_PX = 112
 # Largest encoded thumbnail kept; a noisy image is re-encoded smaller until it fits, else left out.

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams, fit_sharpness, sharpen
 from auditor.checks.base import CheckContext
-from auditor.zero_shot import ClassPrompts
+from auditor.embed.zero_shot import ClassPrompts
 from tests.conftest import synthetic_context
 
 SEED = 7

@@ -14,12 +14,12 @@ from scipy.stats import norm
 
 from auditor.checks.base import CheckContext
 from auditor.checks.duplicates import DuplicatesCheck, DuplicatesParams
-from auditor.config import AuditConfig, EncoderConfig, ScanConfig, SearchParams
-from auditor.encoder_facts import EncoderInfo
-from auditor.findings import Finding
-from auditor.probabilities import distinct_neighbours
+from auditor.core.config import AuditConfig, EncoderConfig, ScanConfig, SearchParams
+from auditor.core.encoder_facts import EncoderInfo
+from auditor.evidence.probabilities import distinct_neighbours
+from auditor.evidence.similarity import SearchLog, hamming_neighbours, unit_rows
+from auditor.results.findings import Finding
 from auditor.scan import run_scan
-from auditor.similarity import SearchLog, hamming_neighbours, unit_rows
 from tests.conftest import write_class_folder
 
 SEED = 7
@@ -495,7 +495,7 @@ def test_random_hashes_fall_back_to_the_exact_search_when_the_candidates_miss_ac
 
 
 def test_the_cheapest_hashing_radius_is_the_widest_within_the_budget() -> None:
-    from auditor.similarity import hamming_pairs_within, hamming_reach
+    from auditor.evidence.similarity import hamming_pairs_within, hamming_reach
 
     codes = np.random.default_rng(2).integers(0, 256, size=(400, 16), dtype=np.uint8)
     budget = 2000

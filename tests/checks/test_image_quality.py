@@ -13,10 +13,10 @@ from PIL import Image, ImageFilter
 
 from auditor.checks.base import CheckContext
 from auditor.checks.image_quality import IMAGE_KINDS, ImageQualityCheck, ImageQualityParams
-from auditor.config import load_config
-from auditor.findings import Finding
-from auditor.images import read_image
-from auditor.properties import PROPERTY_COLUMNS, image_properties
+from auditor.core.config import load_config
+from auditor.ingest.images import read_image
+from auditor.ingest.properties import PROPERTY_COLUMNS, image_properties
+from auditor.results.findings import Finding
 from auditor.scan import run_scan
 from tests.conftest import synthetic_context
 from tests.test_properties import textured
@@ -171,9 +171,9 @@ def test_scan_writes_property_columns_and_quality_findings(tmp_path: Path) -> No
     assert run["checks"]["image_quality"]["counts"]["blurry"] == 1
 
     # The gate limits each kind; the reports show a section per kind and the per-class table.
-    from auditor.gate import GateConfig, evaluate
+    from auditor.actions.gate import GateConfig, evaluate
     from auditor.report import ReportFormat, ReportOptions, render_results
-    from auditor.results import load_results
+    from auditor.results.reading import load_results
 
     results = load_results(tmp_path / "out")
     assert not evaluate(results, GateConfig(max_findings={"blurry": 0})).passed

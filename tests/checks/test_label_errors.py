@@ -12,8 +12,8 @@ import pytest
 
 from auditor.checks.base import CheckContext
 from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
-from auditor.config import AuditConfig, EncoderConfig, ScanConfig
-from auditor.probabilities import ProbabilityParams, out_of_sample_probabilities
+from auditor.core.config import AuditConfig, EncoderConfig, ScanConfig
+from auditor.evidence.probabilities import ProbabilityParams, out_of_sample_probabilities
 from auditor.scan import run_scan
 from tests.conftest import synthetic_context, write_class_folder
 
@@ -156,7 +156,7 @@ def test_an_image_no_class_claims_is_flagged_when_its_label_is_implausible() -> 
     views disagreeing) reaches neither class's mean probability, so confident learning counts it nowhere and
     prunes nothing; its given label gets less than ``b`` gets on other classes' images, so it is flagged.
     An image whose label is merely doubted (more than that) is not."""
-    from auditor.verdicts import implausible_labels, label_issue_mask
+    from auditor.evidence.verdicts import implausible_labels, label_issue_mask
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 30)
@@ -177,7 +177,7 @@ def test_the_classifier_alone_is_asked_too_when_the_vote_lifts_the_given_label()
     """An image the classifier puts firmly in ``b`` (its label ``a`` at 0.01, where ``a`` gets 0.03 on other
     classes' images) while its neighbours' vote lifts ``a`` to 0.06 in the blend (above the blend's 0.04 bar):
     flagged by the classifier's own probabilities, each view against its own bar."""
-    from auditor.verdicts import label_issue_mask
+    from auditor.evidence.verdicts import label_issue_mask
 
     labels = np.repeat([0, 1, 2], 30)
     blend = np.full((90, 3), 0.04)
@@ -196,8 +196,8 @@ def test_the_classifier_alone_is_asked_too_when_the_vote_lifts_the_given_label()
 def test_confident_joint_counted_once_gives_cleanlabs_own_verdicts(filter_by: str) -> None:
     """The context counts the confident joint once and hands it to both verdicts: the same mask and joint as
     cleanlab computes on its own."""
-    from auditor.slow_imports import cleanlab_count, cleanlab_filter
-    from auditor.verdicts import confident_counts, confident_joint, label_issue_mask
+    from auditor.core.slow_imports import cleanlab_count, cleanlab_filter
+    from auditor.evidence.verdicts import confident_counts, confident_joint, label_issue_mask
 
     rng = np.random.default_rng(4)
     labels = rng.integers(4, size=300)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from auditor.checks.base import CheckContext
 from auditor.checks.outliers import OutlierParams, OutliersCheck
-from auditor.config import AuditConfig, EncoderConfig, ScanConfig
+from auditor.core.config import AuditConfig, EncoderConfig, ScanConfig
 from auditor.scan import run_scan
 from tests.conftest import synthetic_context, write_class_folder
 

@@ -1,0 +1,317 @@
+"""Shared verdicts several checks read: the label-error mask, the confident joint, and the ambiguity verdict.
+
+Computed once per scan on the check context (``CheckContext.label_issue_mask``, ``confident_joint``,
+``ambiguity``), so label_errors, ambiguous and class_overlap agree on them without importing one another.
+The params of the label_errors and ambiguous checks live here because these verdicts are made with them.
+
+Ambiguity: two out-of-sample views of the class evidence are pooled log-linearly (the cross-validated
+regression's probabilities and class closeness), temperature-scaled to the dataset, and a class is
+plausible for an image when its share relative to the top class is improbably high for a clean image of
+that top class, with a Bonferroni bar (see ``split_of`` and ``checks/ambiguous.py``); zero-shot class
+prompts, when present, are judged alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from auditor.core.config import ConfigModel
+from auditor.core.slow_imports import cleanlab_count, cleanlab_filter, scipy_stats
+from auditor.evidence.class_neighbours import similarity_probabilities
+from auditor.evidence.probabilities import by_rows, fit_temperature, softmax
+
+FilterBy = Literal[
+    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+    "low_normalized_margin", "low_self_confidence",
+]
+QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
+
+
+class LabelErrorsParams(ConfigModel):
+    # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
+    # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
+    # first; "both" also requires the per-class count to agree (fewer, surer flags);
+    # "predicted_neq_given" flags every image whose top class is not its label (many, noisy flags).
+    filter_by: FilterBy = "prune_by_noise_rate"
+    # How label_quality is computed (cleanlab get_label_quality_scores): the out-of-sample
+    # probability of the given label, or its margin over the strongest other class.
+    quality_method: QualityMethod = "self_confidence"
+    # Classes with fewer embedded images than this are not judged by the classifier: a held-out model
+    # saw at most this many minus one of them, too few to learn what the class looks like, so its
+    # images would look mislabelled for want of examples. Label conflicts between copies are still
+    # reported. The default matches class_imbalance's starved-class minimum.
+    min_class_images: int = Field(5, ge=2)
+    # Nor are classes with fewer embedded images than this fraction of the median class's: beside classes many
+    # times larger, the few images of a starved class barely place its mean and its prior is small, so its own
+    # images read as the big classes' (on sample_data both flags on the starved hexagon class were of that
+    # kind). The default matches class_imbalance's starved-class fraction (``min_fraction_of_median``).
+    min_class_fraction_of_median: float = Field(0.2, ge=0.0, le=1.0)
+    # Also flag an image whose top class is not its label and whose given label gets no more probability than
+    # that class gets, on average, on images labelled otherwise: confidently *not* its label, though no other
+    # class reaches the mean probability of its own images, which is what confident learning's count needs
+    # (``implausible_labels``). Asked of the blended probabilities and of the classifier's own: the k-NN vote
+    # can dilute a clear verdict of the classifier when the neighbours disagree on which wrong class.
+    unclaimed_images: bool = True
+
+
+def judged_classes(sizes: np.ndarray, params: LabelErrorsParams) -> np.ndarray:
+    """Boolean per class (``sizes``: embedded images per class): large enough for the classifier's verdict on
+    its images, in images (``min_class_images``) and beside the median class (``min_class_fraction_of_median``)."""
+    median = float(np.median(sizes)) if len(sizes) else 0.0
+    return np.asarray(sizes >= max(params.min_class_images, params.min_class_fraction_of_median * median))
+
+
+def confident_counts(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's calibrated confident joint in images (given class x true class): what ``label_issue_mask`` and
+    ``confident_joint`` both start from, counted once (each cleanlab call would count it again)."""
+    return np.asarray(cleanlab_count.compute_confident_joint(labels, pred_probs, calibrate=True))
+
+
+def label_issue_mask(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str,
+                     counts: np.ndarray | None = None, unclaimed: bool = False,
+                     classifier: np.ndarray | None = None) -> np.ndarray:
+    """Boolean per row: cleanlab flags the given label (or, with ``unclaimed``, ``implausible_labels`` does, on
+    ``pred_probs`` or on ``classifier``, the classifier's own probabilities before the k-NN vote is blended in).
+    One place, so every check agrees on it. ``counts``: ``confident_counts`` of the same rows, if made."""
+    # "confident_learning" counts its own joint (it needs which images were counted off the diagonal), and warns
+    # when handed one.
+    given = None if filter_by == "confident_learning" else counts
+    flagged = np.asarray(cleanlab_filter.find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1,
+                                                           confident_joint=given), dtype=bool)
+    if not unclaimed:
+        return flagged
+    flagged |= implausible_labels(labels, pred_probs)
+    return flagged | implausible_labels(labels, classifier) if classifier is not None else flagged
+
+
+def implausible_labels(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """Boolean per row: the top class is another, and the given class's probability is no higher than its mean
+    over the rows labelled otherwise.
+
+    Confident learning counts an image labelled ``i`` as class ``j`` only when ``p_j`` reaches the mean ``p_j``
+    of the images labelled ``j``; where the classes are learnt well that mean is high, and an image that two
+    views of the evidence place in different wrong classes (sample_data's circle filed as a square: the
+    regression says circle, its neighbours partly star) reaches no class's mean, so the count of its pair is
+    zero and nothing is pruned. The complementary question reads the same probabilities from the given
+    class's side: an image whose own class gets what that class gets on a typical image of another class is
+    confidently not of it. Both bars are means of the dataset's own out-of-sample probabilities; no constant.
+
+    Asked of the classifier's probabilities too (``label_issue_mask``), each view against its own bar: the
+    vote of that circle's neighbours (star, circle and square) lifts its square from the classifier's 0.016 to
+    0.055, above the 0.037 squares get on other images in the blend; the classifier alone gives squares 0.034
+    there. On the robustness collections (README, "Label errors") that added planted flips and kept precision,
+    and took sample_data to all five of its planted label errors.
+    """
+    rows = np.arange(len(labels))
+    classes = pred_probs.shape[1]
+    others = np.array([pred_probs[labels != c, c].mean() if (labels != c).any() else 0.0 for c in range(classes)])
+    return np.asarray((pred_probs.argmax(axis=1) != labels) & (pred_probs[rows, labels] <= others[labels]))
+
+
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """cleanlab's calibrated joint of given vs true class (sums to 1), as ``cleanlab.count.estimate_joint``."""
+    counts = confident_counts(labels, pred_probs) if counts is None else counts
+    return np.asarray(counts / max(float(counts.sum()), 1e-300))
+
+
+# Temperatures searched when calibrating (probabilities are raised to this power, then renormalised).
+_TEMPERATURE_BOUNDS = (0.05, 100.0)
+
+
+class AmbiguousParams(ConfigModel):
+    # A class is plausible for an image only when its calibrated probability is at least this fraction
+    # of the top class's (a floor under the test below).
+    min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
+    # ...and when the image's log(class / top) probability ratio is improbably high for a clean image of
+    # either class: against the images of the two classes the classifier gets right (median and MAD of
+    # the same ratio), beyond the Bonferroni bar for this many chance flags over the whole dataset. So
+    # the bar scales with how confident the classifier is on this dataset and this pair of classes.
+    false_alarms: float = Field(0.05, gt=0.0)
+    # A class pair with fewer correctly classified images than this is judged against every correctly
+    # classified image's runner-up ratio (too few to estimate the pair's own spread).
+    min_reference_images: int = Field(8, ge=3)
+    # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
+    # rest is the cross-validated regression (0: regression only, 1: closeness only).
+    closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Also flag images whose zero-shot evidence alone (similarity to CLIP class prompts, temperature fitted
+    # to the labels) is split by the same rule, the given label among the plausible classes; only when the
+    # scan computed class prompts ([zero_shot]). Unmeasured here: no pretrained weights on these machines.
+    zero_shot: bool = True
+    # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
+    calibrate: bool = True
+    # How many of the class pairs sharing the most ambiguous images to list in run.json.
+    top_pairs: int = Field(10, ge=0)
+
+
+def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
+    """The power ``t`` for which ``pred_probs ** t`` (renormalised) best explains the given labels.
+
+    ``t > 1`` sharpens probabilities a heavily regularised model left too flat; ``t < 1`` softens
+    overconfident ones. It is the usual temperature scaling, written on log-probabilities.
+    """
+    return fit_temperature(np.log(pred_probs), labels, _TEMPERATURE_BOUNDS)
+
+
+def pooled(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
+    """Log-linear pool: ``first ** (1 - weight) * second ** weight``, renormalised per row.
+
+    A class keeps mass only where both views give it some, so one view's stray mass on an unrelated
+    class is damped, while a class both views find plausible stays plausible.
+    """
+    return by_rows(first.shape, lambda rows: softmax((1.0 - weight) * np.log(first[rows])
+                                                       + weight * np.log(second[rows])))
+
+
+def sharpen(pred_probs: np.ndarray, power: float) -> np.ndarray:
+    return by_rows(pred_probs.shape, lambda rows: softmax(np.log(pred_probs[rows]) * power))
+
+
+@dataclass(frozen=True)
+class Split:
+    """One view's verdict: which classes are plausible for each image, and how evenly split it is."""
+
+    probs: np.ndarray
+    order: np.ndarray  # classes by descending probability, per image
+    plausible: np.ndarray  # bool (n, classes)
+    evenness: np.ndarray  # second / top probability
+    typical: float  # median evenness
+    bar_z: float  # the robust z a class's ratio to the top class must reach to be plausible
+
+    @property
+    def candidates(self) -> np.ndarray:
+        return np.asarray(self.plausible.sum(axis=1) >= 2)
+
+
+# The smallest spread (natural-log units) a reference ratio may have: a class whose correct images all
+# split identically would otherwise make any hair's difference infinitely surprising.
+_MIN_LOG_SPREAD = 1e-3
+
+
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    centre = float(np.median(values))
+    return centre, max(1.4826 * float(np.median(np.abs(values - centre))), _MIN_LOG_SPREAD)
+
+
+def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> Split:
+    """Which classes are plausible for each image: the top class, and every class whose share of the
+    evidence is improbably high for a clean image of either class of the pair.
+
+    The reference for a pair of classes (the image's top ``a``, another ``c``) is how much of the other
+    class the images the classifier gets right show: ``log(p_c / p_a)`` over correct images labelled
+    ``a`` and ``log(p_a / p_c)`` over correct images labelled ``c``. A robust z-score (median, 1.4826
+    MAD) says how unusual an image's ``log(p_c / p_a)`` is, and the bar is Bonferroni's for
+    ``false_alarms`` chance flags among all images. Log ratios make the bar independent of the
+    temperature the evidence was scaled to; per-pair references make it follow how confident the
+    classifier is on this dataset and how close these two classes are in it (two look-alike classes are
+    often split a little; that is no sign of an ambiguous image).
+    """
+    count, classes = probs.shape
+    # int32 and by rows: the N x classes order is the largest array here (1M x 100 classes: 0.4 GB).
+    order = by_rows(probs.shape, lambda rows: np.argsort(-probs[rows], axis=1, kind="stable"), np.int32)
+    rows = np.arange(count)
+    top_class = order[:, 0]
+    top = probs[rows, top_class]
+    evenness = probs[rows, order[:, 1]] / top
+    ratios = np.maximum(probs, 1e-300)
+    np.log(ratios, out=ratios)
+    ratios -= ratios[rows, top_class][:, None]  # log(p_c / p_top) <= 0, in place: N x classes is large
+    correct = top_class == labels
+    # Too few correct images of a pair: judge it against every correct image's runner-up ratio (its second
+    # largest, read at the runner-up class: no sorted copy of the N x classes ratios).
+    fallback = ratios[correct, order[correct, 1]] if classes > 1 else np.zeros(0)
+    bar = float(scipy_stats.norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
+    # Only whether a class's robust z reaches the bar is kept (bool: an N x classes float array is 0.8 GB at
+    # 1M images x 100 classes).
+    beyond = np.zeros((count, classes), dtype=bool)
+    for a in np.unique(top_class):
+        mine = np.flatnonzero(top_class == a)
+        of_a = correct & (labels == a)
+        for c in range(classes):
+            if c == a:
+                continue
+            of_c = correct & (labels == c)
+            reference = np.concatenate([ratios[of_a, c], ratios[of_c, a] - ratios[of_c, c]])
+            if len(reference) < params.min_reference_images:
+                reference = fallback
+            if len(reference) < params.min_reference_images:
+                continue  # the classifier gets too few images right to say what a clean split looks like
+            centre, spread = _robust(reference)
+            beyond[mine, c] = (ratios[mine, c] - centre) / spread >= bar
+    plausible = beyond & (probs >= params.min_relative_probability * top[:, None])
+    plausible[rows, top_class] = True
+    return Split(probs, order, plausible, evenness, float(np.median(evenness)), bar)
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """Which ``labelled`` images are ambiguous and between which classes (``CheckContext.ambiguity``)."""
+
+    embedded: Split  # the pooled embedding views
+    zero_shot: Split | None  # the class prompts, when the scan computed them
+    power: float  # sharpening power fitted to the pooled views
+    by_embeddings: np.ndarray  # bool per image: the embedding views find it split
+    by_zero_shot: np.ndarray  # bool per image: the prompts alone find it split (given label plausible)
+    excluded: np.ndarray  # bool: split, but a label error whose given label is implausible
+    # Flagged image index -> class indices named, the given label first, then the competing classes.
+    named: dict[int, tuple[int, ...]]
+
+    def pair_counts(self) -> Counter[tuple[int, int]]:
+        """Ambiguous images per unordered class pair (an image naming three classes counts for each pair)."""
+        counts: Counter[tuple[int, int]] = Counter()
+        for classes in self.named.values():
+            counts.update(tuple(sorted(pair)) for pair in combinations(classes, 2))  # type: ignore[misc]
+        return counts
+
+
+def ambiguity(
+    labels: np.ndarray,
+    regression_probs: np.ndarray,
+    closeness: Callable[[], np.ndarray],
+    label_issues: np.ndarray,
+    zero_shot_similarity: np.ndarray | None,
+    params: AmbiguousParams,
+) -> Ambiguity:
+    """The ambiguity verdict over labelled images (``labels``: class index per image).
+
+    ``closeness``: each image's similarity to each class (computed only when ``closeness_weight`` > 0);
+    ``label_issues``: the label-error verdict (``label_issue_mask``); ``zero_shot_similarity``: cosine to
+    each class prompt, or None.
+    """
+    rows = np.arange(len(labels))
+    evidence = regression_probs
+    if params.closeness_weight > 0:
+        evidence = pooled(evidence, similarity_probabilities(closeness(), labels), params.closeness_weight)
+    power = fit_sharpness(evidence, labels) if params.calibrate else 1.0
+    sharpened = sharpen(evidence, power)
+    del evidence  # the split reads the sharpened copy only (N x classes: 0.8 GB at 1M x 100 classes)
+    embedded = split_of(sharpened, labels, params)
+    given_plausible = embedded.plausible[rows, labels]
+    excluded = embedded.candidates & label_issues & ~given_plausible
+    by_embeddings = embedded.candidates & ~excluded
+
+    zero_shot: Split | None = None
+    by_zero_shot = np.zeros(len(labels), dtype=bool)
+    if params.zero_shot and zero_shot_similarity is not None:
+        zero_shot = split_of(similarity_probabilities(zero_shot_similarity, labels), labels, params)
+        # Label-free evidence that leaves out the given label is a label question, not ambiguity.
+        by_zero_shot = zero_shot.candidates & zero_shot.plausible[rows, labels]
+
+    named: dict[int, tuple[int, ...]] = {}
+    for i in np.flatnonzero(by_embeddings | by_zero_shot):
+        view = embedded if by_embeddings[i] else zero_shot
+        assert view is not None
+        plausible = view.plausible[i].copy()
+        if zero_shot is not None and by_zero_shot[i]:
+            plausible |= zero_shot.plausible[i]
+        # The reporting view's order first, then any class only the other view found plausible.
+        competing = [int(c) for c in view.order[i] if plausible[c] and c != labels[i]]
+        competing += [int(c) for c in np.flatnonzero(plausible) if c != labels[i] and c not in competing]
+        named[int(i)] = (int(labels[i]), *competing)
+    return Ambiguity(embedded, zero_shot, power, by_embeddings, by_zero_shot, excluded, named)

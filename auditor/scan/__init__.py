@@ -1,0 +1,28 @@
+"""The documented entry point ``auditor.scan.run_scan``: a stable alias of the pipeline in ``pipeline.py``.
+
+Kept so that code written against ``from auditor.scan import run_scan, ScanResult`` keeps working.
+"""
+
+from __future__ import annotations
+
+from auditor.scan.pipeline import (
+    EMBEDDINGS_FILE,
+    FINDINGS_FILE,
+    IMAGES_FILE,
+    RUN_FILE,
+    Observer,
+    ScanResult,
+    SilentObserver,
+    run_scan,
+)
+
+__all__ = [
+    "EMBEDDINGS_FILE",
+    "FINDINGS_FILE",
+    "IMAGES_FILE",
+    "RUN_FILE",
+    "Observer",
+    "ScanResult",
+    "SilentObserver",
+    "run_scan",
+]
