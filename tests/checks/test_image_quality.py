@@ -19,7 +19,7 @@ from auditor.ingest.properties import PROPERTY_COLUMNS, image_properties
 from auditor.results.findings import Finding
 from auditor.scan import run_scan
 from tests.conftest import synthetic_context
-from tests.test_properties import textured
+from tests.ingest.test_properties import textured
 
 CLASSES = ("cat", "dog", "fox")
 

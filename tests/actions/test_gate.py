@@ -297,7 +297,7 @@ def test_missing_results_exit_2(tmp_path: Path) -> None:
 
 
 def test_default_toml_documents_every_gate_rule() -> None:
-    lines = (Path(__file__).resolve().parents[1] / "configs" / "default.toml").read_text().splitlines()
+    lines = (Path(__file__).resolve().parents[2] / "configs" / "default.toml").read_text().splitlines()
     section = lines[lines.index("[gate]"):]
     for name in GateConfig.model_fields:
         if name == "max_findings":

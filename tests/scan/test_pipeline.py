@@ -15,7 +15,7 @@ from auditor.core.errors import DatasetError
 from auditor.results.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
 from auditor.scan import run_scan
 from tests.conftest import draw_shape, write_class_folder
-from tests.test_images import _bomb_png
+from tests.ingest.test_images import _bomb_png
 
 
 def _config(tmp_path: Path, **scan: object):  # type: ignore[no-untyped-def]
@@ -137,7 +137,7 @@ def test_out_inside_dataset_is_refused(tmp_path: Path) -> None:
 
 
 def test_sample_data_planted_problems(tmp_path: Path) -> None:
-    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    sample = Path(__file__).resolve().parents[2] / "sample_data"
     planted = json.loads((sample / "planted.json").read_text())
     data = tmp_path / "sample"
     shutil.copytree(sample, data, symlinks=True)

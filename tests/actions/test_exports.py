@@ -14,7 +14,7 @@ from auditor.actions.exports import fiftyone_records, label_studio_tasks, to_fif
 from auditor.cli.app import app
 from auditor.results.findings import Finding, Severity
 from auditor.results.reading import Results
-from tests.test_gate import image_rows, write_results
+from tests.actions.test_gate import image_rows, write_results
 
 runner = CliRunner()
 

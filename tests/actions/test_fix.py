@@ -14,8 +14,8 @@ from auditor.actions.fix import FixOptions, plan_fix
 from auditor.cli.app import app
 from auditor.results.findings import Finding, Severity
 from auditor.results.reading import load_results
+from tests.actions.test_gate import image_rows, write_results
 from tests.conftest import draw_shape, write_split_shapes
-from tests.test_gate import image_rows, write_results
 
 runner = CliRunner()
 COPY_KINDS = {"exact_duplicate", "near_duplicate", "split_leakage"}

@@ -13,7 +13,7 @@ from auditor.checks.base import Check
 from auditor.core.config import AuditConfig, load_config
 from auditor.core.errors import ConfigError
 
-DEFAULT_TOML = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+DEFAULT_TOML = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
 
 
 def test_default_toml_equals_built_in_defaults() -> None:
