@@ -10,10 +10,12 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from auditor.core.errors import DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLIT_NAMES = frozenset({"train", "val", "valid", "validation", "test", "dev"})
@@ -234,16 +236,17 @@ def _from_folders(root: Path) -> Discovery:
 
 def _manifest_text(value: object) -> str | None:
     """A manifest cell as text; None for a null (Parquet null, pandas NaN/NA) or blank cell."""
-    import pandas as pd  # imported on use, as in _from_manifest: discovering folders needs no pandas
+    import pandas as pd  # imported on use, as in _read_manifest: discovering folders needs no pandas
 
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     return str(value).strip() or None
 
 
-def _from_manifest(root: Path, manifest: Path) -> Discovery:
+def _read_manifest(manifest: Path) -> pd.DataFrame:
+    """The manifest's table, with at least the path and label columns; CSV/TSV cells are read as text."""
+    import pandas as pd  # imported on use: discovering folders needs no pandas
 
-    manifest = Path(manifest)
     if not manifest.is_file():
         raise DatasetError(f"manifest not found: {manifest}")
     try:
@@ -262,51 +265,82 @@ def _from_manifest(root: Path, manifest: Path) -> Discovery:
     if missing:
         raise DatasetError(f"manifest {manifest} lacks column(s) {', '.join(sorted(missing))}; "
                            "expected path,label[,split]")
+    return frame
+
+
+def _manifest_path(raw: str, root: Path, root_real: Path, where: str) -> PurePosixPath:
+    """A manifest row's path, POSIX and relative to the dataset; refuses one that is empty or leaves the
+    dataset (absolute, '..', or a link resolving outside). ``where`` names the row in the refusal."""
+    if not raw:
+        raise DatasetError(f"{where}: empty path")
+    candidate = PurePosixPath(raw.replace("\\", "/"))
+    if candidate.is_absolute() or ".." in candidate.parts or Path(raw).is_absolute():
+        raise DatasetError(
+            f"{where}: path {raw!r} escapes the dataset "
+            "(absolute paths and '..' are not allowed; paths are relative to DATASET)"
+        )
+    abs_path = root / Path(*candidate.parts)
+    if abs_path.exists() and not _within(abs_path.resolve(), root_real):
+        raise DatasetError(f"{where}: path {raw!r} resolves outside the dataset")
+    return candidate
+
+
+def _name_problem(candidate: PurePosixPath, label: str | None, split: str | None) -> str | None:
+    """Why a row's path, label or split cannot be shown or used as a name (control characters, bad UTF-8)."""
+    problem = next((p for p in (_printable(part, "name") for part in candidate.parts) if p), None)
+    for text, what in ((label, "label"), (split, "split")):
+        if text is not None and problem is None:
+            problem = _printable(text, what)
+    return problem
+
+
+def _file_problem(abs_path: Path, root_real: Path) -> str | None:
+    """Why the file a manifest row names cannot be read: a bad link, a folder, a special file, or none at all."""
+    if abs_path.is_symlink():
+        problem = _link_problem(abs_path, root_real)
+        if problem is not None:
+            return problem
+    if abs_path.is_file():
+        return None
+    if abs_path.is_dir():
+        return "path listed in the manifest is a folder, not a file"
+    if abs_path.exists():
+        return "not a regular file (a pipe, socket or device)"
+    return "file listed in the manifest does not exist"
+
+
+def _manifest_record(row: Any, has_split: bool, root: Path, root_real: Path, where: str) -> ImageRecord:
+    """One manifest row (a pandas itertuples row) as a record; a bad name leaves it unlabelled, with no split."""
+    path = _manifest_path(_manifest_text(row.path) or "", root, root_real, where)
+    # A null or empty label means "unlabelled", a null or empty split "no split" (never a class "nan").
+    label = _manifest_text(row.label)
+    split = _manifest_text(row.split) if has_split else None
+    abs_path = root / Path(*path.parts)
+    problem = _name_problem(path, label, split)
+    if problem is not None:
+        # Like a folder name: never a class or split printed raw.
+        return ImageRecord(path.as_posix(), None, None, abs_path, problem)
+    return ImageRecord(path.as_posix(), label, split, abs_path, _file_problem(abs_path, root_real))
+
+
+def _from_manifest(root: Path, manifest: Path) -> Discovery:
+    manifest = Path(manifest)
+    frame = _read_manifest(manifest)
     root_real = root.resolve()
     records: list[ImageRecord] = []
     seen: set[str] = set()
     has_split = "split" in frame.columns
     for index, row in enumerate(frame.itertuples(index=False), start=2):
-        raw = _manifest_text(row.path) or ""
-        # A null or empty label means "unlabelled", a null or empty split "no split" (never a class "nan").
-        label = _manifest_text(row.label)
-        split = _manifest_text(row.split) if has_split else None
-        if not raw:
-            raise DatasetError(f"manifest {manifest} row {index}: empty path")
-        candidate = PurePosixPath(raw.replace("\\", "/"))
-        if candidate.is_absolute() or ".." in candidate.parts or Path(raw).is_absolute():
-            raise DatasetError(
-                f"manifest {manifest} row {index}: path {raw!r} escapes the dataset "
-                "(absolute paths and '..' are not allowed; paths are relative to DATASET)"
-            )
-        abs_path = root / Path(*candidate.parts)
-        if abs_path.exists() and not _within(abs_path.resolve(), root_real):
-            raise DatasetError(f"manifest {manifest} row {index}: path {raw!r} resolves outside the dataset")
-        rel = candidate.as_posix()
-        if rel in seen:
-            raise DatasetError(f"manifest {manifest} row {index}: path {raw!r} is listed twice")
-        seen.add(rel)
-        problem = next((p for p in (_printable(part, "name") for part in candidate.parts) if p), None)
-        for text, what in ((label, "label"), (split, "split")):
-            if text is not None and problem is None:
-                problem = _printable(text, what)
-        if problem is not None:
-            label, split = None, None  # like a folder name: never a class or split printed raw
-        if problem is None and abs_path.is_symlink():
-            problem = _link_problem(abs_path, root_real)
-        if problem is None and not abs_path.is_file():
-            if abs_path.is_dir():
-                problem = "path listed in the manifest is a folder, not a file"
-            elif abs_path.exists():
-                problem = "not a regular file (a pipe, socket or device)"
-            else:
-                problem = "file listed in the manifest does not exist"
-        records.append(ImageRecord(rel, label, split, abs_path, problem))
-    splits = sorted({r.split for r in records if r.split is not None})
+        where = f"manifest {manifest} row {index}"
+        record = _manifest_record(row, has_split, root, root_real, where)
+        if record.path in seen:
+            raise DatasetError(f"{where}: path {_manifest_text(row.path)!r} is listed twice")
+        seen.add(record.path)
+        records.append(record)
     return Discovery(
         root=root,
         records=records,
         layout="manifest",
         classes=sorted({r.label for r in records if r.label is not None}),
-        splits=splits,
+        splits=sorted({r.split for r in records if r.split is not None}),
     )

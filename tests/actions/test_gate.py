@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from auditor.actions.gate import GateConfig, RuleStatus, evaluate, new_findings
 from auditor.checks import REGISTRY
-from auditor.cli.app import GateFormatName, app
+from auditor.cli.app import app
+from auditor.cli.gate import GateFormatName
 from auditor.report.gate_render import GateFormat, render_json, render_markdown, render_text
 from auditor.results.findings import SCHEMA_VERSION, Finding, Severity, findings_table
 from auditor.results.outputs import write_json, write_parquet

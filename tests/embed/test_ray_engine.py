@@ -178,10 +178,10 @@ def test_a_worker_with_another_encoder_stops_the_scan_with_one_line(tmp_path: Pa
 
 
 def test_ray_address_implies_the_ray_engine_and_contradicts_local() -> None:
-    from auditor.cli.app import _overrides
+    from auditor.cli.scan import config_overrides
 
-    assert _overrides(ray_address="head:6379") == {"engine": {"address": "head:6379", "name": "ray"}}
-    assert _overrides(engine=None, ray_address=None) == {}
+    assert config_overrides(ray_address="head:6379") == {"engine": {"address": "head:6379", "name": "ray"}}
+    assert config_overrides(engine=None, ray_address=None) == {}
     result = subprocess.run(
         [sys.executable, "-m", "auditor", "scan", "data", "--engine", "local", "--ray-address", "head:6379"],
         capture_output=True, text=True, timeout=300,
