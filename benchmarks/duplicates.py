@@ -302,7 +302,7 @@ def _check_on_vectors(vectors: np.ndarray, exact_max: int) -> tuple[set[tuple[in
         assert finding.group_id is not None and finding.path is not None
         members.setdefault(finding.group_id, []).append(int(finding.path))
     pairs = {(min(a, b), max(a, b)) for group in members.values() for a, b in itertools.combinations(group, 2)}
-    return pairs, str(result.summary["semantic"]["search"])
+    return pairs, str(result.summary.semantic["search"])
 
 
 def scale_one(count: int, exact_all: bool, seed: int) -> dict[str, object]:

@@ -170,7 +170,7 @@ def run_auditor(count: int, seed: int, kind: str) -> dict[str, Any]:
         "findings": {kind: len(rows) for kind, rows in sorted(by_kind.items())},
         "label": _planted_recall(by_kind.get("label_error", set()), data),
         "copy_recall": _copy_recall(copies, data),
-        "summaries": {name: {k: v for k, v in summary.items() if k in ("search", "recall", "ann", "index")}
+        "summaries": {name: {k: v for k, v in summary.as_json().items() if k in ("search", "recall", "ann", "index")}
                       for name, summary in stage_result.summaries.items()},
         "warnings": stage_result.warnings,
         # Each neighbour search (exact or approximate, measured recall) where the code records them.

@@ -8,6 +8,7 @@ Findings waived by a reviewed decision (``auditor.results.decisions``) never cou
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from auditor.core.errors import ConfigError
 from auditor.results.decisions import Decision, now_utc
 from auditor.results.findings import Finding
 from auditor.results.reading import Results, describe_encoder, produced_kinds, sha_by_path, with_decisions
+from auditor.results.summaries import ClassImbalanceSummary, Skipped, reliability_problem
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
@@ -151,23 +153,22 @@ def new_findings(current: Results, baseline: Results) -> list[Finding]:
     return added
 
 
-def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
+def unavailable_findings(results: Results) -> dict[str, str]:
     """Finding check -> why this scan could not have produced it (its check did not run or was skipped),
     or why its findings cannot be judged (the check found its own evidence unreliable: ``reliable: false``).
 
     Which check produces which findings comes from run.json (``check_info``, recorded by the scan). A
     finding check no check there declares is absent here: the gate cannot tell, so it evaluates the rule.
     """
-    summaries = run.get("checks", {})
     reasons: dict[str, str] = {}
-    for name, produces in produced_kinds(run).items():
-        summary = summaries.get(name)
+    for name, produces in produced_kinds(results.run).items():
+        summary = results.summaries.get(name)
         if summary is None:
             why = f"the {name} check did not run in this scan"
-        elif isinstance(summary, dict) and summary.get("skipped"):
-            why = f"the {name} check was skipped: {summary['skipped']}"
-        elif isinstance(summary, dict) and summary.get("reliable") is False:
-            why = f"the {name} check judged its evidence unreliable: {summary.get('reliability_reason')}"
+        elif isinstance(summary, Skipped):
+            why = f"the {name} check was skipped: {summary.skipped}"
+        elif (problem := reliability_problem(summary)) is not None:
+            why = f"the {name} check judged its evidence unreliable: {problem}"
         else:
             continue
         for produced in produces:
@@ -175,22 +176,74 @@ def unavailable_findings(run: dict[str, Any]) -> dict[str, str]:
     return reasons
 
 
-def _count_rule(name: str, check: str, limit: int, counted: list[Finding], new: bool,
-                unavailable: dict[str, str]) -> RuleResult:
-    offending = tuple(f for f in counted if f.check == check)
-    what = f"new `{check}` findings" if new else f"`{check}` findings"
-    description = f"at most {limit} {what}"
-    if not offending and check in unavailable:
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, unavailable[check])
-    return RuleResult(
-        name=name,
-        description=description,
-        status=RuleStatus.FAIL if len(offending) > limit else RuleStatus.PASS,
-        limit=limit,
-        observed=len(offending),
-        detail=f"{len(offending)} {what} (limit {limit})",
-        offending=offending if len(offending) > limit else (),
-    )
+@dataclass(frozen=True)
+class Scope:
+    """What every rule judges: the scan, its baseline, the findings that count, and which finding kinds
+    the scan could not have produced (``unavailable_findings``)."""
+
+    current: Results
+    baseline: Results | None
+    counted: list[Finding]
+    unavailable: dict[str, str]
+
+    @property
+    def new(self) -> bool:
+        """Whether only findings new since a baseline count (the rules' texts say so)."""
+        return self.baseline is not None
+
+    def skipped_for(self, check: str) -> bool:
+        """A rule on ``check`` findings is skipped when none count and the scan could not produce them."""
+        return check in self.unavailable and not any(f.check == check for f in self.counted)
+
+
+@dataclass(frozen=True)
+class GateRule(ABC):
+    """One gate rule: the ``[gate]`` limit it reads and how it judges a scan against that limit."""
+
+    name: str
+
+    @abstractmethod
+    def limit(self, config: GateConfig) -> float | None:
+        """The configured limit; None disables the rule."""
+
+    @abstractmethod
+    def judge(self, limit: float, scope: Scope) -> RuleResult:
+        """Pass, fail or skip, with the figure observed and the findings behind a failure."""
+
+
+@dataclass(frozen=True)
+class FindingCountRule(GateRule):
+    """At most ``limit`` findings of kind ``check``; the limit is the ``[gate]`` key named like the rule."""
+
+    check: str
+
+    def limit(self, config: GateConfig) -> float | None:
+        limit: float | None = getattr(config, self.name)
+        return limit
+
+    def judge(self, limit: float, scope: Scope) -> RuleResult:
+        offending = tuple(f for f in scope.counted if f.check == self.check)
+        what = f"new `{self.check}` findings" if scope.new else f"`{self.check}` findings"
+        description = f"at most {limit} {what}"
+        if scope.skipped_for(self.check):
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None, scope.unavailable[self.check])
+        return RuleResult(
+            name=self.name,
+            description=description,
+            status=RuleStatus.FAIL if len(offending) > limit else RuleStatus.PASS,
+            limit=limit,
+            observed=len(offending),
+            detail=f"{len(offending)} {what} (limit {limit})",
+            offending=offending if len(offending) > limit else (),
+        )
+
+
+@dataclass(frozen=True)
+class KindCountRule(FindingCountRule):
+    """``[gate.max_findings]``: at most ``limit`` findings of any finding kind a check produces."""
+
+    def limit(self, config: GateConfig) -> float | None:
+        return config.max_findings.get(self.check)
 
 
 def _labelled_counts(images: pd.DataFrame) -> pd.Series:
@@ -198,112 +251,142 @@ def _labelled_counts(images: pd.DataFrame) -> pd.Series:
     return labelled["label"].astype(str).value_counts()
 
 
-def _label_error_rate_rule(limit: float, counted: list[Finding], images: pd.DataFrame, new: bool,
-                           unavailable: dict[str, str]) -> RuleResult:
-    name = "max_label_error_rate"
-    errors = tuple(f for f in counted if f.check == LABEL_ERROR)
-    total = int(_labelled_counts(images).sum())
-    what = "new label errors" if new else "label errors"
-    description = f"{what} in at most {limit:.2%} of labelled images"
-    if not errors and LABEL_ERROR in unavailable:
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, unavailable[LABEL_ERROR])
-    if total == 0:
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
-    rate = len(errors) / total
-    failed = rate > limit
-    return RuleResult(
-        name=name,
-        description=description,
-        status=RuleStatus.FAIL if failed else RuleStatus.PASS,
-        limit=limit,
-        observed=rate,
-        detail=f"{len(errors)} {what} in {total} labelled images = {rate:.2%} (limit {limit:.2%})",
-        offending=errors if failed else (),
-    )
+@dataclass(frozen=True)
+class LabelErrorRateRule(GateRule):
+    """Label errors in at most a share of the labelled readable images."""
+
+    name: str = "max_label_error_rate"
+
+    def limit(self, config: GateConfig) -> float | None:
+        return config.max_label_error_rate
+
+    def judge(self, limit: float, scope: Scope) -> RuleResult:
+        errors = tuple(f for f in scope.counted if f.check == LABEL_ERROR)
+        total = int(_labelled_counts(scope.current.images).sum())
+        what = "new label errors" if scope.new else "label errors"
+        description = f"{what} in at most {limit:.2%} of labelled images"
+        if scope.skipped_for(LABEL_ERROR):
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None,
+                              scope.unavailable[LABEL_ERROR])
+        if total == 0:
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
+        rate = len(errors) / total
+        failed = rate > limit
+        return RuleResult(
+            name=self.name,
+            description=description,
+            status=RuleStatus.FAIL if failed else RuleStatus.PASS,
+            limit=limit,
+            observed=rate,
+            detail=f"{len(errors)} {what} in {total} labelled images = {rate:.2%} (limit {limit:.2%})",
+            offending=errors if failed else (),
+        )
 
 
-def _label_error_rate_per_class_rule(
-    limit: float, counted: list[Finding], images: pd.DataFrame, new: bool, unavailable: dict[str, str]
-) -> RuleResult:
-    name = "max_label_error_rate_per_class"
-    sizes = _labelled_counts(images)
-    what = "new label errors" if new else "label errors"
-    description = f"{what} in at most {limit:.2%} of each class's labelled images"
-    if LABEL_ERROR in unavailable and not any(f.check == LABEL_ERROR for f in counted):
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, unavailable[LABEL_ERROR])
-    if sizes.empty:
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
-    per_class: dict[str, list[Finding]] = defaultdict(list)
-    for finding in counted:
-        if finding.check == LABEL_ERROR and finding.label is not None:
-            per_class[finding.label].append(finding)
-    rates = {label: len(per_class[label]) / int(size) for label, size in sizes.items()}
-    failing = sorted((label for label, rate in rates.items() if rate > limit), key=lambda c: -rates[c])
-    worst = max(rates, key=lambda c: rates[c])
-    if failing:
-        detail = "; ".join(
-            f"{label}: {len(per_class[label])}/{int(sizes[label])} = {rates[label]:.2%}" for label in failing
-        ) + f" (limit {limit:.2%})"
-    else:
-        detail = f"worst class {worst}: {rates[worst]:.2%} (limit {limit:.2%})"
-    return RuleResult(
-        name=name,
-        description=description,
-        status=RuleStatus.FAIL if failing else RuleStatus.PASS,
-        limit=limit,
-        observed=rates[worst],
-        detail=detail,
-        offending=tuple(f for label in failing for f in per_class[label]),
-    )
+@dataclass(frozen=True)
+class LabelErrorRatePerClassRule(GateRule):
+    """Label errors in at most a share of each class's labelled readable images."""
+
+    name: str = "max_label_error_rate_per_class"
+
+    def limit(self, config: GateConfig) -> float | None:
+        return config.max_label_error_rate_per_class
+
+    def judge(self, limit: float, scope: Scope) -> RuleResult:
+        sizes = _labelled_counts(scope.current.images)
+        what = "new label errors" if scope.new else "label errors"
+        description = f"{what} in at most {limit:.2%} of each class's labelled images"
+        if scope.skipped_for(LABEL_ERROR):
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None,
+                              scope.unavailable[LABEL_ERROR])
+        if sizes.empty:
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
+        per_class: dict[str, list[Finding]] = defaultdict(list)
+        for finding in scope.counted:
+            if finding.check == LABEL_ERROR and finding.label is not None:
+                per_class[finding.label].append(finding)
+        rates = {label: len(per_class[label]) / int(size) for label, size in sizes.items()}
+        failing = sorted((label for label, rate in rates.items() if rate > limit), key=lambda c: -rates[c])
+        worst = max(rates, key=lambda c: rates[c])
+        if failing:
+            detail = "; ".join(
+                f"{label}: {len(per_class[label])}/{int(sizes[label])} = {rates[label]:.2%}" for label in failing
+            ) + f" (limit {limit:.2%})"
+        else:
+            detail = f"worst class {worst}: {rates[worst]:.2%} (limit {limit:.2%})"
+        return RuleResult(
+            name=self.name,
+            description=description,
+            status=RuleStatus.FAIL if failing else RuleStatus.PASS,
+            limit=limit,
+            observed=rates[worst],
+            detail=detail,
+            offending=tuple(f for label in failing for f in per_class[label]),
+        )
 
 
-def _split_ratios(run: dict[str, Any]) -> dict[str, float] | None:
-    """Imbalance ratio per split from run.json; None when class_imbalance did not run."""
-    summary = run.get("checks", {}).get(IMBALANCE_CHECK)
-    if not isinstance(summary, dict) or "skipped" in summary:
-        return None
-    return {
-        str(split): float(values["imbalance_ratio"])
-        for split, values in summary.items()
-        if isinstance(values, dict) and values.get("imbalance_ratio") is not None
-    }
+def _split_ratios(results: Results) -> dict[str, float] | None:
+    """Imbalance ratio per split from the class_imbalance summary; None when that check did not run."""
+    summary = results.summaries.get(IMBALANCE_CHECK)
+    return summary.ratios() if isinstance(summary, ClassImbalanceSummary) else None
 
 
-def _imbalance_rule(limit: float, current: Results, baseline: Results | None) -> RuleResult:
+@dataclass(frozen=True)
+class ImbalanceRule(GateRule):
     """Fails for a split above ``limit``; with a baseline only if the ratio also grew since then."""
-    name = "max_imbalance_ratio"
-    description = f"class imbalance ratio at most {limit:g} in every split"
-    ratios = _split_ratios(current.run)
-    if ratios is None:
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None,
-                          f"the {IMBALANCE_CHECK} check did not run in this scan")
-    if not ratios:
-        return RuleResult(name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
-    before = (_split_ratios(baseline.run) or {}) if baseline is not None else {}
-    failing = [
-        split for split, ratio in sorted(ratios.items())
-        if ratio > limit and (baseline is None or ratio > before.get(split, 0.0))
-    ]
-    worst = max(ratios, key=lambda s: ratios[s])
-    parts = []
-    for split in failing or [worst]:
-        grew = f", was {before[split]:.1f}" if split in before else ""
-        parts.append(f"{split}: {ratios[split]:.1f}{grew}")
-    above_but_not_worse = not failing and ratios[worst] > limit
-    suffix = " (above the limit but not worse than the baseline)" if above_but_not_worse else ""
-    offending = tuple(
-        f for f in current.finding_objects()
-        if f.check == IMBALANCE_CHECK and f.path is None and (f.split or "all") in failing
-        and "imbalance_ratio" in f.details
-    )
-    return RuleResult(
-        name=name,
-        description=description,
-        status=RuleStatus.FAIL if failing else RuleStatus.PASS,
-        limit=limit,
-        observed=ratios[worst],
-        detail="; ".join(parts) + f" (limit {limit:g})" + suffix,
-        offending=offending,
+
+    name: str = "max_imbalance_ratio"
+
+    def limit(self, config: GateConfig) -> float | None:
+        return config.max_imbalance_ratio
+
+    def judge(self, limit: float, scope: Scope) -> RuleResult:
+        description = f"class imbalance ratio at most {limit:g} in every split"
+        ratios = _split_ratios(scope.current)
+        if ratios is None:
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None,
+                              f"the {IMBALANCE_CHECK} check did not run in this scan")
+        if not ratios:
+            return RuleResult(self.name, description, RuleStatus.SKIPPED, limit, None, "no labelled readable images")
+        before = (_split_ratios(scope.baseline) or {}) if scope.baseline is not None else {}
+        failing = [
+            split for split, ratio in sorted(ratios.items())
+            if ratio > limit and (scope.baseline is None or ratio > before.get(split, 0.0))
+        ]
+        worst = max(ratios, key=lambda s: ratios[s])
+        parts = []
+        for split in failing or [worst]:
+            grew = f", was {before[split]:.1f}" if split in before else ""
+            parts.append(f"{split}: {ratios[split]:.1f}{grew}")
+        above_but_not_worse = not failing and ratios[worst] > limit
+        suffix = " (above the limit but not worse than the baseline)" if above_but_not_worse else ""
+        offending = tuple(
+            f for f in scope.current.finding_objects()
+            if f.check == IMBALANCE_CHECK and f.path is None and (f.split or "all") in failing
+            and "imbalance_ratio" in f.details
+        )
+        return RuleResult(
+            name=self.name,
+            description=description,
+            status=RuleStatus.FAIL if failing else RuleStatus.PASS,
+            limit=limit,
+            observed=ratios[worst],
+            detail="; ".join(parts) + f" (limit {limit:g})" + suffix,
+            offending=offending,
+        )
+
+
+# The rules besides the finding counts, in the order verdicts list them; a new rule is one entry here.
+RATE_AND_SUMMARY_RULES: tuple[GateRule, ...] = (LabelErrorRateRule(), LabelErrorRatePerClassRule(), ImbalanceRule())
+
+
+def gate_rules(config: GateConfig) -> tuple[GateRule, ...]:
+    """Every rule ``config`` can enable, in verdict order: the fixed counts, each ``[gate.max_findings]``
+    kind (sorted), then the rate and summary rules."""
+    return (
+        *(FindingCountRule(key, check) for key, check in COUNT_RULES.items()),
+        *(KindCountRule(f"max_findings.{check}", check) for check in sorted(config.max_findings)),
+        *RATE_AND_SUMMARY_RULES,
     )
 
 
@@ -344,27 +427,13 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         notes.extend(_baseline_notes(current, baseline))
     waived = tuple(f for f in all_findings if f.waived)
     counted = [f for f in counted if not f.waived]
-    is_new = baseline is not None
-    unavailable = unavailable_findings(current.run)
     # Findings their own check could not vouch for (details.reliable = false: the embedding does not
     # separate the classes) are not evidence a gate can act on; a rule left with none is skipped, with
     # the check's reason (label conflicts between copies, which need no classifier, still count).
     counted = [f for f in counted if (f.details or {}).get("reliable") is not False]
-    rules: list[RuleResult] = []
-    for key, check in COUNT_RULES.items():
-        limit = getattr(config, key)
-        if limit is not None:
-            rules.append(_count_rule(key, check, limit, counted, is_new, unavailable))
-    for check, limit in sorted(config.max_findings.items()):
-        rules.append(_count_rule(f"max_findings.{check}", check, limit, counted, is_new, unavailable))
-    if config.max_label_error_rate is not None:
-        rules.append(_label_error_rate_rule(config.max_label_error_rate, counted, current.images, is_new,
-                                            unavailable))
-    if config.max_label_error_rate_per_class is not None:
-        rules.append(_label_error_rate_per_class_rule(
-            config.max_label_error_rate_per_class, counted, current.images, is_new, unavailable))
-    if config.max_imbalance_ratio is not None:
-        rules.append(_imbalance_rule(config.max_imbalance_ratio, current, baseline))
+    scope = Scope(current, baseline, counted, unavailable_findings(current))
+    rules = [rule.judge(limit, scope) for rule in gate_rules(config)
+             if (limit := rule.limit(config)) is not None]
     notes.extend(f"rule {r.name} not evaluated: {r.detail}" for r in rules if r.status is RuleStatus.SKIPPED)
     return Verdict(
         passed=all(rule.status is not RuleStatus.FAIL for rule in rules),
@@ -385,6 +454,6 @@ def _baseline_notes(current: Results, baseline: Results) -> Iterable[str]:
     if now.get("identity") != then.get("identity"):
         yield (f"baseline used encoder {then.get('identity')}, this scan {now.get('identity')}: "
                "embedding-based findings are not comparable, so many may count as new")
-    missing = sorted(set(current.run.get("checks", {})) - set(baseline.run.get("checks", {})))
+    missing = sorted(set(current.summaries) - set(baseline.summaries))
     if missing:
         yield f"baseline did not run {', '.join(missing)}: all their findings count as new"

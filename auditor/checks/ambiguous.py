@@ -43,6 +43,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, p
 from auditor.evidence.reliability import mark, summary_fields
 from auditor.evidence.verdicts import AmbiguousParams, fit_sharpness, sharpen
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import AmbiguousPair, AmbiguousSummary, ClassAmbiguity, ZeroShotAmbiguity
 
 # The verdict and its params live in auditor.evidence.verdicts (class_overlap reads the same verdict).
 __all__ = ["AmbiguousCheck", "AmbiguousParams", "fit_sharpness", "sharpen"]
@@ -115,27 +116,27 @@ class AmbiguousCheck(Check[AmbiguousParams]):
         counts = rows["label"].value_counts()
         pairs = sorted(((tuple(classes[c] for c in pair), n) for pair, n in verdict.pair_counts().items()),
                        key=lambda item: (-item[1], item[0]))
-        summary: dict[str, Any] = {
-            "sharpness": verdict.power,
-            "closeness_weight": params.closeness_weight,
-            "min_relative_probability": params.min_relative_probability,
-            "typical_evenness": embedded.typical,
-            "bar_z": embedded.bar_z,
-            "false_alarms": params.false_alarms,
-            "zero_shot": None if zero_shot is None else {
-                "typical_evenness": zero_shot.typical,
-                "bar_z": zero_shot.bar_z,
-                "flagged": int(verdict.by_zero_shot.sum()),
-                "flagged_only_by_zero_shot": int((verdict.by_zero_shot & ~verdict.by_embeddings).sum()),
-            },
-            "ambiguous": len(findings),
-            "not_reported_label_errors": int((verdict.excluded & ~verdict.by_zero_shot).sum()),
-            "per_class": {
-                name: {"ambiguous": per_class[name], "images": int(counts.get(name, 0)),
-                       "rate": per_class[name] / max(int(counts.get(name, 0)), 1)}
+        summary = AmbiguousSummary(
+            sharpness=verdict.power,
+            closeness_weight=params.closeness_weight,
+            min_relative_probability=params.min_relative_probability,
+            typical_evenness=embedded.typical,
+            bar_z=embedded.bar_z,
+            false_alarms=params.false_alarms,
+            zero_shot=None if zero_shot is None else ZeroShotAmbiguity(
+                typical_evenness=zero_shot.typical,
+                bar_z=zero_shot.bar_z,
+                flagged=int(verdict.by_zero_shot.sum()),
+                flagged_only_by_zero_shot=int((verdict.by_zero_shot & ~verdict.by_embeddings).sum()),
+            ),
+            ambiguous=len(findings),
+            not_reported_label_errors=int((verdict.excluded & ~verdict.by_zero_shot).sum()),
+            per_class={
+                name: ClassAmbiguity(ambiguous=per_class[name], images=int(counts.get(name, 0)),
+                                     rate=per_class[name] / max(int(counts.get(name, 0)), 1))
                 for name in classes
             },
-            "top_pairs": [{"classes": list(pair), "images": n} for pair, n in pairs[: params.top_pairs]],
+            top_pairs=[AmbiguousPair(classes=list(pair), images=n) for pair, n in pairs[: params.top_pairs]],
             **summary_fields(ctx.reliability),
-        }
+        )
         return CheckResult(mark(findings, ctx.reliability), columns={"ambiguity": column}, summary=summary)

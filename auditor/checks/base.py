@@ -40,6 +40,7 @@ from auditor.evidence.verdicts import (
     label_issue_mask,
 )
 from auditor.results.findings import Finding, FindingKind
+from auditor.results.summaries import Summary
 
 
 class Requirement(StrEnum):
@@ -272,8 +273,8 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     # Extra images.parquet columns, indexed like ``ctx.images``.
     columns: dict[str, pd.Series] = field(default_factory=dict)
-    # Dataset-level figures for run.json.
-    summary: dict[str, Any] = field(default_factory=dict)
+    # Dataset-level figures for run.json, typed so that the gate and reports read them back typed.
+    summary: Summary | None = None
     skipped: str | None = None
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 from auditor.checks.base import Check, CheckContext, CheckResult
 from auditor.core.config import ConfigModel
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import ClassImbalanceSummary, SplitBalance
 
 
 class ClassImbalanceParams(ConfigModel):
@@ -36,7 +37,7 @@ class ClassImbalanceCheck(Check[ClassImbalanceParams]):
         params = self.params
         readable = ctx.images[ctx.images["readable"] & ctx.images["label"].notna()]
         findings: list[Finding] = []
-        summary: dict[str, object] = {}
+        summary: dict[str, SplitBalance] = {}
         split_keys: list[str | None] = list(ctx.splits) if ctx.splits else [None]
         for split in split_keys:
             rows = readable if split is None else readable[readable["split"] == split]
@@ -47,7 +48,7 @@ class ClassImbalanceCheck(Check[ClassImbalanceParams]):
             median = statistics.median(present) if present else 0.0
             ratio = (max(present) / min(present)) if present else None
             key = split or "all"
-            summary[key] = {"counts": counts, "median": median, "imbalance_ratio": ratio}
+            summary[key] = SplitBalance(counts=counts, median=median, imbalance_ratio=ratio)
             where = f" in split {split}" if split else ""
             empty_folders = set(ctx.empty_classes.get(split, []))
             for label, count in sorted(counts.items()):
@@ -90,4 +91,4 @@ class ClassImbalanceCheck(Check[ClassImbalanceParams]):
                         details={"imbalance_ratio": ratio, "counts": counts},
                     )
                 )
-        return CheckResult(findings, summary=summary)
+        return CheckResult(findings, summary=ClassImbalanceSummary(summary))

@@ -22,6 +22,7 @@ from auditor.core.config import ConfigModel
 from auditor.core.slow_imports import cleanlab_dataset
 from auditor.evidence.reliability import mark, summary_fields
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import ClassOverlapSummary
 
 
 class ClassOverlapParams(ConfigModel):
@@ -112,6 +113,7 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
                 )
             )
         listed = [{"classes": [classes[a], classes[b]], **entry} for (a, b), entry in ranked[:10]]
-        summary = {"overlapping_pairs": len(findings), "top_pairs": listed,
-                   "dataset_noise_mass": float(1.0 - np.trace(joint)), **summary_fields(ctx.reliability)}
+        summary = ClassOverlapSummary(overlapping_pairs=len(findings), top_pairs=listed,
+                                      dataset_noise_mass=float(1.0 - np.trace(joint)),
+                                      **summary_fields(ctx.reliability))
         return CheckResult(mark(findings, ctx.reliability), summary=summary)

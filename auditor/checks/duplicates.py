@@ -61,6 +61,7 @@ from auditor.evidence.similarity import (
     unit_rows,
 )
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import DuplicatesSummary
 
 _HASH_BITS = 64
 # Pairs whose distances are computed at once (bounds the gathered vectors' memory).
@@ -400,10 +401,10 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
         rows = ctx.images[ctx.images["readable"] & ctx.images["pixel_sha256"].notna()].reset_index()
-        summary: dict[str, Any] = {"pairs": dict.fromkeys(METHODS, 0)}
+        pairs = dict.fromkeys(METHODS, 0)
         byte_pairs = _pairs_within(rows.groupby("sha256", sort=False).size())
-        summary["pairs"]["sha256"] = byte_pairs
-        summary["pairs"]["pixels"] = _pairs_within(rows.groupby("pixel_sha256", sort=False).size()) - byte_pairs
+        pairs["sha256"] = byte_pairs
+        pairs["pixels"] = _pairs_within(rows.groupby("pixel_sha256", sort=False).size()) - byte_pairs
 
         # Near-duplicate methods judge distinct contents: one representative per pixel content.
         reps = rows.drop_duplicates("pixel_sha256").reset_index(drop=True)
@@ -411,21 +412,20 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         methods, notes, candidates = self._methods(ctx, reps, params)
         clusters, accepted, dropped = self._complete_linkage(len(reps), candidates, methods)
         for method in methods:
-            summary["pairs"][method.name] = accepted[method.name]
+            pairs[method.name] = accepted[method.name]
         findings, group_column, group_counts, conflicts = self._findings(ctx, rows, content_of_row, clusters,
                                                                          methods)
         for method in methods:
             if method.references is not None:
                 notes[method.name]["references_searched"] = method.searched
-        summary.update(
-            {
-                "groups": group_counts,
-                "images_in_groups": len(findings),
-                "label_conflict_groups": conflicts,
-                # Accepted pairs left out of every group because their groups were not mutually close.
-                "chain_links_dropped": dropped,
-                **notes,
-            }
+        summary = DuplicatesSummary(
+            pairs=pairs,
+            groups=group_counts,
+            images_in_groups=len(findings),
+            label_conflict_groups=conflicts,
+            # Accepted pairs left out of every group because their groups were not mutually close.
+            chain_links_dropped=dropped,
+            **notes,
         )
         return CheckResult(findings, columns={"duplicate_group": group_column}, summary=summary)
 

@@ -27,6 +27,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.core.config import ConfigModel
 from auditor.core.slow_imports import scipy_stats
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import FenceSummary, ImageQualitySummary
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -201,12 +202,12 @@ class ImageQualityCheck(Check[ImageQualityParams]):
             return CheckResult(skipped=f"needs at least {params.min_images} readable images to know what is "
                                        f"typical (found {len(images)})")
         found: dict[str, dict[Any, Finding]] = {}
-        summary: dict[str, Any] = {"thresholds": {}, "counts": {}}
+        thresholds: dict[str, FenceSummary] = {}
         for rule in RULES:
             found[rule.kind], fence = self._judge(rule, images, params)
-            summary["thresholds"][rule.kind] = {"median": fence.median, "fence_low": fence.low,
-                                                "fence_high": fence.high, "spread_on_scale": fence.spread}
-        found["greyscale"] = self._greyscale(images, params, summary)
+            thresholds[rule.kind] = FenceSummary(median=fence.median, fence_low=fence.low,
+                                                 fence_high=fence.high, spread_on_scale=fence.spread)
+        found["greyscale"], greyscale_share = self._greyscale(images, params)
         # Exposure squeezes the histogram: a dark or blown-out image is also low-information only when
         # it is nearly blank; and its crushed or blown edge rows are not a letterbox.
         exposed = found["dark"].keys() | found["overexposed"].keys()
@@ -217,10 +218,9 @@ class ImageQualityCheck(Check[ImageQualityParams]):
                                 if index not in exposed}
         flags = pd.DataFrame({kind: images.index.isin(list(found[kind])) for kind in IMAGE_KINDS},
                              index=images.index)
-        summary["counts"] = {kind: len(found[kind]) for kind in IMAGE_KINDS}
         shortcuts, table = self._shortcuts(images, flags, params)
-        summary["shortcuts"] = len(shortcuts)
-        summary["per_class"] = table
+        summary = ImageQualitySummary(thresholds=thresholds, counts={kind: len(found[kind]) for kind in IMAGE_KINDS},
+                                      greyscale_share=greyscale_share, shortcuts=len(shortcuts), per_class=table)
         findings = [finding for kind in IMAGE_KINDS for finding in found[kind].values()]
         return CheckResult(findings=findings + shortcuts, summary=summary)
 
@@ -250,13 +250,13 @@ class ImageQualityCheck(Check[ImageQualityParams]):
         return found, fence
 
     @staticmethod
-    def _greyscale(images: pd.DataFrame, params: ImageQualityParams, summary: dict[str, Any]) -> dict[Any, Finding]:
+    def _greyscale(images: pd.DataFrame, params: ImageQualityParams) -> tuple[dict[Any, Finding], float]:
+        """The greyscale findings, and the dataset's greyscale share (for the summary)."""
         colour = images["colour_fraction"].to_numpy(dtype=np.float64)
         grey = colour <= params.greyscale_max_colour_fraction
         share = float(grey.mean())
-        summary["greyscale_share"] = share
         if share > params.greyscale_max_share:
-            return {}  # a greyscale or mixed dataset: grey images are not odd here
+            return {}, share  # a greyscale or mixed dataset: grey images are not odd here
         found = {}
         for position in np.flatnonzero(grey):
             row = images.iloc[position]
@@ -266,7 +266,7 @@ class ImageQualityCheck(Check[ImageQualityParams]):
                 "of images have colour",
                 {"value": colour[position], "dataset_greyscale_share": share},
             )
-        return found
+        return found, share
 
     @staticmethod
     def _shortcuts(

@@ -32,6 +32,7 @@ from auditor.core.slow_imports import cleanlab_rank
 from auditor.evidence.reliability import mark, summary_fields
 from auditor.evidence.verdicts import LabelErrorsParams, judged_classes, label_issue_mask
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import ClassLabelErrors, LabelErrorsSummary
 
 # The params and label_issue_mask live in auditor.evidence.verdicts: the ambiguous check reads the same verdict.
 __all__ = ["LabelErrorsCheck", "LabelErrorsParams", "label_issue_mask", "per_class_error_rates"]
@@ -93,24 +94,24 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
         label_quality = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
         label_quality.loc[rows.index] = quality
         flagged_per_class = Counter(f.label for f in findings.values())
-        summary: dict[str, Any] = {
-            "filter_by": params.filter_by,
-            "quality_method": params.quality_method,
-            "label_errors": len(findings),
-            "label_conflicts": len(conflicts),
-            "not_judged_small_class": int((~large[labels]).sum()),
-            "not_judged_unlearnt_classes": [name for k, name in enumerate(classes) if unlearnt[k]],
-            "estimated_error_rate": noise["dataset"],
-            "per_class": {
-                name: {
-                    "images": int(class_sizes[k]),
-                    "flagged": flagged_per_class[name],
-                    "estimated_error_rate": noise["per_class"][name],
-                }
+        summary = LabelErrorsSummary(
+            filter_by=params.filter_by,
+            quality_method=params.quality_method,
+            label_errors=len(findings),
+            label_conflicts=len(conflicts),
+            not_judged_small_class=int((~large[labels]).sum()),
+            not_judged_unlearnt_classes=[name for k, name in enumerate(classes) if unlearnt[k]],
+            estimated_error_rate=noise["dataset"],
+            per_class={
+                name: ClassLabelErrors(
+                    images=int(class_sizes[k]),
+                    flagged=flagged_per_class[name],
+                    estimated_error_rate=noise["per_class"][name],
+                )
                 for k, name in enumerate(classes)
             },
             **summary_fields(ctx.reliability),
-        }
+        )
         ordered = [findings[index] for index in sorted(findings)]
         return CheckResult(ordered, columns={"pred_label": pred_label, "label_quality": label_quality},
                            summary=summary)

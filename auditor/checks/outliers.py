@@ -14,8 +14,6 @@ far classes is estimated, never above the closest class, which is always compute
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from pydantic import Field
@@ -24,6 +22,7 @@ from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, p
 from auditor.core.config import ConfigModel
 from auditor.evidence.reliability import mark, summary_fields
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import OutliersSummary
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
 _MAD_TO_SIGMA = 1.4826
@@ -107,15 +106,15 @@ class OutliersCheck(Check[OutlierParams]):
                     },
                 )
             )
-        summary: dict[str, Any] = {
-            "outliers": len(findings),
-            "class_neighbours": ctx.config.probabilities.class_neighbours,
-            "per_class": bool(classes),
-            "typical_distance": float(np.exp(median)),
-            "threshold_distance": threshold,
-            "robust_z": params.robust_z,
-        }
         # Without two labelled classes there is no classifier to assess; the distances stand on their own.
         verdict = ctx.reliability if len(classes) >= 2 else None
-        summary.update(summary_fields(verdict))
+        summary = OutliersSummary(
+            outliers=len(findings),
+            class_neighbours=ctx.config.probabilities.class_neighbours,
+            per_class=bool(classes),
+            typical_distance=float(np.exp(median)),
+            threshold_distance=threshold,
+            robust_z=params.robust_z,
+            **summary_fields(verdict),
+        )
         return CheckResult(mark(findings, verdict), columns={"outlier_score": column}, summary=summary)

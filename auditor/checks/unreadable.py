@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auditor.checks.base import Check, CheckContext, CheckResult, NoParams, plain
 from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.summaries import UnreadableSummary
 
 
 class UnreadableCheck(Check[NoParams]):
@@ -33,4 +34,4 @@ class UnreadableCheck(Check[NoParams]):
             )
             for row in bad.itertuples(index=False)
         ]
-        return CheckResult(findings, summary={"count": len(findings)})
+        return CheckResult(findings, summary=UnreadableSummary(count=len(findings)))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from auditor.core.errors import AuditorError
 from auditor.results.findings import Finding, FindingKind
 from auditor.results.reading import Results, describe_encoder
+from auditor.results.summaries import ImageQualitySummary, Skipped
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -90,22 +91,18 @@ class ReportData:
     def quality_by_class(self) -> tuple[list[str], list[tuple[str, int, list[int]]]]:
         """The image_quality check's per-class counts: the kinds found anywhere, and per class (name, images,
         count of each kind). Empty when the check did not run or found nothing."""
-        summary = (self.run.get("checks") or {}).get("image_quality") or {}
-        per_class = summary.get("per_class") if isinstance(summary, dict) else None
-        if not isinstance(per_class, dict):
+        summary = self.results.summaries.get("image_quality")
+        if not isinstance(summary, ImageQualitySummary):
             return [], []
-        counts = {str(k): v for k, v in per_class.items() if isinstance(v, dict)}
-        kinds = sorted({kind for row in counts.values() for kind, n in row.items()
-                        if kind != "images" and isinstance(n, int) and n > 0})
-        rows = [(name, int(row.get("images", 0)), [int(row.get(kind, 0)) for kind in kinds])
+        counts = summary.per_class
+        kinds = sorted({kind for row in counts.values() for kind, n in row.items() if kind != "images" and n > 0})
+        rows = [(name, row.get("images", 0), [row.get(kind, 0) for kind in kinds])
                 for name, row in sorted(counts.items())]
         return kinds, rows if kinds else []
 
     def skipped_checks(self) -> dict[str, str]:
-        checks = self.run.get("checks") or {}
-        return {
-            name: str(s["skipped"]) for name, s in checks.items() if isinstance(s, dict) and s.get("skipped")
-        }
+        return {name: summary.skipped for name, summary in self.results.summaries.items()
+                if isinstance(summary, Skipped)}
 
     def encoder_line(self) -> str:
         return describe_encoder(self.run)

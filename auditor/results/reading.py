@@ -9,7 +9,7 @@ is validated here, once, so a renderer or a gate rule never meets a malformed va
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from auditor.results.findings import (
     FindingKind,
     Severity,
 )
+from auditor.results.summaries import Summary, SummaryError, read_summaries
 
 RUN_FILE = "run.json"
 FINDINGS_FILE = "findings.parquet"
@@ -122,13 +123,15 @@ class ResultsError(AuditorError):
 
 @dataclass(frozen=True)
 class Results:
-    """One scan's outputs. ``findings`` keeps the findings.parquet columns; ``classes`` holds tuples."""
+    """One scan's outputs. ``findings`` keeps the findings.parquet columns; ``classes`` holds tuples;
+    ``summaries`` holds run.json's ``checks``, each parsed into its check's typed summary."""
 
     directory: Path
     run: dict[str, Any]
     findings: pd.DataFrame
     images: pd.DataFrame
     objects: tuple[Finding, ...] = ()
+    summaries: dict[str, Summary] = field(default_factory=dict)
 
     def finding_objects(self) -> list[Finding]:
         """The findings as ``Finding`` objects, in file order (built and validated on load)."""
@@ -201,9 +204,9 @@ def _read_table(path: Path, schema: pa.Schema, exact: bool, run_id: str | None) 
             "a scan was killed while replacing it); re-run `audit scan`"
         )
     _check_columns(path, table.schema, schema, exact)
-    for field in schema:
-        if field.name in table.schema.names and not field.nullable and table.column(field.name).null_count:
-            raise ResultsError(f"{path} is malformed: column {field.name} has nulls")
+    for column in schema:
+        if column.name in table.schema.names and not column.nullable and table.column(column.name).null_count:
+            raise ResultsError(f"{path} is malformed: column {column.name} has nulls")
     return table.to_pandas()
 
 
@@ -220,12 +223,12 @@ def _check_columns(path: Path, actual: pa.Schema, expected: pa.Schema, exact: bo
             f"unexpected column(s) {', '.join(extra)}" if exact and extra else "",
         ) if part)
         raise ResultsError(f"{path} is malformed: {what}")
-    for field in expected:
-        if field.name not in actual.names:
+    for column in expected:
+        if column.name not in actual.names:
             continue
-        found = actual.field(field.name).type
-        if _plain(found) != _plain(field.type) and not (field.nullable and pa.types.is_null(found)):
-            raise ResultsError(f"{path} is malformed: column {field.name} is {found}, expected {field.type}")
+        found = actual.field(column.name).type
+        if _plain(found) != _plain(column.type) and not (column.nullable and pa.types.is_null(found)):
+            raise ResultsError(f"{path} is malformed: column {column.name} is {found}, expected {column.type}")
 
 
 def _plain(kind: pa.DataType) -> str:
@@ -278,6 +281,10 @@ def load_results(directory: Path) -> Results:
         raise ResultsError(f"{run_path} is not valid JSON: {exc}") from None
     except OSError as exc:
         raise ResultsError(f"cannot read {run_path}: {exc.strerror or exc}") from None
+    try:
+        summaries = read_summaries(run.get("checks") or {})
+    except SummaryError as exc:
+        raise ResultsError(f"{run_path} is malformed: {exc}") from None
     run_id = run.get(RUN_ID_KEY)
     findings = _read_table(directory / FINDINGS_FILE, FINDINGS_SCHEMA, True, run_id)
     findings["classes"] = [tuple(value) if value is not None else () for value in findings["classes"]]
@@ -288,7 +295,7 @@ def load_results(directory: Path) -> Results:
             objects.append(finding_from_row(row))
         except (ValueError, TypeError, KeyError) as exc:
             raise ResultsError(f"{directory / FINDINGS_FILE} is malformed: finding {number}: {exc}") from None
-    return Results(directory, run, findings, images, tuple(objects))
+    return Results(directory, run, findings, images, tuple(objects), summaries)
 
 
 def _optional(value: Any) -> Any:

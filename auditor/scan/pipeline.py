@@ -48,6 +48,7 @@ from auditor.results.findings import (
     findings_table,
 )
 from auditor.results.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
+from auditor.results.summaries import Skipped, Summary, UnknownSummary, reliability_problem
 
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
@@ -150,7 +151,7 @@ class CheckStage:
     columns, and the warnings it raised (library warnings collected, one line per kind)."""
 
     findings: list[Finding]
-    summaries: dict[str, Any]
+    summaries: dict[str, Summary]
     timings: dict[str, float]
     columns: dict[str, pd.Series]
     warnings: list[str]
@@ -344,7 +345,7 @@ def _write_outputs(
     encoder_info: EncoderInfo,
     embed_stats: dict[str, Any],
     findings: list[Finding],
-    check_summaries: dict[str, Any],
+    check_summaries: dict[str, Summary],
     zero_shot: dict[str, Any],
     probabilities: dict[str, Any],
     searches: list[dict[str, Any]],
@@ -485,10 +486,10 @@ def _embed(
 
 def _run_checks(
     context: CheckContext, config: AuditConfig, observer: Observer, warnings: list[str]
-) -> tuple[list[Finding], dict[str, Any], dict[str, float], dict[str, pd.Series]]:
+) -> tuple[list[Finding], dict[str, Summary], dict[str, float], dict[str, pd.Series]]:
     names = config.scan.checks if config.scan.checks is not None else list(REGISTRY)
     findings: list[Finding] = []
-    summaries: dict[str, Any] = {}
+    summaries: dict[str, Summary] = {}
     timings: dict[str, float] = {}
     columns: dict[str, pd.Series] = {}
     labelled = context.embedded["label"].dropna().nunique()
@@ -506,7 +507,7 @@ def _run_checks(
         if Requirement.LABELS in check_type.requires and labelled < 2:
             missing.append(f"needs at least two classes with readable images (found {labelled})")
         if missing:
-            summaries[name] = {"skipped": "; ".join(missing)}
+            summaries[name] = Skipped(skipped="; ".join(missing))
             warnings.append(f"check {name} skipped: {'; '.join(missing)}")
         else:
             with progress.reporting(partial(_sub_step, show_step, name)):
@@ -516,17 +517,19 @@ def _run_checks(
                 raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
             findings.extend(result.findings)
             columns.update(result.columns)
-            summaries[name] = result.summary
+            summaries[name] = result.summary or UnknownSummary()
             if result.skipped:
-                summaries[name]["skipped"] = result.skipped
+                summaries[name] = Skipped(skipped=result.skipped)
                 warnings.append(f"check {name} skipped: {result.skipped}")
         timings[name] = time.perf_counter() - started
         observer.advance()
     observer.done()
-    unreliable = [name for name, summary in summaries.items() if summary.get("reliable") is False]
+    problems = {name: problem for name, summary in summaries.items()
+                if (problem := reliability_problem(summary)) is not None}
+    unreliable = list(problems)
     if unreliable:
         # One line, first: it changes how every model-based finding should be read.
-        reason = summaries[unreliable[0]].get("reliability_reason")
+        reason = problems[unreliable[0]]
         warnings.insert(0, f"{', '.join(unreliable)} findings are unreliable and shown as info: {reason}. "
                            f"To judge labels, {RELIABILITY_ADVICE}")
     return findings, summaries, timings, columns
@@ -578,7 +581,7 @@ def _run_record(
     embed_stats: dict[str, Any],
     timings: dict[str, Any],
     findings: list[Finding],
-    check_summaries: dict[str, Any],
+    check_summaries: dict[str, Summary],
     warnings: list[str],
 ) -> dict[str, Any]:
     readable = images[images["readable"]]
@@ -621,7 +624,7 @@ def _run_record(
         "config": config.model_dump(mode="json"),
         "timings_s": timings,
         "findings_per_check": per_check,
-        "checks": check_summaries,
+        "checks": {name: summary.as_json() for name, summary in check_summaries.items()},
         # Every registered check's description, finding kinds and report metadata: gate and reports read it.
         "check_info": check_record(),
         "warnings": warnings,

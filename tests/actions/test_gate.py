@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from auditor.actions.gate import GateConfig, RuleStatus, evaluate, new_findings
+from auditor.actions.gate import GateConfig, RuleStatus, evaluate, gate_rules, new_findings
 from auditor.checks import REGISTRY
 from auditor.cli.app import app
 from auditor.cli.gate import GateFormatName
@@ -317,3 +317,20 @@ def test_scan_baseline_needs_gate(tmp_path: Path) -> None:
     result = scan(data, tmp_path / "out", "--baseline", str(tmp_path))
     assert isinstance(result.exception, AuditorError) and "--baseline only applies with --gate" in str(
         result.exception)
+
+
+def test_the_rule_table_sets_which_rules_run_and_their_order(tmp_path: Path) -> None:
+    config = GateConfig(max_near_duplicate=2, max_label_error_rate=0.1, max_imbalance_ratio=5.0,
+                        max_findings={"outlier": 1, "ambiguous": 3})
+    table = gate_rules(config)
+    assert [rule.name for rule in table] == [
+        "max_unreadable", "max_split_leakage", "max_exact_duplicate", "max_near_duplicate",
+        "max_findings.ambiguous", "max_findings.outlier",
+        "max_label_error_rate", "max_label_error_rate_per_class", "max_imbalance_ratio",
+    ]
+    results = write_results(tmp_path / "r", [], image_rows({"a.png": ("s1", "x")}))
+    verdict = evaluate(results, config)
+    enabled = [rule.name for rule in table if rule.limit(config) is not None]
+    assert [rule.name for rule in verdict.rules] == enabled
+    assert "max_label_error_rate_per_class" not in enabled  # its limit is off by default
+    assert {rule.name: rule.limit for rule in verdict.rules}["max_findings.outlier"] == 1

@@ -56,10 +56,10 @@ def test_flags_points_between_two_classes_naming_both() -> None:
         assert 0.0 < found[path].score <= 1.0
     clean_flags = [p for p in found if p not in planted]
     assert len(clean_flags) <= 0.02 * 150
-    assert summary["ambiguous"] == len(found)
-    assert summary["per_class"]["cat"]["ambiguous"] == sum(f.label == "cat" for f in found.values())
-    top = summary["top_pairs"][0]
-    assert sorted(top["classes"]) == ["cat", "dog"] and top["images"] >= 3
+    assert summary.ambiguous == len(found)
+    assert summary.per_class["cat"].ambiguous == sum(f.label == "cat" for f in found.values())
+    top = summary.top_pairs[0]
+    assert sorted(top.classes) == ["cat", "dog"] and top.images >= 3
 
 
 def test_score_orders_even_splits_first() -> None:
@@ -79,7 +79,7 @@ def test_uninformative_classifier_flags_little() -> None:
     ctx = make_context(vectors, labels, [f"x/{i}.png" for i in range(150)])
     found, summary = run(ctx)
     assert len(found) <= 0.05 * 150
-    assert summary["typical_evenness"] > 0.3
+    assert summary.typical_evenness > 0.3
 
 
 def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
@@ -110,7 +110,7 @@ def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
     ctx.__dict__["label_issue_mask"] = np.ones(len(ctx.labelled), dtype=bool)
     found_with_errors, summary = run(ctx)
     assert "cat/between_dog_fox.png" not in found_with_errors
-    assert summary["not_reported_label_errors"] >= 1
+    assert summary.not_reported_label_errors >= 1
     for path in planted:
         assert path in found_with_errors
         assert found_with_errors[path].details["also_label_error"] is True
@@ -152,7 +152,7 @@ def test_zero_shot_evidence_can_reveal_a_second_class() -> None:
     prompts = ClassPrompts(list(CLASSES), (prompt_vectors / np.sqrt(2)).astype(np.float32), ["a photo of a {}."])
 
     without, summary = run(make_context(np.array(vectors), labels, paths))
-    assert "cat/with_dog.png" not in without and summary["zero_shot"] is None
+    assert "cat/with_dog.png" not in without and summary.zero_shot is None
 
     ctx = make_context(np.array(vectors), labels, paths)
     ctx.prompts = prompts
@@ -160,7 +160,7 @@ def test_zero_shot_evidence_can_reveal_a_second_class() -> None:
     with_dog = found["cat/with_dog.png"]
     assert with_dog.classes == ("cat", "dog") and with_dog.details["evidence"] == ["zero_shot"]
     assert "zero-shot" in with_dog.message and with_dog.score == pytest.approx(1.0, abs=1e-3)
-    assert summary["zero_shot"]["flagged_only_by_zero_shot"] >= 1
+    assert summary.zero_shot.flagged_only_by_zero_shot >= 1
     assert len(found) <= 1 + 0.02 * 150
 
     ctx = make_context(np.array(vectors), labels, paths)

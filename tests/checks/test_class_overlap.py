@@ -19,14 +19,14 @@ def test_two_classes_sharing_a_cluster_are_reported() -> None:
     assert finding.path is None and finding.check == "class_overlap"
     assert finding.details["joint_probability"] > 0.05
     assert finding.details["overlapping_images"] >= 3
-    assert result.summary["top_pairs"][0]["classes"] == ["cow", "dog"]
+    assert result.summary.top_pairs[0]["classes"] == ["cow", "dog"]
 
 
 def test_separate_classes_are_not_reported() -> None:
     vectors, labels = clusters(["ant", "bee"], per_class=30, spread=0.5)
     result = ClassOverlapCheck(ClassOverlapParams()).run(make_context(vectors, labels))
     assert result.findings == []
-    assert result.summary["overlapping_pairs"] == 0
+    assert result.summary.overlapping_pairs == 0
 
 
 def test_classes_sharing_many_ambiguous_images_are_reported() -> None:
@@ -48,4 +48,4 @@ def test_classes_sharing_many_ambiguous_images_are_reported() -> None:
     finding = by_pair[("cat", "dog")]
     assert finding.details["ambiguous_images"] >= 8
     assert "ambiguous" in finding.message
-    assert result.summary["top_pairs"][0]["classes"] == ["cat", "dog"]
+    assert result.summary.top_pairs[0]["classes"] == ["cat", "dog"]

@@ -196,8 +196,8 @@ def test_cell_join_and_exact_paths_give_the_same_groups() -> None:
     ctx = make_context(vectors, [None] * len(vectors))
     ctx.config.search = SearchParams(exact_max_vectors=2, min_recall=1e-6)
     approximate = DuplicatesCheck(DuplicatesParams()).run(ctx)
-    assert exact.summary["semantic"]["search"] == "exact"
-    assert approximate.summary["semantic"]["search"] == "cell_join"
+    assert exact.summary.semantic["search"] == "exact"
+    assert approximate.summary.semantic["search"] == "cell_join"
     assert near_groups(exact.findings) == expected_groups(planted)
     assert near_groups(approximate.findings) == expected_groups(planted)
     record = ctx.searches.records[-1]
@@ -265,7 +265,7 @@ def test_a_chain_of_look_alikes_is_not_a_group() -> None:
     assert in_chain, "consecutive steps are near copies; some must be found"
     assert all(len(g) <= 4 for g in in_chain), in_chain
     assert not any(names[0] in g and names[-1] in g for g in groups)
-    assert result.summary["chain_links_dropped"] >= 1
+    assert result.summary.chain_links_dropped >= 1
     # A group holding the test-split step is still reported as leakage.
     assert any(names[5] in g for g in groups_of(result.findings)["split_leakage"])
 
@@ -280,7 +280,7 @@ def test_a_homogeneous_dataset_of_distinct_images_has_no_duplicates() -> None:
     assert (nearest >= 0.97).mean() > 0.5, "most images would pass the former fixed 0.97 cosine"
     result = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * 300))
     assert result.findings == []
-    assert result.summary["semantic"]["min_cosine"] > np.median(nearest)  # derived from the data
+    assert result.summary.semantic["min_cosine"] > np.median(nearest)  # derived from the data
 
 
 def test_thresholds_follow_the_encoder_not_a_constant() -> None:
@@ -292,7 +292,7 @@ def test_thresholds_follow_the_encoder_not_a_constant() -> None:
     for name, data in (("spread", vectors), ("crowded", crowded)):
         result = DuplicatesCheck(DuplicatesParams()).run(make_context(data, [None] * 300))
         assert near_groups(result.findings) == expected_groups(planted), name
-        found[name] = result.summary["semantic"]
+        found[name] = result.summary.semantic
     assert found["crowded"]["min_cosine"] > 0.98 and found["spread"]["min_cosine"] < 0.9
     for note in found.values():
         assert {"median_nearest_distance", "max_distance", "max_ratio", "global_min_z", "local_min_z"} <= set(note)
@@ -322,14 +322,14 @@ def test_too_few_images_report_only_identical_copies() -> None:
     ctx = make_context(vectors, [None] * 10)
     result = DuplicatesCheck(DuplicatesParams()).run(ctx)
     assert result.findings == []
-    assert "needs at least 20" in result.summary["semantic"]["skipped"]
+    assert "needs at least 20" in result.summary.semantic["skipped"]
 
 
 def test_an_explicit_cosine_floor_overrides_the_derived_global_test() -> None:
     vectors, planted = planted_vectors(300, 12)
     ctx = make_context(vectors, [None] * 300)
     strict = DuplicatesCheck(DuplicatesParams(min_cosine=0.999)).run(ctx)
-    assert strict.findings == [] and strict.summary["semantic"]["min_cosine"] == pytest.approx(0.999)
+    assert strict.findings == [] and strict.summary.semantic["min_cosine"] == pytest.approx(0.999)
     loose = DuplicatesCheck(DuplicatesParams(min_cosine=0.9)).run(ctx)
     assert near_groups(loose.findings) == expected_groups(planted)
 
@@ -338,7 +338,7 @@ def test_untrained_clip_skips_the_semantic_method() -> None:
     """A CLIP model with random weights puts unrelated images close together: its space is not judged."""
     vectors, planted = planted_vectors(50, 5)
     untrained = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * 50, "clip", pretrained=False))
-    assert untrained.findings == [] and "untrained" in untrained.summary["semantic"]["skipped"]
+    assert untrained.findings == [] and "untrained" in untrained.summary.semantic["skipped"]
     trained = DuplicatesCheck(DuplicatesParams()).run(make_context(vectors, [None] * 50, "clip"))
     assert near_groups(trained.findings) == expected_groups(planted)
 
@@ -382,7 +382,7 @@ def test_both_hashes_agreeing_are_one_witness_not_two() -> None:
     assert {tuple(f.details["methods"]) for f in planted} == {("levelled", "perceptual")}
     assert {f.details["evidence"] for f in planted} == {"one method"}
     assert {f.severity for f in planted} == {"info"}
-    looks = result.summary["levelled"]
+    looks = result.summary.levelled
     assert looks["family_looks"] == 2 and looks["local_min_z_used"] > DuplicatesParams().local_min_z
 
 
@@ -418,8 +418,8 @@ def test_multi_index_hashing_path_gives_the_same_findings_as_the_exact_search() 
     exact = DuplicatesCheck(DuplicatesParams()).run(ctx)
     ctx.config.search = ANY_RECALL
     hashed = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_null_sample=1000)).run(ctx)
-    assert exact.summary["perceptual"]["search"] == "exact"
-    note = hashed.summary["perceptual"]
+    assert exact.summary.perceptual["search"] == "exact"
+    note = hashed.summary.perceptual
     assert note["search"] == "multi-index hashing" and note["pairs_within_radius"] >= 3
     assert note["radius"] == note["max_bits"] and note["references_searched"] >= 2 * len(planted)
     assert _finding_set(hashed.findings) == _finding_set(exact.findings)
@@ -465,7 +465,7 @@ def test_random_hashes_take_candidates_from_embedding_neighbours_with_measured_r
     approximate = DuplicatesCheck(DuplicatesParams(semantic=semantic, exact_max_images=50)).run(ctx)
     assert near_groups(exact.findings) == COPIES
     assert _finding_set(approximate.findings) == _finding_set(exact.findings)
-    perceptual, levelled = approximate.summary["perceptual"], approximate.summary["levelled"]
+    perceptual, levelled = approximate.summary.perceptual, approximate.summary.levelled
     assert perceptual["search"] == levelled["search"] == "embedding neighbours + multi-index hashing"
     assert 0 <= perceptual["hashing_radius"] < 20 < perceptual["radius"]
     assert perceptual["pairs_from_embedding_neighbours"] >= 1 and levelled["pairs_within_hashing_radius"] >= 1
@@ -487,8 +487,8 @@ def test_random_hashes_fall_back_to_the_exact_search_when_the_candidates_miss_ac
     fallback = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_candidates_per_image=0)).run(ctx)
     record = _candidate_record(ctx, "levelled")
     assert record["hashing_radius"] == -1 and record["recall"] < ctx.config.search.min_recall
-    assert "fallback" in record and "candidate_search" in fallback.summary["levelled"]
-    assert fallback.summary["levelled"]["search"] in ("exact", "ivf")
+    assert "fallback" in record and "candidate_search" in fallback.summary.levelled
+    assert fallback.summary.levelled["search"] in ("exact", "ivf")
     assert any(r["search"] == "duplicates_levelled" and r["method"] in ("exact", "ivf") for r in ctx.searches.records)
     assert _finding_set(fallback.findings) == _finding_set(exact.findings)
     assert COPIES <= near_groups(fallback.findings)
@@ -519,7 +519,7 @@ def test_neighbourhoods_from_hashing_give_the_references_brute_force_gives(monke
     monkeypatch.setattr(duplicates, "_MAX_PAIRS_PER_IMAGE", 1000)
     ctx.config.search = ANY_RECALL
     hashed = DuplicatesCheck(DuplicatesParams(exact_max_images=50, hash_null_sample=1000)).run(ctx)
-    note = hashed.summary["perceptual"]
+    note = hashed.summary.perceptual
     assert note["references_by_hashing"] >= note["references_searched"] // 2 > 0
     assert _finding_set(hashed.findings) == _finding_set(exact.findings)
 
@@ -549,7 +549,7 @@ def _pair_at_global_z(count: int, z: float, params: DuplicatesParams) -> tuple[C
     own null, read from a first scan's summary) from an image: a pair only the embedding can see."""
     rng = np.random.default_rng(SEED)
     vectors = unit_rows(rng.standard_normal((count, 8)))
-    note = DuplicatesCheck(params).run(make_context(vectors[:-1], [None] * (count - 1))).summary["semantic"]
+    note = DuplicatesCheck(params).run(make_context(vectors[:-1], [None] * (count - 1))).summary.semantic
     centre = np.log(note["median_nearest_distance"])
     scale = (centre - np.log(note["max_distance"])) / note["global_min_z_used"]
     chord = float(np.exp(centre - z * scale))
@@ -572,5 +572,5 @@ def test_one_witness_must_be_improbable_across_the_whole_dataset() -> None:
         ctx, pair = _pair_at_global_z(count, z, params)
         result = DuplicatesCheck(params).run(ctx)
         assert (pair in near_groups(result.findings)) == found, (count, z)
-        bar = result.summary["semantic"]["one_witness_global_min_z"]
+        bar = result.summary.semantic["one_witness_global_min_z"]
         assert bar == pytest.approx(float(norm.isf(norm.sf(1.5) / count)), rel=1e-3)

@@ -86,7 +86,7 @@ def test_each_planted_defect_is_found_and_clean_images_are_not() -> None:
     paths = ctx.images["path"].tolist()
     for kind, index in planted.items():
         assert flagged(findings, kind) == {paths[index]}, kind
-    assert summary["counts"] == dict.fromkeys(IMAGE_KINDS, 1)
+    assert summary.counts == dict.fromkeys(IMAGE_KINDS, 1)
     dark = next(f for f in findings if f.check == "dark")
     assert dark.score > 4.0 and "95th-percentile luminance" in dark.message
     assert not [f for f in findings if f.check == "quality_shortcut"]
@@ -100,9 +100,9 @@ def test_a_dataset_of_night_photos_is_not_all_dark() -> None:
     findings, summary = run(ctx)
     # Only the nearly black frame is darker than this dataset's night photos.
     assert flagged(findings, "dark") == {ctx.images["path"].iloc[-1]}
-    fence = summary["thresholds"]["dark"]
-    assert ctx.images["luminance_p95"].iloc[-1] < fence["fence_low"] < fence["median"] < 0.25
-    assert (ctx.images["luminance_p95"].iloc[:-1] > fence["fence_low"]).all()
+    fence = summary.thresholds["dark"]
+    assert ctx.images["luminance_p95"].iloc[-1] < fence.fence_low < fence.median < 0.25
+    assert (ctx.images["luminance_p95"].iloc[:-1] > fence.fence_low).all()
 
 
 def test_greyscale_is_odd_only_in_a_colour_dataset() -> None:
@@ -112,7 +112,7 @@ def test_greyscale_is_odd_only_in_a_colour_dataset() -> None:
     assert len(flagged(findings, "greyscale")) == 2
     mostly_grey = [(plant(textured(i), "greyscale"), CLASSES[i % 3]) for i in range(25)] + colour[:5]
     findings, summary = run(context(mostly_grey))
-    assert flagged(findings, "greyscale") == set() and summary["greyscale_share"] > 0.8
+    assert flagged(findings, "greyscale") == set() and summary.greyscale_share > 0.8
 
 
 def test_exposure_explains_low_entropy_unless_the_frame_is_blank() -> None:
@@ -140,7 +140,7 @@ def test_a_class_where_a_defect_concentrates_is_a_shortcut() -> None:
     assert [(f.classes, f.details["kind"]) for f in shortcuts] == [(("fox",), "dark")]
     assert shortcuts[0].details["class_rate"] == pytest.approx(12 / 20)
     assert shortcuts[0].details["p_value"] < 0.01
-    assert summary["per_class"]["fox"]["dark"] == 12 and summary["per_class"]["cat"]["dark"] == 1
+    assert summary.per_class["fox"]["dark"] == 12 and summary.per_class["cat"]["dark"] == 1
 
 
 def test_too_few_images_skip_the_check() -> None:
@@ -189,4 +189,4 @@ def test_scan_writes_property_columns_and_quality_findings(tmp_path: Path) -> No
 def test_a_dataset_of_flat_frames_has_no_sharpness_to_compare() -> None:
     frames = [(Image.new("RGB", (64, 48), (10 * i, 100, 200 - 5 * i)), CLASSES[i % 3]) for i in range(24)]
     findings, summary = run(context(frames))
-    assert not flagged(findings, "blurry") and summary["counts"]["blurry"] == 0
+    assert not flagged(findings, "blurry") and summary.counts["blurry"] == 0

@@ -54,8 +54,8 @@ def test_obvious_flip_is_flagged_with_the_right_suggestion() -> None:
     assert len(flagged) <= 3  # clean, well separated clusters: (almost) nothing else
     assert result.columns["pred_label"][35] == "dog"
     assert result.columns["label_quality"][35] < 0.2 < result.columns["label_quality"].drop(35).min()
-    assert result.summary["per_class"]["cat"]["estimated_error_rate"] > 0
-    assert result.summary["estimated_error_rate"] == pytest.approx(1 / 90, abs=0.02)
+    assert result.summary.per_class["cat"].estimated_error_rate > 0
+    assert result.summary.estimated_error_rate == pytest.approx(1 / 90, abs=0.02)
 
 
 def test_two_classes() -> None:
@@ -74,7 +74,7 @@ def test_one_image_classes_run_and_are_not_judged() -> None:
     assert np.isfinite(ctx.pred_probs).all()
     np.testing.assert_allclose(ctx.pred_probs.sum(axis=1), 1.0)
     assert not [f for f in result.findings if f.label.startswith("solo") or f.label == "b"]
-    assert result.summary["not_judged_small_class"] == 12
+    assert result.summary.not_judged_small_class == 12
     assert result.columns["label_quality"].notna().all()
 
 
@@ -85,7 +85,7 @@ def test_two_hundred_classes() -> None:
     result = run(make_context(vectors, labels))
     flagged = {f.path: f.suggested_label for f in result.findings}
     assert flagged.get("class_005/0007.png") == "class_001"
-    assert len(result.summary["per_class"]) == 200
+    assert len(result.summary.per_class) == 200
 
 
 def test_a_second_run_gives_the_same_results() -> None:
@@ -119,7 +119,7 @@ def test_label_conflict_minority_copy_gets_majority_label() -> None:
     assert finding.suggested_label == "cat" and finding.classes == ("dog", "cat")
     assert "label conflict" in finding.message and finding.details["label_counts"] == {"cat": 2, "dog": 1}
     assert sorted(finding.details["copies"]) == ["cat/0001.png", "cat/0002.png"]
-    assert result.summary["label_conflicts"] == 1
+    assert result.summary.label_conflicts == 1
 
 
 def test_label_conflict_tie_flags_every_copy() -> None:
@@ -223,6 +223,6 @@ def test_a_starved_class_beside_large_ones_is_not_judged() -> None:
     labels = [*labels, *["s"] * 7]
     result = run(make_context(vectors, labels))
     assert not [f for f in result.findings if f.label == "s"]
-    assert result.summary["not_judged_small_class"] == 7
+    assert result.summary.not_judged_small_class == 7
     loose = LabelErrorsCheck(LabelErrorsParams(min_class_fraction_of_median=0.0)).run(make_context(vectors, labels))
     assert [f.suggested_label for f in loose.findings if f.label == "s"] == ["a"] * 3

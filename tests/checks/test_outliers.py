@@ -41,7 +41,7 @@ def test_flags_points_far_from_every_cluster_only() -> None:
     assert result.findings[0].other_path is not None
     scores = result.columns["outlier_score"]
     assert scores.iloc[len(inliers):].min() > scores.iloc[: len(inliers)].max()
-    assert result.summary["outliers"] == 2
+    assert result.summary.outliers == 2
 
 
 def test_copies_of_an_outlier_do_not_vouch_for_each_other() -> None:
@@ -96,4 +96,4 @@ def test_junk_filed_under_different_classes_does_not_shelter() -> None:
     result = OutliersCheck(OutlierParams()).run(ctx)
     assert sorted(f.path for f in result.findings) == [f"img_{i:03d}.png" for i in range(120, 125)]
     assert {f.details["closest_class"] for f in result.findings} <= {"a", "b", "c"}
-    assert result.summary["per_class"] is True
+    assert result.summary.per_class is True

@@ -28,7 +28,7 @@ def test_separable_noisy_classes_stay_reliable_with_real_findings() -> None:
     ctx = synthetic_context(vectors, labels)
     result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
     assert ctx.reliability.reliable, ctx.reliability.reason
-    assert result.summary["reliable"] is True
+    assert result.summary.reliable is True
     flagged = {f.path for f in result.findings}
     wrong = {path for path, bad in zip(ctx.images["path"], flipped, strict=True) if bad}
     assert len(flagged & wrong) >= 0.8 * len(flagged) and len(flagged) >= 0.8 * len(wrong)
@@ -42,12 +42,12 @@ def test_barely_separated_classes_are_marked_unreliable() -> None:
     result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
     verdict = ctx.reliability
     assert not verdict.reliable and verdict.reason
-    assert result.summary["reliable"] is False and result.summary["reliability_reason"] == verdict.reason
-    assert result.summary["reliability"]["balanced_accuracy"] < 0.75
+    assert result.summary.reliable is False and result.summary.reliability_reason == verdict.reason
+    assert result.summary.reliability["balanced_accuracy"] < 0.75
     assert result.findings, "the flags are kept, only demoted"
     assert all(f.severity == Severity.INFO and f.details["reliable"] is False for f in result.findings)
     ambiguous = AmbiguousCheck(AmbiguousParams()).run(ctx)
-    assert ambiguous.summary["reliable"] is False
+    assert ambiguous.summary.reliable is False
     assert all(f.severity == Severity.INFO for f in ambiguous.findings)
 
 

@@ -100,7 +100,7 @@ def test_duplicates_read_from_the_shared_search_what_their_own_search_gives() ->
     own = DuplicatesCheck(params).run(own_ctx)  # configured top_k is 20: too narrow, so it searches its own
     assert [r["search"] for r in shared_ctx.searches.records] == ["image_neighbours"]
     assert [r["search"] for r in own_ctx.searches.records] == ["duplicates_semantic"]
-    assert shared.summary["semantic"] == own.summary["semantic"]
+    assert shared.summary.semantic == own.summary.semantic
     assert findings(shared.findings) == findings(own.findings)
     paths = {f.path for f in shared.findings}
     assert {f"{labels[i]}/{i:04d}.png" for i in range(385, 391)} <= paths
