@@ -13,6 +13,7 @@ from rich.text import Text
 
 from auditor.report.safe import rich_text, visible
 from auditor.results.reading import PROMINENT_WARNINGS, produced_kinds
+from auditor.results.summaries import Skipped, read_summaries
 from auditor.scan.pipeline import ScanResult
 
 SEVERITIES = ("error", "warning", "info")
@@ -84,8 +85,8 @@ def print_summary(console: Console, result: ScanResult) -> None:
     table.add_column("check")
     for severity in SEVERITIES:
         table.add_column(severity, justify="right")
-    for check, summary in run["checks"].items():
-        if summary.get("skipped"):
+    for check, summary in read_summaries(run["checks"]).items():
+        if isinstance(summary, Skipped):
             table.add_row(Text.assemble(check, (" (skipped)", "dim")), *("-" for _ in SEVERITIES))
             continue
         # A check may emit several kinds of finding (duplicates: split_leakage, near_duplicate, ...).
