@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.checks.base import CheckContext
+from auditor.checks.base import CheckContext, NoParams
 from auditor.checks.unreadable import UnreadableCheck
 from auditor.ingest.images import read_image
 from auditor.results.findings import Severity
@@ -44,7 +44,7 @@ def test_each_unreadable_file_gets_one_error_with_the_reason(tmp_path: Path) -> 
     (tmp_path / "cat" / "text.jpg").write_text("plain text, not a JPEG\n")
     ctx = _context_over(tmp_path, {"cat/good.png": "cat", "cat/empty.png": "cat", "cat/text.jpg": "cat"})
 
-    result = UnreadableCheck(UnreadableCheck.Params()).run(ctx)
+    result = UnreadableCheck(NoParams()).run(ctx)
 
     by_path = {finding.path: finding for finding in result.findings}
     assert set(by_path) == {"cat/empty.png", "cat/text.jpg"}
@@ -65,7 +65,7 @@ def test_a_dataset_of_readable_files_has_no_finding(tmp_path: Path) -> None:
     for i in range(3):
         draw_shape("square", i).save(tmp_path / "dog" / f"{i}.png")
     ctx = _context_over(tmp_path, {f"dog/{i}.png": "dog" for i in range(3)})
-    result = UnreadableCheck(UnreadableCheck.Params()).run(ctx)
+    result = UnreadableCheck(NoParams()).run(ctx)
     assert result.findings == [] and result.summary == {"count": 0}
 
 
@@ -74,6 +74,6 @@ def test_unlabelled_unreadable_files_are_reported_without_a_label(tmp_path: Path
     whole = (tmp_path / "whole.png").read_bytes()
     (tmp_path / "loose.png").write_bytes(whole[: len(whole) // 2])
     ctx = _context_over(tmp_path, {"loose.png": None})
-    [finding] = UnreadableCheck(UnreadableCheck.Params()).run(ctx).findings
+    [finding] = UnreadableCheck(NoParams()).run(ctx).findings
     assert finding.path == "loose.png" and finding.label is None
     assert finding.message == f"unreadable: {finding.details['reason']}" and "truncated" in finding.message
