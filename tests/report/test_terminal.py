@@ -10,8 +10,10 @@ from auditor.results.findings import Finding, Severity
 from tests.report.test_report_base import results_folder
 
 
-def _render(tmp_path: Path, findings: list[Finding], run: dict[str, object],
-            options: ReportOptions = ReportOptions(width=160)) -> str:
+WIDE = ReportOptions(width=160)
+
+
+def _render(tmp_path: Path, findings: list[Finding], run: dict[str, object], options: ReportOptions = WIDE) -> str:
     return TerminalRenderer().render(prepare(results_folder(tmp_path, findings, run), options), options)
 
 
