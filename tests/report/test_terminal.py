@@ -9,7 +9,6 @@ from auditor.report.terminal import BAR_WIDTH, TerminalRenderer
 from auditor.results.findings import Finding, Severity
 from tests.report.test_report_base import results_folder
 
-
 WIDE = ReportOptions(width=160)
 
 
