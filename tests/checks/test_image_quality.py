@@ -145,7 +145,9 @@ def test_a_class_where_a_defect_concentrates_is_a_shortcut() -> None:
 
 def test_too_few_images_skip_the_check() -> None:
     ctx = context([(textured(i), "cat") for i in range(5)])
-    assert ImageQualityCheck(ImageQualityParams()).run(ctx).skipped
+    result = ImageQualityCheck(ImageQualityParams()).run(ctx)
+    assert result.skipped == "needs at least 20 readable images to know what is typical (found 5)"
+    assert result.findings == []
 
 
 def test_scan_writes_property_columns_and_quality_findings(tmp_path: Path) -> None:

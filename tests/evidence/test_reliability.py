@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from auditor.checks.ambiguous import AmbiguousCheck
 from auditor.checks.label_errors import LabelErrorsCheck
+from auditor.core.config import ReliabilityParams
+from auditor.evidence.reliability import assess, mark, summary_fields
 from auditor.evidence.verdicts import AmbiguousParams, LabelErrorsParams, split_of
-from auditor.results.findings import Severity
+from auditor.results.findings import Finding, Severity
 from tests.conftest import synthetic_context
 
 
@@ -88,3 +91,41 @@ def test_ambiguity_bar_follows_each_class_pairs_own_confusion() -> None:
     verdict = split_of(np.vstack([probs, blend_23, lookalike_01]), np.append(labels_array, [2, 0]), AmbiguousParams())
     assert verdict.candidates[-2]
     assert not verdict.candidates[-1]
+
+
+def _one_hot(predicted: list[int], k: int, confidence: float = 0.9) -> np.ndarray:
+    probs = np.full((len(predicted), k), (1 - confidence) / (k - 1))
+    probs[np.arange(len(predicted)), predicted] = confidence
+    return probs
+
+
+def test_assess_finds_the_class_the_classifier_cannot_tell_apart_and_mark_demotes_only_its_findings() -> None:
+    # Classes a and b are always recognised; c (20 images) is recognised 4 times in 20, below chance (1/3).
+    labels = np.array([0] * 20 + [1] * 20 + [2] * 20)
+    predicted = [0] * 20 + [1] * 20 + [2] * 4 + [0] * 16
+    probs = _one_hot(predicted, 3)
+    verdict = assess(labels, probs, probs, np.zeros(60, dtype=bool), ["a", "b", "c"], np.ones(60, dtype=bool),
+                     ReliabilityParams())
+    assert verdict.reliable and verdict.reason is None
+    assert verdict.balanced_accuracy == pytest.approx((1 + 1 + 0.2) / 3)
+    assert verdict.unseparated_classes == ("c",)
+    assert verdict.per_class["c"] == verdict.per_class["c"] | {"images": 20, "recall": pytest.approx(0.2)}
+    about_a = Finding(check="label_error", severity=Severity.WARNING, message="a?", label="a")
+    about_c = Finding(check="class_overlap", severity=Severity.WARNING, message="b/c", classes=("b", "c"))
+    kept, demoted = mark([about_a, about_c], verdict)
+    assert kept == about_a
+    assert demoted.severity is Severity.INFO and demoted.details == {"reliable": False}
+    fields = summary_fields(verdict)
+    assert fields["reliable"] is True and fields["reliability"]["unseparated_classes"] == ["c"]
+    assert summary_fields(None) == {} and mark([about_c], None) == [about_c]
+
+
+def test_assess_at_chance_gives_the_reason_unless_disabled() -> None:
+    labels = np.array([0, 1] * 30)
+    probs = _one_hot([0] * 60, 2, confidence=0.6)  # always "a": balanced accuracy 0.5, chance 0.5
+    args = (labels, probs, probs, np.zeros(60, dtype=bool), ["a", "b"], np.ones(60, dtype=bool))
+    verdict = assess(*args, ReliabilityParams())
+    assert not verdict.reliable and verdict.chance_corrected == pytest.approx(0.0)
+    assert verdict.reason is not None and "closer to chance (0.50) than to perfect" in verdict.reason
+    trusted = assess(*args, ReliabilityParams(enabled=False))
+    assert trusted.reliable and trusted.unseparated_classes == ()

@@ -13,6 +13,7 @@ import pytest
 
 from auditor.core.config import load_config
 from auditor.core.errors import DatasetError
+from auditor.evidence.user_probabilities import load_user_probabilities
 from auditor.scan import run_scan
 from tests.conftest import SHAPES, run_cli, write_class_folder
 
@@ -126,3 +127,15 @@ def test_cli_summary_says_whose_probabilities_were_used(tmp_path: Path, dataset)
     summary = " ".join(result.stdout.split())
     assert "class probabilities: yours, from" in summary and "[probs].parquet" in summary
     assert "29 images matched, 1 without a row" in summary
+
+
+def test_loaded_probabilities_follow_the_dataset_class_order_and_record_the_match(tmp_path: Path) -> None:
+    source = tmp_path / "probs.parquet"
+    pd.DataFrame({"path": ["a.png", "b.png", "gone.png"], "dog": [0.2, 0.7, 0.5], "cat": [0.8, 0.3, 0.5]}
+                 ).to_parquet(source)
+    probs = load_user_probabilities(source, ["cat", "dog"], ["a.png", "b.png", "c.png"])
+    assert probs.classes == ["cat", "dog"]
+    np.testing.assert_allclose(probs.rows_for(["b.png", "a.png"], ["cat", "dog"]), [[0.3, 0.7], [0.8, 0.2]])
+    np.testing.assert_allclose(probs.rows_for(["a.png"], ["dog"]), [[1.0]])  # renormalised over the classes given
+    assert probs.record(["a.png", "b.png", "c.png"]) == probs.record(["a.png", "b.png", "c.png"]) | {
+        "source": "user", "rows": 3, "matched_images": 2, "images_without_row": 1, "rows_not_in_dataset": 1}

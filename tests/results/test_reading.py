@@ -1,0 +1,95 @@
+"""Reading a results folder: one complete set from one scan loads; anything else is refused with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from auditor.results.findings import SCHEMA_VERSION, Finding, Severity, findings_table
+from auditor.results.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, write_parquet
+from auditor.results.reading import ResultsError, describe_encoder, load_results, sha_by_path
+
+FINDING = Finding(check="unreadable", severity=Severity.ERROR, message="unreadable: empty file", path="b.png",
+                  label="dog", details={"reason": "empty file"})
+
+
+def _images() -> pa.Table:
+    columns = {
+        "path": pa.array(["a.png", "b.png"]),
+        "label": pa.array(["cat", "dog"]),
+        "split": pa.array([None, None], pa.string()),
+        "sha256": pa.array(["a" * 64, None], pa.string()),
+        "readable": pa.array([True, False]),
+    }
+    return pa.table(columns).replace_schema_metadata({"auditor_schema_version": SCHEMA_VERSION,
+                                                      "auditor_table": "images"})
+
+
+def _write_set(directory: Path, run: dict[str, object] | None = None) -> None:
+    with StagedWrite(new_run_id()) as staged:
+        staged.add(directory / "findings.parquet", parquet_writer(findings_table([FINDING])))
+        staged.add(directory / "images.parquet", parquet_writer(_images()))
+        staged.add(directory / "run.json", json_writer(run or {"schema_version": SCHEMA_VERSION, "checks": {}}))
+        staged.commit()
+
+
+def _replace_findings(directory: Path, table: pa.Table) -> None:
+    """Put ``table`` in place of findings.parquet, stamped as part of the folder's scan."""
+    run_id = json.loads((directory / "run.json").read_text())["run_id"]
+    write_parquet(directory / "findings.parquet", table.replace_schema_metadata(
+        {"auditor_schema_version": SCHEMA_VERSION, "auditor_run_id": run_id}))
+
+
+def test_a_complete_set_loads_with_its_findings_as_objects(tmp_path: Path) -> None:
+    _write_set(tmp_path)
+    results = load_results(tmp_path)
+    assert results.finding_objects() == [FINDING]
+    assert results.images["path"].tolist() == ["a.png", "b.png"]
+    assert sha_by_path(results.images) == {"a.png": "a" * 64}
+
+
+def test_files_from_two_scans_are_refused(tmp_path: Path) -> None:
+    _write_set(tmp_path)
+    newer = tmp_path / "newer"
+    _write_set(newer)
+    (tmp_path / "images.parquet").write_bytes((newer / "images.parquet").read_bytes())
+    with pytest.raises(ResultsError, match=r"mixes files of different scans \(images.parquet is not from the scan"):
+        load_results(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda d: (d / "run.json").unlink(), "is not a complete auditor results folder (no run.json)"),
+        (lambda d: (d / "run.json").write_text("{"), "run.json is not valid JSON"),
+        (lambda d: (d / "images.parquet").unlink(), "is incomplete: images.parquet is missing"),
+        (lambda d: (d / "run.json").write_text(json.dumps({"schema_version": "0.9"})),
+         f"has schema version 0.9, this auditor reads {SCHEMA_VERSION}"),
+        (lambda d: (d / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "warnings": "x"})),
+         "is malformed: 'warnings' must be a JSON array"),
+        (lambda d: _replace_findings(d, pa.table({"check": ["x"]})), "is malformed: missing column(s) severity"),
+    ],
+)
+def test_an_unusable_folder_is_refused_with_the_reason(tmp_path: Path, spoil: object, reason: str) -> None:
+    _write_set(tmp_path)
+    assert callable(spoil)
+    spoil(tmp_path)
+    with pytest.raises(ResultsError) as raised:
+        load_results(tmp_path)
+    assert reason in str(raised.value)
+
+
+def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="results folder not found"):
+        load_results(tmp_path / "nowhere")
+
+
+def test_the_encoder_line_names_a_fallback() -> None:
+    assert describe_encoder({"encoder": {"identity": "clip:ViT-B-32", "name": "clip", "requested": "clip",
+                                         "pretrained": True}}) == "clip:ViT-B-32 (pretrained)"
+    assert describe_encoder({"encoder": {"identity": "builtin:v2", "name": "builtin", "requested": "clip"}}) == (
+        "builtin:v2 (not pretrained, requested clip)")
+    assert describe_encoder({}) == "unknown (not pretrained)"
