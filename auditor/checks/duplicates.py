@@ -44,8 +44,8 @@ from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.core.config import ConfigModel
-from auditor.core.slow_imports import scipy_stats
 from auditor.evidence.probabilities import distinct_neighbours
+from auditor.evidence.robust import bonferroni_z
 from auditor.evidence.similarity import (
     NeighbourNull,
     Neighbours,
@@ -194,16 +194,11 @@ class _Method:
 _HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the levelled image"}
 
 
-def _bonferroni(z: float, looks: int) -> float:
-    """The z whose one-sided normal tail is that of ``z`` divided among ``looks`` tests."""
-    return z if looks <= 1 else float(scipy_stats.norm.isf(scipy_stats.norm.sf(z) / looks))
-
-
 def _family_tests(name: str, params: DuplicatesParams) -> tuple[int, float, float]:
     """How many methods of ``name``'s family look at a pair, and the global and local z each look must reach:
     each look must be as improbable as one look would be alone (Bonferroni on the tests' normal tails)."""
     looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
-    return looks, _bonferroni(params.global_min_z, looks), _bonferroni(params.local_min_z, looks)
+    return looks, bonferroni_z(params.global_min_z, looks), bonferroni_z(params.local_min_z, looks)
 
 
 def _new_method(
@@ -227,7 +222,7 @@ def _new_method(
     # so the expected number of unrelated images anywhere in the dataset whose nearest neighbour is that close
     # stays at the per-image level. The bar grows with the dataset, as the closest unrelated pair of a larger
     # dataset is closer.
-    dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * len(where))
+    dataset_min_z = None if fixed_max is not None else bonferroni_z(params.global_min_z, looks * len(where))
     note["one_witness_global_min_z"] = dataset_min_z
     return _Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z, references)
 

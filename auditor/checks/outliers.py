@@ -23,10 +23,10 @@ from pydantic import Field
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.core.config import ConfigModel
 from auditor.evidence.reliability import mark, summary_fields
+from auditor.evidence.robust import median_spread
 from auditor.results.findings import Finding, FindingKind, Severity
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
-_MAD_TO_SIGMA = 1.4826
 
 
 class OutlierParams(ConfigModel):
@@ -65,8 +65,7 @@ class OutliersCheck(Check[OutlierParams]):
         closest = np.where(known.any(axis=1), similarity[np.arange(distinct), closest_class], -1.0)
         distance = np.clip(1.0 - closest.astype(np.float64), 0.0, None)
         log_distance = np.log(np.maximum(distance, 1e-9))
-        median = float(np.median(log_distance))
-        spread = _MAD_TO_SIGMA * float(np.median(np.abs(log_distance - median)))
+        median, spread = median_spread(log_distance)
         z = (log_distance - median) / max(spread, 1e-9)
         threshold = float(np.exp(median + params.robust_z * spread))
         classes = ctx.labelled_classes

@@ -23,9 +23,10 @@ import numpy as np
 from pydantic import Field
 
 from auditor.core.config import ConfigModel
-from auditor.core.slow_imports import cleanlab_count, cleanlab_filter, scipy_stats
+from auditor.core.slow_imports import cleanlab_count, cleanlab_filter
 from auditor.evidence.class_neighbours import similarity_probabilities
 from auditor.evidence.probabilities import by_rows, fit_temperature, softmax
+from auditor.evidence.robust import bonferroni_bar, median_spread
 
 FilterBy = Literal[
     "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
@@ -194,11 +195,6 @@ class Split:
 _MIN_LOG_SPREAD = 1e-3
 
 
-def _robust(values: np.ndarray) -> tuple[float, float]:
-    centre = float(np.median(values))
-    return centre, max(1.4826 * float(np.median(np.abs(values - centre))), _MIN_LOG_SPREAD)
-
-
 def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> Split:
     """Which classes are plausible for each image: the top class, and every class whose share of the
     evidence is improbably high for a clean image of either class of the pair.
@@ -226,7 +222,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
     # Too few correct images of a pair: judge it against every correct image's runner-up ratio (its second
     # largest, read at the runner-up class: no sorted copy of the N x classes ratios).
     fallback = ratios[correct, order[correct, 1]] if classes > 1 else np.zeros(0)
-    bar = float(scipy_stats.norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
+    bar = bonferroni_bar(params.false_alarms, count)
     # Only whether a class's robust z reaches the bar is kept (bool: an N x classes float array is 0.8 GB at
     # 1M images x 100 classes).
     beyond = np.zeros((count, classes), dtype=bool)
@@ -242,7 +238,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
                 reference = fallback
             if len(reference) < params.min_reference_images:
                 continue  # the classifier gets too few images right to say what a clean split looks like
-            centre, spread = _robust(reference)
+            centre, spread = median_spread(reference, _MIN_LOG_SPREAD)
             beyond[mine, c] = (ratios[mine, c] - centre) / spread >= bar
     plausible = beyond & (probs >= params.min_relative_probability * top[:, None])
     plausible[rows, top_class] = True
