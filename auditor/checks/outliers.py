@@ -52,13 +52,13 @@ class OutliersCheck(Check[OutlierParams]):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        embedded = ctx.embedded
-        vector_of = ctx.distinct_vector_of
+        embedded = ctx.evidence.embedded
+        vector_of = ctx.evidence.distinct_vector_of
         distinct = int(vector_of.max()) + 1 if len(vector_of) else 0
         if distinct < params.min_images:
             return CheckResult(skipped=f"needs at least {params.min_images} distinct embedded images "
                                        f"(found {distinct})")
-        neighbourhoods = ctx.class_neighbourhoods
+        neighbourhoods = ctx.evidence.class_neighbourhoods
         similarity = neighbourhoods.similarity
         known = ~np.isnan(similarity)
         closest_class = np.argmax(np.where(known, similarity, -np.inf), axis=1)
@@ -68,9 +68,9 @@ class OutliersCheck(Check[OutlierParams]):
         median, spread = median_spread(log_distance)
         z = (log_distance - median) / max(spread, 1e-9)
         threshold = float(np.exp(median + params.robust_z * spread))
-        classes = ctx.labelled_classes
+        classes = ctx.evidence.labelled_classes
         # One file per distinct vector, to name a nearest neighbour.
-        representative = embedded["path"].to_numpy()[ctx.distinct_first]
+        representative = embedded["path"].to_numpy()[ctx.evidence.distinct_first]
 
         findings: list[Finding] = []
         column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
@@ -115,6 +115,6 @@ class OutliersCheck(Check[OutlierParams]):
             "robust_z": params.robust_z,
         }
         # Without two labelled classes there is no classifier to assess; the distances stand on their own.
-        verdict = ctx.reliability if len(classes) >= 2 else None
+        verdict = ctx.evidence.reliability if len(classes) >= 2 else None
         summary.update(summary_fields(verdict))
         return CheckResult(mark(findings, verdict), columns={"outlier_score": column}, summary=summary)
