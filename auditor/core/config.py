@@ -459,7 +459,9 @@ def load_config(
     try:
         config = AuditConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc, file_data, overrides, AuditConfig)) from None
+        # A setting under its old key is validated under its new one: say where it came from by the new key.
+        origins = moved_settings(file_data)[0], moved_settings(overrides or {})[0]
+        raise ConfigError(_format_validation_error(source, exc, *origins, AuditConfig)) from None
     if check_params is not None:
         flagged = (overrides or {}).get("scan", {}).get("checks")
         validate_checks(config, check_params, source, "--checks" if flagged is not None else source)

@@ -144,5 +144,5 @@ def test_a_new_evidence_key_wins_over_its_old_one() -> None:
 
 
 def test_an_old_key_with_a_bad_value_is_refused_under_its_new_name() -> None:
-    with pytest.raises(ConfigError, match=r"evidence\.ambiguity\.false_alarms"):
+    with pytest.raises(ConfigError, match=r"evidence\.ambiguity\.false_alarms: .* \(from a command-line option\)"):
         load_config(overrides={"checks": {"ambiguous": {"false_alarms": -1.0}}}, check_params=PARAMS)
