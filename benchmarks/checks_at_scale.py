@@ -193,9 +193,9 @@ def main() -> None:
           "seconds wall / CPU (CPU: all threads; on a shared machine wall time includes waiting)", flush=True)
     wall = cpu = 0.0
     evidence: dict[str, Callable[[], object]] = {
-        "regression": lambda: ctx.regression_probs,
-        "knn_vote": lambda: ctx.pred_probs,
-        "class_closeness": lambda: ctx.class_neighbourhoods,
+        "regression": lambda: ctx.evidence.regression_probs,
+        "knn_vote": lambda: ctx.evidence.pred_probs,
+        "class_closeness": lambda: ctx.evidence.class_neighbourhoods,
     }
     # The shared evidence first, so each check's figure is its own work.
     steps: list[tuple[str, Callable[[], object]]] = [

@@ -26,7 +26,7 @@ embedding views veto what only the prompts see); an image it finds split, with t
 plausible classes, is reported too, and ``details.evidence`` says which view found it.
 
 Overlap with ``label_error``: an image whose given label is implausible (cleanlab's
-``find_label_issues`` on the label-error probabilities, the context's ``label_issue_mask``) is reported
+``find_label_issues`` on the label-error probabilities, the shared evidence's ``label_issues``) is reported
 only as a label error, unless the given label is itself one of the plausible classes; then the evidence
 is split between the given label and another class, and it is reported as ambiguous as well.
 """
@@ -34,19 +34,26 @@ is split between the given label and another class, and it is reported as ambigu
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.core.config import ConfigModel
 from auditor.evidence.reliability import mark, summary_fields
-from auditor.evidence.verdicts import AmbiguousParams, fit_sharpness, sharpen
+from auditor.evidence.verdicts import Ambiguity, Split
 from auditor.results.findings import Finding, FindingKind, Severity
 from auditor.results.summaries import AmbiguousPair, AmbiguousSummary, ClassAmbiguity, ZeroShotAmbiguity
 
-# The verdict and its params live in auditor.evidence.verdicts (class_overlap reads the same verdict).
-__all__ = ["AmbiguousCheck", "AmbiguousParams", "fit_sharpness", "sharpen"]
+
+class AmbiguousParams(ConfigModel):
+    """The check's own setting; the ambiguity rule is the shared evidence's ``[evidence.ambiguity]``."""
+
+    # How many of the class pairs sharing the most ambiguous images to list in run.json.
+    top_pairs: int = Field(10, ge=0)
 
 
 class AmbiguousCheck(Check[AmbiguousParams]):
@@ -64,52 +71,19 @@ class AmbiguousCheck(Check[AmbiguousParams]):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        verdict = ctx.ambiguity_with(params)
-        classes = ctx.labelled_classes
-        labels = ctx.label_ids
+        rule = ctx.evidence.settings.ambiguity
+        verdict = ctx.evidence.ambiguity
+        classes = ctx.evidence.labelled_classes
         embedded, zero_shot = verdict.embedded, verdict.zero_shot
-        label_errors = ctx.label_issue_mask
+        rows = ctx.evidence.labelled
+        score = embedded.evenness.copy()
         findings: list[Finding] = []
         per_class: Counter[str] = Counter()
-        rows = ctx.labelled
-        score = embedded.evenness.copy()
         for i, named in verdict.named.items():
-            row = rows.iloc[i]
-            given = classes[labels[i]]
-            by_embeddings, by_zero_shot = bool(verdict.by_embeddings[i]), bool(verdict.by_zero_shot[i])
-            view = embedded if by_embeddings else zero_shot
-            assert view is not None
-            per_class[given] += 1
-            score[i] = max(embedded.evenness[i] if by_embeddings else 0.0,
-                           zero_shot.evenness[i] if zero_shot is not None and by_zero_shot else 0.0)
-            shown = ", ".join(f"{classes[c]} {view.probs[i, c]:.2f}" for c in view.order[i] if view.plausible[i, c])
-            note = "" if view.plausible[i, labels[i]] else f"; the given label {given!r} is not among them"
-            source = "" if view is embedded else " (zero-shot class prompts)"
-            details: dict[str, Any] = {
-                "probabilities": {classes[c]: float(embedded.probs[i, c]) for c in named},
-                "given_label_probability": float(embedded.probs[i, labels[i]]),
-                "given_label_plausible": bool(embedded.plausible[i, labels[i]]),
-                "also_label_error": bool(label_errors[i]),
-                "evidence": [name for name, hit in (("embeddings", by_embeddings), ("zero_shot", by_zero_shot))
-                             if hit],
-                "sharpness": verdict.power,
-            }
-            if zero_shot is not None:
-                details["zero_shot_probabilities"] = {classes[c]: float(zero_shot.probs[i, c]) for c in named}
-            findings.append(
-                Finding(
-                    check=self.name,
-                    severity=Severity.WARNING,
-                    message=f"evidence{source} split between {int(view.plausible[i].sum())} classes ({shown}){note}",
-                    path=row["path"],
-                    label=given,
-                    split=plain(row["split"]),
-                    sha256=plain(row["sha256"]),
-                    score=float(score[i]),
-                    classes=tuple(classes[c] for c in named),
-                    details=details,
-                )
-            )
+            image = _Flagged(ctx, verdict, i, named)
+            score[i] = image.score
+            per_class[image.given] += 1
+            findings.append(image.finding(self.name))
 
         column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
         column.loc[rows.index] = score
@@ -118,11 +92,11 @@ class AmbiguousCheck(Check[AmbiguousParams]):
                        key=lambda item: (-item[1], item[0]))
         summary = AmbiguousSummary(
             sharpness=verdict.power,
-            closeness_weight=params.closeness_weight,
-            min_relative_probability=params.min_relative_probability,
+            closeness_weight=rule.closeness_weight,
+            min_relative_probability=rule.min_relative_probability,
             typical_evenness=embedded.typical,
             bar_z=embedded.bar_z,
-            false_alarms=params.false_alarms,
+            false_alarms=rule.false_alarms,
             zero_shot=None if zero_shot is None else ZeroShotAmbiguity(
                 typical_evenness=zero_shot.typical,
                 bar_z=zero_shot.bar_z,
@@ -137,6 +111,81 @@ class AmbiguousCheck(Check[AmbiguousParams]):
                 for name in classes
             },
             top_pairs=[AmbiguousPair(classes=list(pair), images=n) for pair, n in pairs[: params.top_pairs]],
-            **summary_fields(ctx.reliability),
+            **summary_fields(ctx.evidence.reliability),
         )
-        return CheckResult(mark(findings, ctx.reliability), columns={"ambiguity": column}, summary=summary)
+        return CheckResult(mark(findings, ctx.evidence.reliability), columns={"ambiguity": column}, summary=summary)
+
+
+@dataclass(frozen=True)
+class _Flagged:
+    """One ambiguous image (``i``: its ``labelled`` position; ``named``: the given class, then the competing
+    ones), seen through the view that reports it: the pooled embedding evidence, else the zero-shot prompts."""
+
+    ctx: CheckContext
+    verdict: Ambiguity
+    i: int
+    named: tuple[int, ...]
+
+    @property
+    def given(self) -> str:
+        return self.ctx.evidence.labelled_classes[self.label]
+
+    @property
+    def label(self) -> int:
+        return int(self.ctx.evidence.label_ids[self.i])
+
+    @property
+    def by_embeddings(self) -> bool:
+        return bool(self.verdict.by_embeddings[self.i])
+
+    @property
+    def by_zero_shot(self) -> bool:
+        return bool(self.verdict.by_zero_shot[self.i])
+
+    @property
+    def view(self) -> Split:
+        view = self.verdict.embedded if self.by_embeddings else self.verdict.zero_shot
+        assert view is not None  # an image is flagged by the embeddings or by the prompts
+        return view
+
+    @property
+    def score(self) -> float:
+        """The evenness of the split (second over top plausible probability) in the views that flag it."""
+        zero_shot = self.verdict.zero_shot
+        return max(self.verdict.embedded.evenness[self.i] if self.by_embeddings else 0.0,
+                   zero_shot.evenness[self.i] if zero_shot is not None and self.by_zero_shot else 0.0)
+
+    def details(self) -> dict[str, Any]:
+        classes, i, embedded, zero_shot = self.ctx.evidence.labelled_classes, self.i, self.verdict.embedded, \
+            self.verdict.zero_shot
+        details: dict[str, Any] = {
+            "probabilities": {classes[c]: float(embedded.probs[i, c]) for c in self.named},
+            "given_label_probability": float(embedded.probs[i, self.label]),
+            "given_label_plausible": bool(embedded.plausible[i, self.label]),
+            "also_label_error": bool(self.ctx.evidence.label_issues[i]),
+            "evidence": [name for name, hit in (("embeddings", self.by_embeddings), ("zero_shot", self.by_zero_shot))
+                         if hit],
+            "sharpness": self.verdict.power,
+        }
+        if zero_shot is not None:
+            details["zero_shot_probabilities"] = {classes[c]: float(zero_shot.probs[i, c]) for c in self.named}
+        return details
+
+    def finding(self, check: str) -> Finding:
+        classes, i, view = self.ctx.evidence.labelled_classes, self.i, self.view
+        row = self.ctx.evidence.labelled.iloc[i]
+        shown = ", ".join(f"{classes[c]} {view.probs[i, c]:.2f}" for c in view.order[i] if view.plausible[i, c])
+        note = "" if view.plausible[i, self.label] else f"; the given label {self.given!r} is not among them"
+        source = "" if view is self.verdict.embedded else " (zero-shot class prompts)"
+        return Finding(
+            check=check,
+            severity=Severity.WARNING,
+            message=f"evidence{source} split between {int(view.plausible[i].sum())} classes ({shown}){note}",
+            path=row["path"],
+            label=self.given,
+            split=plain(row["split"]),
+            sha256=plain(row["sha256"]),
+            score=float(self.score),
+            classes=tuple(classes[c] for c in self.named),
+            details=self.details(),
+        )

@@ -1,15 +1,15 @@
 """The contract every check follows: a name, what it needs, typed params, and ``run(ctx)``.
 
-Checks are pure functions of the shared ``CheckContext``; anything two checks need (out-of-sample
-probabilities, for instance) is computed once, lazily, on the context, never by one check for another.
+Checks are pure functions of the ``CheckContext``; anything two checks need (out-of-sample probabilities, the
+label-issue and ambiguity verdicts, neighbours) is the context's ``evidence``, computed once, lazily, never by
+one check for another. A check's own settings live in its ``Params`` alone.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -18,27 +18,9 @@ from pydantic import BaseModel
 
 from auditor.core.config import AuditConfig, ConfigModel
 from auditor.core.encoder_facts import ClassPrompts, EncoderInfo
-from auditor.evidence.class_neighbours import ClassNeighbourhoods, class_neighbourhoods
-from auditor.evidence.probabilities import (
-    DistinctNeighbours,
-    blended_probabilities,
-    distinct_neighbours,
-    identical_rows,
-    out_of_sample_probabilities,
-)
-from auditor.evidence.reliability import Reliability, assess
-from auditor.evidence.similarity import SearchLog, unit_rows
+from auditor.evidence import Evidence
+from auditor.evidence.similarity import SearchLog
 from auditor.evidence.user_probabilities import UserProbabilities
-from auditor.evidence.verdicts import (
-    Ambiguity,
-    AmbiguousParams,
-    LabelErrorsParams,
-    ambiguity,
-    confident_counts,
-    confident_joint,
-    judged_classes,
-    label_issue_mask,
-)
 from auditor.results.findings import Finding, FindingKind
 from auditor.results.summaries import Summary
 
@@ -54,7 +36,11 @@ class NoParams(ConfigModel):
 
 @dataclass
 class CheckContext:
-    """Everything a check may read. ``images`` has one row per discovered file, in output order."""
+    """Everything a check may read: the dataset's facts, the config, and the shared ``evidence``.
+
+    ``images`` has one row per discovered file, in output order. Without an ``evidence`` the context builds
+    one over its images, embeddings and config, from ``prompts`` and ``user_probs`` (constructor-only).
+    """
 
     images: pd.DataFrame
     # Row i of ``embeddings`` belongs to images row with embedding_row == i (-1: not embedded).
@@ -66,206 +52,18 @@ class CheckContext:
     encoder: EncoderInfo
     config: AuditConfig
     # CLIP text embeddings of the class prompts, when zero-shot evidence is available (see zero_shot.py).
-    prompts: ClassPrompts | None = None
-    # The user's own out-of-sample probabilities (--pred-probs): they replace auditor's classifier as the
-    # evidence of label_errors, class_overlap and ambiguous; images without a row are left out of those.
-    user_probs: UserProbabilities | None = None
+    prompts: InitVar[ClassPrompts | None] = None
+    # The user's own out-of-sample probabilities (--pred-probs): the evidence of label_errors, class_overlap
+    # and ambiguous instead of auditor's classifier.
+    user_probs: InitVar[UserProbabilities | None] = None
     # Every neighbour search the evidence and checks run, in order (run.json "searches": method, size,
     # parameters, measured recall). The one thing checks add to: a record of work, not an input.
     searches: SearchLog = field(default_factory=SearchLog)
+    evidence: Evidence = field(default=None)  # type: ignore[assignment]  # built in __post_init__ when None
 
-    @cached_property
-    def embedded(self) -> pd.DataFrame:
-        """Rows that have an embedding, with ``embeddings[embedded.embedding_row]`` aligned to them."""
-        return self.images[self.images["embedding_row"] >= 0]
-
-    @cached_property
-    def labelled(self) -> pd.DataFrame:
-        """Embedded rows that carry a label (and, with user probabilities, have a row in them): the rows
-        ``pred_probs`` and ``label_ids`` describe."""
-        rows = self.embedded[self.embedded["label"].notna()]
-        if self.user_probs is not None:
-            rows = rows[rows["path"].isin(self.user_probs.row_of.keys())]
-        return rows
-
-    @cached_property
-    def labelled_positions(self) -> np.ndarray:
-        """Position in ``embedded`` of each ``labelled`` row."""
-        return np.asarray(self.embedded.index.get_indexer(self.labelled.index), dtype=np.int64)
-
-    @cached_property
-    def labelled_classes(self) -> list[str]:
-        """Classes with at least one embedded image, sorted; probability columns follow this order."""
-        return sorted(self.embedded["label"].dropna().unique().tolist())
-
-    @cached_property
-    def label_ids(self) -> np.ndarray:
-        """Given label of each ``labelled`` row as an index into ``labelled_classes``."""
-        index = {name: i for i, name in enumerate(self.labelled_classes)}
-        return np.asarray(self.labelled["label"].map(index).to_numpy(dtype=np.int64))
-
-    @cached_property
-    def labelled_embeddings(self) -> np.ndarray:
-        """Rows of ``embeddings`` for ``labelled``: the matrix itself when that is every row in order (no
-        second copy of a large matrix)."""
-        rows = self.labelled["embedding_row"].to_numpy()
-        if len(rows) == len(self.embeddings) and np.array_equal(rows, np.arange(len(rows))):
-            return self.embeddings
-        return np.asarray(self.embeddings[rows])
-
-    @cached_property
-    def regression_probs(self) -> np.ndarray:
-        """Out-of-sample classifier probabilities (leave-one-out LDA) for ``labelled`` rows, columns
-        ``labelled_classes``.
-
-        Smooth in embedding space, so an image between two classes splits its mass: ambiguity reads these.
-        With user probabilities, theirs.
-        """
-        if self.user_probs is not None:
-            return self.user_probs.rows_for(self.labelled["path"].tolist(), self.labelled_classes)
-        return out_of_sample_probabilities(
-            self.labelled_embeddings, self.label_ids, len(self.labelled_classes), self.config.probabilities,
-            self.distinct_vector_of[self.labelled_positions],
-        )
-
-    @cached_property
-    def pred_probs(self) -> np.ndarray:
-        """``regression_probs`` blended with a leave-one-out k-NN vote: the label-error evidence.
-
-        With user probabilities, theirs as given: their model is the evidence the user asked for."""
-        if self.user_probs is not None:
-            return self.regression_probs
-        params = self.config.probabilities
-        shared = None
-        vote = params.knn_neighbours > 0 and params.knn_weight > 0 and len(self.labelled) > params.knn_neighbours
-        # The shared search serves the vote when every vector it searches is some labelled image's.
-        if vote and self.covers(self.distinct_vector_of[self.labelled_positions]):
-            shared = self.image_neighbours, self.image_neighbours.position[self.labelled_positions]
-        return blended_probabilities(
-            self.labelled_embeddings, self.label_ids, self.regression_probs, params, self.config.search,
-            self.searches, shared,
-        )
-
-    @cached_property
-    def image_neighbours_width(self) -> int:
-        """Neighbours per vector (itself included) of ``image_neighbours``: as many as the wider of its two
-        readers needs, the k-NN vote (``knn_neighbours``) and the duplicates check's semantic method (``top_k``)."""
-        from auditor.checks.duplicates import DuplicatesParams  # on use: that module imports this one
-
-        duplicates = DuplicatesParams.model_validate(self.config.checks.get("duplicates", {}))
-        return max(self.config.probabilities.knn_neighbours, duplicates.top_k) + 1
-
-    @cached_property
-    def image_neighbours(self) -> DistinctNeighbours:
-        """Every distinct embedded vector's ``image_neighbours_width`` nearest distinct vectors, itself included:
-        one search (``[search]`` settings) shared by the k-NN vote and the semantic duplicates, which would
-        otherwise search the same vectors twice."""
-        return distinct_neighbours(self.embeddings, self.embedded["embedding_row"].to_numpy(),
-                                   self.image_neighbours_width, self.config.search, self.searches,
-                                   "image_neighbours", self.distinct_vector_of)
-
-    def covers(self, vectors: np.ndarray) -> bool:
-        """Whether ``vectors`` (``distinct_vector_of`` ids) include every distinct embedded vector: then
-        ``image_neighbours`` is a search over exactly their vectors."""
-        return len(np.unique(vectors)) == len(self.distinct_first)
-
-    @cached_property
-    def confident_counts(self) -> np.ndarray:
-        """cleanlab's calibrated confident joint (images) over ``labelled`` rows: the start of both verdicts below."""
-        return confident_counts(self.label_ids, self.pred_probs)
-
-    @cached_property
-    def confident_joint(self) -> np.ndarray:
-        """cleanlab's calibrated joint of given vs true class over ``labelled`` rows (sums to 1)."""
-        return confident_joint(self.label_ids, self.pred_probs, self.confident_counts)
-
-    @cached_property
-    def label_issue_mask(self) -> np.ndarray:
-        """Boolean per ``labelled`` row: cleanlab, with the label_errors check's filter, finds the given
-        label implausible (before that check's small-class rule)."""
-        params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
-        return label_issue_mask(self.label_ids, self.pred_probs, params.filter_by, self.confident_counts,
-                                params.unclaimed_images, self.regression_probs)
-
-    @cached_property
-    def reliability(self) -> Reliability:
-        """Whether the embedding separates the classes well enough to trust the model-based checks."""
-        params = LabelErrorsParams.model_validate(self.config.checks.get("label_errors", {}))
-        sizes = np.bincount(self.label_ids, minlength=len(self.labelled_classes))
-        judged = judged_classes(sizes, params)[self.label_ids]
-        return assess(self.label_ids, self.pred_probs, self.regression_probs, self.label_issue_mask,
-                      self.labelled_classes, judged, self.config.reliability)
-
-    @cached_property
-    def ambiguity(self) -> Ambiguity:
-        """Which ``labelled`` images are ambiguous between which classes, with the ambiguous check's
-        configured params; class_overlap counts them per class pair."""
-        return self._ambiguity(AmbiguousParams.model_validate(self.config.checks.get("ambiguous", {})))
-
-    def ambiguity_with(self, params: AmbiguousParams) -> Ambiguity:
-        """``ambiguity`` (computed once) when ``params`` are the configured ones, else a fresh verdict."""
-        configured = AmbiguousParams.model_validate(self.config.checks.get("ambiguous", {}))
-        return self.ambiguity if params == configured else self._ambiguity(params)
-
-    def _ambiguity(self, params: AmbiguousParams) -> Ambiguity:
-        def closeness() -> np.ndarray:
-            positions = self.labelled_positions
-            return np.asarray(self.class_neighbourhoods.similarity[self.distinct_vector_of[positions]])
-
-        return ambiguity(self.label_ids, self.regression_probs, closeness, self.label_issue_mask,
-                         self.zero_shot_similarity, params)
-
-    @cached_property
-    def zero_shot_similarity(self) -> np.ndarray | None:
-        """Cosine of each ``labelled`` image to each ``labelled_classes`` prompt vector; None without prompts."""
-        if self.prompts is None:
-            return None
-        index = {name: i for i, name in enumerate(self.prompts.classes)}
-        vectors = self.prompts.vectors[[index[name] for name in self.labelled_classes]]
-        return np.asarray(unit_rows(self.labelled_embeddings) @ vectors.T, dtype=np.float64)
-
-    @cached_property
-    def distinct_vector_of(self) -> np.ndarray:
-        """For each ``embedded`` row, the id of its distinct embedding vector (copies share one id)."""
-        return identical_rows(self.embeddings, self.embedded["embedding_row"].to_numpy())
-
-    @cached_property
-    def distinct_first(self) -> np.ndarray:
-        """For each distinct vector id, the position in ``embedded`` of the first row that has it."""
-        return np.unique(self.distinct_vector_of, return_index=True)[1]
-
-    @cached_property
-    def class_neighbourhoods(self) -> ClassNeighbourhoods:
-        """Closeness of every distinct embedded vector (``distinct_vector_of``) to each ``labelled_classes``
-        class; with no labelled image, to one pseudo-class holding every image."""
-        vector_of = self.distinct_vector_of
-        first = self.distinct_first
-        rows = self.embedded["embedding_row"].to_numpy()[first]
-        labels = self.embedded["label"].to_numpy()
-        if self.labelled_classes:
-            members = [np.unique(vector_of[labels == name]) for name in self.labelled_classes]
-        else:
-            members = [np.arange(len(first))]
-        neighbours = None
-        if len(first) > self.config.search.exact_max_vectors and len(members) >= 2:
-            # Above the exact size each vector's reach is the shared search, renumbered to these vector ids.
-            shared = self.image_neighbours
-            theirs = shared.position[first]
-            mine = np.empty(len(theirs), dtype=np.int64)
-            mine[theirs] = np.arange(len(theirs))
-            index = shared.index[theirs]
-            neighbours = (shared.value[theirs], np.where(index >= 0, mine[np.maximum(index, 0)], -1))
-        return class_neighbourhoods(self.embeddings, members, self.config.probabilities.class_neighbours,
-                                    self.config.search, self.searches, rows=rows, neighbours=neighbours)
-
-    @cached_property
-    def exact_copy_groups(self) -> list[list[int]]:
-        """Groups (2+) of ``images`` row indices whose decoded pixels are identical (byte copies included)."""
-        readable = self.images[self.images["readable"] & self.images["pixel_sha256"].notna()]
-        # Only the repeated contents are grouped: pandas builds an index per group (0.1 s for 1,000 distinct images).
-        readable = readable[readable["pixel_sha256"].duplicated(keep=False)]
-        groups = readable.groupby("pixel_sha256").groups
-        return [sorted(int(i) for i in rows) for rows in groups.values() if len(rows) > 1]
+    def __post_init__(self, prompts: ClassPrompts | None, user_probs: UserProbabilities | None) -> None:
+        if self.evidence is None:
+            self.evidence = Evidence(self.images, self.embeddings, self.config, prompts, user_probs, self.searches)
 
 
 @dataclass

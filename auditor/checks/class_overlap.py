@@ -4,7 +4,7 @@ Two signals, each judged against the pair's size. cleanlab's ``find_overlapping_
 calibrated confident joint (the estimated share of the dataset labelled one class while belonging to
 the other) and sums both directions for each pair: scattered label noise spreads thinly over every
 pair, while two ill-defined classes concentrate on one. And the ambiguity verdict
-(``CheckContext.ambiguity``, the ambiguous check's rule) counts the images whose evidence names both
+(``Evidence.ambiguity``, the ``[evidence.ambiguity]`` rule) counts the images whose evidence names both
 classes: many images that honestly show both mean the classes are not exclusive. The same principle
 applies to it: a weak encoder unsure of many images spreads ambiguity over every pair, so a pair is
 reported only where ambiguity concentrates (``ambiguity_concentration``).
@@ -54,12 +54,12 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        classes = ctx.labelled_classes
-        labels = ctx.label_ids
-        joint = ctx.confident_joint
+        classes = ctx.evidence.labelled_classes
+        labels = ctx.evidence.label_ids
+        joint = ctx.evidence.confident_joint
         class_mass = joint.sum(axis=1) + joint.sum(axis=0)
         sizes = np.bincount(labels, minlength=len(classes))
-        ambiguous = ctx.ambiguity.pair_counts()
+        ambiguous = ctx.evidence.ambiguity.pair_counts()
         by_pair: dict[tuple[int, int], dict[str, Any]] = {}
         for pair in cleanlab_dataset.find_overlapping_classes(joint=joint, num_examples=len(labels)).to_dict("records"):
             a, b = sorted((int(pair["Class Index A"]), int(pair["Class Index B"])))
@@ -115,5 +115,5 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
         listed = [{"classes": [classes[a], classes[b]], **entry} for (a, b), entry in ranked[:10]]
         summary = ClassOverlapSummary(overlapping_pairs=len(findings), top_pairs=listed,
                                       dataset_noise_mass=float(1.0 - np.trace(joint)),
-                                      **summary_fields(ctx.reliability))
-        return CheckResult(mark(findings, ctx.reliability), summary=summary)
+                                      **summary_fields(ctx.evidence.reliability))
+        return CheckResult(mark(findings, ctx.evidence.reliability), summary=summary)

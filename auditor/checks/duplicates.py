@@ -27,7 +27,7 @@ severity: identical bytes or pixels, then hash and embedding agreeing, then one 
 A group whose members lie in two or more splits yields a ``split_leakage`` finding for every member;
 otherwise every member gets ``exact_duplicate`` (all members pixel-identical) or ``near_duplicate``.
 Copies under different labels are reported here with their labels; turning them into label conflicts
-is the label-error check's job (``CheckContext.exact_copy_groups``).
+is the label-error check's job (``Evidence.exact_copy_groups``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property, partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -43,9 +44,8 @@ import pandas as pd
 from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
-from auditor.core.config import ConfigModel
-from auditor.core.slow_imports import scipy_stats
-from auditor.evidence.probabilities import distinct_neighbours
+from auditor.core.config import ConfigModel, SearchParams
+from auditor.evidence.robust import bonferroni_z
 from auditor.evidence.similarity import (
     NeighbourNull,
     Neighbours,
@@ -85,6 +85,9 @@ _TIER_NAMES = {_TIER_IDENTICAL: "identical", 2: "hash+embedding", 1: "one method
 
 
 class DuplicatesParams(ConfigModel):
+    """The check's own settings; how many neighbours each search holds per image is ``[evidence] neighbours``,
+    shared with the k-NN vote (one embedding search serves both)."""
+
     # Global test: a pair's distance must lie this many robust standard deviations (1.4826 MAD of log
     # distance) below the dataset's median nearest-neighbour distance.
     global_min_z: float = 1.5
@@ -109,11 +112,9 @@ class DuplicatesParams(ConfigModel):
     min_hash_bits: int = Field(4, ge=0, le=_HASH_BITS // 2)
     # Semantic (embedding) method on or off; the perceptual one always runs.
     semantic: bool = True
-    # Neighbours searched per image (at least reference_neighbour + the largest copy group expected).
-    top_k: int = Field(20, ge=2, le=1000)
     # Up to this many distinct images the perceptual-hash searches are exact; beyond it, multi-index hashing or
     # a faiss inverted-file index. The semantic method reads the embedding search it shares with the k-NN
-    # vote (``CheckContext.image_neighbours``), which ``[search]`` governs.
+    # vote (``Evidence.neighbours``), which ``[search]`` governs.
     exact_max_images: int = Field(20_000, ge=2)
     # Cells of a hash inverted-file index searched per image at the first try (more: slower, higher recall).
     ann_nprobe: int = Field(8, ge=1)
@@ -195,42 +196,96 @@ class _Method:
 _HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the levelled image"}
 
 
-def _bonferroni(z: float, looks: int) -> float:
-    """The z whose one-sided normal tail is that of ``z`` divided among ``looks`` tests."""
-    return z if looks <= 1 else float(scipy_stats.norm.isf(scipy_stats.norm.sf(z) / looks))
-
-
 def _family_tests(name: str, params: DuplicatesParams) -> tuple[int, float, float]:
     """How many methods of ``name``'s family look at a pair, and the global and local z each look must reach:
     each look must be as improbable as one look would be alone (Bonferroni on the tests' normal tails)."""
     looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
-    return looks, _bonferroni(params.global_min_z, looks), _bonferroni(params.local_min_z, looks)
+    return looks, bonferroni_z(params.global_min_z, looks), bonferroni_z(params.local_min_z, looks)
+
+
+@dataclass(frozen=True)
+class _Distance:
+    """One near method's distance over ``count`` distinct contents, before its null is fitted: the contents it
+    can judge (``where``), the distance between (left, right) content positions, an explicit override of its
+    global test, and the method's run.json note, which it fills as it is built."""
+
+    name: str
+    where: np.ndarray
+    count: int
+    measure: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    fixed_max: float | None
+    note: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A method and the candidate pairs its search found ((m, 2) content positions, ``i < j``)."""
+
+    method: _Method
+    pairs: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every method's search reads: the check's params, neighbours searched per image (``[evidence]
+    neighbours``), the ``[search]`` settings, and the scan's search log (run.json "searches")."""
+
+    params: DuplicatesParams
+    top_k: int
+    search: SearchParams
+    log: SearchLog
 
 
 def _new_method(
-    name: str, where: np.ndarray, count: int, fitted: NeighbourNull, reference: np.ndarray,
-    distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None, params: DuplicatesParams,
-    note: dict[str, Any], references: Callable[[np.ndarray], np.ndarray] | None = None,
+    distance: _Distance, fitted: NeighbourNull, reference: np.ndarray, params: DuplicatesParams,
+    references: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> _Method:
-    """The method over ``count`` contents judging those in ``where``, with ``fitted``'s null and ``reference``
-    (per content, NaN where not known yet), its derived thresholds recorded in ``note`` (run.json)."""
-    looks, global_min_z, local_min_z = _family_tests(name, params)
-    has = np.zeros(count, dtype=bool)
-    has[where] = True
+    """The method judging ``distance.where`` with ``fitted``'s null and ``reference`` (per content, NaN where not
+    known yet), its derived thresholds recorded in its note (run.json)."""
+    looks, global_min_z, local_min_z = _family_tests(distance.name, params)
+    has = np.zeros(distance.count, dtype=bool)
+    has[distance.where] = True
     null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale, reference, global_min_z)
-    note.update(global_min_z=params.global_min_z, local_min_z=params.local_min_z,
-                reference_neighbour=params.reference_neighbour, single_method_extra_z=params.single_method_extra_z,
-                images=len(where), family_looks=looks, global_min_z_used=global_min_z, local_min_z_used=local_min_z,
-                median_nearest_distance=float(np.exp(null.centre)),
-                max_distance=fixed_max if fixed_max is not None else null.max_distance(global_min_z),
-                max_ratio=null.max_ratio(local_min_z))
+    fixed_max = distance.fixed_max
+    distance.note.update(
+        global_min_z=params.global_min_z, local_min_z=params.local_min_z,
+        reference_neighbour=params.reference_neighbour, single_method_extra_z=params.single_method_extra_z,
+        images=len(distance.where), family_looks=looks, global_min_z_used=global_min_z,
+        local_min_z_used=local_min_z, median_nearest_distance=float(np.exp(null.centre)),
+        max_distance=fixed_max if fixed_max is not None else null.max_distance(global_min_z),
+        max_ratio=null.max_ratio(local_min_z))
     # One witness alone: its global test is also family-wise over the images it judges (Bonferroni over them),
     # so the expected number of unrelated images anywhere in the dataset whose nearest neighbour is that close
     # stays at the per-image level. The bar grows with the dataset, as the closest unrelated pair of a larger
     # dataset is closer.
-    dataset_min_z = None if fixed_max is not None else _bonferroni(params.global_min_z, looks * len(where))
-    note["one_witness_global_min_z"] = dataset_min_z
-    return _Method(name, has, distance, null, local_min_z, fixed_max, dataset_min_z, references)
+    dataset_min_z = None if fixed_max is not None else bonferroni_z(params.global_min_z, looks * len(distance.where))
+    distance.note["one_witness_global_min_z"] = dataset_min_z
+    return _Method(distance.name, has, distance.measure, null, local_min_z, fixed_max, dataset_min_z, references)
+
+
+def _from_neighbours(
+    distance: _Distance, index: np.ndarray, values: np.ndarray, search: str, params: DuplicatesParams
+) -> _Found:
+    """The method whose null is fitted on a neighbour search of every content it judges (``index``: each
+    ``where`` content's neighbours as positions in ``where``, -1 for none; ``values``: their distances), and
+    the neighbour pairs that pass its global test."""
+    values = np.where(index >= 0, values, np.nan)
+    fitted = NeighbourNull.fit(values, params.reference_neighbour, _family_tests(distance.name, params)[1])
+    reference = np.full(distance.count, np.nan)
+    reference[distance.where] = fitted.reference
+    distance.note["search"] = search
+    method = _new_method(distance, fitted, reference, params)
+    rows, columns = np.nonzero(method.close(values) & (index >= 0))
+    ends = np.stack([distance.where[rows], distance.where[index[rows, columns]]], axis=1)
+    return _Found(method, np.sort(ends, axis=1))
+
+
+def _too_few(found: int, what: str, min_images: int) -> str | None:
+    """Why a method cannot run with only ``found`` contents to judge (None: enough)."""
+    if found >= min_images:
+        return None
+    return (f"needs at least {min_images} distinct {what} to learn how close unrelated images are (found {found}); "
+            "only identical copies are reported")
 
 
 def _joined_hashes(phash: pd.Series, dhash: pd.Series) -> pd.Series:
@@ -308,17 +363,41 @@ class _HashCandidates:
     pairs are the embedding's neighbours within the radius plus the pairs hashing found at a cheaper radius,
     and their recall is measured against the sampled images' exact hash neighbours within the radius."""
 
-    name: str
+    method: _Method
     hashed: np.ndarray  # (m, 2) content pairs within the cheap hashing radius that pass the global test
     truth: np.ndarray  # (t, 2) content pairs: each sampled image's exact top_k neighbours within the radius
     record: dict[str, Any]  # for run.json "searches"
     note: dict[str, Any]  # the method's run.json note
     seconds: float
 
-    def complete(self, method: _Method, neighbours: _NeighbourPairs | None) -> np.ndarray:
+    @classmethod
+    def of(cls, method: _Method, distance: _Distance, null: _HashSample, record: dict[str, Any], started: float,
+           params: DuplicatesParams) -> _HashCandidates:
+        """Hashing at the widest radius whose candidates cost at most ``hash_candidates_per_image`` per image
+        (copies the embedding may not see: a brightened scan), and the sampled pairs within the full radius."""
+        count, where, note = len(null.rows), distance.where, distance.note
+        budget = min(params.hash_candidates_per_image * count, int(count * (count - 1) // 2 * _MIH_MAX_SHARE))
+        cheap, cheap_candidates = hamming_reach(null.rows, null.radius - 1, budget)
+        hashed = None
+        if cheap >= 0:
+            hashed, _ = hamming_pairs_within(null.rows, cheap, budget, _MAX_PAIRS_PER_IMAGE * count)
+        hashed_pairs = np.zeros((0, 2), dtype=np.int64) if hashed is None else np.sort(where[hashed], axis=1)
+        if len(hashed_pairs):
+            hashed_pairs = hashed_pairs[method.close(method.distance(hashed_pairs[:, 0], hashed_pairs[:, 1]))]
+        record.update(method="embedding neighbours + multi-index hashing", hashing_radius=cheap,
+                      hashing_candidates=cheap_candidates, hashing_pairs=len(hashed_pairs))
+        note.update(search=record["method"], hashing_radius=cheap, pairs_within_hashing_radius=len(hashed_pairs))
+        sampled = null.sampled
+        within = (sampled.index >= 0) & (sampled.value <= null.radius)
+        rows_of, columns = np.nonzero(within)
+        truth = np.sort(np.stack([where[null.sample[rows_of]], where[sampled.index[rows_of, columns]]], axis=1), axis=1)
+        return cls(method, hashed_pairs, np.unique(truth, axis=0), record, note, time.perf_counter() - started)
+
+    def complete(self, neighbours: _NeighbourPairs | None) -> _Found:
         """The candidate pairs: embedding neighbour pairs the method judges and whose hash distance passes its
         global test, with the pairs hashing found."""
         started = time.perf_counter()
+        method = self.method
         close = [self.hashed]
         for batch in neighbours.batches() if neighbours is not None else ():
             judged = batch[method.has[batch[:, 0]] & method.has[batch[:, 1]]]
@@ -327,10 +406,10 @@ class _HashCandidates:
         self.record["embedding_pairs"] = found
         self.note["pairs_from_embedding_neighbours"] = found
         self.seconds += time.perf_counter() - started
-        return np.unique(np.concatenate(close), axis=0)
+        return _Found(method, np.unique(np.concatenate(close), axis=0))
 
-    def measure(self, methods: list[_Method], judge: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                candidates: np.ndarray, count: int, min_recall: float, log: SearchLog) -> bool:
+    def measure(self, judge: Callable[[np.ndarray, np.ndarray], np.ndarray], candidates: np.ndarray, count: int,
+                min_recall: float, log: SearchLog) -> bool:
         """Recall of ``candidates`` (every method's pairs: what the check will judge) against the sampled pairs
         within the radius that the check accepts (a pair it would reject changes no finding if missed); records
         it, and returns whether it reaches ``min_recall``. Pairs within the radius that no test accepts are
@@ -354,25 +433,186 @@ class _HashCandidates:
         return recall >= min_recall
 
 
-def _semantic_neighbours(ctx: CheckContext, rows: np.ndarray, top_k: int) -> Neighbours:
-    """Each of the contents embedded at ``rows``'s ``top_k`` nearest others by cosine (contents with identical
-    vectors first), read from the search the k-NN vote shares (``CheckContext.image_neighbours``), or from
-    its own search when that one is too narrow (params other than the configured ones) or searches vectors
-    no content here has (unreadable files with precomputed vectors)."""
-    vector_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
-    vector_of_row[ctx.embedded["embedding_row"].to_numpy()] = ctx.distinct_vector_of
-    k = min(top_k, len(rows) - 1)
-    if ctx.image_neighbours_width > k and ctx.covers(vector_of_row[rows]):
-        found = ctx.image_neighbours
-        position_of_row = np.full(len(ctx.embeddings), -1, dtype=np.int64)
-        position_of_row[ctx.embedded["embedding_row"].to_numpy()] = found.position
-        position = position_of_row[rows]
-    else:
-        found = distinct_neighbours(ctx.embeddings, rows, k + 1, ctx.config.search, ctx.searches,
-                                    "duplicates_semantic")
-        position = found.position
-    index, value = found.of_members(position, k)
-    return Neighbours(index, value, found.search)
+@dataclass(frozen=True)
+class _Hashes:
+    """A hash method's codes (pHash + dHash, 128 bits, one row per content) and its distance over them."""
+
+    distance: _Distance
+    codes: np.ndarray
+
+
+def _hash_codes(name: str, hashes: pd.Series, params: DuplicatesParams) -> tuple[_Hashes | None, dict[str, Any]]:
+    """The hash method ``name`` over ``hashes`` (hex per content, None where missing), and its run.json note;
+    None when too few contents have informative hashes."""
+    count = len(hashes)
+    where = np.flatnonzero(hashes.notna().to_numpy())
+    codes = np.zeros((count, 2 * _HASH_BITS // 8), dtype=np.uint8)
+    if len(where):
+        codes[where] = hex_codes(hashes.to_numpy()[where].tolist())
+    # The dHash half says how much structure there is: near-flat images carry no usable bits.
+    ones = np.unpackbits(codes[where, _HASH_BITS // 8 :], axis=1).sum(axis=1)
+    where = where[(ones >= params.min_hash_bits) & (ones <= _HASH_BITS - params.min_hash_bits)]
+    note: dict[str, Any] = {"distance": f"{_HASH_NAMES[name]} Hamming bits (of 128), plus 1"}
+    if (reason := _too_few(len(where), "images with informative hashes", params.min_images)) is not None:
+        note["skipped"] = reason
+        return None, note
+    fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
+    return _Hashes(_Distance(name, where, count, _hamming(codes), fixed, note), codes), note
+
+
+def _exact_hashes(hashes: _Hashes, settings: _Settings) -> _Found:
+    """The hash method from every judged content's nearest hashes (exact up to ``exact_max_images``)."""
+    distance, params = hashes.distance, settings.params
+    found = hamming_neighbours(hashes.codes[distance.where], settings.top_k, params.exact_max_images, params.ann_nprobe,
+                               settings.search, settings.log, f"duplicates_{distance.name}")
+    return _from_neighbours(distance, found.index, found.value + 1.0, found.search, params)
+
+
+@dataclass
+class _HashReferences:
+    """Reference distances (``_Method.references``) of the contents a hash null fitted on a sample has none for
+    yet, from each content's exact nearest hashes.
+
+    Half the images have their reference neighbour within the sampled images' median reference distance
+    (``reach``): their neighbourhoods come from the pairs within it (multi-index hashing), the rest by brute
+    force. Hashing is tried once, on the first and largest batch (every candidate pair's ends that pass the
+    global test); the few contents later pairs add are brute-forced (hashing all N codes again would cost seconds
+    for each). Both give the same references (``_neighbourhoods_within`` keeps only complete lists).
+    """
+
+    rows: np.ndarray  # the judged contents' codes
+    slot: np.ndarray  # content position -> its row in ``rows``
+    reach: int
+    max_distance: float  # the global test's bound: neighbours this close are skipped as copies
+    fitted: NeighbourNull
+    top_k: int
+    reference_neighbour: int
+    note: dict[str, Any]
+    hashed: bool = False  # whether hashing at ``reach`` has been tried
+
+    def __call__(self, contents: np.ndarray) -> np.ndarray:
+        wanted = self.slot[contents]
+        if self.hashed:
+            known, resolved = np.full((len(wanted), self.top_k), np.nan), np.zeros(len(wanted), dtype=bool)
+        else:
+            all_pairs = len(self.rows) * (len(self.rows) - 1) // 2
+            known, resolved = _neighbourhoods_within(self.rows, wanted, self.reach, self.top_k,
+                                                     int(all_pairs * _MIH_MAX_SHARE))
+            self.hashed = True
+        rank = np.minimum(self.reference_neighbour - 1 + (known <= self.max_distance).sum(axis=1), self.top_k - 1)
+        resolved &= rank < np.isfinite(known).sum(axis=1)
+        result = np.empty(len(wanted))
+        result[resolved] = self.fitted.references(known[resolved], self.reference_neighbour)
+        if (~resolved).any():
+            found = hamming_neighbours_of(self.rows, wanted[~resolved], self.top_k)
+            result[~resolved] = self.fitted.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
+                                                       self.reference_neighbour)
+        self.note["references_by_hashing"] = self.note.get("references_by_hashing", 0) + int(resolved.sum())
+        return result
+
+
+@dataclass(frozen=True)
+class _HashSample:
+    """A hash method's null fitted on a content-chosen sample: the judged contents' codes (``rows``), the sample
+    (rows), each sampled row's exact nearest hashes, the null and the radius (bits) its global test allows."""
+
+    rows: np.ndarray
+    sample: np.ndarray
+    sampled: Neighbours
+    fitted: NeighbourNull
+    max_distance: float
+    radius: int
+
+    @classmethod
+    def of(cls, hashes: _Hashes, settings: _Settings) -> _HashSample:
+        params = settings.params
+        global_min_z = _family_tests(hashes.distance.name, params)[1]
+        rows = np.ascontiguousarray(hashes.codes[hashes.distance.where])
+        sample = content_sample(rows, params.hash_null_sample, 0)
+        sampled = hamming_neighbours_of(rows, sample, settings.top_k)
+        fitted = NeighbourNull.fit(np.where(sampled.index >= 0, sampled.value + 1.0, np.nan),
+                                   params.reference_neighbour, global_min_z)
+        fixed_max = hashes.distance.fixed_max
+        max_distance = fixed_max if fixed_max is not None else fitted.max_distance(global_min_z)
+        return cls(rows, sample, sampled, fitted, max_distance, int(np.floor(max_distance - 1.0 + 1e-9)))
+
+    def references(self, hashes: _Hashes, settings: _Settings) -> _HashReferences:
+        slot = np.full(len(hashes.codes), -1, dtype=np.int64)
+        slot[hashes.distance.where] = np.arange(len(self.rows))
+        sampled_reference = np.exp(self.fitted.reference[np.isfinite(self.fitted.reference)]) - 1.0
+        reach = max(self.radius, int(np.quantile(sampled_reference, 0.5))) if len(sampled_reference) else self.radius
+        return _HashReferences(self.rows, slot, reach, self.max_distance, self.fitted, settings.top_k,
+                               settings.params.reference_neighbour, hashes.distance.note)
+
+
+def _hash_pairs(hashes: _Hashes, settings: _Settings) -> _Found | _HashCandidates:
+    """Above ``exact_max_images``: the hash method without a k-NN search of every image. The null is fitted
+    on the exact neighbours of a content-chosen sample; its global test bounds the distance a candidate pair
+    can have (radius r bits), and multi-index hashing finds every pair within r exactly; an image judged
+    later gets its own exact neighbourhood (its reference distance) when a candidate pair needs it.
+    When the radius leaves too many candidates (random-looking hashes: photos' pHash + dHash are nearly so)
+    it returns the pending candidate search (``_HashCandidates``): the embedding's neighbours, and hashing
+    at the widest radius that is cheap, whose recall is measured once every method exists."""
+    started = time.perf_counter()
+    distance = hashes.distance
+    null = _HashSample.of(hashes, settings)
+    count = len(null.rows)
+    all_pairs = count * (count - 1) // 2
+    pairs, candidates = hamming_pairs_within(null.rows, max(null.radius, 0), int(all_pairs * _MIH_MAX_SHARE),
+                                             _MAX_PAIRS_PER_IMAGE * count)
+    record: dict[str, Any] = {"search": f"duplicates_{distance.name}", "vectors": count,
+                              "method": "multi-index hashing", "radius": null.radius, "candidates": candidates,
+                              "null_sample": len(null.sample)}
+    method = _new_method(distance, null.fitted, np.full(len(hashes.codes), np.nan), settings.params,
+                         null.references(hashes, settings))
+    distance.note.update(radius=null.radius, candidates=candidates, null_sample=len(null.sample))
+    if pairs is None:
+        return _HashCandidates.of(method, distance, null, record, started, settings.params)
+    ends = np.sort(distance.where[pairs], axis=1)
+    distances = method.distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
+    record.update(pairs=len(pairs), seconds=round(time.perf_counter() - started, 3))
+    settings.log.records.append(record)
+    distance.note.update(search="multi-index hashing", pairs_within_radius=len(pairs))
+    return _Found(method, ends[method.close(distances)])
+
+
+def _chord(unit: np.ndarray, slot: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Chord distance between contents (``slot``: content position -> row of the unit vectors ``unit``)."""
+
+    def distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return chord_distance(np.einsum("ij,ij->i", unit[slot[left]], unit[slot[right]]))
+
+    return distance
+
+
+def _semantic(
+    ctx: CheckContext, reps: pd.DataFrame, settings: _Settings
+) -> tuple[dict[str, Any], _Found | None, np.ndarray | None]:
+    """The semantic method (embedding cosine, judged as the chord distance between unit vectors): its run.json
+    note, the method with its candidate pairs (None when it cannot run), and the neighbours it read (each
+    embedded content's, as positions among them; None when not searched)."""
+    params = settings.params
+    embedding_rows = reps["embedding_row"].to_numpy()
+    where = np.flatnonzero(embedding_rows >= 0)
+    note: dict[str, Any] = {"encoder": ctx.encoder.name, "distance": "chord sqrt(2 - 2 cos)"}
+    if not params.semantic:
+        note["skipped"] = "disabled in config"
+    elif not ctx.encoder.trusted:
+        note["skipped"] = "the CLIP model is untrained (random weights): nearness in its space means nothing"
+    elif (reason := _too_few(len(where), "embedded images", params.min_images)) is not None:
+        note["skipped"] = reason
+    if "skipped" in note:
+        return note, None, None
+    # One unit copy of the embedded contents; ``slot`` maps a content position to its row.
+    unit = unit_rows(ctx.embeddings, embedding_rows[where])
+    slot = np.full(len(reps), -1, dtype=np.int64)
+    slot[where] = np.arange(len(where))
+    found = ctx.evidence.neighbours(embedding_rows[where], settings.top_k, "duplicates_semantic")
+    fixed = None if params.min_cosine == "auto" else float(chord_distance(np.array(params.min_cosine)))
+    distance = _Distance("semantic", where, len(reps), _chord(unit, slot), fixed, note)
+    semantic = _from_neighbours(distance, found.index, chord_distance(found.value), found.search, params)
+    note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0
+    return note, semantic, found.index
 
 
 class DuplicatesCheck(Check[DuplicatesParams]):
@@ -399,7 +639,6 @@ class DuplicatesCheck(Check[DuplicatesParams]):
     }
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        params = self.params
         rows = ctx.images[ctx.images["readable"] & ctx.images["pixel_sha256"].notna()].reset_index()
         pairs = dict.fromkeys(METHODS, 0)
         byte_pairs = _pairs_within(rows.groupby("sha256", sort=False).size())
@@ -409,7 +648,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         # Near-duplicate methods judge distinct contents: one representative per pixel content.
         reps = rows.drop_duplicates("pixel_sha256").reset_index(drop=True)
         content_of_row = rows["pixel_sha256"].map({c: n for n, c in enumerate(reps["pixel_sha256"])}).to_numpy()
-        methods, notes, candidates = self._methods(ctx, reps, params)
+        methods, notes, candidates = self._methods(ctx, reps)
         clusters, accepted, dropped = self._complete_linkage(len(reps), candidates, methods)
         for method in methods:
             pairs[method.name] = accepted[method.name]
@@ -429,223 +668,83 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         )
         return CheckResult(findings, columns={"duplicate_group": group_column}, summary=summary)
 
-    def _methods(
-        self, ctx: CheckContext, reps: pd.DataFrame, params: DuplicatesParams
-    ) -> tuple[list[_Method], dict[str, Any], np.ndarray]:
+    def _methods(self, ctx: CheckContext, reps: pd.DataFrame) -> tuple[list[_Method], dict[str, Any], np.ndarray]:
         """The perceptual and semantic methods that can run, their run.json notes, and candidate pairs
         ((m, 2) content positions, ``i < j``): neighbours either search found that pass its global test."""
-        methods: dict[str, _Method] = {}
+        settings = _Settings(self.params, ctx.evidence.settings.neighbours, ctx.config.search, ctx.searches)
         notes: dict[str, Any] = {}
-        found_pairs: dict[str, np.ndarray] = {}
+        found: dict[str, _Found] = {}
         pending: list[_HashCandidates] = []
-        count = len(reps)
-
-        def too_few(found: int, what: str) -> str | None:
-            if found >= params.min_images:
-                return None
-            return (f"needs at least {params.min_images} distinct {what} to learn how close unrelated images "
-                    f"are (found {found}); only identical copies are reported")
-
-        def add(name: str, where: np.ndarray, index: np.ndarray, distances: np.ndarray, search: str,
-                distance: Callable[[np.ndarray, np.ndarray], np.ndarray], fixed_max: float | None,
-                note: dict[str, Any]) -> None:
-            distances = np.where(index >= 0, distances, np.nan)
-            fitted = NeighbourNull.fit(distances, params.reference_neighbour, _family_tests(name, params)[1])
-            reference = np.full(count, np.nan)
-            reference[where] = fitted.reference
-            note["search"] = search
-            method = _new_method(name, where, count, fitted, reference, distance, fixed_max, params, note)
-            methods[name] = method
-            close = method.close(distances) & (index >= 0)
-            rows, columns = np.nonzero(close)
-            ends = np.stack([where[rows], where[index[rows, columns]]], axis=1)
-            found_pairs[name] = np.sort(ends, axis=1)
-
-        def exact_hashes(name: str, codes: np.ndarray, where: np.ndarray, fixed: float | None,
-                         note: dict[str, Any]) -> None:
-            found = hamming_neighbours(codes[where], params.top_k, params.exact_max_images, params.ann_nprobe,
-                                       ctx.config.search, ctx.searches, f"duplicates_{name}")
-            add(name, where, found.index, found.value + 1.0, found.search, _hamming(codes), fixed, note)
-
+        hashes: dict[str, _Hashes] = {}
         # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
         # Levelled: the same two hashes of each image levelled to its own tones (``images.levelled_hash``),
         # which a brightened copy keeps; judged as its own distance, in the same (hashes) family.
-        joined = _joined_hashes(reps["phash"], reps["dhash"])
-        hash_codes: dict[str, tuple[np.ndarray, np.ndarray, float | None]] = {}
-        for name, hashes in (("perceptual", joined), ("levelled", reps["levelled_hash"])):
-            hashed = hashes.notna().to_numpy()
-            where = np.flatnonzero(hashed)
-            codes = np.zeros((count, 2 * _HASH_BITS // 8), dtype=np.uint8)
-            if len(where):
-                codes[where] = hex_codes(hashes.to_numpy()[where].tolist())
-            # The dHash half says how much structure there is: near-flat images carry no usable bits.
-            ones = np.unpackbits(codes[where, _HASH_BITS // 8 :], axis=1).sum(axis=1)
-            where = where[(ones >= params.min_hash_bits) & (ones <= _HASH_BITS - params.min_hash_bits)]
-            note: dict[str, Any] = {"distance": f"{_HASH_NAMES[name]} Hamming bits (of 128), plus 1"}
-            notes[name] = note
-            if (reason := too_few(len(where), "images with informative hashes")) is not None:
-                note["skipped"] = reason
+        for name, column in (("perceptual", _joined_hashes(reps["phash"], reps["dhash"])),
+                             ("levelled", reps["levelled_hash"])):
+            hashed, notes[name] = _hash_codes(name, column, self.params)
+            if hashed is None:
                 continue
-            fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
-            hash_codes[name] = codes, where, fixed
-            if len(where) <= params.exact_max_images:
-                exact_hashes(name, codes, where, fixed, note)
-            elif (waiting := self._hash_pairs(name, codes, where, fixed, params, ctx.searches, methods, found_pairs,
-                                              note)) is not None:
-                pending.append(waiting)
-            note["max_bits"] = int(np.floor(note["max_distance"] - 1.0))
+            hashes[name] = hashed
+            exact = len(hashed.distance.where) <= self.params.exact_max_images
+            searched = _exact_hashes(hashed, settings) if exact else _hash_pairs(hashed, settings)
+            if isinstance(searched, _HashCandidates):
+                pending.append(searched)
+            else:
+                found[name] = searched
+            notes[name]["max_bits"] = int(np.floor(notes[name]["max_distance"] - 1.0))
 
-        # Semantic: embedding cosine, judged as the chord distance between unit vectors.
-        embedding_rows = reps["embedding_row"].to_numpy()
-        where = np.flatnonzero(embedding_rows >= 0)
-        note = {"encoder": ctx.encoder.name, "distance": "chord sqrt(2 - 2 cos)"}
-        notes["semantic"] = note
-        neighbour_pairs: _NeighbourPairs | None = None
-        if not params.semantic:
-            note["skipped"] = "disabled in config"
-        elif not ctx.encoder.trusted:
-            note["skipped"] = "the CLIP model is untrained (random weights): nearness in its space means nothing"
-        elif (reason := too_few(len(where), "embedded images")) is not None:
-            note["skipped"] = reason
-        else:
-            # One unit copy of the embedded contents; ``slot`` maps a content position to its row.
-            unit = unit_rows(ctx.embeddings, embedding_rows[where])
-            slot = np.full(count, -1, dtype=np.int64)
-            slot[where] = np.arange(len(where))
-            found = _semantic_neighbours(ctx, embedding_rows[where], params.top_k)
-            if pending:
-                neighbour_pairs = _NeighbourPairs(where, found.index)
-
-            def embedding_distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-                return chord_distance(np.einsum("ij,ij->i", unit[slot[left]], unit[slot[right]]))
-
-            fixed = None if params.min_cosine == "auto" else float(chord_distance(np.array(params.min_cosine)))
-            add("semantic", where, found.index, chord_distance(found.value), found.search, embedding_distance,
-                fixed, note)
-            note["min_cosine"] = 1.0 - note["max_distance"] ** 2 / 2.0
-
+        notes["semantic"], semantic, neighbour_index = _semantic(ctx, reps, settings)
+        if semantic is not None:
+            found["semantic"] = semantic
         if pending:
-            if neighbour_pairs is None:
-                neighbour_pairs = self._embedding_neighbour_pairs(ctx, where, embedding_rows, params)
-            for waiting in pending:
-                found_pairs[waiting.name] = waiting.complete(methods[waiting.name], neighbour_pairs)
-            for waiting in pending:
-                union = np.concatenate(list(found_pairs.values()))
-                judged = list(methods.values())
+            neighbours = self._embedding_neighbour_pairs(ctx, reps, neighbour_index, settings.top_k)
+            found = self._with_pending(found, pending, hashes, neighbours, settings)
 
-                def judge(left: np.ndarray, right: np.ndarray, judged: list[_Method] = judged) -> np.ndarray:
-                    return self._judge(judged, left, right)[0]
-
-                if waiting.measure(judged, judge, union, count, ctx.config.search.min_recall, ctx.searches):
-                    continue
-                codes, hashed_where, fixed = hash_codes[waiting.name]
-                exact_hashes(waiting.name, codes, hashed_where, fixed, waiting.note)
-                waiting.note["max_bits"] = int(np.floor(waiting.note["max_distance"] - 1.0))
-
-        ordered = [methods[name] for name in NEAR_METHODS if name in methods]
-        pairs = [found_pairs[name] for name in NEAR_METHODS if name in found_pairs]
+        ordered = [found[name].method for name in NEAR_METHODS if name in found]
+        pairs = [found[name].pairs for name in NEAR_METHODS if name in found]
         candidates = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
         return ordered, notes, candidates.astype(np.int64)
 
+    def _with_pending(
+        self, found: dict[str, _Found], pending: list[_HashCandidates], hashes: dict[str, _Hashes],
+        neighbours: _NeighbourPairs | None, settings: _Settings,
+    ) -> dict[str, _Found]:
+        """``found`` with the pending hash methods' candidates, once every method exists: each one's recall is
+        measured on its sample, and one below ``[search] min_recall`` searches every image's hashes exactly."""
+        found = dict(found)
+        for waiting in pending:
+            found[waiting.method.name] = waiting.complete(neighbours)
+        for waiting in pending:
+            union = np.concatenate([searched.pairs for searched in found.values()])
+            judged = [searched.method for searched in found.values()]
+            judge = partial(self._pair_evidence, judged)
+            if waiting.measure(judge, union, len(waiting.method.has), settings.search.min_recall, settings.log):
+                continue
+            name = waiting.method.name
+            found[name] = _exact_hashes(hashes[name], settings)
+            waiting.note["max_bits"] = int(np.floor(waiting.note["max_distance"] - 1.0))
+        return found
+
     @staticmethod
     def _embedding_neighbour_pairs(
-        ctx: CheckContext, where: np.ndarray, embedding_rows: np.ndarray, params: DuplicatesParams
+        ctx: CheckContext, reps: pd.DataFrame, index: np.ndarray | None, top_k: int
     ) -> _NeighbourPairs | None:
         """Each embedded content's ``top_k`` nearest contents by cosine (the search the k-NN vote shares), as
-        content pairs: candidates for the hash methods when the semantic method did not run (disabled, or an
-        untrained model: its neighbours are still candidates, and their recall is measured)."""
+        content pairs: candidates for the hash methods. ``index``: that search's neighbours when the semantic
+        method read it; when it did not run (disabled, or an untrained model: its neighbours are still
+        candidates, and their recall is measured), read here."""
+        embedding_rows = reps["embedding_row"].to_numpy()
+        where = np.flatnonzero(embedding_rows >= 0)
+        if index is not None:
+            return _NeighbourPairs(where, index)
         if len(where) < 2:
             return None
-        return _NeighbourPairs(where, _semantic_neighbours(ctx, embedding_rows[where], params.top_k).index)
+        found = ctx.evidence.neighbours(embedding_rows[where], top_k, "duplicates_semantic")
+        return _NeighbourPairs(where, found.index)
 
-    def _hash_pairs(
-        self, name: str, codes: np.ndarray, where: np.ndarray, fixed_max: float | None, params: DuplicatesParams,
-        log: SearchLog, methods: dict[str, _Method], found_pairs: dict[str, np.ndarray],
-        note: dict[str, Any],
-    ) -> _HashCandidates | None:
-        """Above ``exact_max_images``: the hash method without a k-NN search of every image. The null is fitted
-        on the exact neighbours of a content-chosen sample; its global test bounds the distance a candidate pair
-        can have (radius r bits), and multi-index hashing finds every pair within r exactly; an image judged
-        later gets its own exact neighbourhood (its reference distance) when a candidate pair needs it.
-        When the radius leaves too many candidates (random-looking hashes: photos' pHash + dHash are nearly so)
-        it returns the pending candidate search (``_HashCandidates``): the embedding's neighbours, and hashing
-        at the widest radius that is cheap, whose recall is measured once every method exists."""
-        started = time.perf_counter()
-        global_min_z = _family_tests(name, params)[1]
-        rows = np.ascontiguousarray(codes[where])
-        sample = content_sample(rows, params.hash_null_sample, 0)
-        sampled = hamming_neighbours_of(rows, sample, params.top_k)
-        fitted = NeighbourNull.fit(np.where(sampled.index >= 0, sampled.value + 1.0, np.nan),
-                                   params.reference_neighbour, global_min_z)
-        max_distance = fixed_max if fixed_max is not None else fitted.max_distance(global_min_z)
-        radius = int(np.floor(max_distance - 1.0 + 1e-9))
-        count = len(rows)
-        all_pairs = count * (count - 1) // 2
-        pairs, candidates = hamming_pairs_within(rows, max(radius, 0), int(all_pairs * _MIH_MAX_SHARE),
-                                                 _MAX_PAIRS_PER_IMAGE * count)
-        record: dict[str, Any] = {"search": f"duplicates_{name}", "vectors": count, "method": "multi-index hashing",
-                                  "radius": radius, "candidates": candidates, "null_sample": len(sample)}
-        slot = np.full(len(codes), -1, dtype=np.int64)
-        slot[where] = np.arange(count)
-
-        # Half the images have their reference neighbour within the sampled images' median reference distance:
-        # their neighbourhoods come from the pairs within it (multi-index hashing again), the rest by brute force.
-        sampled_reference = np.exp(fitted.reference[np.isfinite(fitted.reference)]) - 1.0
-        reach = max(radius, int(np.quantile(sampled_reference, 0.5))) if len(sampled_reference) else radius
-        # Hashing at that reach is tried once, on the first and largest batch (every candidate pair's ends that pass
-        # the global test); the few images later pairs add are brute-forced (hashing all N codes again would cost
-        # seconds for each). Both give the same references (``_neighbourhoods_within`` keeps only complete lists).
-        tried = [False]
-
-        def references(contents: np.ndarray) -> np.ndarray:
-            wanted = slot[contents]
-            if tried[0]:
-                known, resolved = np.full((len(wanted), params.top_k), np.nan), np.zeros(len(wanted), dtype=bool)
-            else:
-                known, resolved = _neighbourhoods_within(rows, wanted, reach, params.top_k,
-                                                         int(all_pairs * _MIH_MAX_SHARE))
-                tried[0] = True
-            rank = np.minimum(params.reference_neighbour - 1 + (known <= max_distance).sum(axis=1), params.top_k - 1)
-            resolved &= rank < np.isfinite(known).sum(axis=1)
-            result = np.empty(len(wanted))
-            result[resolved] = fitted.references(known[resolved], params.reference_neighbour)
-            if (~resolved).any():
-                found = hamming_neighbours_of(rows, wanted[~resolved], params.top_k)
-                result[~resolved] = fitted.references(np.where(found.index >= 0, found.value + 1.0, np.nan),
-                                                      params.reference_neighbour)
-            note["references_by_hashing"] = note.get("references_by_hashing", 0) + int(resolved.sum())
-            return result
-
-        method = _new_method(name, where, len(codes), fitted, np.full(len(codes), np.nan), _hamming(codes),
-                             fixed_max, params, note, references)
-        methods[name] = method
-        note.update(radius=radius, candidates=candidates, null_sample=len(sample))
-        if pairs is None:
-            # Too wide for hashing: the embedding's neighbours within the radius, and every pair within the widest
-            # radius hashing can afford (copies the embedding may not see: a brightened scan).
-            budget = min(params.hash_candidates_per_image * count, int(all_pairs * _MIH_MAX_SHARE))
-            cheap, cheap_candidates = hamming_reach(rows, radius - 1, budget)
-            hashed = None
-            if cheap >= 0:
-                hashed, _ = hamming_pairs_within(rows, cheap, budget, _MAX_PAIRS_PER_IMAGE * count)
-            hashed_pairs = np.zeros((0, 2), dtype=np.int64) if hashed is None else np.sort(where[hashed], axis=1)
-            if len(hashed_pairs):
-                hashed_pairs = hashed_pairs[method.close(method.distance(hashed_pairs[:, 0], hashed_pairs[:, 1]))]
-            record.update(method="embedding neighbours + multi-index hashing", hashing_radius=cheap,
-                          hashing_candidates=cheap_candidates, hashing_pairs=len(hashed_pairs))
-            note.update(search=record["method"], hashing_radius=cheap, pairs_within_hashing_radius=len(hashed_pairs))
-            within = (sampled.index >= 0) & (sampled.value <= radius)
-            rows_of, columns = np.nonzero(within)
-            truth = np.sort(np.stack([where[sample[rows_of]], where[sampled.index[rows_of, columns]]], axis=1), axis=1)
-            return _HashCandidates(name, hashed_pairs, np.unique(truth, axis=0), record, note,
-                                   time.perf_counter() - started)
-        ends = np.sort(where[pairs], axis=1)
-        distances = method.distance(ends[:, 0], ends[:, 1]) if len(ends) else np.zeros(0)
-        found_pairs[name] = ends[method.close(distances)]
-        record.update(pairs=len(pairs), seconds=round(time.perf_counter() - started, 3))
-        log.records.append(record)
-        note.update(search="multi-index hashing", pairs_within_radius=len(pairs))
-        return None
+    def _pair_evidence(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """The evidence per pair alone (``_judge``)."""
+        return self._judge(methods, left, right)[0]
 
     def _judge(self, methods: list[_Method], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                                         dict[str, np.ndarray]]:
@@ -711,71 +810,24 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         methods: list[_Method],
     ) -> tuple[list[Finding], pd.Series, dict[str, int], int]:
         """One finding per member of every group of two or more files; group ids follow file order."""
-        cluster_of_content: dict[int, int] = {}
-        for n, contents in enumerate(clusters):
-            for content in contents:
-                cluster_of_content[content] = n
-        rows_by_group: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for position, content in enumerate(content_of_row.tolist()):
-            key = ("cluster", cluster_of_content[content]) if content in cluster_of_content else ("same", content)
-            rows_by_group[key].append(position)
-        groups = sorted((m for m in rows_by_group.values() if len(m) >= 2), key=lambda m: m[0])
-
-        group_column = _no_groups(ctx)
-        counts = {"split_leakage": 0, "exact_duplicate": 0, "near_duplicate": 0}
-        conflicts = 0
-        findings: list[Finding] = []
+        groups = _row_groups(content_of_row, clusters)
         grouped = sorted(m for members in groups for m in members)
         columns = rows[["index", "path", "label", "split", "sha256"]].iloc[grouped].to_dict("records")
         records = {m: {key: plain(value) for key, value in record.items()}
                    for m, record in zip(grouped, columns, strict=True)}
+        group_column = _no_groups(ctx)
+        counts = {"split_leakage": 0, "exact_duplicate": 0, "near_duplicate": 0}
+        conflicts = 0
+        findings: list[Finding] = []
         for group_id, members in enumerate(groups):
-            splits = sorted({str(records[m]["split"]) for m in members if records[m]["split"] is not None})
-            group_labels = sorted({str(records[m]["label"]) for m in members if records[m]["label"] is not None})
             contents = sorted(set(content_of_row[members].tolist()))
             partner, tier = self._partners(methods, contents)
-            strong = tier >= 2
-            if len(splits) >= 2:
-                kind, severity = "split_leakage", Severity.ERROR if strong else Severity.WARNING
-            elif len(contents) == 1:
-                kind, severity = "exact_duplicate", Severity.WARNING
-            else:
-                kind, severity = "near_duplicate", Severity.WARNING if strong else Severity.INFO
-            counts[kind] += 1
-            conflicts += len(group_labels) >= 2
+            group = _Group(group_id, members, records, content_of_row, partner, tier)
+            counts[group.kind] += 1
+            conflicts += len(group.labels) >= 2
             for position in members:
-                row = records[position]
-                other, score, used, details = self._partner_of(records, position, members, content_of_row, partner)
-                group_column.at[row["index"]] = group_id
-                other_path = str(records[other]["path"])
-                how = details.pop("how", None)
-                how = _IDENTICAL.get(tuple(used)) or f"{how}, {'+'.join(used)}"
-                where = f", splits {', '.join(splits)}" if kind == "split_leakage" else ""
-                details.update({
-                    "methods": used,
-                    "group_evidence": _TIER_NAMES[tier],
-                    "group_size": len(members),
-                    "splits": splits,
-                    "labels": group_labels,
-                    "labels_differ": len(group_labels) >= 2,
-                })
-                findings.append(
-                    Finding(
-                        check=kind,
-                        severity=severity,
-                        message=f"{kind.replace('_', ' ')}: copy of {other_path} ({how}; group of "
-                                f"{len(members)}{where})",
-                        path=str(row["path"]),
-                        label=row["label"],
-                        split=row["split"],
-                        score=score,
-                        group_id=group_id,
-                        other_path=other_path,
-                        sha256=row["sha256"],
-                        classes=tuple(group_labels),
-                        details=details,
-                    )
-                )
+                group_column.at[records[position]["index"]] = group_id
+                findings.append(group.finding(position))
         return findings, group_column, counts, conflicts
 
     def _partners(
@@ -809,24 +861,95 @@ class DuplicatesCheck(Check[DuplicatesParams]):
             best[me] = (int(right[n]), int(tier[n]), details)
         return best, int(tier.min())
 
-    @staticmethod
-    def _partner_of(
-        records: dict[int, dict[str, Any]],
-        position: int,
-        members: list[int],
-        content_of_row: np.ndarray,
-        partner: dict[int, tuple[int, int, dict[str, Any]]],
-    ) -> tuple[int, float, list[str], dict[str, Any]]:
+
+def _row_groups(content_of_row: np.ndarray, clusters: list[list[int]]) -> list[list[int]]:
+    """Row positions of every group of two or more files, in file order: the rows of each cluster of contents,
+    and the rows sharing one content that no cluster holds."""
+    cluster_of_content = {content: n for n, contents in enumerate(clusters) for content in contents}
+    rows_by_group: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for position, content in enumerate(content_of_row.tolist()):
+        key = ("cluster", cluster_of_content[content]) if content in cluster_of_content else ("same", content)
+        rows_by_group[key].append(position)
+    return sorted((m for m in rows_by_group.values() if len(m) >= 2), key=lambda m: m[0])
+
+
+@dataclass
+class _Group:
+    """One reported group (``members``: row positions) with its contents' strongest partners and evidence tier
+    (``DuplicatesCheck._partners``); ``records`` holds every grouped row's path, label, split and sha256."""
+
+    group_id: int
+    members: list[int]
+    records: dict[int, dict[str, Any]]
+    content_of_row: np.ndarray
+    partner: dict[int, tuple[int, int, dict[str, Any]]]
+    tier: int
+
+    @cached_property
+    def splits(self) -> list[str]:
+        return sorted({str(self.records[m]["split"]) for m in self.members if self.records[m]["split"] is not None})
+
+    @cached_property
+    def labels(self) -> list[str]:
+        return sorted({str(self.records[m]["label"]) for m in self.members if self.records[m]["label"] is not None})
+
+    @property
+    def kind(self) -> str:
+        """Leakage when the group spans splits, else an exact duplicate when all members are pixel-identical."""
+        if len(self.splits) >= 2:
+            return "split_leakage"
+        return "exact_duplicate" if len(set(self.content_of_row[self.members].tolist())) == 1 else "near_duplicate"
+
+    @property
+    def severity(self) -> Severity:
+        strong = self.tier >= 2
+        if self.kind == "split_leakage":
+            return Severity.ERROR if strong else Severity.WARNING
+        return Severity.WARNING if self.kind == "exact_duplicate" or strong else Severity.INFO
+
+    def finding(self, position: int) -> Finding:
+        row = self.records[position]
+        other, score, used, details = self._nearest(position)
+        other_path = str(self.records[other]["path"])
+        how = details.pop("how", None)
+        how = _IDENTICAL.get(tuple(used)) or f"{how}, {'+'.join(used)}"
+        kind, size = self.kind, len(self.members)
+        where = f", splits {', '.join(self.splits)}" if kind == "split_leakage" else ""
+        details.update({
+            "methods": used,
+            "group_evidence": _TIER_NAMES[self.tier],
+            "group_size": size,
+            "splits": self.splits,
+            "labels": self.labels,
+            "labels_differ": len(self.labels) >= 2,
+        })
+        return Finding(
+            check=kind,
+            severity=self.severity,
+            message=f"{kind.replace('_', ' ')}: copy of {other_path} ({how}; group of {size}{where})",
+            path=str(row["path"]),
+            label=row["label"],
+            split=row["split"],
+            score=score,
+            group_id=self.group_id,
+            other_path=other_path,
+            sha256=row["sha256"],
+            classes=tuple(self.labels),
+            details=details,
+        )
+
+    def _nearest(self, position: int) -> tuple[int, float, list[str], dict[str, Any]]:
         """The member nearest ``position``: an identical copy if any, else its strongest partner content.
         Returns (row position, score, methods, details); identical copies score 1, others by evidence."""
+        records, content_of_row = self.records, self.content_of_row
         content = content_of_row[position]
-        same = [m for m in members if m != position and content_of_row[m] == content]
+        same = [m for m in self.members if m != position and content_of_row[m] == content]
         if same:
             same_bytes = [m for m in same if records[m]["sha256"] == records[position]["sha256"]]
             method = "sha256" if same_bytes else "pixels"
             return (same_bytes or same)[0], 1.0, [method], {"similarity": 1.0, "evidence": "identical"}
-        other_content, tier, details = partner[int(content)]
-        other = next(m for m in members if content_of_row[m] == other_content)
+        other_content, tier, details = self.partner[int(content)]
+        other = next(m for m in self.members if content_of_row[m] == other_content)
         margin = max(details["margin_z"], 0.0)
         base = 0.75 if tier >= 2 else 0.5
         score = base + 0.24 * (1.0 - float(np.exp(-margin)))

@@ -26,11 +26,11 @@ from pydantic import Field
 from auditor.checks.base import Check, CheckContext, CheckResult, plain
 from auditor.core.config import ConfigModel
 from auditor.core.slow_imports import scipy_stats
+from auditor.evidence.robust import median_spread
 from auditor.results.findings import Finding, FindingKind, Severity
 from auditor.results.summaries import FenceSummary, ImageQualitySummary
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
-_MAD_TO_SIGMA = 1.4826
 
 IMAGE_KINDS = ("dark", "overexposed", "blurry", "low_information", "odd_aspect_ratio", "odd_size", "greyscale",
                "letterboxed")
@@ -141,8 +141,7 @@ def robust_z(scaled: np.ndarray, min_spread: float) -> tuple[np.ndarray, float, 
     known = scaled[np.isfinite(scaled)]
     if known.size == 0:  # e.g. sharpness of a dataset of flat frames: nothing to compare
         return np.full_like(scaled, np.nan), float("nan"), min_spread
-    median = float(np.median(known))
-    spread = max(_MAD_TO_SIGMA * float(np.median(np.abs(known - median))), min_spread)
+    median, spread = median_spread(known, min_spread)
     return (scaled - median) / spread, median, spread
 
 

@@ -12,7 +12,7 @@ Exact copies (identical decoded pixels) filed under different labels are a label
 the classifier says: the minority copies are flagged with the majority label suggested; on a tie every
 copy is flagged, with the other label(s) listed, because nothing says which label is right.
 
-Images of classes with fewer than ``min_class_images`` embedded images, or fewer than
+Images of classes with fewer than ``[evidence.label_issues] min_class_images`` embedded images, or fewer than
 ``min_class_fraction_of_median`` of the median class's, are not judged by the classifier: no held-out model
 saw enough of their class to know what it looks like. Nor are images of
 a class whose estimated error rate is 50% or more: confident learning can only tell which labels are
@@ -22,20 +22,28 @@ wrong when most of a class is labelled right, so there the classifier, not the l
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.core.config import ConfigModel
 from auditor.core.slow_imports import cleanlab_rank
 from auditor.evidence.reliability import mark, summary_fields
-from auditor.evidence.verdicts import LabelErrorsParams, judged_classes, label_issue_mask
 from auditor.results.findings import Finding, FindingKind, Severity
 from auditor.results.summaries import ClassLabelErrors, LabelErrorsSummary
 
-# The params and label_issue_mask live in auditor.evidence.verdicts: the ambiguous check reads the same verdict.
-__all__ = ["LabelErrorsCheck", "LabelErrorsParams", "label_issue_mask", "per_class_error_rates"]
+QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
+
+
+class LabelErrorsParams(ConfigModel):
+    """The check's own setting; which labels are implausible is the shared evidence's ``[evidence.label_issues]``."""
+
+    # How label_quality is computed (cleanlab get_label_quality_scores): the out-of-sample
+    # probability of the given label, or its margin over the strongest other class.
+    quality_method: QualityMethod = "self_confidence"
+
 
 def per_class_error_rates(joint: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """From cleanlab's calibrated confident joint: the share of each class's images that belong elsewhere."""
@@ -63,27 +71,28 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        classes = ctx.labelled_classes
-        labels = ctx.label_ids
-        probs = ctx.pred_probs
-        rows = ctx.labelled
+        classes = ctx.evidence.labelled_classes
+        labels = ctx.evidence.label_ids
+        probs = ctx.evidence.pred_probs
+        rows = ctx.evidence.labelled
         quality = np.asarray(
             cleanlab_rank.get_label_quality_scores(labels, probs, method=params.quality_method), dtype=float
         )
         predicted = probs.argmax(axis=1)
         class_sizes = np.bincount(labels, minlength=len(classes))
-        noise = per_class_error_rates(ctx.confident_joint, classes)
+        noise = per_class_error_rates(ctx.evidence.confident_joint, classes)
         # Confident learning assumes most of each class is labelled right; where it estimates that most
         # of a class is wrong, the classifier has failed to learn the class, and its flags mean nothing.
         unlearnt = np.array([(noise["per_class"][name] or 0.0) >= 0.5 for name in classes], dtype=bool)
-        large = judged_classes(class_sizes, params)
+        large = ctx.evidence.judged_classes
         judged = large[labels] & ~unlearnt[labels]
-        flagged = ctx.label_issue_mask & judged
+        flagged = ctx.evidence.label_issues & judged
 
         findings: dict[int, Finding] = {}
         flagged_rows = np.flatnonzero(flagged)
         # Only the classifier's verdicts depend on the embedding; label conflicts between copies do not.
-        classifier = mark([self._classifier_finding(ctx, int(i), quality[i]) for i in flagged_rows], ctx.reliability)
+        classifier = mark([self._classifier_finding(ctx, int(i), quality[i]) for i in flagged_rows],
+                          ctx.evidence.reliability)
         for i, finding in zip(flagged_rows, classifier, strict=True):
             findings[int(rows.index[i])] = finding
         conflicts = self._conflict_findings(ctx, quality)
@@ -95,7 +104,7 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
         label_quality.loc[rows.index] = quality
         flagged_per_class = Counter(f.label for f in findings.values())
         summary = LabelErrorsSummary(
-            filter_by=params.filter_by,
+            filter_by=ctx.evidence.settings.label_issues.filter_by,
             quality_method=params.quality_method,
             label_errors=len(findings),
             label_conflicts=len(conflicts),
@@ -110,17 +119,18 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
                 )
                 for k, name in enumerate(classes)
             },
-            **summary_fields(ctx.reliability),
+            **summary_fields(ctx.evidence.reliability),
         )
         ordered = [findings[index] for index in sorted(findings)]
         return CheckResult(ordered, columns={"pred_label": pred_label, "label_quality": label_quality},
                            summary=summary)
 
     def _classifier_finding(self, ctx: CheckContext, i: int, quality: float) -> Finding:
-        classes, probs, given = ctx.labelled_classes, ctx.pred_probs[i], int(ctx.label_ids[i])
+        evidence = ctx.evidence
+        classes, probs, given = evidence.labelled_classes, evidence.pred_probs[i], int(evidence.label_ids[i])
         order = np.argsort(-probs, kind="stable")
         suggested = int(next(c for c in order if c != given))
-        row = ctx.labelled.iloc[i]
+        row = ctx.evidence.labelled.iloc[i]
         return Finding(
             check="label_error",
             severity=Severity.WARNING,
@@ -146,9 +156,9 @@ class LabelErrorsCheck(Check[LabelErrorsParams]):
 
     def _conflict_findings(self, ctx: CheckContext, quality: np.ndarray) -> dict[int, Finding]:
         """Exact copies under different labels: the minority copies (every copy on a tie)."""
-        position = {index: i for i, index in enumerate(ctx.labelled.index)}
+        position = {index: i for i, index in enumerate(ctx.evidence.labelled.index)}
         findings: dict[int, Finding] = {}
-        for group in ctx.exact_copy_groups:
+        for group in ctx.evidence.exact_copy_groups:
             members = [index for index in group if plain(ctx.images.at[index, "label"]) is not None]
             counts = Counter(str(ctx.images.at[index, "label"]) for index in members)
             if len(counts) < 2:

@@ -21,11 +21,9 @@ from pydantic import Field
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
 from auditor.core.config import ConfigModel
 from auditor.evidence.reliability import mark, summary_fields
+from auditor.evidence.robust import median_spread
 from auditor.results.findings import Finding, FindingKind, Severity
 from auditor.results.summaries import OutliersSummary
-
-# MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
-_MAD_TO_SIGMA = 1.4826
 
 
 class OutlierParams(ConfigModel):
@@ -51,26 +49,25 @@ class OutliersCheck(Check[OutlierParams]):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         params = self.params
-        embedded = ctx.embedded
-        vector_of = ctx.distinct_vector_of
+        embedded = ctx.evidence.embedded
+        vector_of = ctx.evidence.distinct_vector_of
         distinct = int(vector_of.max()) + 1 if len(vector_of) else 0
         if distinct < params.min_images:
             return CheckResult(skipped=f"needs at least {params.min_images} distinct embedded images "
                                        f"(found {distinct})")
-        neighbourhoods = ctx.class_neighbourhoods
+        neighbourhoods = ctx.evidence.class_neighbourhoods
         similarity = neighbourhoods.similarity
         known = ~np.isnan(similarity)
         closest_class = np.argmax(np.where(known, similarity, -np.inf), axis=1)
         closest = np.where(known.any(axis=1), similarity[np.arange(distinct), closest_class], -1.0)
         distance = np.clip(1.0 - closest.astype(np.float64), 0.0, None)
         log_distance = np.log(np.maximum(distance, 1e-9))
-        median = float(np.median(log_distance))
-        spread = _MAD_TO_SIGMA * float(np.median(np.abs(log_distance - median)))
+        median, spread = median_spread(log_distance)
         z = (log_distance - median) / max(spread, 1e-9)
         threshold = float(np.exp(median + params.robust_z * spread))
-        classes = ctx.labelled_classes
+        classes = ctx.evidence.labelled_classes
         # One file per distinct vector, to name a nearest neighbour.
-        representative = embedded["path"].to_numpy()[ctx.distinct_first]
+        representative = embedded["path"].to_numpy()[ctx.evidence.distinct_first]
 
         findings: list[Finding] = []
         column = pd.Series(np.nan, index=ctx.images.index, dtype="float64")
@@ -107,7 +104,7 @@ class OutliersCheck(Check[OutlierParams]):
                 )
             )
         # Without two labelled classes there is no classifier to assess; the distances stand on their own.
-        verdict = ctx.reliability if len(classes) >= 2 else None
+        verdict = ctx.evidence.reliability if len(classes) >= 2 else None
         summary = OutliersSummary(
             outliers=len(findings),
             class_neighbours=ctx.config.probabilities.class_neighbours,

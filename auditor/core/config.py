@@ -12,7 +12,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from auditor.core.errors import ConfigError
 
@@ -169,6 +179,115 @@ class ReliabilityParams(ConfigModel):
     min_chance_corrected_accuracy: float = Field(0.5, ge=0.0, le=1.0)
 
 
+FilterBy = Literal[
+    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+    "low_normalized_margin", "low_self_confidence",
+]
+
+
+class LabelIssueParams(ConfigModel):
+    """Which labels the shared evidence finds implausible (``Evidence.label_issues``): label_errors reports them,
+    ambiguous and class_overlap set them apart, and the reliability verdict counts them."""
+
+    # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
+    # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
+    # first; "both" also requires the per-class count to agree (fewer, surer flags);
+    # "predicted_neq_given" flags every image whose top class is not its label (many, noisy flags).
+    filter_by: FilterBy = "prune_by_noise_rate"
+    # Classes with fewer embedded images than this are not judged by the classifier: a held-out model
+    # saw at most this many minus one of them, too few to learn what the class looks like, so its
+    # images would look mislabelled for want of examples. Label conflicts between copies are still
+    # reported. The default matches class_imbalance's starved-class minimum.
+    min_class_images: int = Field(5, ge=2)
+    # Nor are classes with fewer embedded images than this fraction of the median class's: beside classes many
+    # times larger, the few images of a starved class barely place its mean and its prior is small, so its own
+    # images read as the big classes' (on sample_data both flags on the starved hexagon class were of that
+    # kind). The default matches class_imbalance's starved-class fraction (``min_fraction_of_median``).
+    min_class_fraction_of_median: float = Field(0.2, ge=0.0, le=1.0)
+    # Also flag an image whose top class is not its label and whose given label gets no more probability than
+    # that class gets, on average, on images labelled otherwise: confidently *not* its label, though no other
+    # class reaches the mean probability of its own images, which is what confident learning's count needs
+    # (``implausible_labels``). Asked of the blended probabilities and of the classifier's own: the k-NN vote
+    # can dilute a clear verdict of the classifier when the neighbours disagree on which wrong class.
+    unclaimed_images: bool = True
+
+
+class AmbiguityParams(ConfigModel):
+    """Which images the shared evidence finds split between classes (``Evidence.ambiguity``): the ambiguous
+    check reports them, class_overlap counts them per class pair."""
+
+    # A class is plausible for an image only when its calibrated probability is at least this fraction
+    # of the top class's (a floor under the test below).
+    min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
+    # ...and when the image's log(class / top) probability ratio is improbably high for a clean image of
+    # either class: against the images of the two classes the classifier gets right (median and MAD of
+    # the same ratio), beyond the Bonferroni bar for this many chance flags over the whole dataset. So
+    # the bar scales with how confident the classifier is on this dataset and this pair of classes.
+    false_alarms: float = Field(0.05, gt=0.0)
+    # A class pair with fewer correctly classified images than this is judged against every correctly
+    # classified image's runner-up ratio (too few to estimate the pair's own spread).
+    min_reference_images: int = Field(8, ge=3)
+    # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
+    # rest is the cross-validated regression (0: regression only, 1: closeness only).
+    closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Also flag images whose zero-shot evidence alone (similarity to CLIP class prompts, temperature fitted
+    # to the labels) is split by the same rule, the given label among the plausible classes; only when the
+    # scan computed class prompts ([zero_shot]). Unmeasured here: no pretrained weights on these machines.
+    zero_shot: bool = True
+    # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
+    calibrate: bool = True
+
+
+class EvidenceConfig(ConfigModel):
+    """The evidence several checks share, computed once per scan (``auditor.evidence.Evidence``)."""
+
+    # Nearest neighbours searched per image by the one embedding search the k-NN vote ([probabilities]
+    # knn_neighbours) and the duplicates check share, and per image by the duplicates' hash searches: at
+    # least the duplicates' reference_neighbour + the largest copy group expected.
+    neighbours: int = Field(20, ge=2, le=1000)
+    label_issues: LabelIssueParams = Field(default_factory=LabelIssueParams)
+    ambiguity: AmbiguityParams = Field(default_factory=AmbiguityParams)
+
+
+# Settings that moved from a check's section to [evidence]: (check, old key) -> path under [evidence]. The old
+# keys still load, for one release, with a deprecation warning naming the new key.
+MOVED_TO_EVIDENCE: dict[tuple[str, str], tuple[str, ...]] = {
+    **{("label_errors", key): ("label_issues", key) for key in LabelIssueParams.model_fields},
+    **{("ambiguous", key): ("ambiguity", key) for key in AmbiguityParams.model_fields},
+    ("duplicates", "top_k"): ("neighbours",),
+}
+
+
+def moved_settings(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` (a whole config, as written) with the settings of ``MOVED_TO_EVIDENCE`` under their new keys, and
+    one deprecation warning per old key found. A new key that is also set wins over the old one."""
+    checks = data.get("checks")
+    if not isinstance(checks, Mapping):
+        return dict(data), []
+    moved: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, values in checks.items():
+        if not isinstance(values, Mapping):
+            kept[name] = values
+            continue
+        kept[name] = {key: value for key, value in values.items() if (name, key) not in MOVED_TO_EVIDENCE}
+        for key in values.keys() - kept[name].keys():
+            path = MOVED_TO_EVIDENCE[(name, key)]
+            node = moved
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = values[key]
+            notes.append(f"config key [checks.{name}] {key} is deprecated and will be removed in the next release; "
+                         f"set [{'.'.join(('evidence', *path[:-1]))}] {path[-1]} instead")
+    evidence = data.get("evidence", {})
+    merged = _deep_merge(moved, dict(evidence)) if isinstance(evidence, Mapping) else evidence
+    result = {**data, "checks": kept}
+    if moved:
+        result["evidence"] = merged
+    return result, sorted(notes)
+
+
 # Count rules with a dedicated config key: key -> finding check name.
 COUNT_RULES = {
     "max_unreadable": "unreadable",
@@ -223,9 +342,29 @@ class AuditConfig(StrictModel):
     search: SearchParams = Field(default_factory=SearchParams)
     zero_shot: ZeroShotParams = Field(default_factory=ZeroShotParams)
     reliability: ReliabilityParams = Field(default_factory=ReliabilityParams)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     # Check name -> its params as written; each check validates its own (``auditor.checks.check_params``).
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     gate: GateConfig = Field(default_factory=GateConfig)
+    # One warning per deprecated key the config was written with (``moved_settings``); the scan reports them.
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _moved_keys(cls, data: Any, handler: ModelWrapValidatorHandler[AuditConfig]) -> AuditConfig:
+        """Settings written under their old keys load under the new ones, remembered for a warning."""
+        notes: list[str] = []
+        if isinstance(data, Mapping):
+            data, notes = moved_settings(data)
+        config = handler(data)
+        if notes:
+            config._deprecations = notes
+        return config
+
+    @property
+    def deprecations(self) -> list[str]:
+        """Deprecation warnings for the old keys this config was written with."""
+        return list(self._deprecations)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -320,7 +459,9 @@ def load_config(
     try:
         config = AuditConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc, file_data, overrides, AuditConfig)) from None
+        # A setting under its old key is validated under its new one: say where it came from by the new key.
+        origins = moved_settings(file_data)[0], moved_settings(overrides or {})[0]
+        raise ConfigError(_format_validation_error(source, exc, *origins, AuditConfig)) from None
     if check_params is not None:
         flagged = (overrides or {}).get("scan", {}).get("checks")
         validate_checks(config, check_params, source, "--checks" if flagged is not None else source)

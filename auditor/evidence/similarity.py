@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from auditor.core import progress
 from auditor.core.config import SearchParams
 from auditor.core.slow_imports import faiss
+from auditor.evidence.robust import median_spread
 
 # Queries per faiss search call, to bound the memory of the result arrays.
 _QUERY_BATCH = 65_536
@@ -44,8 +45,6 @@ _KMEANS_ITERATIONS = 10
 _FALLBACK_SHARE = 2
 # Inner products of float32 unit vectors computed two ways (index vs brute force) agree to about this.
 _RECALL_TOLERANCE = 1e-5
-# 1.4826 * MAD estimates a normal distribution's standard deviation.
-_MAD_TO_SIGMA = 1.4826
 # Smallest spread a robust scale may have, in log-distance units (5%): when every image's nearest
 # neighbour is equally far (a colour ramp, flat frames), nothing is "improbably close" by a hair.
 _MIN_LOG_SCALE = 0.05
@@ -421,12 +420,6 @@ def chord_distance(cosine: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(cosine, dtype=np.float64), 0.0, None))
 
 
-def robust_centre_scale(values: np.ndarray) -> tuple[float, float]:
-    """Median and 1.4826 * MAD (a standard deviation that a minority of outliers cannot move)."""
-    centre = float(np.median(values))
-    return centre, max(_MAD_TO_SIGMA * float(np.median(np.abs(values - centre))), _MIN_LOG_SCALE)
-
-
 @dataclass(frozen=True)
 class NeighbourNull:
     """How close an image's nearest *unrelated* neighbour is in this dataset, for one distance.
@@ -454,10 +447,10 @@ class NeighbourNull:
         """``distances``: (n, k) sorted distances to each item's nearest neighbours (NaN: none)."""
         logs = np.log(np.maximum(distances, _MIN_DISTANCE))
         nearest = logs[:, 0]
-        centre, scale = robust_centre_scale(nearest[np.isfinite(nearest)])
+        centre, scale = median_spread(nearest[np.isfinite(nearest)], _MIN_LOG_SCALE)
         reference = _references(logs, centre, scale, global_min_z, reference_rank)
         ratios = nearest - reference
-        ratio_centre, ratio_scale = robust_centre_scale(ratios[np.isfinite(ratios)])
+        ratio_centre, ratio_scale = median_spread(ratios[np.isfinite(ratios)], _MIN_LOG_SCALE)
         return cls(centre, scale, ratio_centre, ratio_scale, reference, global_min_z)
 
     def references(self, distances: np.ndarray, reference_rank: int) -> np.ndarray:

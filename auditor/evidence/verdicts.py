@@ -1,8 +1,8 @@
 """Shared verdicts several checks read: the label-error mask, the confident joint, and the ambiguity verdict.
 
-Computed once per scan on the check context (``CheckContext.label_issue_mask``, ``confident_joint``,
-``ambiguity``), so label_errors, ambiguous and class_overlap agree on them without importing one another.
-The params of the label_errors and ambiguous checks live here because these verdicts are made with them.
+Computed once per scan on the shared evidence (``Evidence.label_issues``, ``confident_joint``, ``ambiguity``),
+so label_errors, ambiguous and class_overlap agree on them without importing one another. Their settings are
+the ``[evidence]`` section's (``LabelIssueParams``, ``AmbiguityParams``).
 
 Ambiguity: two out-of-sample views of the class evidence are pooled log-linearly (the cross-validated
 regression's probabilities and class closeness), temperature-scaled to the dataset, and a class is
@@ -17,51 +17,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
-from auditor.core.config import ConfigModel
-from auditor.core.slow_imports import cleanlab_count, cleanlab_filter, scipy_stats
+from auditor.core.config import AmbiguityParams, LabelIssueParams
+from auditor.core.slow_imports import cleanlab_count, cleanlab_filter
 from auditor.evidence.class_neighbours import similarity_probabilities
 from auditor.evidence.probabilities import by_rows, fit_temperature, softmax
-
-FilterBy = Literal[
-    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
-    "low_normalized_margin", "low_self_confidence",
-]
-QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
+from auditor.evidence.robust import bonferroni_bar, median_spread
 
 
-class LabelErrorsParams(ConfigModel):
-    # cleanlab's find_label_issues filter. "prune_by_noise_rate" (cleanlab's default) flags, per
-    # pair of classes, as many images as the confident joint estimates are mislabelled, lowest margin
-    # first; "both" also requires the per-class count to agree (fewer, surer flags);
-    # "predicted_neq_given" flags every image whose top class is not its label (many, noisy flags).
-    filter_by: FilterBy = "prune_by_noise_rate"
-    # How label_quality is computed (cleanlab get_label_quality_scores): the out-of-sample
-    # probability of the given label, or its margin over the strongest other class.
-    quality_method: QualityMethod = "self_confidence"
-    # Classes with fewer embedded images than this are not judged by the classifier: a held-out model
-    # saw at most this many minus one of them, too few to learn what the class looks like, so its
-    # images would look mislabelled for want of examples. Label conflicts between copies are still
-    # reported. The default matches class_imbalance's starved-class minimum.
-    min_class_images: int = Field(5, ge=2)
-    # Nor are classes with fewer embedded images than this fraction of the median class's: beside classes many
-    # times larger, the few images of a starved class barely place its mean and its prior is small, so its own
-    # images read as the big classes' (on sample_data both flags on the starved hexagon class were of that
-    # kind). The default matches class_imbalance's starved-class fraction (``min_fraction_of_median``).
-    min_class_fraction_of_median: float = Field(0.2, ge=0.0, le=1.0)
-    # Also flag an image whose top class is not its label and whose given label gets no more probability than
-    # that class gets, on average, on images labelled otherwise: confidently *not* its label, though no other
-    # class reaches the mean probability of its own images, which is what confident learning's count needs
-    # (``implausible_labels``). Asked of the blended probabilities and of the classifier's own: the k-NN vote
-    # can dilute a clear verdict of the classifier when the neighbours disagree on which wrong class.
-    unclaimed_images: bool = True
-
-
-def judged_classes(sizes: np.ndarray, params: LabelErrorsParams) -> np.ndarray:
+def judged_classes(sizes: np.ndarray, params: LabelIssueParams) -> np.ndarray:
     """Boolean per class (``sizes``: embedded images per class): large enough for the classifier's verdict on
     its images, in images (``min_class_images``) and beside the median class (``min_class_fraction_of_median``)."""
     median = float(np.median(sizes)) if len(sizes) else 0.0
@@ -125,31 +91,6 @@ def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, counts: np.ndarr
 _TEMPERATURE_BOUNDS = (0.05, 100.0)
 
 
-class AmbiguousParams(ConfigModel):
-    # A class is plausible for an image only when its calibrated probability is at least this fraction
-    # of the top class's (a floor under the test below).
-    min_relative_probability: float = Field(0.1, gt=0.0, le=1.0)
-    # ...and when the image's log(class / top) probability ratio is improbably high for a clean image of
-    # either class: against the images of the two classes the classifier gets right (median and MAD of
-    # the same ratio), beyond the Bonferroni bar for this many chance flags over the whole dataset. So
-    # the bar scales with how confident the classifier is on this dataset and this pair of classes.
-    false_alarms: float = Field(0.05, gt=0.0)
-    # A class pair with fewer correctly classified images than this is judged against every correctly
-    # classified image's runner-up ratio (too few to estimate the pair's own spread).
-    min_reference_images: int = Field(8, ge=3)
-    # Share of class closeness (mean similarity to each class's nearest members) in the evidence; the
-    # rest is the cross-validated regression (0: regression only, 1: closeness only).
-    closeness_weight: float = Field(0.5, ge=0.0, le=1.0)
-    # Also flag images whose zero-shot evidence alone (similarity to CLIP class prompts, temperature fitted
-    # to the labels) is split by the same rule, the given label among the plausible classes; only when the
-    # scan computed class prompts ([zero_shot]). Unmeasured here: no pretrained weights on these machines.
-    zero_shot: bool = True
-    # Temperature-scale the evidence to the dataset first (off: use it as the models gave it).
-    calibrate: bool = True
-    # How many of the class pairs sharing the most ambiguous images to list in run.json.
-    top_pairs: int = Field(10, ge=0)
-
-
 def fit_sharpness(pred_probs: np.ndarray, labels: np.ndarray) -> float:
     """The power ``t`` for which ``pred_probs ** t`` (renormalised) best explains the given labels.
 
@@ -194,12 +135,7 @@ class Split:
 _MIN_LOG_SPREAD = 1e-3
 
 
-def _robust(values: np.ndarray) -> tuple[float, float]:
-    centre = float(np.median(values))
-    return centre, max(1.4826 * float(np.median(np.abs(values - centre))), _MIN_LOG_SPREAD)
-
-
-def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> Split:
+def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguityParams) -> Split:
     """Which classes are plausible for each image: the top class, and every class whose share of the
     evidence is improbably high for a clean image of either class of the pair.
 
@@ -226,7 +162,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
     # Too few correct images of a pair: judge it against every correct image's runner-up ratio (its second
     # largest, read at the runner-up class: no sorted copy of the N x classes ratios).
     fallback = ratios[correct, order[correct, 1]] if classes > 1 else np.zeros(0)
-    bar = float(scipy_stats.norm.isf(min(params.false_alarms / max(count, 1), 0.5)))
+    bar = bonferroni_bar(params.false_alarms, count)
     # Only whether a class's robust z reaches the bar is kept (bool: an N x classes float array is 0.8 GB at
     # 1M images x 100 classes).
     beyond = np.zeros((count, classes), dtype=bool)
@@ -242,7 +178,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
                 reference = fallback
             if len(reference) < params.min_reference_images:
                 continue  # the classifier gets too few images right to say what a clean split looks like
-            centre, spread = _robust(reference)
+            centre, spread = median_spread(reference, _MIN_LOG_SPREAD)
             beyond[mine, c] = (ratios[mine, c] - centre) / spread >= bar
     plausible = beyond & (probs >= params.min_relative_probability * top[:, None])
     plausible[rows, top_class] = True
@@ -251,7 +187,7 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguousParams) -> 
 
 @dataclass(frozen=True)
 class Ambiguity:
-    """Which ``labelled`` images are ambiguous and between which classes (``CheckContext.ambiguity``)."""
+    """Which ``labelled`` images are ambiguous and between which classes (``Evidence.ambiguity``)."""
 
     embedded: Split  # the pooled embedding views
     zero_shot: Split | None  # the class prompts, when the scan computed them
@@ -276,7 +212,7 @@ def ambiguity(
     closeness: Callable[[], np.ndarray],
     label_issues: np.ndarray,
     zero_shot_similarity: np.ndarray | None,
-    params: AmbiguousParams,
+    params: AmbiguityParams,
 ) -> Ambiguity:
     """The ambiguity verdict over labelled images (``labels``: class index per image).
 

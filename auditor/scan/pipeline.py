@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from auditor import __version__
-from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_params, check_record
+from auditor.checks import PARAMS, REGISTRY, Check, CheckContext, Requirement, check_record
 from auditor.core import library_warnings, progress, slow_imports
 from auditor.core.config import AuditConfig, validate_checks
 from auditor.core.encoder_facts import ClassPrompts
@@ -33,6 +33,7 @@ from auditor.embed.encoders import Encoder, EncoderInfo, build_encoder
 from auditor.embed.encoders.precomputed import PrecomputedEmbeddings
 from auditor.embed.ray_engine import embed_files_ray, require_ray
 from auditor.embed.zero_shot import class_prompts, zero_shot_decision
+from auditor.evidence import Evidence
 from auditor.evidence.reliability import ADVICE as RELIABILITY_ADVICE
 from auditor.evidence.user_probabilities import UserProbabilities, load_user_probabilities
 from auditor.ingest.dataset import Discovery, discover
@@ -157,18 +158,22 @@ class CheckStage:
     warnings: list[str]
 
 
-def run_checks(context: CheckContext, observer: Observer | None = None) -> CheckStage:
+def run_checks(
+    context: CheckContext, observer: Observer | None = None, checks: Mapping[str, type[Check[Any]]] | None = None
+) -> CheckStage:
     """The check stage alone, exactly as ``run_scan`` runs it, on a context the caller built.
 
     For callers that already hold the vectors and image facts in memory: ``benchmarks/scale.py`` runs the
     checks on a million synthetic vectors, where writing and reading a million image files would cost more
-    than the checks it measures.
+    than the checks it measures. ``checks``: the registry to run from (``auditor.checks.build_registry``);
+    default, every registered check.
     """
-    validate_checks(context.config, PARAMS)
-    warnings: list[str] = []
+    registry = REGISTRY if checks is None else checks
+    validate_checks(context.config, {name: check.Params for name, check in registry.items()})
+    warnings: list[str] = list(context.config.deprecations)
     with library_warnings.collected() as noise:
         findings, summaries, timings, columns = _run_checks(
-            context, context.config, observer or SilentObserver(), warnings
+            context, context.config, observer or SilentObserver(), warnings, registry
         )
     warnings.extend(library_warnings.PREFIX + line for line in noise.summary())
     return CheckStage(findings, summaries, timings, columns, warnings)
@@ -190,6 +195,8 @@ def _run_scan(
         require_ray()
     _check_out_dir(dataset, out_dir)
     state = _State(dataset, manifest, config, observer, noise)
+    # Old config keys still load, for one release; each says which key replaces it.
+    state.warnings.extend(config.deprecations)
     discovery = _discover(state)
     images = _read(state, discovery)
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
@@ -197,6 +204,8 @@ def _run_scan(
     encoder, encoder_info = _load_encoder(state)
     vectors, embed_stats = _embed_stage(state, images, discovery, encoder, encoder_info)
     prompts, zero_shot = _prompts_stage(state, images, encoder, encoder_info)
+    # One evidence object per scan, from the [evidence] settings: every check reads the same verdicts.
+    evidence = Evidence(images, vectors, config, prompts, user_probs)
     context = CheckContext(
         images=images,
         embeddings=vectors,
@@ -205,19 +214,43 @@ def _run_scan(
         empty_classes=discovery.empty_classes,
         encoder=encoder_info,
         config=config,
-        prompts=prompts,
-        user_probs=user_probs,
+        searches=evidence.searches,
+        evidence=evidence,
     )
-    probabilities = _probabilities_record(user_probs, context.embedded, state.warnings)
-    findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, state.warnings)
+    probabilities = _probabilities_record(user_probs, evidence.embedded, state.warnings)
+    findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, state.warnings,
+                                                                          REGISTRY)
     state.timings["checks"] = check_timings
     findings = _decisions_stage(state, images, findings)
     output_images = images.drop(columns=["embedding_row"])
     for name, column in extra_columns.items():
         output_images[name] = column
-    run = _write_outputs(state, out_dir, discovery, images, output_images, vectors, encoder_info, embed_stats,
-                         findings, check_summaries, zero_shot, probabilities, context.searches.records)
+    embedded = _Embedded(vectors, encoder_info, embed_stats)
+    checked = _Checked(findings, check_summaries, zero_shot, probabilities, context.searches.records)
+    run = _write_outputs(state, out_dir, discovery, images, output_images, embedded, checked)
     return ScanResult(out_dir, findings, output_images, run, encoder_info, state.warnings)
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """What the embed stage yields for the outputs: the vectors (``images.embedding_row`` indexes them), the
+    encoder's facts and the embedding stats (run.json "embedding")."""
+
+    vectors: np.ndarray
+    encoder: EncoderInfo
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What the evidence and checks yield for the outputs: findings (decisions applied), each check's summary,
+    and run.json's records of zero-shot prompts, whose probabilities were read, and every neighbour search."""
+
+    findings: list[Finding]
+    summaries: dict[str, Summary]
+    zero_shot: dict[str, Any]
+    probabilities: dict[str, Any]
+    searches: list[dict[str, Any]]
 
 
 @dataclass
@@ -341,21 +374,15 @@ def _write_outputs(
     discovery: Discovery,
     images: pd.DataFrame,
     output_images: pd.DataFrame,
-    vectors: np.ndarray,
-    encoder_info: EncoderInfo,
-    embed_stats: dict[str, Any],
-    findings: list[Finding],
-    check_summaries: dict[str, Summary],
-    zero_shot: dict[str, Any],
-    probabilities: dict[str, Any],
-    searches: list[dict[str, Any]],
+    embedded_stage: _Embedded,
+    checked: _Checked,
 ) -> dict[str, Any]:
     """Staged beside their targets, then renamed into place together, so an interrupted scan leaves the
     previous result set whole (never new findings beside old images). Returns the run record."""
     started = time.perf_counter()
     embedded = images[images["embedding_row"] >= 0]
     with StagedWrite(new_run_id()) as staged:
-        staged.add(out_dir / FINDINGS_FILE, parquet_writer(findings_table(findings)))
+        staged.add(out_dir / FINDINGS_FILE, parquet_writer(findings_table(checked.findings)))
         staged.add(out_dir / IMAGES_FILE, parquet_writer(_images_table(output_images)))
         staged.add(
             out_dir / EMBEDDINGS_FILE,
@@ -364,23 +391,23 @@ def _write_outputs(
                     "path": embedded["path"].tolist(),
                     "sha256": embedded["sha256"].tolist(),
                     "embedding": pa.FixedSizeListArray.from_arrays(
-                        pa.array(_rows_of(vectors, embedded["embedding_row"].to_numpy()).ravel(), pa.float32()),
-                        encoder_info.dim,
+                        pa.array(_rows_of(embedded_stage.vectors, embedded["embedding_row"].to_numpy()).ravel(),
+                                 pa.float32()),
+                        embedded_stage.encoder.dim,
                     ),
                 },
-                schema=embeddings_schema(encoder_info.dim, encoder_info.identity),
+                schema=embeddings_schema(embedded_stage.encoder.dim, embedded_stage.encoder.identity),
             )),
         )
         state.timings["write"] = time.perf_counter() - started
         state.warnings.extend(library_warnings.PREFIX + line for line in state.noise.summary())
-        run = _run_record(state.dataset, state.manifest, discovery, images, encoder_info, state.config, embed_stats,
-                          state.timings, findings, check_summaries, state.warnings)
+        run = _run_record(state, discovery, images, embedded_stage, checked)
         run["engine"] = state.engine
-        run["zero_shot"] = zero_shot
-        run["probabilities"] = probabilities
+        run["zero_shot"] = checked.zero_shot
+        run["probabilities"] = checked.probabilities
         run["decisions"] = state.decisions
         # Each neighbour search: exact or approximate, its parameters and recall measured against exact.
-        run["searches"] = searches
+        run["searches"] = checked.searches
         staged.add(out_dir / RUN_FILE, json_writer(run))
         staged.commit()
     return run
@@ -485,24 +512,25 @@ def _embed(
 
 
 def _run_checks(
-    context: CheckContext, config: AuditConfig, observer: Observer, warnings: list[str]
+    context: CheckContext, config: AuditConfig, observer: Observer, warnings: list[str],
+    registry: Mapping[str, type[Check[Any]]],
 ) -> tuple[list[Finding], dict[str, Summary], dict[str, float], dict[str, pd.Series]]:
-    names = config.scan.checks if config.scan.checks is not None else list(REGISTRY)
+    names = config.scan.checks if config.scan.checks is not None else list(registry)
     findings: list[Finding] = []
     summaries: dict[str, Summary] = {}
     timings: dict[str, float] = {}
     columns: dict[str, pd.Series] = {}
-    labelled = context.embedded["label"].dropna().nunique()
+    labelled = context.evidence.embedded["label"].dropna().nunique()
     observer.stage("Running checks", len(names))
     # Observers written before sub-steps existed lack ``step``; they still get the stage and its count.
     show_step = getattr(observer, "step", None)
     for name in names:
-        check_type = REGISTRY[name]
+        check_type = registry[name]
         started = time.perf_counter()
         if show_step is not None:
             show_step(name)
         missing = []
-        if Requirement.EMBEDDINGS in check_type.requires and len(context.embedded) == 0:
+        if Requirement.EMBEDDINGS in check_type.requires and len(context.evidence.embedded) == 0:
             missing.append("no embedded images")
         if Requirement.LABELS in check_type.requires and labelled < 2:
             missing.append(f"needs at least two classes with readable images (found {labelled})")
@@ -511,7 +539,7 @@ def _run_checks(
             warnings.append(f"check {name} skipped: {'; '.join(missing)}")
         else:
             with progress.reporting(partial(_sub_step, show_step, name)):
-                result = check_type(check_params(config, name)).run(context)
+                result = check_type(check_type.Params.model_validate(config.checks.get(name, {}))).run(context)
             stray = {f.check for f in result.findings} - check_type.produces
             if stray:
                 raise RuntimeError(f"check {name} emitted undeclared finding kinds {sorted(stray)}")
@@ -572,18 +600,9 @@ def _class_prompts(
 
 
 def _run_record(
-    dataset: Path,
-    manifest: Path | None,
-    discovery: Discovery,
-    images: pd.DataFrame,
-    encoder: EncoderInfo,
-    config: AuditConfig,
-    embed_stats: dict[str, Any],
-    timings: dict[str, Any],
-    findings: list[Finding],
-    check_summaries: dict[str, Summary],
-    warnings: list[str],
+    state: _State, discovery: Discovery, images: pd.DataFrame, embedded: _Embedded, checked: _Checked
 ) -> dict[str, Any]:
+    dataset, manifest, encoder, findings = state.dataset, state.manifest, embedded.encoder, checked.findings
     readable = images[images["readable"]]
     per_split: dict[str, dict[str, int]] = {}
     for (split, label), count in readable.groupby(
@@ -620,12 +639,12 @@ def _run_record(
             "pretrained": encoder.pretrained,
             "fallback_reason": encoder.fallback_reason,
         },
-        "embedding": embed_stats,
-        "config": config.model_dump(mode="json"),
-        "timings_s": timings,
+        "embedding": embedded.stats,
+        "config": state.config.model_dump(mode="json"),
+        "timings_s": state.timings,
         "findings_per_check": per_check,
-        "checks": {name: summary.as_json() for name, summary in check_summaries.items()},
+        "checks": {name: summary.as_json() for name, summary in checked.summaries.items()},
         # Every registered check's description, finding kinds and report metadata: gate and reports read it.
         "check_info": check_record(),
-        "warnings": warnings,
+        "warnings": state.warnings,
     }

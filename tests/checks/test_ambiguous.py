@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams, fit_sharpness, sharpen
+from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams
 from auditor.checks.base import CheckContext
+from auditor.core.config import AmbiguityParams
 from auditor.embed.zero_shot import ClassPrompts
+from auditor.evidence.verdicts import fit_sharpness, sharpen
 from tests.conftest import synthetic_context
 
 SEED = 7
@@ -40,8 +42,10 @@ def clusters_with_mixtures(
     return make_context(np.array(vectors), labels, paths), planted
 
 
-def run(ctx: CheckContext, **params: object) -> tuple[dict, dict]:
-    result = AmbiguousCheck(AmbiguousParams(**params)).run(ctx)
+def run(ctx: CheckContext, **rule: object) -> tuple[dict, dict]:
+    """The check's findings by path and its summary, with ``rule`` as the [evidence.ambiguity] settings."""
+    ctx.config.evidence.ambiguity = AmbiguityParams.model_validate(rule)
+    result = AmbiguousCheck(AmbiguousParams()).run(ctx)
     assert all(f.check == "ambiguous" for f in result.findings)
     return {f.path: f for f in result.findings}, result.summary
 
@@ -94,12 +98,12 @@ def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
     ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
     # No class claims it, but cat gets less than cats get elsewhere: a label error (``unclaimed_images``), so not
     # reported as ambiguous.
-    assert ctx.label_issue_mask[-1]
+    assert ctx.evidence.label_issues[-1]
     assert "cat/between_dog_fox.png" not in run(ctx)[0]
 
     # Where the label-error verdict does not flag it, the ambiguity verdict still names the classes.
     ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
-    ctx.__dict__["label_issue_mask"] = np.zeros(len(ctx.labelled), dtype=bool)
+    ctx.evidence.__dict__["label_issues"] = np.zeros(len(ctx.evidence.labelled), dtype=bool)
     found, _ = run(ctx)
     between = found["cat/between_dog_fox.png"]
     assert between.classes[0] == "cat" and set(between.classes[1:]) == {"dog", "fox"}
@@ -107,7 +111,7 @@ def test_label_error_with_implausible_given_label_is_not_ambiguous() -> None:
 
     # Same data, but every image counts as a label error: only images whose given label is plausible stay.
     ctx = make_context(vectors, [*base["label"], "cat"], [*base["path"], "cat/between_dog_fox.png"])
-    ctx.__dict__["label_issue_mask"] = np.ones(len(ctx.labelled), dtype=bool)
+    ctx.evidence.__dict__["label_issues"] = np.ones(len(ctx.evidence.labelled), dtype=bool)
     found_with_errors, summary = run(ctx)
     assert "cat/between_dog_fox.png" not in found_with_errors
     assert summary.not_reported_label_errors >= 1
@@ -155,7 +159,7 @@ def test_zero_shot_evidence_can_reveal_a_second_class() -> None:
     assert "cat/with_dog.png" not in without and summary.zero_shot is None
 
     ctx = make_context(np.array(vectors), labels, paths)
-    ctx.prompts = prompts
+    ctx.evidence.prompts = prompts
     found, summary = run(ctx)
     with_dog = found["cat/with_dog.png"]
     assert with_dog.classes == ("cat", "dog") and with_dog.details["evidence"] == ["zero_shot"]
@@ -164,6 +168,6 @@ def test_zero_shot_evidence_can_reveal_a_second_class() -> None:
     assert len(found) <= 1 + 0.02 * 150
 
     ctx = make_context(np.array(vectors), labels, paths)
-    ctx.prompts = prompts
+    ctx.evidence.prompts = prompts
     switched_off, _ = run(ctx, zero_shot=False)
     assert "cat/with_dog.png" not in switched_off

@@ -37,7 +37,8 @@ def _with_splits(per_split: dict[str, dict[str, int]], empty: dict[str | None, l
 def test_balanced_classes_give_no_finding_and_a_ratio_of_one() -> None:
     result = ClassImbalanceCheck(ClassImbalanceParams()).run(_context({"cat": 6, "dog": 6}))
     assert result.findings == []
-    assert result.summary == {"all": {"counts": {"cat": 6, "dog": 6}, "median": 6, "imbalance_ratio": 1.0}}
+    assert result.summary is not None
+    assert result.summary.as_json() == {"all": {"counts": {"cat": 6, "dog": 6}, "median": 6, "imbalance_ratio": 1.0}}
 
 
 def test_a_class_below_the_minimum_count_is_starved() -> None:
@@ -65,7 +66,7 @@ def test_a_split_over_the_imbalance_ratio_gets_one_split_level_finding() -> None
     assert finding.message == "imbalance ratio 4.0 exceeds 3: 'cat' has 12, 'dog' has 3"
     assert finding.details["imbalance_ratio"] == 4.0
     assert finding.score == pytest.approx(1 - 3.0 / 4.0)
-    assert result.summary["all"]["imbalance_ratio"] == 4.0
+    assert result.summary.root["all"].imbalance_ratio == 4.0
 
 
 def test_each_split_is_judged_on_its_own_and_an_empty_folder_is_named() -> None:
@@ -76,8 +77,8 @@ def test_each_split_is_judged_on_its_own_and_an_empty_folder_is_named() -> None:
     assert (finding.split, finding.classes) == ("test", ("fox",))
     assert finding.message == "class 'fox' has no readable images in split test (its class folder is empty)"
     assert finding.details["count"] == 0
-    assert result.summary["train"]["counts"] == {"cat": 10, "dog": 10, "fox": 10}
-    assert result.summary["test"]["counts"] == {"cat": 6, "dog": 6, "fox": 0}
+    assert result.summary.root["train"].counts == {"cat": 10, "dog": 10, "fox": 10}
+    assert result.summary.root["test"].counts == {"cat": 6, "dog": 6, "fox": 0}
 
 
 def test_a_class_missing_from_a_split_without_a_folder_says_so() -> None:
@@ -92,6 +93,6 @@ def test_unreadable_and_unlabelled_images_are_not_counted() -> None:
     rows = [*range(9), -1, -1, -1, 9, 10, 11]  # three dog images could not be read
     ctx = synthetic_context(np.eye(12, 16), labels, embedding_rows=rows)
     result = ClassImbalanceCheck(ClassImbalanceParams()).run(ctx)
-    assert result.summary["all"]["counts"] == {"cat": 6, "dog": 3}
+    assert result.summary.root["all"].counts == {"cat": 6, "dog": 3}
     [finding] = result.findings
     assert finding.classes == ("dog",) and finding.details["count"] == 3

@@ -12,7 +12,7 @@ import pytest
 
 from auditor.checks.base import CheckContext
 from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
-from auditor.core.config import AuditConfig, EncoderConfig, ScanConfig
+from auditor.core.config import AuditConfig, EncoderConfig, LabelIssueParams, ScanConfig
 from auditor.evidence.probabilities import ProbabilityParams, out_of_sample_probabilities
 from auditor.scan import run_scan
 from tests.conftest import synthetic_context, write_class_folder
@@ -71,8 +71,8 @@ def test_one_image_classes_run_and_are_not_judged() -> None:
     labels[12:24] = ["b"] + [f"solo{i}" for i in range(11)]  # ten one-image classes (plus a shrunken b)
     ctx = make_context(vectors, labels)
     result = run(ctx)
-    assert np.isfinite(ctx.pred_probs).all()
-    np.testing.assert_allclose(ctx.pred_probs.sum(axis=1), 1.0)
+    assert np.isfinite(ctx.evidence.pred_probs).all()
+    np.testing.assert_allclose(ctx.evidence.pred_probs.sum(axis=1), 1.0)
     assert not [f for f in result.findings if f.label.startswith("solo") or f.label == "b"]
     assert result.summary.not_judged_small_class == 12
     assert result.columns["label_quality"].notna().all()
@@ -224,5 +224,7 @@ def test_a_starved_class_beside_large_ones_is_not_judged() -> None:
     result = run(make_context(vectors, labels))
     assert not [f for f in result.findings if f.label == "s"]
     assert result.summary.not_judged_small_class == 7
-    loose = LabelErrorsCheck(LabelErrorsParams(min_class_fraction_of_median=0.0)).run(make_context(vectors, labels))
+    ctx = make_context(vectors, labels)
+    ctx.config.evidence.label_issues = LabelIssueParams(min_class_fraction_of_median=0.0)
+    loose = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
     assert [f.suggested_label for f in loose.findings if f.label == "s"] == ["a"] * 3

@@ -48,7 +48,7 @@ def test_each_unreadable_file_gets_one_error_with_the_reason(tmp_path: Path) -> 
 
     by_path = {finding.path: finding for finding in result.findings}
     assert set(by_path) == {"cat/empty.png", "cat/text.jpg"}
-    assert result.summary == {"count": 2}
+    assert result.summary is not None and result.summary.as_json() == {"count": 2}
     empty, text = by_path["cat/empty.png"], by_path["cat/text.jpg"]
     assert all(f.check == "unreadable" and f.severity is Severity.ERROR and f.score == 1.0 for f in (empty, text))
     assert (empty.label, empty.split) == ("cat", "train")
@@ -66,7 +66,7 @@ def test_a_dataset_of_readable_files_has_no_finding(tmp_path: Path) -> None:
         draw_shape("square", i).save(tmp_path / "dog" / f"{i}.png")
     ctx = _context_over(tmp_path, {f"dog/{i}.png": "dog" for i in range(3)})
     result = UnreadableCheck(NoParams()).run(ctx)
-    assert result.findings == [] and result.summary == {"count": 0}
+    assert result.findings == [] and result.summary is not None and result.summary.as_json() == {"count": 0}
 
 
 def test_unlabelled_unreadable_files_are_reported_without_a_label(tmp_path: Path) -> None:

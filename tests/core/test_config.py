@@ -111,3 +111,38 @@ def test_booleans_still_set_boolean_fields(tmp_path: Path) -> None:
                     encoding="utf-8")
     config = load_config(path, check_params=PARAMS)
     assert not config.scan.use_cache and not config.reliability.enabled and not config.encoder.allow_download
+
+
+def test_settings_moved_to_evidence_still_load_with_a_warning_naming_the_new_key(tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text('[checks.label_errors]\nfilter_by = "both"\nquality_method = "normalized_margin"\n'
+                    "[checks.ambiguous]\ncloseness_weight = 0.25\ntop_pairs = 3\n"
+                    "[checks.duplicates]\ntop_k = 30\n")
+    config = load_config(path, check_params=PARAMS)
+    assert config.evidence.label_issues.filter_by == "both"
+    assert config.evidence.ambiguity.closeness_weight == 0.25
+    assert config.evidence.neighbours == 30
+    # Check-local settings stay where they were.
+    assert config.checks == {"label_errors": {"quality_method": "normalized_margin"}, "ambiguous": {"top_pairs": 3},
+                             "duplicates": {}}
+    assert config.deprecations == [
+        "config key [checks.ambiguous] closeness_weight is deprecated and will be removed in the next release; "
+        "set [evidence.ambiguity] closeness_weight instead",
+        "config key [checks.duplicates] top_k is deprecated and will be removed in the next release; "
+        "set [evidence] neighbours instead",
+        "config key [checks.label_errors] filter_by is deprecated and will be removed in the next release; "
+        "set [evidence.label_issues] filter_by instead",
+    ]
+    assert AuditConfig().deprecations == [] and load_config(DEFAULT_TOML, check_params=PARAMS).deprecations == []
+
+
+def test_a_new_evidence_key_wins_over_its_old_one() -> None:
+    config = load_config(overrides={"checks": {"label_errors": {"filter_by": "both"}},
+                                    "evidence": {"label_issues": {"filter_by": "prune_by_class"}}}, check_params=PARAMS)
+    assert config.evidence.label_issues.filter_by == "prune_by_class"
+    assert len(config.deprecations) == 1
+
+
+def test_an_old_key_with_a_bad_value_is_refused_under_its_new_name() -> None:
+    with pytest.raises(ConfigError, match=r"evidence\.ambiguity\.false_alarms: .* \(from a command-line option\)"):
+        load_config(overrides={"checks": {"ambiguous": {"false_alarms": -1.0}}}, check_params=PARAMS)

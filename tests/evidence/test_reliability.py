@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auditor.checks.ambiguous import AmbiguousCheck
-from auditor.checks.label_errors import LabelErrorsCheck
-from auditor.core.config import ReliabilityParams
+from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams
+from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
+from auditor.core.config import AmbiguityParams, ReliabilityParams
 from auditor.evidence.reliability import assess, mark, summary_fields
-from auditor.evidence.verdicts import AmbiguousParams, LabelErrorsParams, split_of
+from auditor.evidence.verdicts import split_of
 from auditor.results.findings import Finding, Severity
 from tests.conftest import synthetic_context
 
@@ -30,7 +30,7 @@ def test_separable_noisy_classes_stay_reliable_with_real_findings() -> None:
     vectors, labels, flipped = gaussian_classes(separation=8.0, noise=0.08)
     ctx = synthetic_context(vectors, labels)
     result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
-    assert ctx.reliability.reliable, ctx.reliability.reason
+    assert ctx.evidence.reliability.reliable, ctx.evidence.reliability.reason
     assert result.summary.reliable is True
     flagged = {f.path for f in result.findings}
     wrong = {path for path, bad in zip(ctx.images["path"], flipped, strict=True) if bad}
@@ -43,7 +43,7 @@ def test_barely_separated_classes_are_marked_unreliable() -> None:
     vectors, labels, _ = gaussian_classes(separation=0.8, noise=0.0)
     ctx = synthetic_context(vectors, labels)
     result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
-    verdict = ctx.reliability
+    verdict = ctx.evidence.reliability
     assert not verdict.reliable and verdict.reason
     assert result.summary.reliable is False and result.summary.reliability_reason == verdict.reason
     assert result.summary.reliability["balanced_accuracy"] < 0.75
@@ -56,7 +56,7 @@ def test_barely_separated_classes_are_marked_unreliable() -> None:
 
 def test_chance_level_embedding_is_unreliable() -> None:
     vectors, labels, _ = gaussian_classes(separation=0.0, noise=0.0)
-    verdict = synthetic_context(vectors, labels).reliability
+    verdict = synthetic_context(vectors, labels).evidence.reliability
     assert not verdict.reliable
     assert "chance" in (verdict.reason or "")
 
@@ -65,7 +65,7 @@ def test_reliability_can_be_switched_off() -> None:
     vectors, labels, _ = gaussian_classes(separation=0.0, noise=0.0)
     ctx = synthetic_context(vectors, labels)
     ctx.config.reliability.enabled = False
-    assert ctx.reliability.reliable
+    assert ctx.evidence.reliability.reliable
 
 
 def test_ambiguity_bar_follows_each_class_pairs_own_confusion() -> None:
@@ -84,11 +84,11 @@ def test_ambiguity_bar_follows_each_class_pairs_own_confusion() -> None:
             rows.append(p)
             labels.append(label)
     probs, labels_array = np.array(rows), np.array(labels)
-    clean = split_of(probs, labels_array, AmbiguousParams())
+    clean = split_of(probs, labels_array, AmbiguityParams())
     assert clean.candidates.sum() <= 1
     blend_23 = np.array([0.002, 0.002, 0.596, 0.4])
     lookalike_01 = np.array([0.596, 0.4, 0.002, 0.002])
-    verdict = split_of(np.vstack([probs, blend_23, lookalike_01]), np.append(labels_array, [2, 0]), AmbiguousParams())
+    verdict = split_of(np.vstack([probs, blend_23, lookalike_01]), np.append(labels_array, [2, 0]), AmbiguityParams())
     assert verdict.candidates[-2]
     assert not verdict.candidates[-1]
 

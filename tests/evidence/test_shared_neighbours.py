@@ -64,10 +64,11 @@ def test_the_shared_search_gives_the_row_level_vote() -> None:
     vectors, labels = copies_and_clusters()
     ctx = synthetic_context(vectors, labels)
     weight = ctx.config.probabilities.knn_weight
-    vote = vote_of(ctx.pred_probs, ctx.regression_probs, weight)
+    vote = vote_of(ctx.evidence.pred_probs, ctx.evidence.regression_probs, weight)
     assert [r["search"] for r in ctx.searches.records] == ["image_neighbours"]
     # Including the 60 copies: each gets its full neighbours' votes from other images, none from its copies.
-    expected = row_level_vote(vectors.astype(np.float32), ctx.label_ids, ctx.config.probabilities.knn_neighbours)
+    expected = row_level_vote(vectors.astype(np.float32), ctx.evidence.label_ids,
+                              ctx.config.probabilities.knn_neighbours)
     np.testing.assert_allclose(vote, expected, rtol=1e-5, atol=1e-9)
 
 
@@ -75,12 +76,12 @@ def test_the_vote_searches_its_own_rows_when_unlabelled_images_are_among_the_vec
     vectors, labels = copies_and_clusters()
     labels[30:40] = [None] * 10
     ctx = synthetic_context(vectors, labels)
-    probs = ctx.pred_probs
+    probs = ctx.evidence.pred_probs
     assert [r["search"] for r in ctx.searches.records] == ["knn_vote"]
     labelled = np.array([label is not None for label in labels])
-    expected = row_level_vote(vectors[labelled].astype(np.float32), ctx.label_ids,
+    expected = row_level_vote(vectors[labelled].astype(np.float32), ctx.evidence.label_ids,
                               ctx.config.probabilities.knn_neighbours)
-    vote = vote_of(probs, ctx.regression_probs, ctx.config.probabilities.knn_weight)
+    vote = vote_of(probs, ctx.evidence.regression_probs, ctx.config.probabilities.knn_weight)
     np.testing.assert_allclose(vote, expected, rtol=1e-5, atol=1e-9)
 
 
@@ -88,21 +89,29 @@ def findings(found: list[Finding]) -> set[tuple[str, str | None, int | None, str
     return {(f.check, f.path, f.group_id, f"{f.score:.6f}") for f in found}
 
 
-def test_duplicates_read_from_the_shared_search_what_their_own_search_gives() -> None:
+def test_neighbours_read_from_the_shared_search_what_their_own_search_gives() -> None:
     vectors, labels = copies_and_clusters()
-    # Pixel-different files whose vectors are identical (the 60 copies): the semantic method pairs them.
     shared_ctx = trusted(synthetic_context(vectors, labels))
-    shared_ctx.config.checks["duplicates"] = {"top_k": 30}
-    own_ctx = trusted(synthetic_context(vectors, labels))
-    params = DuplicatesParams(top_k=30)
-    shared = DuplicatesCheck(params).run(shared_ctx)
-    _ = shared_ctx.pred_probs  # the vote reads the same search: no second one
-    own = DuplicatesCheck(params).run(own_ctx)  # configured top_k is 20: too narrow, so it searches its own
+    shared_ctx.config.evidence.neighbours = 30
+    own_ctx = trusted(synthetic_context(vectors, labels))  # [evidence] neighbours is 20: too narrow for 30
+    rows = own_ctx.evidence.embedded["embedding_row"].to_numpy()[own_ctx.evidence.distinct_first]
+    shared = shared_ctx.evidence.neighbours(rows, 30, "duplicates_semantic")
+    _ = shared_ctx.evidence.pred_probs  # the vote reads the same search: no second one
+    own = own_ctx.evidence.neighbours(rows, 30, "duplicates_semantic")
     assert [r["search"] for r in shared_ctx.searches.records] == ["image_neighbours"]
     assert [r["search"] for r in own_ctx.searches.records] == ["duplicates_semantic"]
-    assert shared.summary.semantic == own.summary.semantic
-    assert findings(shared.findings) == findings(own.findings)
-    paths = {f.path for f in shared.findings}
+    np.testing.assert_array_equal(shared.index, own.index)
+    np.testing.assert_allclose(shared.value, own.value, atol=1e-6)
+
+
+def test_duplicates_read_the_shared_search() -> None:
+    vectors, labels = copies_and_clusters()
+    # Pixel-different files whose vectors are identical (the 60 copies): the semantic method pairs them.
+    ctx = trusted(synthetic_context(vectors, labels))
+    result = DuplicatesCheck(DuplicatesParams()).run(ctx)
+    _ = ctx.evidence.pred_probs
+    assert [r["search"] for r in ctx.searches.records] == ["image_neighbours"]
+    paths = {f.path for f in result.findings}
     assert {f"{labels[i]}/{i:04d}.png" for i in range(385, 391)} <= paths
 
 
@@ -111,7 +120,7 @@ def test_the_shared_search_is_approximate_above_the_exact_size_and_the_findings_
     exact = trusted(synthetic_context(vectors, labels))
     approximate = trusted(synthetic_context(vectors, labels))
     approximate.config.search = SearchParams(exact_max_vectors=40)
-    results = [(findings(DuplicatesCheck(DuplicatesParams()).run(ctx).findings), ctx.pred_probs)
+    results = [(findings(DuplicatesCheck(DuplicatesParams()).run(ctx).findings), ctx.evidence.pred_probs)
                for ctx in (exact, approximate)]
     record = approximate.searches.records[0]
     assert record["search"] == "image_neighbours" and record["method"] == "cell_join" and record["recall"] >= 0.99
@@ -122,6 +131,7 @@ def test_the_shared_search_is_approximate_above_the_exact_size_and_the_findings_
 def test_blended_probabilities_without_a_shared_search_is_the_same_vote() -> None:
     vectors, labels = copies_and_clusters()
     ctx = synthetic_context(vectors, labels)
-    own = blended_probabilities(ctx.labelled_embeddings, ctx.label_ids, ctx.regression_probs,
+    evidence = ctx.evidence
+    own = blended_probabilities(evidence.labelled_embeddings, evidence.label_ids, evidence.regression_probs,
                                 ProbabilityParams(), SearchParams())
-    np.testing.assert_array_equal(own, ctx.pred_probs)
+    np.testing.assert_array_equal(own, ctx.evidence.pred_probs)

@@ -20,11 +20,11 @@ from tests.conftest import SHAPES, run_cli, write_class_folder
 CHECKS = ["label_errors", "ambiguous", "class_overlap"]
 
 
-def _config(tmp_path: Path, **ambiguous: object):  # type: ignore[no-untyped-def]
+def _config(tmp_path: Path, **ambiguity: object):  # type: ignore[no-untyped-def]
     return load_config(overrides={
         "encoder": {"name": "builtin", "workers": 0},
         "scan": {"workers": 0, "cache_dir": str(tmp_path / "cache"), "checks": CHECKS},
-        "checks": {"ambiguous": dict(ambiguous)} if ambiguous else {},
+        "evidence": {"ambiguity": dict(ambiguity)},
     })
 
 

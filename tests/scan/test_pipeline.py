@@ -288,3 +288,17 @@ def test_the_cli_progress_bar_shows_the_sub_step() -> None:
     observer.step("label_errors: classifier fold [2/5]")  # data-like text is shown, never read as markup
     observer.done()
     assert "Running checks" in out.getvalue() and "label_errors: classifier fold [2/5]" in out.getvalue()
+
+
+def test_a_config_with_a_moved_key_scans_and_warns_with_the_new_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    path = tmp_path / "old.toml"
+    path.write_text('[encoder]\nname = "builtin"\nworkers = 0\n[scan]\nworkers = 0\nchecks = ["unreadable"]\n'
+                    f'cache_dir = "{tmp_path / "cache"}"\n[checks.duplicates]\ntop_k = 25\n')
+    result = run_scan(data, load_config(path), tmp_path / "out")
+    expected = ("config key [checks.duplicates] top_k is deprecated and will be removed in the next release; "
+                "set [evidence] neighbours instead")
+    assert expected in result.warnings
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert expected in run["warnings"] and run["config"]["evidence"]["neighbours"] == 25

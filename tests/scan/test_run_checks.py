@@ -64,3 +64,13 @@ def test_the_configured_check_list_is_what_runs() -> None:
     assert list(stage.timings) == ["label_errors"]
     assert {f.check for f in stage.findings} == {"label_error"}
     assert mislabelled in {f.path for f in stage.findings}
+
+
+def test_settings_under_their_old_keys_warn_in_the_check_stage() -> None:
+    context, mislabelled, _ = _context(load_config(overrides={"scan": {"checks": ["label_errors"]},
+                                                              "checks": {"label_errors": {"unclaimed_images": True}}}))
+    stage = run_checks(context)
+    assert [w for w in stage.warnings if "deprecated" in w] == [
+        "config key [checks.label_errors] unclaimed_images is deprecated and will be removed in the next release; "
+        "set [evidence.label_issues] unclaimed_images instead"]
+    assert mislabelled in {f.path for f in stage.findings}
