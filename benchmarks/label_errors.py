@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from vectors import DATALAB_MISSING, datalab_available  # benchmarks/vectors.py, next to this script
 
 
 def build_digits(root: Path, noise: float, kind: str, seed: int, scans: int | None = None) -> set[str]:
@@ -78,6 +77,8 @@ def datalab_scores(name: str, labels: np.ndarray, truth: np.ndarray, **inputs: n
 
 
 def quality(noise: float, kind: str, seed: int, scans: int | None = None) -> list[dict[str, float | str]]:
+    from vectors import DATALAB_MISSING, datalab_available  # benchmarks/vectors.py, beside this
+
     from auditor.core.config import load_config
     from auditor.evidence.probabilities import blended_probabilities, out_of_sample_probabilities
     from auditor.scan import run_scan

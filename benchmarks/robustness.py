@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from vectors import DATALAB_MISSING, datalab_available  # benchmarks/vectors.py, next to this script
 
 DUPLICATE_CHECKS = ("exact_duplicate", "near_duplicate", "split_leakage")
 # Finding kind (table row) -> the check whose run.json summary may carry a reliability verdict.
@@ -236,6 +235,8 @@ def _fmt(value: float | None) -> str:
 def smoke_collection(work: Path) -> tuple[Path, Path, str]:
     """A tiny shapes collection with its CNN vectors from a small untrained ONNX net; returns the data folder,
     the model and the runs that score every path over it."""
+    from vectors import DATALAB_MISSING, datalab_available  # benchmarks/vectors.py, beside this
+
     # By file: as a script this folder is on sys.path, but the name ``collections`` is the standard library's.
     spec = importlib.util.spec_from_file_location("bench_collections", Path(__file__).with_name("collections.py"))
     assert spec is not None and spec.loader is not None
