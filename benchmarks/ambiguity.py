@@ -5,7 +5,8 @@ classes' images and pictures showing one shape of each of two classes (both file
 two source classes), plus blank and noise images that belong to no class. The script runs the real
 scan pipeline (builtin encoder, a throw-away cache) and prints recall and false-alarm rates.
 
-Run from the repository root: ``python benchmarks/ambiguity.py [--per-class 60] [--seeds 0 1 2 3 4]``.
+Run from the repository root: ``python benchmarks/ambiguity.py [--per-class 60] [--seeds 0 1 2 3 4]``;
+``--smoke`` runs the same scan on 8 images per class, 4 two-class and 2 blank/noise images, in seconds.
 """
 
 from __future__ import annotations
@@ -188,7 +189,10 @@ def main() -> None:
     parser.add_argument("--blends", type=int, default=30, help="planted two-class images (half blends, half pairs)")
     parser.add_argument("--outliers", type=int, default=6, help="planted blank/noise images")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one generated dataset per seed")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (8 per class, 4 two-class, 2 blank/noise)")
     args = parser.parse_args()
+    if args.smoke:
+        args.per_class, args.blends, args.outliers, args.seeds = 8, 4, 2, [0]
 
     results = {seed: run_seed(args.per_class, args.blends, args.outliers, seed) for seed in args.seeds}
     print(f"{len(CLASSES)} classes x {args.per_class} clean images, {args.blends} two-class images, "

@@ -23,6 +23,7 @@ plain hashes unrelated, embedding moved more), so the hash searches' recall is m
 
     nice python3 benchmarks/checks_at_scale.py --images 100000 [--classes 100] [--checks label_errors]
     flock /work/1M.lock nice python3 benchmarks/checks_at_scale.py --images 1000000   # every check at 1M
+    python3 benchmarks/checks_at_scale.py --smoke   # 600 vectors, 5 classes of 5 modes: the code path in seconds
 """
 
 from __future__ import annotations
@@ -183,7 +184,10 @@ def main() -> None:
     parser.add_argument("--hashes", choices=("random", "families"), default="random")
     parser.add_argument("--no-semantic", action="store_true", help="duplicates: hash methods only")
     parser.add_argument("--copies", type=float, default=0.01, help="share of images planted as copies of others")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (600 vectors, 5 classes of 5 modes)")
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.classes, args.modes = 600, 5, 5
     started = time.perf_counter()
     matrix, labels = vectors(args.images, args.classes, args.kind, args.modes, args.seed)
     ctx, planted = context(matrix, labels, args.classes, args.seed, not args.no_hashes, args.hashes,

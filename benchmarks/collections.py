@@ -5,6 +5,10 @@
     python benchmarks/collections.py photos OUT/photos --source DIR [--source-note "repo@commit"]
     python benchmarks/collections.py cifar10n OUT/cifar10n --source DIR --labels CIFAR-10_human.pt
     python benchmarks/collections.py embed OUT/photos --model FILE.ort --out OUT/photos.cnn.parquet
+    python benchmarks/collections.py --smoke   # every kind, tiny, from generated sources: the code paths
+
+``--smoke`` needs no data: ``photos`` copies a tiny ``shapes`` collection, ``cifar10n`` reads generated 32-px
+pictures with a generated labels file, ``embed`` uses a small untrained ONNX net (``tiny_onnx_model``).
 
 Collections (all in auditor's ``<split>/<class>/file`` layout, deterministic for a given seed):
 
@@ -54,6 +58,8 @@ import importlib.util
 import json
 import random
 import shutil
+import tempfile
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -224,14 +230,16 @@ def distinct_scans(images: np.ndarray, fence_sigmas: float = 2.0) -> tuple[list[
     return kept, cutoff
 
 
-def build_digits(root: Path, seed: int = 0) -> dict[str, Any]:
+def build_digits(root: Path, seed: int = 0, scans: int | None = None) -> dict[str, Any]:
+    """The digits collection from the first ``scans`` of scikit-learn's scans (all 1,797 by default)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    kept_scans, cutoff = distinct_scans(digits.images)
-    dropped = len(digits.target) - len(kept_scans)
-    planter = Planter(root, seed, "digits", f"scikit-learn load_digits (1,797 real 8x8 scans; {dropped} dropped "
-                                            f"as near-identical to an earlier scan, 8x8 L1 <= {cutoff:.1f})")
+    images, targets = digits.images[:scans], digits.target[:scans]
+    kept_scans, cutoff = distinct_scans(images)
+    dropped = len(targets) - len(kept_scans)
+    planter = Planter(root, seed, "digits", f"scikit-learn load_digits ({len(targets):,} real 8x8 scans; {dropped} "
+                                            f"dropped as near-identical to an earlier scan, 8x8 L1 <= {cutoff:.1f})")
     order = list(kept_scans)
     n = len(order)
     planter.rng.shuffle(order)
@@ -242,10 +250,10 @@ def build_digits(root: Path, seed: int = 0) -> dict[str, Any]:
 
     for i in kept:
         split = "test" if planter.rng.random() < 0.2 else "train"
-        label = f"digit_{digits.target[i]}"
+        label = f"digit_{targets[i]}"
         rel = f"{split}/{label}/{i:04d}.png"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        render(digits.images[i]).save(root / rel)
+        render(images[i]).save(root / rel)
         planter.add(rel, split, label)
     classes = [f"digit_{d}" for d in range(10)]
     plan = _copy_plan(planter.rng, {"exact": 12, "resize": 8, "jpeg": 8, "brightness": 8})
@@ -254,10 +262,10 @@ def build_digits(root: Path, seed: int = 0) -> dict[str, Any]:
     # Blends of two different digits, from 40 images kept out of the collection.
     index = 0
     for a, b in zip(blend_sources[0::2], blend_sources[1::2], strict=True):
-        if digits.target[a] == digits.target[b]:
+        if targets[a] == targets[b]:
             continue
-        blended = (digits.images[a] + digits.images[b]) / 2
-        planter.add_blend(render(blended), "train", (f"digit_{digits.target[a]}", f"digit_{digits.target[b]}"),
+        blended = (images[a] + images[b]) / 2
+        planter.add_blend(render(blended), "train", (f"digit_{targets[a]}", f"digit_{targets[b]}"),
                           index)
         index += 1
     return planter.finish()
@@ -388,10 +396,68 @@ def embed_collection(root: Path, model: Path, out: Path, size: int = 224, batch:
     return len(paths)
 
 
+def tiny_onnx_model(path: Path, seed: int = 0) -> Path:
+    """A small untrained conv net as ONNX, taking what ``embed`` feeds (NHWC float32 RGB 0-255, 224 px) and
+    giving 16-d features: a stand-in for the measuring-only CNN in ``--smoke`` runs."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 16, 7, stride=4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            features = torch.relu(self.conv(x.permute(0, 3, 1, 2) / 255.0))
+            return features.mean(dim=(2, 3))
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():  # the legacy exporter's deprecation note: it needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(Net().eval(), (torch.zeros((1, 224, 224, 3)),), str(path), input_names=["image"],
+                          output_names=["features"], dynamic_axes={"image": {0: "n"}, "features": {0: "n"}},
+                          dynamo=False)
+    return path
+
+
+def cifar_like_source(root: Path, per_class: int = 6, seed: int = 0) -> tuple[Path, Path]:
+    """A stand-in for the CIFAR-10 images and CIFAR-10N's labels file: ``train/<class>/NNNN.jpg`` (random 32-px
+    pictures) and a ``.pt`` whose ``aggre_label`` differs from ``clean_label`` on one image in eight."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    clean = np.repeat(np.arange(len(CIFAR10_CLASSES)), per_class)
+    rng.shuffle(clean)
+    given = np.where(np.arange(len(clean)) % 8 == 0, (clean + 1) % len(CIFAR10_CLASSES), clean)
+    seen = [0] * len(CIFAR10_CLASSES)
+    for label in clean:
+        folder = root / "train" / CIFAR10_CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{seen[label]:04d}.jpg")
+        seen[label] += 1
+    labels = root / "CIFAR-10_human.pt"
+    torch.save({"clean_label": clean, "aggre_label": given}, labels)
+    return root, labels
+
+
+def smoke(work: Path) -> None:
+    """Every kind at tiny sizes, from generated sources only (no network, no fetched data): the code paths."""
+    shapes = build_shapes(work / "shapes", per_class=12)
+    print(f"shapes: {json.dumps(shapes['counts'])}")
+    digits = build_digits(work / "digits", scans=240)
+    print(f"digits: {json.dumps(digits['counts'])}")
+    photos = build_photos(work / "photos", work / "shapes", "the smoke run's shapes collection")
+    print(f"photos: {json.dumps(photos['counts'])}")
+    source, labels = cifar_like_source(work / "cifar-source")
+    cifar = build_cifar10n(work / "cifar10n", source, labels, per_class=4)
+    print(f"cifar10n: {json.dumps(cifar['counts'])}")
+    model = tiny_onnx_model(work / "cnn.onnx")
+    print(f"embed: {embed_collection(work / 'shapes', model, work / 'shapes.cnn.parquet')} images embedded")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["digits", "shapes", "photos", "cifar10n", "embed"])
-    parser.add_argument("root", type=Path, help="collection folder to (re)build, or to embed")
+    parser.add_argument("kind", nargs="?", choices=["digits", "shapes", "photos", "cifar10n", "embed"])
+    parser.add_argument("root", nargs="?", type=Path, help="collection folder to (re)build, or to embed")
     parser.add_argument("--source", type=Path, help="photos: the real labelled photo folder; cifar10n: the "
                                                     "CIFAR-10 training images as train/<class>/NNNN.jpg")
     parser.add_argument("--labels", type=Path, help="cifar10n: CIFAR-10N's CIFAR-10_human.pt")
@@ -400,7 +466,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="embed: ONNX model file (NHWC float32 RGB 0-255)")
     parser.add_argument("--out", type=Path, help="embed: output Parquet")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true",
+                        help="build every kind, tiny, from generated sources in a temporary folder (no KIND, ROOT)")
     args = parser.parse_args()
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="collections-smoke-") as tmp:
+            smoke(Path(tmp))
+        return
+    if args.kind is None or args.root is None:
+        parser.error("KIND and ROOT, or --smoke")
     if args.kind == "digits":
         planted = build_digits(args.root, args.seed)
     elif args.kind == "shapes":

@@ -4,6 +4,7 @@
     python benchmarks/duplicates.py --part quality --images 400
     python benchmarks/duplicates.py --part scale --sizes 20000,100000
     python benchmarks/duplicates.py --part collections --collections /work/bench-data/digits,/work/bench-data/photos
+    python benchmarks/duplicates.py --smoke   # every part at tiny sizes, on generated data only, in seconds
 
 (a) quality: photo-like procedural images (gradients, low-frequency texture, random shapes, noise,
 blur) in train/val/test with planted copies -- byte-exact, JPEG q70 re-encodes, 5-10% resizes, +-15%
@@ -22,11 +23,15 @@ grouped by the duplicates check itself (neighbour search, data-relative tests, c
 each size, each size in a fresh process so its peak memory (max RSS) is its own. Reports time, memory,
 precision and recall of planted pairs, and (where N allows) the inverted-file result's recall of the
 pairs the exact search finds.
+
+``--smoke``: (a) with 30 pictures and 10 copies, (b) at 2,000 vectors, (c) on a tiny generated shapes collection
+with vectors from a small untrained ONNX net (``collections.py``); cleanvision only where it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import itertools
 import json
@@ -407,6 +412,27 @@ def collections(folders: list[Path]) -> None:
                 collection_one(root, Path(tmp), ["--encoder", "precomputed", "--embeddings", str(vectors)], "cnn")
 
 
+def smoke_collection(work: Path) -> Path:
+    """A tiny shapes collection with a ``.cnn.parquet`` beside it, built by ``collections.py``."""
+    # By file: as a script this folder is on sys.path, but the name ``collections`` is the standard library's.
+    spec = importlib.util.spec_from_file_location("bench_collections", Path(__file__).with_name("collections.py"))
+    assert spec is not None and spec.loader is not None
+    builders = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builders)
+    root = work / "shapes"
+    builders.build_shapes(root, per_class=8)
+    builders.embed_collection(root, builders.tiny_onnx_model(work / "cnn.onnx"), work / "shapes.cnn.parquet")
+    return root
+
+
+def smoke(seed: int) -> None:
+    """Every part at tiny sizes, on generated data only."""
+    quality(30, 10, seed)
+    scale([2000], seed)
+    with tempfile.TemporaryDirectory(prefix="dup_smoke_") as tmp:
+        collections([smoke_collection(Path(tmp))])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["quality", "scale", "collections", "all"], default="all")
@@ -419,7 +445,11 @@ def main() -> None:
                         help="also run exact all-pairs search (for recall) up to this size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="every part at tiny sizes on generated data")
     args = parser.parse_args()
+    if args.smoke:
+        smoke(args.seed)
+        return
     if args.scale_one:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         print(json.dumps(scale_one(args.scale_one, args.scale_one <= args.exact_up_to, args.seed)))

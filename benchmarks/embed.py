@@ -13,6 +13,9 @@ similarity to the fp32 embeddings. Measurements are interleaved (a, b, c, ... pe
 medians reported, because the machine may be shared; the load average is printed alongside.
 
     python benchmarks/embed.py [--images 128] [--rounds 3] [--batch-size 32] [--precisions bf16,int8]
+    python benchmarks/embed.py --smoke   # 4 images, one round, ViT-S-32: the same code path in seconds (CI)
+
+The files are keyed by their content hash, as a scan keys them (``content_keyed``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from auditor.embed.embedding import embed_files
-from auditor.ingest.images import open_rgb
+from auditor.embed.embedding import EmbeddingResult, embed_files
+from auditor.ingest.images import open_rgb, sha256_file
 
 WIDTH, HEIGHT = 640, 480
 
@@ -73,6 +76,23 @@ def timed(function: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
     return time.perf_counter() - started, vectors
 
 
+def content_keyed(paths: list[Path]) -> dict[str, Path]:
+    """Each file under its sha256, as a scan keys them: the embedding stage re-hashes a file before decoding
+    it and refuses one whose bytes differ from its key."""
+    files = {sha256_file(path)[0]: path for path in paths}
+    if len(files) != len(paths):
+        raise SystemExit("generated images are not all distinct: the benchmark would embed fewer than asked")
+    return files
+
+
+def every_vector(result: EmbeddingResult, files: dict[str, Path]) -> np.ndarray:
+    """The vectors in ``files`` order; a file the stage refused ends the run (a figure on fewer images misleads)."""
+    if result.failures:
+        raise SystemExit(f"the embedding stage refused {len(result.failures)} file(s): "
+                         f"{next(iter(result.failures.values()))}")
+    return np.stack([result.vectors[key] for key in files])
+
+
 def main() -> None:
     # Imported here: spawned loader workers re-import this script, and should pay for light modules only.
     from auditor.core.config import EncoderConfig, ScanConfig
@@ -86,7 +106,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=EncoderConfig().workers)
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--precisions", default="bf16,int8", help="comma-separated; empty for none")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes (4 images, 1 round, batch 4, ViT-S-32, int8): checks the code path runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.rounds, args.batch_size, args.model, args.precisions = 4, 1, 4, "ViT-S-32", "int8"
 
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
@@ -106,7 +130,7 @@ def main() -> None:
         mean_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
         print(f"generated {len(paths)} {WIDTH}x{HEIGHT} JPEGs (mean {mean_kb:.0f} kB) "
               f"in {time.perf_counter() - started:.1f} s")
-        files = {f"{i:064x}": path for i, path in enumerate(paths)}
+        files = content_keyed(paths)
         preprocess = encoder.preprocessor()
         inputs = [
             np.stack([preprocess(open_rgb(p, max_pixels, preprocess.draft_size)[0]) for p in group])
@@ -126,8 +150,8 @@ def main() -> None:
 
         def auditor(model: ClipEncoder) -> Callable[[], np.ndarray]:
             def run() -> np.ndarray:
-                result = embed_files(files, model, None, args.batch_size, args.workers, max_pixels)
-                return np.stack([result.vectors[key] for key in files])
+                return every_vector(embed_files(files, model, None, args.batch_size, args.workers, max_pixels),
+                                    files)
             return run
 
         plans: dict[str, Callable[[], np.ndarray]] = {

@@ -6,6 +6,7 @@ noise images), re-scans with the same cache and prints run.json's embedding coun
 wall times side by side, and the Markdown gate verdict against the first scan as baseline.
 
     python benchmarks/incremental.py [--images 2000] [--changed 20] [--workdir DIR]
+    python benchmarks/incremental.py --smoke   # 50 images, 5 changed: the same two scans in seconds
 
 Exits 1 if the re-scan embedded anything other than the changed images.
 """
@@ -21,8 +22,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from auditor.actions.gate import GateConfig, evaluate, render_markdown
-from auditor.core.config import load_config
+from auditor.actions.gate import evaluate
+from auditor.core.config import GateConfig, load_config
+from auditor.report.gate_render import render_markdown
 from auditor.results.reading import load_results
 from auditor.scan import run_scan
 
@@ -97,7 +99,10 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--changed", type=int, default=20)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (50 images, 5 changed)")
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.changed = 50, 5
     work = args.workdir or Path(tempfile.mkdtemp(prefix="auditor-incremental-"))
     data, cache = work / "data", work / "cache"
     config = load_config(overrides={"encoder": {"name": "builtin"}, "scan": {"cache_dir": str(cache)}})

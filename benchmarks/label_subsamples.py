@@ -10,12 +10,18 @@ label_errors check on each (the scan's evidence and verdict, no images decoded),
 against the collection's planted label flips per draw, with their mean and range. The vectors are a
 ``path, embedding`` Parquet file: ``<collection>.cnn.parquet`` from ``collections.py``, or a scan's
 ``embeddings.parquet``. Run it once per code version (``PYTHONPATH=<checkout>``) to compare rules side by side.
+
+    python benchmarks/label_subsamples.py --smoke   # generated vectors, 2 draws, in seconds
+
+``--smoke`` needs no data: ``vectors.py``'s synthetic vectors (400, 10 classes, 1% flipped labels) stand in
+for a collection, written as its ``planted.json`` and a ``path, embedding`` Parquet file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,14 +29,41 @@ import numpy as np
 import pandas as pd
 
 
+def smoke_collection(data: Path) -> tuple[str, Path]:
+    """Synthetic vectors written as a collection under ``data``: its name and its vectors file."""
+    from vectors import synthetic  # benchmarks/vectors.py, next to this script
+
+    planted = synthetic(400)
+    paths = [f"train/class_{label:02d}/img_{i:04d}.png" for i, label in enumerate(planted["labels"])]
+    (data / "synthetic").mkdir(parents=True)
+    flips = [{"path": paths[i]} for i in np.flatnonzero(planted["flipped"])]
+    (data / "synthetic" / "planted.json").write_text(json.dumps({"label_flips": flips}))
+    pd.DataFrame({"path": paths, "embedding": list(planted["vectors"])}).to_parquet(data / "synthetic.parquet")
+    return "synthetic", Path("synthetic.parquet")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/bench-data"), help="folder of built collections")
-    parser.add_argument("--collection", required=True, help="collection name (its planted.json is read)")
-    parser.add_argument("--vectors", type=Path, required=True, help="path,embedding Parquet (relative to --data)")
+    parser.add_argument("--collection", help="collection name (its planted.json is read)")
+    parser.add_argument("--vectors", type=Path, help="path,embedding Parquet (relative to --data)")
     parser.add_argument("--share", type=float, default=0.9, help="share of the images in each draw")
     parser.add_argument("--draws", type=int, default=8)
+    parser.add_argument("--smoke", action="store_true", help="generated vectors instead of --data, 2 draws")
     args = parser.parse_args()
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="subsamples-smoke-") as tmp:
+            args.data, args.draws = Path(tmp), 2
+            args.collection, args.vectors = smoke_collection(args.data)
+            draws(args)
+        return
+    if args.collection is None or args.vectors is None:
+        parser.error("--collection and --vectors, or --smoke")
+    draws(args)
+
+
+def draws(args: argparse.Namespace) -> None:
+    """The label_errors check on each random subset, scored against the planted flips."""
     warnings.filterwarnings("ignore")
     from auditor.checks import CheckContext
     from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams

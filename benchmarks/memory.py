@@ -11,6 +11,7 @@ per-image slope between the two sizes, and what holding every preprocessed encod
 would have cost instead.
 
     python benchmarks/memory.py [--images 20000] [--small 2000] [--workers 2] [--workdir DIR]
+    python benchmarks/memory.py --smoke   # 100 and 200 images: the same two child scans in seconds
 
 Exits 1 if the full run's conservative total exceeds BOUND_MB (the bound documented in the README).
 """
@@ -176,7 +177,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--child", nargs=3, type=Path, metavar=("DATA", "OUT", "CACHE"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (100 and 200 images)")
     args = parser.parse_args()
+    if args.smoke:
+        args.small, args.images = 100, 200
     if args.child:
         child(*args.child, workers=args.workers)
         return

@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py                      # 400 clean images, 20 per defect, seed 0
     python benchmarks/quality.py --clean 800 --per-defect 30 --seed 1
+    python benchmarks/quality.py --smoke   # 16 clean, 2 per defect, 8 night photos: the same runs in seconds
 
 Clean pictures are half crops of scikit-learn's two bundled sample photographs (``load_sample_images``:
 china.jpg and flower.jpg, shipped inside scikit-learn; random crop, scale, flip and colour/gamma jitter)
@@ -257,7 +258,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--night", type=int, default=200, help="pictures in the night-photo folder")
     parser.add_argument("--keep", type=Path, help="write the folder here and keep it")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (16 clean, 2 per defect, 8 night photos)")
     args = parser.parse_args()
+    if args.smoke:
+        args.clean, args.per_defect, args.night = 16, 2, 8
     with tempfile.TemporaryDirectory(prefix="quality_bench_") as tmp:
         work = Path(tmp)
         root = args.keep or work / "data"

@@ -8,6 +8,7 @@ that both engines gave the same vectors. The local Ray instance is started per s
 with RAY_ADDRESS set the scans use that cluster instead.
 
     nice python benchmarks/ray_engine.py [--images 1000] [--rounds 1] [--encoder builtin]
+    python benchmarks/ray_engine.py --smoke   # 6 images, one round: both engines' code paths (needs the ray extra)
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--encoder", default="builtin")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (6 images, one round)")
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.rounds = 6, 1
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         generate(data, args.images)

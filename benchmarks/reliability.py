@@ -10,6 +10,9 @@ classes (precomputed vectors) of decreasing separation, with and without 8% flip
     PYTHONPATH=$PWD python benchmarks/reliability.py /work/bench-data/photos \\
         /work/bench-data/photos:/work/bench-data/photos.cnn.parquet /work/bench-data/digits
 
+``--smoke`` needs no data: one generated Gaussian collection with a planted.json as the run, then the sweep at
+two settings, 120 images each, in seconds.
+
 Real data is for measuring only: the ant/bee photos are the PyTorch tutorial's hymenoptera_data, the
 digits scikit-learn's bundled scans, the CNN fastdup 2.54's MobileNetV3 (CC BY-NC-ND, measure only).
 """
@@ -51,12 +54,13 @@ def row(name: str, summary: dict, precision: float | None, flags: int) -> str:
             f"{'reliable' if summary.get('reliable', True) else 'UNRELIABLE'} |")
 
 
-def gaussian_collection(root: Path, separation: float, noise: float, seed: int = 0) -> tuple[Path, Path, set[str]]:
-    """Two classes as 64-d Gaussians ``separation`` noise-sigmas apart; dummy 1-px images + their vectors."""
+def gaussian_collection(root: Path, separation: float, noise: float, seed: int = 0,
+                        n: int = 400) -> tuple[Path, Path, set[str]]:
+    """Two classes as 64-d Gaussians ``separation`` noise-sigmas apart; ``n`` dummy 32-px images + their vectors."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    n, dim = 400, 64
+    dim = 64
     truth = rng.integers(0, 2, n)
     direction = rng.normal(size=dim)
     direction /= np.linalg.norm(direction)
@@ -77,17 +81,32 @@ def gaussian_collection(root: Path, separation: float, noise: float, seed: int =
     return root, table, wrong
 
 
+def smoke_run(root: Path) -> str:
+    """A generated collection laid out as the bench collections are (``planted.json`` lists its label flips),
+    as a ``COLLECTION:EMBEDDINGS`` run."""
+    folder, table, wrong = gaussian_collection(root, 4.0, 0.08, seed=1, n=120)
+    (folder / "planted.json").write_text(json.dumps({"label_flips": [{"path": path} for path in sorted(wrong)]}))
+    return f"{folder}:{table}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="COLLECTION or COLLECTION:EMBEDDINGS.parquet")
     parser.add_argument("--no-gaussians", action="store_true")
     parser.add_argument("--cache", type=Path, help="embedding cache folder to reuse (default: a throw-away one)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a generated collection as the run, then the sweep at two settings, 120 images each")
     args = parser.parse_args()
+    sweep = [(separation, noise) for separation in (8.0, 4.0, 2.0, 1.0, 0.0) for noise in (0.0, 0.08)]
+    size = 400
     print("| run | flags | real precision | balanced acc. | chance-corrected (upper) | expected precision (upper) "
           "| verdict |\n|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = args.cache or work / "cache"
+        if args.smoke:
+            sweep, size = [(4.0, 0.0), (0.0, 0.08)], 120
+            args.runs = [smoke_run(work / "smoke")]
         for i, spec in enumerate(args.runs):
             folder, _, embeddings = spec.partition(":")
             dataset = Path(folder)
@@ -100,14 +119,11 @@ def main() -> None:
             precision = len(flagged & wrong) / len(flagged) if flagged else None
             name = f"{dataset.name}/{'precomputed ' + Path(embeddings).name if embeddings else 'builtin'}"
             print(row(name, summary, precision, len(flagged)), flush=True)
-        if not args.no_gaussians:
-            for separation in (8.0, 4.0, 2.0, 1.0, 0.0):
-                for noise in (0.0, 0.08):
-                    root, table, wrong = gaussian_collection(work / f"g{separation}_{noise}", separation, noise)
-                    summary, flagged = scan(root, table, work / f"gout{separation}_{noise}", work / "cache")
-                    precision = len(flagged & wrong) / len(flagged) if flagged else None
-                    print(row(f"gaussians sep {separation} noise {noise:.0%}", summary, precision, len(flagged)),
-                          flush=True)
+        for separation, noise in [] if args.no_gaussians else sweep:
+            root, table, wrong = gaussian_collection(work / f"g{separation}_{noise}", separation, noise, n=size)
+            summary, flagged = scan(root, table, work / f"gout{separation}_{noise}", work / "cache")
+            precision = len(flagged & wrong) / len(flagged) if flagged else None
+            print(row(f"gaussians sep {separation} noise {noise:.0%}", summary, precision, len(flagged)), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 
     python benchmarks/robustness.py --data /work/bench-data \
         --cnn-model .../site-packages/fastdup/UndisclosedFastdupModel2.ort [--runs photos/onnx,digits/builtin]
+    python benchmarks/robustness.py --smoke   # a tiny generated collection, every kind of run, in seconds
+
+``--smoke`` needs no data: it builds a tiny ``shapes`` collection, its ``.cnn.parquet`` from a small untrained
+ONNX net (``collections.py``'s ``tiny_onnx_model``) and scores ``builtin+cnnprobs``, ``onnx`` and
+``precomputed`` runs over it (and ``datalab`` where the ``bench`` extra is installed).
 
 Collections are built by ``benchmarks/collections.py`` (see its docstring; real photos and the CNN are
 fetched for measuring only, never committed): ``shapes`` (drawn), ``digits`` (scikit-learn's real 8x8
@@ -29,7 +34,9 @@ Scores, per check, against ``planted.json``:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import tempfile
 import time
 import tomllib
 from collections import defaultdict
@@ -225,6 +232,28 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def smoke_collection(work: Path) -> tuple[Path, Path, str]:
+    """A tiny shapes collection with its CNN vectors from a small untrained ONNX net; returns the data folder,
+    the model and the runs that score every path over it."""
+    from vectors import DATALAB_MISSING, datalab_available  # benchmarks/vectors.py, beside this
+
+    # By file: as a script this folder is on sys.path, but the name ``collections`` is the standard library's.
+    spec = importlib.util.spec_from_file_location("bench_collections", Path(__file__).with_name("collections.py"))
+    assert spec is not None and spec.loader is not None
+    collections = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collections)
+    data = work / "data"
+    collections.build_shapes(data / "shapes", per_class=12)
+    model = collections.tiny_onnx_model(work / "cnn.onnx")
+    collections.embed_collection(data / "shapes", model, data / "shapes.cnn.parquet")
+    runs = ["shapes/builtin+cnnprobs", "shapes/onnx", "shapes/precomputed"]
+    if datalab_available():
+        runs.append("shapes/datalab")
+    else:
+        print(DATALAB_MISSING)
+    return data, model, ",".join(runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/bench-data"), help="folder of built collections")
@@ -236,7 +265,20 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. checks.label_errors.filter_by=prune_by_class (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="list missed planted copies and some wrong pairs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny generated collection and a tiny ONNX net instead of --data and --cnn-model")
     args = parser.parse_args()
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="robustness-smoke-") as tmp:
+            args.data, args.cnn_model, args.runs = smoke_collection(Path(tmp))
+            args.out = Path(tmp) / "out"
+            score_runs(args)
+        return
+    score_runs(args)
+
+
+def score_runs(args: argparse.Namespace) -> None:
+    """Scan (or run Datalab on) each collection, score it against planted.json, print the tables."""
 
     table: list[dict[str, Any]] = []
     for run_name in [r.strip() for r in args.runs.split(",") if r.strip()]:

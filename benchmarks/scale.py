@@ -14,6 +14,9 @@ embeddings and prints run.json's time per stage and per check. Separately measur
     nice python benchmarks/scale.py --vectors 1000,20000,100000 --datalab 1000,20000,100000 \
         --datalab-label 1000,20000
     nice python benchmarks/scale.py --vectors 1000000 --datalab 1000000 --datalab-timeout 900
+
+``--smoke``: the scan timings at tiny sizes in seconds (150 images, 4 photos through ViT-S-32), so the code
+path is checked; ``--vectors`` is ``vectors.py``'s comparison, whose own ``--smoke`` covers it.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def scan_timings(work: Path, count: int) -> dict[str, float]:
     return flat
 
 
-def photo_sample_rates(work: Path, sample: int) -> dict[str, float]:
+def photo_sample_rates(work: Path, sample: int, model: str = "ViT-B-32") -> dict[str, float]:
     """Seconds per image of the read and embedding stages, run as the scan runs them (default workers)."""
     from functools import partial
 
@@ -86,7 +89,7 @@ def photo_sample_rates(work: Path, sample: int) -> dict[str, float]:
     from auditor.core.config import EncoderConfig, ScanConfig
     from auditor.embed.embedding import embed_files
     from auditor.embed.encoders.clip import ClipEncoder
-    from auditor.ingest.images import read_discovered
+    from auditor.ingest.images import read_discovered, sha256_file
     from auditor.ingest.parallel import ordered_map
 
     folder = work / "photos"
@@ -97,14 +100,17 @@ def photo_sample_rates(work: Path, sample: int) -> dict[str, float]:
     started = time.perf_counter()
     list(ordered_map(reader, [(path, None) for path in paths], limits.workers, chunk_size=16))
     rates = {"read & hash": (time.perf_counter() - started) / sample}
-    files = {f"{i:064x}": p for i, p in enumerate(paths)}
+    files = {sha256_file(p)[0]: p for p in paths}  # keyed as a scan keys them: the stage re-hashes each file
     defaults = EncoderConfig()
     for precision in ("fp32", "int8"):
-        encoder = ClipEncoder(None, model="ViT-B-32", device="cpu", precision=precision)
+        encoder = ClipEncoder(None, model=model, device="cpu", precision=precision)
         encoder.embed(np.stack([encoder.preprocessor()(Image.open(paths[0]).convert("RGB"))]))
         started = time.perf_counter()
-        embed_files(files, encoder, None, defaults.batch_size, defaults.workers, limits.max_image_pixels)
-        rates[f"embed CLIP ViT-B-32 {precision}"] = (time.perf_counter() - started) / sample
+        result = embed_files(files, encoder, None, defaults.batch_size, defaults.workers, limits.max_image_pixels)
+        if result.embedded != len(files):
+            raise SystemExit(f"the embedding stage embedded {result.embedded} of {len(files)} photos: "
+                             f"{'; '.join(result.failures.values())}")
+        rates[f"embed CLIP {model} {precision}"] = (time.perf_counter() - started) / sample
     return rates
 
 
@@ -126,7 +132,12 @@ def main() -> None:
     parser.add_argument("--datalab-timeout", type=float, default=3600, help="seconds per Datalab run")
     parser.add_argument("--json", type=Path, default=None, help="also write the --vectors figures here")
     parser.add_argument("--data", choices=["modes", "isotropic"], default="modes", help="--vectors generator")
+    parser.add_argument("--model", default="ViT-B-32", help="OpenCLIP model for the embedding rate (untrained)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes: 150 images, 4 photos, ViT-S-32 (checks the code path runs)")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.sample, args.model = "150", 4, "ViT-S-32"
     if args.vectors:
         from vectors import compare  # benchmarks/vectors.py, next to this script
 
@@ -141,7 +152,7 @@ def main() -> None:
         for count in sizes:
             print(f"N = {count}: load average {os.getloadavg()[0]:.2f}", flush=True)
             measured[count] = scan_timings(work, count)
-        rates = photo_sample_rates(work, args.sample) if args.sample else {}
+        rates = photo_sample_rates(work, args.sample, args.model) if args.sample else {}
     stages = list(dict.fromkeys(k for timings in measured.values() for k in timings))
     print("\nmeasured, seconds (48-px PNGs, precomputed 512-d embeddings, default workers):")
     print(f"  {'stage':<28}" + "".join(f"{n:>12,}" for n in sizes))

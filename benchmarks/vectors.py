@@ -2,6 +2,7 @@
 
     nice python benchmarks/scale.py --vectors 1000,20000,100000 --datalab 1000,20000,100000
     nice python benchmarks/vectors.py --child auditor --n 20000      # one run, its figures as JSON
+    python benchmarks/vectors.py --smoke   # 400 vectors, auditor (and Datalab's label analysis if installed)
 
 Data (the same for both sides, regenerated from one seed in each run's own process): N 512-d float32
 vectors, 10 classes at N < 10,000 and 100 above (100 classes at 20k is issue 18's measurement), balanced.
@@ -176,6 +177,17 @@ def run_auditor(count: int, seed: int, kind: str) -> dict[str, Any]:
         # Each neighbour search (exact or approximate, measured recall) where the code records them.
         "searches": [dict(r) for r in getattr(getattr(context, "searches", None), "records", [])],
     }
+
+
+DATALAB_MISSING = ("Datalab comparison skipped: cleanlab's Datalab needs the bench extra "
+                   "(pip install -e '.[bench]')")
+
+
+def datalab_available() -> bool:
+    """Whether cleanlab's Datalab can run here (it needs Hugging Face datasets, the ``bench`` extra)."""
+    from cleanlab import Datalab
+
+    return isinstance(Datalab, type)
 
 
 def run_datalab(count: int, seed: int, kind: str, issue_types: list[str]) -> dict[str, Any]:
@@ -381,7 +393,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", choices=["modes", "isotropic"], default="modes")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here (default: stdout)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one tiny comparison (400 vectors, child processes and tables as at scale)")
     args = parser.parse_args()
+    if args.smoke:
+        with_datalab = datalab_available()
+        if not with_datalab:
+            print(DATALAB_MISSING)
+        records = compare([400], set(), {400} if with_datalab else set(), 300, 300, None, args.data, args.seed)
+        failed = [f"{r['kind']}: {r['failed']}" for r in records if "failed" in r]
+        if failed:
+            raise SystemExit(f"smoke run failed: {'; '.join(failed)}")
+        return
     if args.tables:
         print_tables([record for path in args.tables for record in json.loads(path.read_text())])
         return
