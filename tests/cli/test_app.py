@@ -1,26 +1,15 @@
-"""The CLI through its real entry point: exit codes 0 (ok) and 2 (usage or input error)."""
+"""The CLI as a whole, through its real entry point: the version, usage lines, and usage or input errors as
+one line and exit 2. Each command's own tests are in tests/cli/test_<command>.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from auditor.cli.app import app
+from tests.cli.conftest import audit_process
 from tests.conftest import run_cli, write_class_folder
-
-
-def audit_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m auditor ARGS`` in a fresh process (for what only a real process shows: start-up, env read
-    at import, pipes)."""
-    return subprocess.run(
-        [sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-
 
 audit = run_cli
 
@@ -32,29 +21,12 @@ def test_version() -> None:
     assert result.returncode == 0 and __version__ in result.stdout
 
 
-def test_scan_writes_outputs_and_summary(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    write_class_folder(data, per_class=4)
-    (data / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    result = audit("scan", str(data), "--out", str(tmp_path / "out"), "--encoder", "builtin",
-                   "--workers", "0", "--checks", "unreadable,class_imbalance")
-    assert result.returncode == 0, result.stderr
-    assert "unreadable" in result.stdout and "builtin:v2" in result.stdout
-    run = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert list(run["checks"]) == ["unreadable", "class_imbalance"]
-    assert run["findings_per_check"]["unreadable"] == {"error": 1}
-
-
-def test_auto_encoder_falls_back_with_a_prominent_warning(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    write_class_folder(data, per_class=3)
-    result = audit("scan", str(data), "--out", str(tmp_path / "out"), "--workers", "0",
-                   "--checks", "unreadable")
-    assert result.returncode == 0, result.stderr
-    assert "fell back to the built-in descriptor" in result.stdout
-    run = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert run["encoder"]["requested"] == "auto" and run["encoder"]["name"] == "builtin"
-    assert run["encoder"]["fallback_reason"]
+def test_the_commands_are_listed_in_help_order() -> None:
+    assert [command.name for command in app.registered_commands] == [
+        "scan", "gate", "report", "review", "fix", "export"]
+    listing = audit("--help").stdout
+    positions = [listing.index(f" {name} ") for name in ("scan", "gate", "report", "review", "fix", "export")]
+    assert positions == sorted(positions), listing
 
 
 @pytest.mark.parametrize(
@@ -98,107 +70,3 @@ def test_help_names_arguments_as_written() -> None:
     for command, argument in (("scan", "DATASET"), ("gate", "RESULTS"), ("review", "RESULTS"), ("fix", "RESULTS")):
         usage = next(line for line in audit(command, "--help").stdout.splitlines() if "Usage:" in line)
         assert f"Usage: audit {command} [OPTIONS] {argument}" in usage and "{" not in usage, usage
-
-
-def test_config_errors_name_their_origin_and_suggest_the_near_miss(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    write_class_folder(data, per_class=2)
-    typo = tmp_path / "typo.toml"
-    typo.write_text("[encoder]\nbatchsize = 3\n", encoding="utf-8")
-    section = tmp_path / "section.toml"
-    section.write_text("[checks.label_erors]\n", encoding="utf-8")
-    cases = [
-        (["--config", str(typo)], ["encoder.batchsize", "did you mean 'batch_size'", str(typo)]),
-        (["--checks", "label_error"], ["in --checks", "did you mean 'label_errors'"]),
-        (["--config", str(section)], ["[checks.label_erors]", "did you mean 'label_errors'"]),
-        (["--batch-size", "0"], ["encoder.batch_size", "command-line option"]),
-        (["--encoder", "builtin", "--device", "cuda"], ["'cuda'", "CPU only"]),
-    ]
-    for extra, expected in cases:
-        done = audit("scan", str(data), "--out", str(tmp_path / "out"), *extra)
-        assert done.returncode == 2, (extra, done.stderr)
-        for text in expected:
-            assert text in done.stderr, (extra, text, done.stderr)
-        assert "Traceback" not in done.stderr
-
-
-def test_quiet_still_warns_and_gate_names_encoder_and_what_broke(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    write_class_folder(data, per_class=3)
-    (data / "circle" / "broken.png").write_bytes(b"not an image")
-    out = tmp_path / "out"
-    done = audit_process("scan", str(data), "--out", str(out), "--encoder", "auto", "--quiet", "--workers", "0",
-                  env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
-    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
-    assert any("fell back" in line or "builtin" in line for line in warnings), done.stderr
-    gate = audit("gate", str(out))
-    assert gate.returncode == 1
-    assert "encoder: builtin:" in gate.stdout
-    last = gate.stdout.strip().splitlines()[-1]
-    assert last.startswith("gate FAILED: 1 of ") and "1 finding to fix" in last, last
-    markdown = audit("gate", str(out), "--format", "markdown").stdout
-    assert "Encoder: `builtin:" in markdown and "1 finding to fix" in markdown
-
-
-def test_a_bad_choice_is_one_line_naming_the_allowed_values(tmp_path: Path) -> None:
-    for args, allowed in [(["report", str(tmp_path), "--format", "pdf"], "terminal, markdown, html"),
-                          (["gate", str(tmp_path), "-f", "xml"], "text, markdown, json"),
-                          (["export", str(tmp_path), "--to", "cvat"], "label-studio, fiftyone")]:
-        result = audit(*args)
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and allowed in lines[0] and lines[0].startswith("error:"), result.stderr
-
-
-@pytest.fixture(scope="module")
-def passing_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Results whose gate passes: clean images, only the unreadable check."""
-    root = tmp_path_factory.mktemp("passing")
-    write_class_folder(root / "data", per_class=3)
-    done = audit("scan", str(root / "data"), "--out", str(root / "out"), "--encoder", "builtin", "--workers", "0",
-                 "--checks", "unreadable", "--quiet")
-    assert done.returncode == 0, done.stderr
-    return root / "out"
-
-
-def _with_reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run with stdout a pipe whose reader has already left (`| head -0`): every write gets EPIPE."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        return subprocess.run([sys.executable, "-m", "auditor", *args], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, timeout=300)
-    finally:
-        os.close(write_end)
-
-
-def test_a_reader_leaving_early_keeps_the_gate_verdict_and_prints_nothing(passing_results: Path) -> None:
-    for fmt in ("text", "json"):
-        gate = _with_reader_gone("gate", str(passing_results), "--format", fmt)
-        assert gate.returncode == 0, (fmt, gate.stderr)  # typer alone exits 1 ("gate failed") on EPIPE
-        assert gate.stderr == "", gate.stderr
-    report = _with_reader_gone("report", str(passing_results))
-    assert report.returncode == 0 and report.stderr == "", report.stderr
-
-
-def test_ctrl_c_in_report_or_gate_is_one_line_and_exit_130(
-    passing_results: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from typer.testing import CliRunner
-
-    import auditor.actions.gate
-    import auditor.report
-    from auditor.cli.app import app
-
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(auditor.report, "render_results", interrupted)
-    monkeypatch.setattr(auditor.actions.gate, "evaluate", interrupted)
-    for args, left in [(["report", str(passing_results)], "no report was written"),
-                       (["gate", str(passing_results)], "no verdict was given")]:
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 130, result.output
-        assert result.stderr.strip() == f"interrupted: {left}", result.stderr

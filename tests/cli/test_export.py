@@ -1,0 +1,38 @@
+"""``audit export``: what each target needs, and what the label-studio export writes and says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from auditor.cli.export import ExportTarget, export_command
+from tests.conftest import run_cli
+
+audit = run_cli
+
+
+def test_label_studio_writes_tasks_and_a_config_beside_them(
+    results_with_findings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tasks.json"
+    export_command(results_with_findings, "label-studio", out)
+    assert json.loads(out.read_text(encoding="utf-8")) == []  # copies and unreadable files are not for annotators
+    config = tmp_path / "tasks.label_config.xml"
+    assert all(f'value="{name}"' in config.read_text(encoding="utf-8") for name in ("circle", "square", "triangle"))
+    assert capsys.readouterr().out == f"0 Label Studio task(s) in {out}; labelling config: {config}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--to", "label-studio"], "--to label-studio needs --out tasks.json"),
+     (["--to", "fiftyone", "--dataset", "{tmp}/gone"], "dataset folder not found: {tmp}/gone; pass --dataset")],
+    ids=["label-studio-no-out", "fiftyone-no-dataset"],
+)
+def test_what_a_target_lacks_is_one_line_exit_2(results_with_findings: Path, tmp_path: Path, extra: list[str],
+                                                message: str) -> None:
+    assert get_args(ExportTarget) == ("label-studio", "fiftyone")
+    done = audit("export", str(results_with_findings), *(arg.format(tmp=tmp_path) for arg in extra))
+    assert done.returncode == 2 and done.stderr == f"error: {message.format(tmp=tmp_path)}\n"
