@@ -157,7 +157,7 @@ def run_auditor(count: int, seed: int, kind: str) -> dict[str, Any]:
     for stage, evidence in (("classifier", "regression_probs"), ("k-NN vote", "pred_probs"),
                             ("class closeness", "class_neighbourhoods")):
         started = time.perf_counter()
-        getattr(context, evidence)
+        getattr(context.evidence, evidence)
         timings[stage] = time.perf_counter() - started
     stage_result = run_checks(context)
     timings.update({f"check {name}": seconds for name, seconds in stage_result.timings.items()})
