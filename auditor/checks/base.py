@@ -110,13 +110,3 @@ class Check(ABC, Generic[P]):
     def run(self, ctx: CheckContext) -> CheckResult:
         """Return the findings for this check; must not mutate ``ctx``."""
 
-
-def plain(value: Any) -> Any:
-    """pandas NA/NaN -> None and numpy scalars -> Python, for findings and JSON details."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

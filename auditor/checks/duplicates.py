@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.checks.base import Check, CheckContext, CheckResult
 from auditor.core.config import ConfigModel, SearchParams
 from auditor.evidence.robust import bonferroni_z
 from auditor.evidence.similarity import (
@@ -60,7 +60,7 @@ from auditor.evidence.similarity import (
     pair_bits,
     unit_rows,
 )
-from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.findings import Finding, FindingKind, Severity, plain
 from auditor.results.summaries import DuplicatesSummary
 
 _HASH_BITS = 64

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.checks.base import Check, CheckContext, CheckResult
 from auditor.core.config import ConfigModel
 from auditor.core.slow_imports import scipy_stats
 from auditor.evidence.robust import median_spread
-from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.findings import Finding, FindingKind, Severity, plain
 from auditor.results.summaries import FenceSummary, ImageQualitySummary
 
 # MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.

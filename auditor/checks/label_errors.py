@@ -27,11 +27,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.core.config import ConfigModel
 from auditor.core.slow_imports import cleanlab_rank
 from auditor.evidence.reliability import mark, summary_fields
-from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.findings import Finding, FindingKind, Severity, plain
 from auditor.results.summaries import ClassLabelErrors, LabelErrorsSummary
 
 QualityMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]

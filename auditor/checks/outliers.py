@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditor.checks.base import Check, CheckContext, CheckResult, Requirement, plain
+from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.core.config import ConfigModel
 from auditor.evidence.reliability import mark, summary_fields
 from auditor.evidence.robust import median_spread
-from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.results.findings import Finding, FindingKind, Severity, plain
 from auditor.results.summaries import OutliersSummary
 
 

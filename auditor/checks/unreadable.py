@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import Check, CheckContext, CheckResult, NoParams, plain
-from auditor.results.findings import Finding, FindingKind, Severity
+from auditor.checks.base import Check, CheckContext, CheckResult, NoParams
+from auditor.results.findings import Finding, FindingKind, Severity, plain
 from auditor.results.summaries import UnreadableSummary
 
 

@@ -12,10 +12,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 SCHEMA_VERSION = "1.2"
 # Every file of a scan's result set carries its run id: run.json["run_id"], Parquet metadata auditor_run_id.
+# The files of a result set, written by the scan and read by every reader.
+RUN_FILE = "run.json"
+FINDINGS_FILE = "findings.parquet"
+IMAGES_FILE = "images.parquet"
+EMBEDDINGS_FILE = "embeddings.parquet"
+
 RUN_ID_KEY = "run_id"
 RUN_ID_METADATA = b"auditor_run_id"
 
@@ -185,3 +193,15 @@ def embeddings_schema(dim: int, encoder_identity: str) -> pa.Schema:
             "encoder": encoder_identity,
         },
     )
+
+
+def plain(value: Any) -> Any:
+    """pandas NA/NaN -> None and numpy scalars -> Python: a finding field or JSON detail as Parquet and JSON want
+    it, whether it comes from a check's DataFrame or back from a Parquet file (nulls arrive as None or NaN)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -21,20 +21,21 @@ import pyarrow.parquet as pq
 from auditor.core.errors import AuditorError
 from auditor.results.decisions import Applied, Decision, apply_decisions, load_decisions, now_utc
 from auditor.results.findings import (
+    FINDINGS_FILE,
     FINDINGS_SCHEMA,
     IMAGES_BASE_SCHEMA,
+    IMAGES_FILE,
+    RUN_FILE,
     RUN_ID_KEY,
     RUN_ID_METADATA,
     SCHEMA_VERSION,
     Finding,
     FindingKind,
     Severity,
+    plain,
 )
 from auditor.results.summaries import Summary, SummaryError, read_summaries
 
-RUN_FILE = "run.json"
-FINDINGS_FILE = "findings.parquet"
-IMAGES_FILE = "images.parquet"
 # Warnings that change how every finding should be read (a weaker encoder ran, the model-based checks
 # found their evidence unreliable): summaries and reports show them more prominently than the rest.
 PROMINENT_WARNINGS = ("fell back", "untrained", "unreliable")
@@ -298,38 +299,29 @@ def load_results(directory: Path) -> Results:
     return Results(directory, run, findings, images, tuple(objects), summaries)
 
 
-def _optional(value: Any) -> Any:
-    """Parquet nulls arrive as None or NaN depending on the column type."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 def finding_from_row(row: dict[str, Any]) -> Finding:
     """Rebuild a ``Finding`` from one findings.parquet row (as a dict)."""
     details = json.loads(row.get("details") or "{}")
     if not isinstance(details, dict):
         raise ValueError("details is not a JSON object")
-    group_id = _optional(row.get("group_id"))
+    group_id = plain(row.get("group_id"))
     return Finding(
         check=str(row["check"]),
         severity=Severity(row["severity"]),
         message=str(row["message"]),
-        path=_optional(row.get("path")),
-        label=_optional(row.get("label")),
-        split=_optional(row.get("split")),
-        suggested_label=_optional(row.get("suggested_label")),
+        path=plain(row.get("path")),
+        label=plain(row.get("label")),
+        split=plain(row.get("split")),
+        suggested_label=plain(row.get("suggested_label")),
         score=float(row["score"]),
         group_id=int(group_id) if group_id is not None else None,
-        other_path=_optional(row.get("other_path")),
-        sha256=_optional(row.get("sha256")),
+        other_path=plain(row.get("other_path")),
+        sha256=plain(row.get("sha256")),
         classes=tuple(row.get("classes") or ()),
         details=details,
         # Schema 1.1 files have no waiver columns: nothing was waived.
-        waived=bool(_optional(row.get("waived")) or False),
-        waiver=json.loads(waiver) if isinstance(waiver := _optional(row.get("waiver")), str) else None,
+        waived=bool(plain(row.get("waived")) or False),
+        waiver=json.loads(waiver) if isinstance(waiver := plain(row.get("waiver")), str) else None,
     )
 
 

@@ -5,11 +5,8 @@ Kept so that code written against ``from auditor.scan import run_scan, ScanResul
 
 from __future__ import annotations
 
+from auditor.results.findings import EMBEDDINGS_FILE, FINDINGS_FILE, IMAGES_FILE, RUN_FILE
 from auditor.scan.pipeline import (
-    EMBEDDINGS_FILE,
-    FINDINGS_FILE,
-    IMAGES_FILE,
-    RUN_FILE,
     Observer,
     ScanResult,
     SilentObserver,

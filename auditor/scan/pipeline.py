@@ -42,19 +42,19 @@ from auditor.ingest.parallel import ordered_map
 from auditor.ingest.properties import PROPERTY_COLUMNS
 from auditor.results.decisions import apply_decisions, default_decisions_path, load_decisions, now_utc
 from auditor.results.findings import (
+    EMBEDDINGS_FILE,
+    FINDINGS_FILE,
     IMAGES_BASE_SCHEMA,
+    IMAGES_FILE,
+    RUN_FILE,
     SCHEMA_VERSION,
     Finding,
     embeddings_schema,
     findings_table,
 )
 from auditor.results.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, prepare_results_dir
+from auditor.results.reading import sha_by_path
 from auditor.results.summaries import Skipped, Summary, UnknownSummary, reliability_problem
-
-FINDINGS_FILE = "findings.parquet"
-IMAGES_FILE = "images.parquet"
-EMBEDDINGS_FILE = "embeddings.parquet"
-RUN_FILE = "run.json"
 
 
 class Observer(Protocol):
@@ -349,9 +349,7 @@ def _decisions_stage(state: _State, images: pd.DataFrame, findings: list[Finding
     path = Path(configured) if configured is not None else default_decisions_path(state.dataset)
     present = configured is not None or path.is_file()
     decisions = load_decisions(path) if present else []  # a configured file that is missing is an error
-    known = images[images["sha256"].notna()]
-    sha_by_path = dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
-    applied = apply_decisions(findings, decisions, sha_by_path, now_utc().date())
+    applied = apply_decisions(findings, decisions, sha_by_path(images), now_utc().date())
     state.decisions = applied.record(path, present, len(decisions))
     state.warnings.extend(applied.warnings(path))
     return applied.findings

@@ -9,10 +9,10 @@ import pytest
 from pydantic import Field
 
 from auditor.checks import REGISTRY, build_registry, check_record
-from auditor.checks.base import Check, CheckContext, CheckResult, plain
+from auditor.checks.base import Check, CheckContext, CheckResult
 from auditor.core.config import ConfigModel, load_config
 from auditor.core.errors import ConfigError
-from auditor.results.findings import Finding, Severity
+from auditor.results.findings import Finding, Severity, plain
 from auditor.scan.pipeline import run_checks
 from tests.conftest import synthetic_context
 
