@@ -26,7 +26,6 @@ from auditor.checks import PARAMS, REGISTRY, CheckContext, Requirement, check_pa
 from auditor.core import library_warnings, progress, slow_imports
 from auditor.core.config import AuditConfig, validate_checks
 from auditor.core.encoder_facts import ClassPrompts
-from auditor.core.errors import DatasetError
 from auditor.embed.cache import EmbeddingCache, default_cache_dir
 from auditor.embed.embedding import embed_files
 from auditor.embed.encoders import Encoder, EncoderInfo, build_encoder
@@ -40,6 +39,8 @@ from auditor.ingest.images import ImageInfo, read_discovered
 from auditor.ingest.parallel import ordered_map
 from auditor.ingest.properties import PROPERTY_COLUMNS
 from auditor.results.decisions import apply_decisions, default_decisions_path, load_decisions, now_utc
+from auditor.results.destinations import EMBEDDINGS_FILE as EMBEDDINGS_FILE
+from auditor.results.destinations import refuse_inside_dataset
 from auditor.results.findings import (
     IMAGES_BASE_SCHEMA,
     SCHEMA_VERSION,
@@ -52,7 +53,6 @@ from auditor.results.summaries import Skipped, Summary, UnknownSummary, reliabil
 
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
-EMBEDDINGS_FILE = "embeddings.parquet"
 RUN_FILE = "run.json"
 
 
@@ -90,9 +90,7 @@ class ScanResult:
 
 
 def _check_out_dir(dataset: Path, out: Path) -> None:
-    dataset_real, out_real = dataset.resolve(), out.resolve()
-    if out_real == dataset_real or dataset_real in out_real.parents:
-        raise DatasetError(f"--out {out} is inside the dataset {dataset}; auditor never writes into a dataset")
+    refuse_inside_dataset("--out", out, dataset)
     prepare_results_dir(out, frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE}))
 
 
@@ -318,7 +316,8 @@ def _decisions_stage(state: _State, images: pd.DataFrame, findings: list[Finding
     decisions = load_decisions(path) if present else []  # a configured file that is missing is an error
     known = images[images["sha256"].notna()]
     sha_by_path = dict(zip(known["path"].astype(str), known["sha256"].astype(str), strict=True))
-    applied = apply_decisions(findings, decisions, sha_by_path, now_utc().date())
+    kinds = {kind for check in REGISTRY.values() for kind in check.produces}
+    applied = apply_decisions(findings, decisions, sha_by_path, now_utc().date(), kinds)
     state.decisions = applied.record(path, present, len(decisions))
     state.warnings.extend(applied.warnings(path))
     return applied.findings
