@@ -3,7 +3,8 @@
 Label Studio import format (one task per image with a label_error or ambiguous finding; waived findings
 are left out, a reviewer already decided them):
 
-- ``data.image``: ``image_prefix`` + the dataset-relative path (a URL or Label Studio's local-files path);
+- ``data.image``: ``image_prefix`` + the dataset-relative path, URL-encoded with its ``/`` separators kept
+  (a path may hold spaces, ``#``, ``?`` or ``%``, which a URL or Label Studio's local-files path reads as syntax);
   ``data.path``, ``data.split``: the path as in the findings and its split.
 - ``predictions[0]``: the *given* label as a ``choices`` result (``from_name``/``to_name`` must match the
   labelling config written beside the tasks), so annotators confirm or change it; ``model_version``
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from auditor import __version__
@@ -50,7 +52,7 @@ def label_studio_tasks(results: Results, image_prefix: str = "", from_name: str 
             result.append({"id": "given", "from_name": from_name, "to_name": to_name, "type": "choices",
                            "value": {"choices": [first.label]}})
         tasks.append({
-            "data": {"image": f"{image_prefix}{path}", "path": path, "split": first.split},
+            "data": {"image": f"{image_prefix}{quote(path, safe='/')}", "path": path, "split": first.split},
             "predictions": [{"model_version": f"auditor {__version__} (given label)", "score": first.score,
                              "result": result}],
             "meta": {

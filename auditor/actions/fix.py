@@ -17,10 +17,11 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.core.config import did_you_mean
 from auditor.core.errors import AuditorError
 from auditor.results.decisions import Decision
 from auditor.results.findings import Finding
-from auditor.results.outputs import atomic_write
+from auditor.results.outputs import Writer, write_together
 from auditor.results.reading import Results
 
 DUPLICATE_KINDS = ("exact_duplicate", "near_duplicate")
@@ -68,6 +69,7 @@ def _keeper(paths: Iterable[str]) -> str:
 
 def plan_fix(results: Results, decisions: list[Decision], options: FixOptions, today: date) -> Fix:
     """Apply ``options`` and the ``relabel`` decisions to the scanned images; pure (writes nothing)."""
+    _refuse_unknown_kinds(options.drop, results)
     images = results.images
     rows: dict[str, dict[str, Any]] = {
         str(r["path"]): {"path": str(r["path"]), "label": _text(r["label"]), "split": _text(r["split"]),
@@ -104,6 +106,15 @@ def plan_fix(results: Results, decisions: list[Decision], options: FixOptions, t
         columns=["path", "label", "split"],
     )
     return fix
+
+
+def _refuse_unknown_kinds(drop: tuple[str, ...], results: Results) -> None:
+    """A ``--drop`` kind no check produces would drop nothing, silently (``outliers`` for ``outlier``)."""
+    known = sorted({kind for kinds in results.produces().values() for kind in kinds} | {"unreadable"})
+    unknown = [kind for kind in dict.fromkeys(drop) if kind not in known]
+    if unknown:
+        parts = ", ".join(f"{kind!r}{did_you_mean(kind, known)}" for kind in unknown)
+        raise AuditorError(f"--drop: unknown finding kind {parts}; valid kinds: {', '.join(known)}")
 
 
 def _text(value: object) -> str | None:
@@ -174,21 +185,18 @@ def change_log_path(manifest: Path) -> Path:
     return manifest.with_name(f"{manifest.stem}.changes.csv")
 
 
-def write_fix(fix: Fix, out: Path, dataset_root: Path | None) -> Path:
-    """Write the manifest (.csv or .parquet) and its change log beside it; returns the log's path."""
+def write_fix(fix: Fix, out: Path) -> Path:
+    """Write the manifest (.csv or .parquet) and its change log beside it; returns the log's path.
+
+    Both are written to temporaries and renamed into place together: a manifest without the log saying why
+    images went missing is never left behind."""
     suffix = out.suffix.lower()
     if suffix not in {".csv", ".parquet"}:
         raise AuditorError(f"--out must end in .csv or .parquet, got {out.name}")
-    if dataset_root is not None:
-        root, target = dataset_root.resolve(), out.resolve()
-        if target == root or root in target.parents:
-            raise AuditorError(f"--out {out} is inside the dataset {dataset_root}; audit fix never writes into it")
     manifest = fix.manifest
-    if suffix == ".csv":
-        atomic_write(out, lambda tmp: manifest.to_csv(tmp, index=False))
-    else:
-        atomic_write(out, lambda tmp: manifest.to_parquet(tmp, index=False))
     log = change_log_path(out)
     changes = pd.DataFrame(fix.changes, columns=CHANGE_COLUMNS)
-    atomic_write(log, lambda tmp: changes.to_csv(tmp, index=False))
+    write_manifest: Writer = ((lambda tmp: manifest.to_csv(tmp, index=False)) if suffix == ".csv"
+                              else (lambda tmp: manifest.to_parquet(tmp, index=False)))
+    write_together({out: write_manifest, log: lambda tmp: changes.to_csv(tmp, index=False)})
     return log

@@ -26,6 +26,9 @@ from auditor.results.summaries import ClassImbalanceSummary, Skipped, reliabilit
 
 LABEL_ERROR = "label_error"
 IMBALANCE_CHECK = "class_imbalance"
+# Findings listed per list in the JSON verdict unless every one is asked for (``audit gate --all-findings``):
+# a verdict on a million findings would otherwise take gigabytes to build.
+LISTED_FINDINGS = 1000
 
 # Pair findings whose partner is part of the problem's identity: "X is near Y" and "X is near Z" are two
 # problems. Exact copies share their content, so the partner adds nothing; an outlier's neighbour is context.
@@ -72,7 +75,9 @@ class Verdict:
         """Distinct findings behind the failed rules (what to fix), as opposed to every finding counted."""
         return len({id(f) for rule in self.failed_rules for f in rule.offending})
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, listed: int | None = LISTED_FINDINGS) -> dict[str, Any]:
+        """The verdict as JSON data. Each list of findings holds at most ``listed`` (None: all of them) and its
+        ``*_left_out`` key counts the rest, so a verdict on millions of findings stays small."""
         return {
             "passed": self.passed,
             "encoder": self.encoder,
@@ -89,15 +94,21 @@ class Verdict:
                     "limit": rule.limit,
                     "observed": rule.observed,
                     "detail": rule.detail,
-                    "offending": [_finding_dict(f) for f in rule.offending],
+                    **_listed("offending", rule.offending, listed),
                 }
                 for rule in self.rules
             ],
-            "counted": [_finding_dict(f) for f in self.counted],
+            **_listed("counted", self.counted, listed),
             "waived_findings": len(self.waived),
-            "waived": [_finding_dict(f) for f in self.waived],
+            **_listed("waived", self.waived, listed),
             "notes": list(self.notes),
         }
+
+
+def _listed(key: str, findings: tuple[Finding, ...], listed: int | None) -> dict[str, Any]:
+    """``key``: the first ``listed`` findings (None: all); ``key_left_out``: how many more there are."""
+    shown = findings if listed is None else findings[:listed]
+    return {key: [_finding_dict(f) for f in shown], f"{key}_left_out": len(findings) - len(shown)}
 
 
 def _finding_dict(finding: Finding) -> dict[str, Any]:

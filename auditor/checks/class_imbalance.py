@@ -1,8 +1,9 @@
-"""Starved and missing classes, per split, and the imbalance ratio of each split."""
+"""Starved and missing classes, per split, and the imbalance ratio of each split; class names that look alike."""
 
 from __future__ import annotations
 
 import statistics
+import unicodedata
 
 from pydantic import Field
 
@@ -25,11 +26,18 @@ class ClassImbalanceCheck(Check[ClassImbalanceParams]):
     name = "class_imbalance"
     description = "classes that are starved, empty or missing in a split, and per-split imbalance ratios"
     Params = ClassImbalanceParams
+    produces = frozenset({"class_imbalance", "class_name_collision"})
     kinds = {
         "class_imbalance": FindingKind(
             "Class imbalance",
             "Classes with far fewer images than the others in a split.",
             layout="classes", order=1,
+        ),
+        "class_name_collision": FindingKind(
+            "Class names that look alike",
+            "Class names that differ only in case, Unicode normalisation or invisible characters: "
+            "each is a class of its own; rename them to one.",
+            layout="classes", order=18,
         ),
     }
 
@@ -91,4 +99,33 @@ class ClassImbalanceCheck(Check[ClassImbalanceParams]):
                         details={"imbalance_ratio": ratio, "counts": counts},
                     )
                 )
+        findings.extend(_name_collisions(ctx.classes))
         return CheckResult(findings, summary=ClassImbalanceSummary(summary))
+
+
+def _name_key(name: str) -> str:
+    """What a reader sees of a class name: NFKC-normalised, case-folded, without invisible format characters
+    (zero-width spaces and joiners, soft hyphens, byte-order marks)."""
+    visible = "".join(ch for ch in unicodedata.normalize("NFKC", name) if unicodedata.category(ch) != "Cf")
+    return visible.casefold()
+
+
+def _name_collisions(classes: list[str]) -> list[Finding]:
+    """One finding per group of class names that read alike (``_name_key``): reported, never merged, since
+    which spelling is right is the user's call."""
+    groups: dict[str, list[str]] = {}
+    for name in classes:
+        groups.setdefault(_name_key(name), []).append(name)
+    return [
+        Finding(
+            check="class_name_collision",
+            severity=Severity.WARNING,
+            # ascii(): the names differ in characters that look the same, so show their code points.
+            message=f"class names {', '.join(ascii(n) for n in names)} differ only in case, Unicode normalisation "
+                    "or invisible characters; they are separate classes (rename them to one)",
+            classes=tuple(names),
+            score=1.0,
+            details={"normalised": key},
+        )
+        for key, names in sorted(groups.items()) if len(names) > 1
+    ]

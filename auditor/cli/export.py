@@ -36,6 +36,7 @@ def export_command(
     """Hand label_error and ambiguous findings to Label Studio, or every image with its findings to FiftyOne."""
     # Imported on use, as in every command: `audit --help` must not load pandas.
     from auditor.actions.exports import fiftyone_records, label_studio_config, label_studio_tasks, to_fiftyone
+    from auditor.results.destinations import refuse_destination
     from auditor.results.outputs import atomic_write
     from auditor.results.reading import load_results, with_current_decisions
 
@@ -51,6 +52,7 @@ def export_command(
         return
     if out is None:
         raise AuditorError("--to label-studio needs --out tasks.json")
+    refuse_destination("--out", out, results)
     tasks = label_studio_tasks(loaded, image_prefix)
     text = json.dumps(tasks, indent=2, ensure_ascii=False) + "\n"
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))

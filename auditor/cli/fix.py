@@ -48,8 +48,10 @@ def fix_command(
     # Imported on use, as in every command: `audit --help` must not load pandas.
     from auditor.actions.fix import DEFAULT_SPLIT_PRIORITY, DUPLICATE_KINDS, FixOptions, plan_fix, write_fix
     from auditor.results.decisions import load_decisions, now_utc
+    from auditor.results.destinations import refuse_destination
     from auditor.results.reading import load_results, recorded_decisions_file, with_decisions
 
+    refuse_destination("--out", out, results)
     loaded = load_results(results)
     unknown = sorted(set(no_dedupe or ()) - set(DUPLICATE_KINDS))
     if unknown:
@@ -69,7 +71,7 @@ def fix_command(
     # Waivers as the decisions file says now: what was accepted since the scan stays untouched too.
     loaded, _ = with_decisions(loaded, decided, now_utc().date())
     fix = plan_fix(loaded, decided, options, now_utc().date())
-    log = write_fix(fix, out, Path(root_text) if root_text else None)
+    log = write_fix(fix, out)
     console = StdoutConsole()
     table = Table(title=f"audit fix: {len(fix.manifest)} of {len(loaded.images)} images kept", title_justify="left")
     for column in ("action", "because of", "images"):

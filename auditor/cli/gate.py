@@ -21,29 +21,34 @@ GateFormatName = Literal["text", "markdown", "json"]
 
 def apply_gate(
     results: Path, rules: GateConfig, baseline: Path | None, fmt: str, output: Path | None, console: Console,
-    decisions: Path | None = None,
+    decisions: Path | None = None, all_findings: bool = False,
 ) -> bool:
     """Evaluate the gate; ``fmt`` goes to ``output`` (the console then gets text) or stdout. True: passed.
 
-    ``decisions``: a decisions file to apply as it is now (the scan's waivers otherwise)."""
+    ``decisions``: a decisions file to apply as it is now (the scan's waivers otherwise). ``all_findings``: JSON
+    lists every finding, not the first LISTED_FINDINGS of each list."""
     # Imported on use, as in every command: `audit --help` must not load pandas, torch or the checks.
-    from auditor.actions.gate import evaluate
+    from auditor.actions.gate import LISTED_FINDINGS, evaluate
     from auditor.report.gate_render import GateFormat, print_verdict, render
     from auditor.results.decisions import load_decisions
+    from auditor.results.destinations import refuse_destination
     from auditor.results.outputs import atomic_write
     from auditor.results.reading import load_results, recorded_decisions_file
 
+    if output is not None:
+        refuse_destination("--output", output, results)
     current = load_results(results)
     if decisions is None:  # the file the scan read, when it exists now: review's decisions count before a re-scan
         decisions = recorded_decisions_file(current)
     verdict = evaluate(current, rules, load_results(baseline) if baseline is not None else None,
                        load_decisions(decisions) if decisions is not None else None)
+    listed = None if all_findings else LISTED_FINDINGS
     if output is not None:
-        text = render(verdict, GateFormat(fmt))
+        text = render(verdict, GateFormat(fmt), listed)
         atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     with reader_may_leave():
         if output is None and GateFormat(fmt) is not GateFormat.TEXT:
-            typer.echo(render(verdict, GateFormat(fmt)), nl=False)
+            typer.echo(render(verdict, GateFormat(fmt), listed), nl=False)
         else:
             print_verdict(console, verdict)
     return verdict.passed
@@ -67,6 +72,9 @@ def gate_command(
         Path | None,
         typer.Option("--decisions", help="Decisions file to honour (default: the one the scan read, as it is now)."),
     ] = None,
+    all_findings: Annotated[
+        bool, typer.Option("--all-findings", help="json: list every finding (default: the first 1000 of each list).")
+    ] = False,
 ) -> None:
     """Pass/fail RESULTS against the \\[gate] rules: exit 0 pass, 1 fail, 2 bad input or config."""
     from auditor.checks import PARAMS  # imported on use, as in every command (see apply_gate)
@@ -77,6 +85,6 @@ def gate_command(
     # Off a terminal (CI logs), lines are not hard-wrapped at 80 columns in the middle of a message.
     console.soft_wrap = not console.is_terminal
     with interruptible("no verdict was given"):
-        passed = apply_gate(results, rules, baseline, fmt, output, console, decisions)
+        passed = apply_gate(results, rules, baseline, fmt, output, console, decisions, all_findings)
     if not passed:
         raise typer.Exit(EXIT_GATE_FAILED)

@@ -38,10 +38,13 @@ def report_command(
     """Render RESULTS as a terminal report, a Markdown summary, or a self-contained HTML page."""
     # Imported on use, as in every command: `audit --help` must not load pandas.
     from auditor.report import ReportFormat, ReportOptions, render_results, write_report
+    from auditor.results.destinations import refuse_destination
 
     report_format = ReportFormat(fmt)
     if output is None and report_format is ReportFormat.HTML:
         output = results / "report.html"
+    if output is not None:
+        refuse_destination("--output", output, results)
     console = StdoutConsole()
     color = output is None and report_format is ReportFormat.TERMINAL and console.is_terminal
     options = ReportOptions(tuple(check or ()), top, dataset, color, console.width if color else 120)

@@ -48,10 +48,12 @@ def review_command(
     """Record reviewed decisions: accept a finding (the gate stops counting it) or relabel its image."""
     # Imported on use, as in every command: `audit --help` must not load pandas.
     from auditor.actions.review import decisions_path, default_who
+    from auditor.results.destinations import refuse_destination
     from auditor.results.reading import load_results
 
     loaded = load_results(results)
     target = decisions_path(loaded, decisions)
+    refuse_destination("--decisions", target, results)
     try:
         until = date.fromisoformat(expires) if expires is not None else None
     except ValueError:
@@ -70,6 +72,7 @@ def _review_one(results: Results, target: Path, accept: bool, relabel: bool, che
                 path: str | None, reason: str | None, label: str | None, who: str, until: date | None,
                 console: Console) -> None:
     from auditor.actions.review import find_finding, make_decision, write_decisions
+    from auditor.results.decisions import label_problem
 
     if accept and relabel:
         raise AuditorError("--accept and --relabel exclude each other")
@@ -77,6 +80,8 @@ def _review_one(results: Results, target: Path, accept: bool, relabel: bool, che
         raise AuditorError("--accept/--relabel need one --check KIND and --path P")
     if label is not None and not relabel:
         raise AuditorError("--label only applies with --relabel")
+    if label is not None and (problem := label_problem(label)) is not None:
+        raise AuditorError(f"--label: {problem}")
     if accept and not reason:
         raise AuditorError("--accept needs --reason (it is the record of why the finding is fine)")
     finding = find_finding(results, check[0], path)

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLIT_NAMES = frozenset({"train", "val", "valid", "validation", "test", "dev"})
+# Manifest cells that mean "no value" (what pandas, R and SQL exports write for a null), compared
+# case-insensitively: a label `nan` is an unlabelled image, never a class named "nan".
+MISSING_TEXTS = frozenset({"nan", "null", "none"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +203,10 @@ def _from_folders(root: Path) -> Discovery:
         )
     records: list[ImageRecord] = []
     empty: dict[str | None, list[str]] = {}
+    # Split names are case-insensitive (TRAIN/ and train/ are one split, `train`): copies between two
+    # spellings of a split are no leakage.
     groups: list[tuple[str | None, Path]] = (
-        [(d.name, d) for d in split_dirs] if split_dirs else [(None, root)]
+        [(split_name(d.name), d) for d in split_dirs] if split_dirs else [(None, root)]
     )
     for split, base in groups:
         loose = _loose_images(base)
@@ -222,7 +227,7 @@ def _from_folders(root: Path) -> Discovery:
                     ImageRecord(_relative_posix(file_path, root), label, split, file_path, problem)
                 )
     classes = sorted({r.label for r in records if r.label is not None} | {c for cs in empty.values() for c in cs})
-    splits = [d.name for d in split_dirs]
+    splits = sorted({split_name(d.name) for d in split_dirs})
     return Discovery(
         root=root,
         records=records,
@@ -234,6 +239,11 @@ def _from_folders(root: Path) -> Discovery:
     )
 
 
+def split_name(name: str) -> str:
+    """The canonical name of a split: split names are compared case-insensitively."""
+    return name.lower()
+
+
 def _manifest_text(value: object) -> str | None:
     """A manifest cell as text; None for a null (Parquet null, pandas NaN/NA) or blank cell."""
     import pandas as pd  # imported on use, as in _read_manifest: discovering folders needs no pandas
@@ -241,6 +251,12 @@ def _manifest_text(value: object) -> str | None:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     return str(value).strip() or None
+
+
+def _manifest_value(value: object) -> str | None:
+    """A label or split cell; None for a null, a blank cell or a written-out null (``MISSING_TEXTS``)."""
+    text = _manifest_text(value)
+    return None if text is None or text.lower() in MISSING_TEXTS else text
 
 
 def _read_manifest(manifest: Path) -> pd.DataFrame:
@@ -312,9 +328,10 @@ def _file_problem(abs_path: Path, root_real: Path) -> str | None:
 def _manifest_record(row: Any, has_split: bool, root: Path, root_real: Path, where: str) -> ImageRecord:
     """One manifest row (a pandas itertuples row) as a record; a bad name leaves it unlabelled, with no split."""
     path = _manifest_path(_manifest_text(row.path) or "", root, root_real, where)
-    # A null or empty label means "unlabelled", a null or empty split "no split" (never a class "nan").
-    label = _manifest_text(row.label)
-    split = _manifest_text(row.split) if has_split else None
+    # A null, empty or `nan`/`NULL`/`None` label means "unlabelled", such a split "no split" (never a class "nan").
+    label = _manifest_value(row.label)
+    split = _manifest_value(row.split) if has_split else None
+    split = split_name(split) if split is not None else None
     abs_path = root / Path(*path.parts)
     problem = _name_problem(path, label, split)
     if problem is not None:

@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from auditor.actions.gate import RuleStatus, Verdict
+from auditor.actions.gate import LISTED_FINDINGS, RuleStatus, Verdict
 from auditor.report.base import waiver_text
 from auditor.report.safe import gfm, gfm_code, gfm_html, gfm_quoted, rich_text, visible
 from auditor.results.findings import Finding
 
 # Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
-# GitHub caps a step summary at 1 MiB. JSON always lists them all.
+# GitHub caps a step summary at 1 MiB. JSON lists up to LISTED_FINDINGS per list, or all on request.
 SHOWN_PER_SECTION = 50
 
 
@@ -98,8 +98,9 @@ def render_markdown(verdict: Verdict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(verdict: Verdict) -> str:
-    return json.dumps(verdict.to_dict(), indent=2, default=str) + "\n"
+def render_json(verdict: Verdict, listed: int | None = LISTED_FINDINGS) -> str:
+    """``listed``: findings per list (None: all); the JSON counts those left out (``*_left_out``)."""
+    return json.dumps(verdict.to_dict(listed), indent=2, default=str) + "\n"
 
 
 def print_verdict(console: Console, verdict: Verdict) -> None:
@@ -159,10 +160,9 @@ def render_text(verdict: Verdict) -> str:
     return buffer.getvalue()
 
 
-_RENDERERS = {
-    GateFormat.TEXT: render_text, GateFormat.MARKDOWN: render_markdown, GateFormat.JSON: render_json,
-}
+_RENDERERS = {GateFormat.TEXT: render_text, GateFormat.MARKDOWN: render_markdown}
 
 
-def render(verdict: Verdict, fmt: GateFormat) -> str:
-    return _RENDERERS[fmt](verdict)
+def render(verdict: Verdict, fmt: GateFormat, listed: int | None = LISTED_FINDINGS) -> str:
+    """``verdict`` in ``fmt``; ``listed`` caps the findings JSON lists (text and Markdown show fewer anyway)."""
+    return render_json(verdict, listed) if fmt is GateFormat.JSON else _RENDERERS[fmt](verdict)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-from collections.abc import Iterable, Mapping
+import unicodedata
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from auditor.core.config import did_you_mean
 from auditor.core.errors import ConfigError
 from auditor.results.findings import Finding
 
@@ -54,6 +56,22 @@ class Decision(BaseModel):
     # Last day the decision holds (inclusive); unset: it never expires.
     expires: date | None = None
 
+    @field_validator("when", "expires", mode="before")
+    @classmethod
+    def _a_date_not_a_number(cls, value: Any) -> Any:
+        # pydantic reads a number as Unix seconds: `expires = 20260101` would mean a day in 1970.
+        if isinstance(value, int | float):
+            raise ValueError("must be a date (YYYY-MM-DD), not a number")
+        return value
+
+    @field_validator("label", "new_label")
+    @classmethod
+    def _printable_label(cls, value: str | None) -> str | None:
+        problem = label_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _relabel_has_a_target(self) -> Decision:
         if self.action == "relabel" and not self.new_label:
@@ -76,6 +94,14 @@ class Decision(BaseModel):
             "action": self.action, "reason": self.reason, "who": self.who,
             "when": self.when.isoformat(), "expires": self.expires.isoformat() if self.expires else None,
         }
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` cannot be a class name, or None: a control character (a newline, an escape) would break
+    the manifest ``audit fix`` writes and every table that shows the label."""
+    if any(unicodedata.category(ch) == "Cc" for ch in label):
+        return f"label {label!r} contains control characters (e.g. a newline or an escape sequence)"
+    return None
 
 
 class _DecisionsDocument(BaseModel):
@@ -204,10 +230,25 @@ class Applied:
         return notes
 
 
+def refuse_unknown_kinds(decisions: list[Decision], kinds: Collection[str]) -> None:
+    """A decision about a kind no check produces (``exact_duplicates`` for ``exact_duplicate``) would waive
+    nothing and never turn stale: a ``ConfigError`` naming it, with the kind it probably means."""
+    known = sorted(kinds)
+    for number, decision in enumerate(decisions, start=1):
+        if decision.check not in kinds:
+            raise ConfigError(f"decision {number} ({decision.describe()}): unknown finding kind "
+                              f"{decision.check!r}{did_you_mean(decision.check, known)}; "
+                              f"valid kinds: {', '.join(known)}")
+
+
 def apply_decisions(
-    findings: list[Finding], decisions: list[Decision], sha_by_path: Mapping[str, str], today: date
+    findings: list[Finding], decisions: list[Decision], sha_by_path: Mapping[str, str], today: date,
+    kinds: Collection[str],
 ) -> Applied:
-    """Mark the findings that a current ``accept`` decision covers as waived (they stay in the findings)."""
+    """Mark the findings that a current ``accept`` decision covers as waived (they stay in the findings).
+
+    ``kinds``: every finding kind the checks can produce; a decision about any other is refused."""
+    refuse_unknown_kinds(decisions, kinds)
     present = set(sha_by_path.values())
     current = [d for d in decisions if not d.expired(today)]
     applied = Applied(findings=[])

@@ -335,7 +335,8 @@ def with_decisions(results: Results, decisions: list[Decision], today: date) -> 
     """``results`` with waivers from ``decisions`` as they are now instead of those the scan recorded, so
     a decision made in review counts before the next scan."""
     cleared = [replace(f, waived=False, waiver=None) for f in results.finding_objects()]
-    applied = apply_decisions(cleared, decisions, sha_by_path(results.images), today)
+    kinds = {kind for produced in results.produces().values() for kind in produced}
+    applied = apply_decisions(cleared, decisions, sha_by_path(results.images), today, kinds)
     findings = results.findings.copy()
     findings["waived"] = [f.waived for f in applied.findings]
     findings["waiver"] = [json.dumps(f.waiver, sort_keys=True) if f.waiver is not None else None

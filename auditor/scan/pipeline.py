@@ -26,7 +26,6 @@ from auditor.checks import PARAMS, REGISTRY, Check, CheckContext, Requirement, c
 from auditor.core import library_warnings, progress, slow_imports
 from auditor.core.config import AuditConfig, validate_checks
 from auditor.core.encoder_facts import ClassPrompts
-from auditor.core.errors import DatasetError
 from auditor.embed.cache import EmbeddingCache, default_cache_dir
 from auditor.embed.embedding import embed_files
 from auditor.embed.encoders import Encoder, EncoderInfo, build_encoder
@@ -41,6 +40,7 @@ from auditor.ingest.images import ImageInfo, read_discovered
 from auditor.ingest.parallel import ordered_map
 from auditor.ingest.properties import PROPERTY_COLUMNS
 from auditor.results.decisions import apply_decisions, default_decisions_path, load_decisions, now_utc
+from auditor.results.destinations import refuse_inside_dataset
 from auditor.results.findings import (
     EMBEDDINGS_FILE,
     FINDINGS_FILE,
@@ -91,9 +91,7 @@ class ScanResult:
 
 
 def _check_out_dir(dataset: Path, out: Path) -> None:
-    dataset_real, out_real = dataset.resolve(), out.resolve()
-    if out_real == dataset_real or dataset_real in out_real.parents:
-        raise DatasetError(f"--out {out} is inside the dataset {dataset}; auditor never writes into a dataset")
+    refuse_inside_dataset("--out", out, dataset)
     prepare_results_dir(out, frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE}))
 
 
@@ -349,7 +347,8 @@ def _decisions_stage(state: _State, images: pd.DataFrame, findings: list[Finding
     path = Path(configured) if configured is not None else default_decisions_path(state.dataset)
     present = configured is not None or path.is_file()
     decisions = load_decisions(path) if present else []  # a configured file that is missing is an error
-    applied = apply_decisions(findings, decisions, sha_by_path(images), now_utc().date())
+    kinds = {kind for check in REGISTRY.values() for kind in check.produces}
+    applied = apply_decisions(findings, decisions, sha_by_path(images), now_utc().date(), kinds)
     state.decisions = applied.record(path, present, len(decisions))
     state.warnings.extend(applied.warnings(path))
     return applied.findings

@@ -103,3 +103,13 @@ def test_fiftyone_dataset(tmp_path: Path) -> None:
         pytest.skip(f"fiftyone's database is unavailable: {exc}")
     assert len(dataset) == 5 and dataset.count_sample_tags()["label_error"] == 1
     fo.delete_dataset("auditor-test")
+
+
+def test_label_studio_image_paths_are_url_encoded_keeping_separators(tmp_path: Path) -> None:
+    path = "my cats/50% #1?.png"
+    findings = [Finding(check="label_error", severity=Severity.WARNING, message="odd", path=path, sha256="s1",
+                        label="cat", suggested_label="dog", score=0.9)]
+    results = write_results(tmp_path / "r", findings, image_rows({path: ("s1", "cat")}))
+    task = label_studio_tasks(results, image_prefix="/data/local-files/?d=pets/")[0]
+    assert task["data"]["image"] == "/data/local-files/?d=pets/my%20cats/50%25%20%231%3F.png"
+    assert task["data"]["path"] == path  # the path as in the findings, unchanged

@@ -8,10 +8,12 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
-from auditor.actions.fix import FixOptions, plan_fix
+from auditor.actions.fix import Fix, FixOptions, plan_fix, write_fix
 from auditor.cli.app import app
+from auditor.core.errors import AuditorError, OutputError
 from auditor.results.findings import Finding, Severity
 from auditor.results.reading import load_results
 from tests.actions.test_gate import image_rows, write_results
@@ -109,3 +111,24 @@ def test_split_priority_keeper_waived_groups_and_relabel_threshold(tmp_path: Pat
     waived = [f if f.group_id != 1 else replace(f, waived=True) for f in findings]
     fix = plan_fix(write_results(tmp_path / "w", waived, rows), [], FixOptions(), today)
     assert {"train/b.png", "train/b_copy.png"} <= set(fix.manifest["path"])  # accepted copies stay
+
+
+def test_a_drop_kind_no_check_produces_is_refused_with_a_did_you_mean(tmp_path: Path) -> None:
+    results = write_results(tmp_path / "r", [], image_rows({"a.png": ("s1", "x")}))
+    with pytest.raises(AuditorError, match=r"--drop: unknown finding kind 'outliers' \(did you mean 'outlier'\?\)"):
+        plan_fix(results, [], FixOptions(drop=("outliers", "unreadable")), date(2026, 1, 1))
+    assert plan_fix(results, [], FixOptions(drop=("outlier",)), date(2026, 1, 1)).changes == []
+
+
+def test_manifest_and_change_log_are_written_together_or_not_at_all(tmp_path: Path) -> None:
+    fix = Fix(manifest=pd.DataFrame({"path": ["a.png"], "label": ["x"], "split": [""]}),
+              changes=[{"action": "drop", "path": "b.png", "split": None, "label": "x", "new_label": None,
+                        "kind": "unreadable", "score": None, "reason": "broken"}])
+    (tmp_path / "clean.changes.csv").mkdir()  # the change log cannot be written
+    with pytest.raises(OutputError, match="clean.changes.csv"):
+        write_fix(fix, tmp_path / "clean.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.changes.csv"]  # no manifest, no temporaries
+    (tmp_path / "clean.changes.csv").rmdir()
+    log = write_fix(fix, tmp_path / "clean.csv")
+    assert pd.read_csv(log)["path"].tolist() == ["b.png"]
+    assert pd.read_csv(tmp_path / "clean.csv")["path"].tolist() == ["a.png"]

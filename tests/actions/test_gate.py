@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from auditor.actions.gate import GateConfig, RuleStatus, evaluate, gate_rules, new_findings
+from auditor.actions.gate import LISTED_FINDINGS, GateConfig, RuleStatus, evaluate, gate_rules, new_findings
 from auditor.checks import REGISTRY
 from auditor.cli.app import app
 from auditor.cli.gate import GateFormatName
@@ -334,3 +334,19 @@ def test_the_rule_table_sets_which_rules_run_and_their_order(tmp_path: Path) -> 
     assert [rule.name for rule in verdict.rules] == enabled
     assert "max_label_error_rate_per_class" not in enabled  # its limit is off by default
     assert {rule.name: rule.limit for rule in verdict.rules}["max_findings.outlier"] == 1
+
+
+def test_json_verdict_lists_the_first_findings_and_counts_the_rest_unless_all_are_asked_for(tmp_path: Path) -> None:
+    many = LISTED_FINDINGS + 3
+    paths = {f"{i}.png": (f"s{i}", "cat") for i in range(many)}
+    write_results(tmp_path / "r", [image_finding("unreadable", p, sha) for p, (sha, _) in paths.items()],
+                  image_rows(paths))
+    capped = runner.invoke(app, ["gate", str(tmp_path / "r"), "--format", "json"])
+    assert capped.exit_code == 1, capped.output
+    data = json.loads(capped.output)
+    assert len(data["counted"]) == LISTED_FINDINGS and data["counted_left_out"] == 3
+    assert data["counted_findings"] == many
+    rule = next(r for r in data["rules"] if r["name"] == "max_unreadable")
+    assert len(rule["offending"]) == LISTED_FINDINGS and rule["offending_left_out"] == 3
+    every = json.loads(runner.invoke(app, ["gate", str(tmp_path / "r"), "--format", "json", "--all-findings"]).output)
+    assert len(every["counted"]) == many and every["counted_left_out"] == 0

@@ -96,3 +96,20 @@ def test_unreadable_and_unlabelled_images_are_not_counted() -> None:
     assert result.summary.root["all"].counts == {"cat": 6, "dog": 3}
     [finding] = result.findings
     assert finding.classes == ("dog",) and finding.details["count"] == 3
+
+
+def test_class_names_that_read_alike_are_one_finding_each_group_never_merged() -> None:
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    labels: list[str | None] = [nfc, nfd, "Dog", "dog", "bi\u200brd", "bird", "cat"] * 5
+    ctx = synthetic_context(np.eye(len(labels), 4), labels)
+    result = ClassImbalanceCheck(ClassImbalanceParams()).run(ctx)
+    collisions = sorted(f.classes for f in result.findings if f.check == "class_name_collision")
+    assert collisions == [("Dog", "dog"), ("bird", "bi\u200brd"), (nfd, nfc)]
+    assert all(set(ctx.classes) >= set(c) for c in collisions)  # still separate classes
+    message = next(f.message for f in result.findings if f.classes == (nfd, nfc))
+    assert "'cafe\\u0301'" in message and "'caf\\xe9'" in message  # the difference is shown
+
+
+def test_distinct_class_names_give_no_collision() -> None:
+    result = ClassImbalanceCheck(ClassImbalanceParams()).run(_context({"cat": 6, "cats": 6, "Ca-t": 6}))
+    assert not [f for f in result.findings if f.check == "class_name_collision"]

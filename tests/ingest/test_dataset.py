@@ -40,10 +40,20 @@ def test_split_layout_never_takes_split_names_as_classes(tmp_path: Path) -> None
     (tmp_path / "train" / "bird").mkdir()
     found = discover(tmp_path)
     assert found.layout == "split/class"
-    assert sorted(found.splits) == ["Validation", "test", "train"]
+    assert sorted(found.splits) == ["test", "train", "validation"]  # split names are case-insensitive
     assert found.classes == ["bird", "cat", "dog"]
     assert found.empty_classes == {"train": ["bird"]}
-    assert {(r.split, r.label) for r in found.records} >= {("train", "cat"), ("Validation", "dog")}
+    assert {(r.split, r.label) for r in found.records} >= {("train", "cat"), ("validation", "dog")}
+
+
+def test_split_folders_differing_only_in_case_are_one_split(tmp_path: Path) -> None:
+    _img(tmp_path / "train" / "cat" / "a.png")
+    _img(tmp_path / "TRAIN" / "cat" / "b.png", seed=1)
+    _img(tmp_path / "Test" / "cat" / "c.png", seed=2)
+    found = discover(tmp_path)
+    assert found.splits == ["test", "train"]
+    assert {r.path: r.split for r in found.records} == {"TRAIN/cat/b.png": "train", "train/cat/a.png": "train",
+                                                       "Test/cat/c.png": "test"}
 
 
 def test_mixed_split_and_class_folders_is_a_clear_error(tmp_path: Path) -> None:
@@ -140,6 +150,18 @@ def test_manifest_nulls_mean_unlabelled_and_no_split(tmp_path: Path) -> None:
     csv = tmp_path / "m.csv"
     csv.write_text("path,label,split\n1.png,a,train\n2.png,,train\n3.png,b,\n")
     assert {r.path: (r.label, r.split) for r in discover(root, csv).records} == by_path
+
+
+@pytest.mark.parametrize("missing", ["nan", "NaN", "NULL", "null", "None", " none "])
+def test_written_out_nulls_in_a_csv_manifest_mean_unlabelled(tmp_path: Path, missing: str) -> None:
+    root = tmp_path / "data"
+    for name in ("1.png", "2.png"):
+        _img(root / name)
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"path,label,split\n1.png,a,Train\n2.png,{missing},{missing}\n")
+    found = discover(root, csv)
+    assert found.classes == ["a"] and found.splits == ["train"]
+    assert {r.path: (r.label, r.split) for r in found.records} == {"1.png": ("a", "train"), "2.png": (None, None)}
 
 
 def test_fifo_listed_in_a_manifest_is_not_called_missing(tmp_path: Path) -> None:

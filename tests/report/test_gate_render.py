@@ -27,13 +27,24 @@ def _verdict() -> Verdict:
                    ("the class_imbalance check did not run",), "builtin:v2 (not pretrained, requested clip)")
 
 
-def test_json_lists_every_rule_and_every_finding() -> None:
+def test_json_lists_every_rule_and_its_findings() -> None:
     data = json.loads(render(_verdict(), GateFormat.JSON))
     assert data["passed"] is False and data["encoder"] == "builtin:v2 (not pretrained, requested clip)"
     assert [(r["name"], r["status"]) for r in data["rules"]] == [
         ("max_unreadable", "fail"), ("max_split_leakage", "fail"), ("max_imbalance_ratio", "skipped")]
-    assert len(data["rules"][0]["offending"]) == len(BROKEN)  # JSON is never cut short
+    assert len(data["rules"][0]["offending"]) == len(BROKEN)  # far below the cap: nothing left out
+    assert data["rules"][0]["offending_left_out"] == 0 and data["counted_left_out"] == 0
     assert data["counted_per_check"] == {"split_leakage": 1, "unreadable": len(BROKEN)}
+
+
+def test_json_lists_findings_up_to_the_cap_and_counts_the_rest() -> None:
+    capped = json.loads(render(_verdict(), GateFormat.JSON, listed=2))
+    assert [f["path"] for f in capped["rules"][0]["offending"]] == ["cat/0.png", "cat/1.png"]
+    assert capped["rules"][0]["offending_left_out"] == len(BROKEN) - 2
+    assert len(capped["counted"]) == 2 and capped["counted_left_out"] == len(BROKEN) + 1 - 2
+    assert capped["counted_findings"] == len(BROKEN) + 1  # the counts stay whole
+    everything = json.loads(render(_verdict(), GateFormat.JSON, listed=None))
+    assert len(everything["counted"]) == len(BROKEN) + 1 and everything["counted_left_out"] == 0
 
 
 def test_text_names_the_failure_and_cuts_long_lists() -> None:

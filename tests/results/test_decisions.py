@@ -19,7 +19,7 @@ from auditor.results.decisions import DECISIONS_FILE, load_decisions
 from auditor.results.findings import findings_table
 from auditor.results.outputs import TableWriter, atomic_write
 from auditor.results.reading import finding_from_row, load_results
-from tests.conftest import draw_shape, write_split_shapes
+from tests.conftest import draw_shape, run_cli, write_split_shapes
 
 runner = CliRunner()
 
@@ -127,7 +127,13 @@ def test_stale_and_expired_decisions_are_reported_and_do_not_waive(tmp_path: Pat
         ('[[decision]]\ncheck = "x"\nsha256 = "abc"\nreason = "r"\nwho = "w"\nwhen = 2026-01-01\n', "sha256"),
         ('[[decison]]\n', "decison: Extra inputs are not permitted"),
         ('[[decision]]\nnot toml', "is not valid TOML"),
+        (f'[[decision]]\ncheck = "outlier"\nsha256 = "{"0" * 64}"\nreason = "r"\nwho = "w"\n'
+         'when = 2026-01-01T00:00:00Z\nexpires = 1767225600\n', "expires: Value error, must be a date (YYYY-MM-DD)"),
+        (f'[[decision]]\naction = "relabel"\ncheck = "label_error"\nsha256 = "{"0" * 64}"\nnew_label = "a\\nb"\n'
+         'reason = "r"\nwho = "w"\nwhen = 2026-01-01T00:00:00Z\n',
+         "new_label: Value error, label 'a\\nb' contains control"),
     ],
+    ids=["no-sha", "bad-sha", "typo-table", "bad-toml", "integer-expires", "newline-label"],
 )
 def test_invalid_decisions_file_is_one_line_exit_2(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "d.toml"
@@ -204,3 +210,26 @@ def test_interactive_review_walks_findings_with_keys(tmp_path: Path) -> None:
     assert "input ended: review stopped" in ended.output and "skipped 1" in ended.output
     assert load_decisions(target) == []
     assert pd.read_parquet(tmp_path / "r1" / "findings.parquet")["waived"].dtype == bool
+
+
+def test_a_decision_about_a_kind_no_check_produces_is_refused_with_a_did_you_mean(tmp_path: Path) -> None:
+    data = dataset_with_a_copy(tmp_path / "data")
+    results = scan(data, tmp_path / "r1")
+    sha = results.images.set_index("path").at["train/circle/circle_002_copy.png", "sha256"]
+    decisions = tmp_path / "d.toml"
+    decisions.write_text(f'[[decision]]\ncheck = "exact_duplicates"\nsha256 = "{sha}"\nreason = "r"\nwho = "w"\n'
+                         "when = 2026-01-01T00:00:00Z\n")
+    expected = "unknown finding kind 'exact_duplicates' (did you mean 'exact_duplicate'?)"
+    gated = run_cli("gate", str(tmp_path / "r1"), "--decisions", str(decisions))
+    assert gated.returncode == 2 and expected in gated.stderr, gated.stderr
+    rescan = runner.invoke(app, ["scan", str(data), "--out", str(tmp_path / "r2"), "--encoder", "builtin",
+                                 "--workers", "0", "--quiet", "--checks", "unreadable", "--decisions", str(decisions)])
+    assert isinstance(rescan.exception, ConfigError) and expected in str(rescan.exception)
+
+
+def test_review_refuses_a_label_with_control_characters(tmp_path: Path) -> None:
+    scan(dataset_with_a_copy(tmp_path / "data"), tmp_path / "r1")
+    result = run_cli("review", str(tmp_path / "r1"), "--relabel", "--check", "exact_duplicate", "--path",
+                     "train/circle/circle_002.png", "--label", "cat\ndog.png,x,train")
+    assert result.returncode == 2 and "--label: label" in result.stderr and "control characters" in result.stderr
+    assert not (tmp_path / DECISIONS_FILE).exists()

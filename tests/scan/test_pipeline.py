@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from auditor.core.config import AuditConfig, load_config
-from auditor.core.errors import DatasetError
+from auditor.core.errors import OutputError
 from auditor.results.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
 from auditor.scan import Observer, run_scan
 from tests.conftest import draw_shape, write_class_folder
@@ -138,7 +138,7 @@ def test_single_class_scans_with_a_note(tmp_path: Path) -> None:
 def test_out_inside_dataset_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_class_folder(data, per_class=2)
-    with pytest.raises(DatasetError, match="never writes into a dataset"):
+    with pytest.raises(OutputError, match="never writes into a dataset"):
         run_scan(data, _config(tmp_path), data / "results")
     assert not (data / "results").exists()
 
