@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from auditor.core.errors import ConfigError
+from auditor.core.model_input import check_input_shape
 
 
 def _types_in(annotation: Any) -> set[Any]:
@@ -65,7 +66,7 @@ class OnnxConfig(StrictModel):
     """How to feed an ONNX image model (``encoder.name = "onnx"``); see configs/default.toml."""
 
     # None: the model's fixed input height (when its input shape has one), else 224.
-    input_size: int | None = Field(None, ge=8, le=4096)
+    input_size: int | None = Field(None, ge=8)
     # auto: NHWC when the input shape ends in 3 channels, else NCHW.
     layout: Literal["auto", "NCHW", "NHWC"] = "auto"
     scaling: Literal["0-255", "0-1", "mean_std"] = "mean_std"
@@ -74,6 +75,13 @@ class OnnxConfig(StrictModel):
     resize: Literal["stretch", "crop"] = "crop"
     # None: the model's first output.
     output: str | None = None
+
+    @field_validator("input_size")
+    @classmethod
+    def _input_size_fits(cls, value: int | None) -> int | None:
+        if value is not None:
+            check_input_shape(value, value)
+        return value
 
 
 class EncoderConfig(StrictModel):

@@ -149,3 +149,107 @@ def test_cli_missing_model_file_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "ONNX model file not found" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def export_with_head(path: Path, head: str) -> Path:
+    """The small conv net with ``head`` applied to its (N, 8) features: a model whose output is broken."""
+    import torch
+
+    heads = {
+        "nan": lambda f: f * float("nan"),
+        "zeros": lambda f: f * 0.0,
+        "integers": lambda f: (f * 1000.0 + 1.0).to(torch.int64),
+        "huge": lambda f: f * 1e30 + 1e30,
+        "scalar": lambda f: f.sum(),
+        "first_image_only": lambda f: f[:1, :3, None, None],
+    }
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 5, stride=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return heads[head](torch.relu(self.conv(x)).mean(dim=(2, 3)))  # type: ignore[no-any-return]
+
+    torch.manual_seed(0)
+    torch.onnx.export(Net().eval(), (torch.zeros(1, 3, 32, 32),), str(path), input_names=["image"],
+                      output_names=["features"], dynamic_axes={"image": {0: "n"}}, dynamo=False)
+    return path
+
+
+def declare_input_side(model: Path, side: int) -> Path:
+    """Rewrite the model's declared input as a fixed [1, 3, side, side], as a model exported at that size says."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    for dim, value in zip(proto.graph.input[0].type.tensor_type.shape.dim, (1, 3, side, side), strict=True):
+        dim.dim_value = value
+    onnx.save(proto, str(model))
+    return model
+
+
+def test_a_declared_input_over_the_cap_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
+
+    model = declare_input_side(export_model(tmp_path / "big.onnx"), 4608)
+    with pytest.raises(EncoderUnavailable, match=r"input 'image' declares shape \[1, 3, 4608, 4608\]: an image side "
+                                                 r"of 4608 px is over the cap of 4096 px"):
+        OnnxEncoder(model, OnnxConfig())
+    # input_size does not lift the cap: the model's own shape would be refused at its first batch anyway.
+    with pytest.raises(EncoderUnavailable, match="4608 px is over the cap"):
+        OnnxEncoder(model, OnnxConfig(input_size=32))
+    fits = declare_input_side(export_model(tmp_path / "fits.onnx"), 48)
+    assert OnnxEncoder(fits, OnnxConfig()).size == 48
+
+
+def test_cli_refuses_a_model_declaring_a_huge_input_with_exit_2(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    model = declare_input_side(export_model(tmp_path / "huge.onnx"), 20000)
+    result = subprocess.run(
+        [sys.executable, "-m", "auditor", "scan", str(data), "--out", str(tmp_path / "out"), "--model-file",
+         str(model), "--workers", "0", "--no-cache", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "20000 px is over the cap of 4096 px" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("head", "reason"), [
+    ("nan", r"output 'features' of .*nan\.onnx: the embedding of row 0 has NaN or infinite values \(and 3 more\)"),
+    ("zeros", "the embedding of row 0 is all zeros"),
+    ("scalar", r"output 'features' of .*scalar\.onnx has shape \(\) for a batch of 1: not one vector per image"),
+    ("first_image_only", r"output 'features' of .*first_image_only\.onnx has shape \(1, 3, 1, 1\) for a batch of 4: "
+                         "not one vector per image"),
+])
+def test_bad_model_outputs_are_refused_naming_the_output(tmp_path: Path, head: str, reason: str) -> None:
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
+
+    batch = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    with pytest.raises(EncoderUnavailable, match=reason):
+        OnnxEncoder(export_with_head(tmp_path / f"{head}.onnx", head), OnnxConfig()).embed(batch)
+
+
+@pytest.mark.parametrize("head", ["integers", "huge"])
+def test_integer_and_huge_outputs_become_unit_vectors(tmp_path: Path, head: str) -> None:
+    from auditor.embed.encoders.onnx_model import OnnxEncoder
+
+    batch = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    vectors = OnnxEncoder(export_with_head(tmp_path / f"{head}.onnx", head), OnnxConfig()).embed(batch)
+    assert vectors.dtype == np.float32 and vectors.shape == (4, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_cli_nan_output_exits_2_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    result = subprocess.run(
+        [sys.executable, "-m", "auditor", "scan", str(data), "--out", str(tmp_path / "out"), "--model-file",
+         str(export_with_head(tmp_path / "nan.onnx", "nan")), "--workers", "0", "--no-cache", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "has NaN or infinite values" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

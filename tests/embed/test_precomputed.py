@@ -52,6 +52,12 @@ def test_parquet_vectors_and_identity_follow_the_file_content(tmp_path: Path) ->
          "expected one vector per path"),
         ("vectors.npz", lambda path: np.savez(path, paths=np.array(["a"]), embeddings=np.array([[np.nan, 1.0]])),
          "NaN or infinite"),
+        ("vectors.npz", lambda path: np.savez(path, paths=np.array(["a", "b"]), embeddings=np.array([[1, 0], [0, 0]])),
+         "the embedding of 'b' is all zeros"),
+        ("vectors.parquet", lambda path: pq.write_table(
+            pa.table({"path": ["cat/a.png", "cat/b.png", "cat\\a.png"],
+                      "embedding": [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]}), path),
+         "path 'cat/a.png' appears more than once"),
         ("vectors.parquet", lambda path: path.write_bytes(b"not parquet"), "cannot read precomputed embeddings"),
     ],
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from auditor.embed.encoders.base import l2_normalise
+from auditor.embed.encoders.base import unit_rows
 
 VERSION = 2
 _SIDE = 64
@@ -147,4 +147,4 @@ class BuiltinEncoder:
         return BuiltinPreprocessor()
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        return l2_normalise(batch)
+        return unit_rows(batch, "the builtin encoder")

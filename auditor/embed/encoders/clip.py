@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from auditor.core.errors import EncoderUnavailable
-from auditor.embed.encoders.base import cpu_thread_cap, l2_normalise
+from auditor.embed.encoders.base import cpu_thread_cap, unit_rows
 
 PREPROCESS_VERSION = 1
 _HUB_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -288,7 +288,7 @@ class ClipEncoder:
                 dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
                 with torch.autocast(device_type=self.device, dtype=dtype):
                     features = self.visual(tensor)
-        return l2_normalise(features.float().cpu().numpy())
+        return unit_rows(features.float().cpu().numpy(), f"CLIP model {self.model_name}")
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         import open_clip  # on use: heavy (module docstring)
@@ -297,4 +297,4 @@ class ClipEncoder:
         tokens = open_clip.get_tokenizer(self.model_name)(texts).to(self.device)
         with torch.inference_mode():
             features = self._text_model.encode_text(tokens)
-        return l2_normalise(features.float().cpu().numpy())
+        return unit_rows(features.float().cpu().numpy(), f"CLIP model {self.model_name}")

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from auditor.core.errors import EncoderUnavailable
-from auditor.embed.encoders.base import cpu_thread_cap, l2_normalise
+from auditor.core.model_input import check_input_shape
+from auditor.embed.encoders.base import cpu_thread_cap, unit_rows
 
 if TYPE_CHECKING:
     from auditor.core.config import OnnxConfig
@@ -83,14 +84,24 @@ def _infer_layout(shape: list[Any], configured: str) -> str:
     return "NCHW"
 
 
-def _infer_size(shape: list[Any], layout: str, configured: int | None) -> int:
-    if configured is not None:
-        return configured
+def _fixed(dim: Any) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def _input_size(shape: list[Any], layout: str, configured: int | None) -> int:
+    """The side images are fed at; raises ValueError when the model declares an image over the memory budget.
+
+    A declared fixed shape binds like ``input_size`` does: a model declaring 20000 px would otherwise make
+    every preprocessed image take gigabytes, before its first batch.
+    """
     if len(shape) == 4:
-        height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
-        if isinstance(height, int) and isinstance(width, int) and height == width and height > 0:
-            return height
-    return 224
+        height, width, channels = (shape[2], shape[3], shape[1]) if layout == "NCHW" else (shape[1], shape[2], shape[3])
+    else:
+        height = width = channels = None
+    fixed_height, fixed_width = _fixed(height), _fixed(width)
+    size = configured or (fixed_height if fixed_height is not None and fixed_height == fixed_width else 224)
+    check_input_shape(fixed_height or size, fixed_width or size, _fixed(channels) or 3)
+    return size
 
 
 class OnnxEncoder:
@@ -136,12 +147,16 @@ class OnnxEncoder:
             raise EncoderUnavailable(f"{model_file}: no output named {params.output!r}; outputs: {', '.join(outputs)}")
         self._output = params.output or outputs[0]
         self.layout = _infer_layout(shape, params.layout)
-        self.size = _infer_size(shape, self.layout, params.input_size)
+        try:
+            self.size = _input_size(shape, self.layout, params.input_size)
+        except ValueError as exc:
+            raise EncoderUnavailable(f"{model_file}: input {self._input!r} declares shape {shape}: {exc}") from None
         self._preprocessor = OnnxPreprocessor(
             self.size, self.layout, params.scaling, tuple(params.mean), tuple(params.std),  # type: ignore[arg-type]
             params.resize, (self.size, self.size),
         )
-        probe = self._run(np.zeros((1, *self._preprocessor(Image.new("RGB", (8, 8))).shape), np.float32), model_file)
+        self._model_file = model_file
+        probe = self._run(np.zeros((1, *self._preprocessor(Image.new("RGB", (8, 8))).shape), np.float32))
         self.dim = int(probe.shape[1])
         self.model_sha256 = _file_sha256(model_file)
         self.identity = (
@@ -155,7 +170,7 @@ class OnnxEncoder:
             return params.scaling
         return "mean_std=" + ",".join(f"{v:g}" for v in (*params.mean, *params.std))
 
-    def _run(self, batch: np.ndarray, source: Path | str = "the ONNX model") -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         step = self._fixed_batch
         if step is not None and len(batch) != step:
             # A fixed batch size: feed it slices of exactly that many, the last one padded with blank inputs.
@@ -165,22 +180,23 @@ class OnnxEncoder:
                 count = len(part)
                 if count < step:
                     part = np.concatenate([part, np.zeros((step - count, *part.shape[1:]), part.dtype)])
-                parts.append(self._run(part, source)[:count])
+                parts.append(self._run(part)[:count])
             return np.concatenate(parts)
         feed = batch.astype(np.float16) if self._input_fp16 else batch
         try:
-            output = np.asarray(self._session.run([self._output], {self._input: feed})[0], dtype=np.float32)
+            output = np.asarray(self._session.run([self._output], {self._input: feed})[0])
         except Exception as exc:  # noqa: BLE001 - shape/type mismatches surface here
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EncoderUnavailable(
-                f"{source} rejected a {self.layout} batch of shape {tuple(batch.shape)}: {first} "
+                f"{self._model_file} rejected a {self.layout} batch of shape {tuple(batch.shape)}: {first} "
                 "(set [encoder.onnx] layout / input_size)"
             ) from None
-        # (N, C, 1, 1) or (N, 1, 1, C) pooled maps are features; a spatial map is not.
-        if output.ndim > 2 and int(np.prod(output.shape[1:])) != max(output.shape[1:]):
+        # One vector per image: (N, D), or a pooled map such as (N, D, 1, 1) or (N, 1, 1, D); never a scalar,
+        # a spatial map, or one fixed-size result whatever the batch.
+        if output.ndim < 2 or output.shape[0] != len(batch) or sum(d != 1 for d in output.shape[1:]) > 1:
             raise EncoderUnavailable(
-                f"output {self._output!r} has shape {output.shape}: not one vector per image; "
-                "choose a pooled feature output with [encoder.onnx] output"
+                f"output {self._output!r} of {self._model_file} has shape {output.shape} for a batch of {len(batch)}: "
+                "not one vector per image; choose a pooled feature output with [encoder.onnx] output"
             )
         return output.reshape(len(output), -1)
 
@@ -188,4 +204,9 @@ class OnnxEncoder:
         return self._preprocessor
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        return l2_normalise(self._run(batch))
+        output = self._run(batch)
+        source = f"output {self._output!r} of {self._model_file}"
+        if output.shape[1] != self.dim:
+            raise EncoderUnavailable(f"{source}: {output.shape[1]} values per image in a batch of {len(batch)}, "
+                                     f"{self.dim} in a batch of 1: not one vector per image")
+        return unit_rows(output, source)

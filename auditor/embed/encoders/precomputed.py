@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from auditor.core.errors import EncoderUnavailable
-from auditor.embed.encoders.base import l2_normalise
+from auditor.embed.encoders.base import unit_rows
 
 
 class PrecomputedEmbeddings:
@@ -28,10 +29,13 @@ class PrecomputedEmbeddings:
             raise EncoderUnavailable(f"cannot read precomputed embeddings {source}: {exc}") from None
         if vectors.ndim != 2 or len(paths) != len(vectors) or len(vectors) == 0:
             raise EncoderUnavailable(f"{source}: expected one vector per path, got {vectors.shape} for {len(paths)}")
-        if not np.isfinite(vectors).all():
-            raise EncoderUnavailable(f"{source}: embeddings contain NaN or infinite values")
-        self._index = {str(p).replace("\\", "/"): i for i, p in enumerate(paths)}
-        self._vectors = l2_normalise(vectors)
+        paths = [p.replace("\\", "/") for p in paths]
+        self._index = {p: i for i, p in enumerate(paths)}
+        if len(self._index) < len(paths):
+            # Otherwise the last row would silently win, and two rows for one image are a mistake in the file.
+            repeated = next(p for p, count in Counter(paths).items() if count > 1)
+            raise EncoderUnavailable(f"{source}: path {repeated!r} appears more than once")
+        self._vectors = unit_rows(vectors, str(source), paths)
         self.dim = int(vectors.shape[1])
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         self.identity = f"precomputed:{source.name}:{digest}"
