@@ -182,8 +182,13 @@ class ReliabilityParams(ConfigModel):
     enabled: bool = True
     # Confidence level of the bounds recorded beside the verdict (run.json figures).
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    # The checks are trusted unless the classifier's chance-corrected cross-validated balanced accuracy,
-    # (BA - 1/K) / (1 - 1/K), is below this (0.5: closer to chance than to perfect).
+    # The checks are trusted unless their label-error flags are expected to be mostly wrong: the mean over
+    # the flags of the fitted share of disagreements at each flag's confidence that are label noise rather
+    # than the classifier's own mistakes, with its upper bound at `confidence`, below this (0.5: noise as
+    # likely as a mistake). A class whose own flags are below it is marked even when the rest are trusted.
+    min_expected_flag_precision: float = Field(0.5, ge=0.0, le=1.0)
+    # And never when the classifier's chance-corrected cross-validated balanced accuracy, (BA - 1/K) / (1 - 1/K),
+    # is below this (0.5: closer to chance than to perfect; there the noise floor cannot be told apart).
     min_chance_corrected_accuracy: float = Field(0.5, ge=0.0, le=1.0)
 
 

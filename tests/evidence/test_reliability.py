@@ -8,7 +8,7 @@ import pytest
 from auditor.checks.ambiguous import AmbiguousCheck, AmbiguousParams
 from auditor.checks.label_errors import LabelErrorsCheck, LabelErrorsParams
 from auditor.core.config import AmbiguityParams, ReliabilityParams
-from auditor.evidence.reliability import assess, mark, summary_fields
+from auditor.evidence.reliability import DisagreementModel, assess, mark, summary_fields
 from auditor.evidence.verdicts import split_of
 from auditor.results.findings import Finding, Severity
 from tests.conftest import synthetic_context
@@ -59,6 +59,80 @@ def test_chance_level_embedding_is_unreliable() -> None:
     verdict = synthetic_context(vectors, labels).evidence.reliability
     assert not verdict.reliable
     assert "chance" in (verdict.reason or "")
+
+
+def many_classes(centres: np.ndarray, noise: float, per_class: int = 100, seed: int = 0):
+    """Gaussian classes around ``centres`` (unit noise per dimension); ``noise`` of labels moved to another class."""
+    rng = np.random.default_rng(seed)
+    k, dim = centres.shape
+    truth = np.repeat(np.arange(k), per_class)
+    vectors = rng.normal(size=(len(truth), dim)) + centres[truth] + 5.0
+    flipped = rng.random(len(truth)) < noise
+    given = np.where(flipped, (truth + rng.integers(1, k, len(truth))) % k, truth)
+    return vectors, [f"c{g:02d}" for g in given], flipped
+
+
+def spread_centres(k: int, distance: float, dim: int = 32, seed: int = 1) -> np.ndarray:
+    centres = np.random.default_rng(seed).normal(size=(k, dim))
+    return centres * distance / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def test_ten_classes_whose_classifier_errs_more_than_the_labels_are_unreliable() -> None:
+    """Clearly above chance (chance-corrected balanced accuracy ~0.7, which the old midpoint rule trusted),
+    but its own mistakes outnumber 3% label noise among its flags: they are mostly wrong, so unreliable."""
+    vectors, labels, flipped = many_classes(spread_centres(10, 2.5), noise=0.03)
+    ctx = synthetic_context(vectors, labels)
+    verdict = ctx.evidence.reliability
+    flags = ctx.evidence.label_issues
+    assert verdict.chance_corrected > 0.6
+    assert flipped[flags].mean() < 0.3, "the premise: most flags are the classifier's mistakes"
+    assert not verdict.reliable
+    assert verdict.expected_precision_upper is not None and verdict.expected_precision_upper < 0.5
+    assert "outnumber" in (verdict.reason or "")
+
+
+def test_ten_well_separated_noisy_classes_stay_reliable() -> None:
+    vectors, labels, flipped = many_classes(spread_centres(10, 8.0), noise=0.05)
+    ctx = synthetic_context(vectors, labels)
+    verdict = ctx.evidence.reliability
+    assert verdict.reliable, verdict.reason
+    assert not verdict.doubtful_classes and not verdict.unseparated_classes
+    assert flipped[ctx.evidence.label_issues].mean() > 0.8
+    assert verdict.expected_precision is not None and verdict.expected_precision > 0.5
+
+
+def test_a_class_pair_the_embedding_cannot_separate_is_marked_while_the_rest_are_trusted() -> None:
+    """Twelve classes, two of them sharing one centre: their recall (~0.5) is far above chance (1/12), so a
+    recall test passes them, but their flags are the classifier's coin flips; the other classes' are real."""
+    centres = spread_centres(12, 8.0)
+    centres[11] = centres[10]
+    vectors, labels, flipped = many_classes(centres, noise=0.08)
+    ctx = synthetic_context(vectors, labels)
+    verdict = ctx.evidence.reliability
+    assert verdict.reliable, verdict.reason
+    assert not verdict.unseparated_classes
+    assert set(verdict.doubtful_classes) == {"c10", "c11"}
+    result = LabelErrorsCheck(LabelErrorsParams()).run(ctx)
+    by_class = {f.label: f.severity for f in result.findings}
+    assert by_class["c10"] == by_class["c11"] == Severity.INFO
+    # A flag that suggests one of the pair is about it too.
+    trusted = [f for f in result.findings if not {"c10", "c11"} & {f.label, *f.classes}]
+    assert trusted and all(f.severity == Severity.WARNING for f in trusted)
+    paths = set(ctx.images["path"][flipped])
+    assert sum(f.path in paths for f in trusted) >= 0.8 * len(trusted)
+
+
+def test_disagreement_model_recovers_the_noise_floor_under_a_convex_mistake_curve() -> None:
+    """Mistakes that vanish quadratically with confidence: a straight line through them underestimates the
+    floor (the old model); the fitted exponent recovers it, and with it each flag's noise share."""
+    rng = np.random.default_rng(0)
+    uncertainty = rng.uniform(0.0, 0.6, 20_000)
+    disagree = (rng.random(len(uncertainty)) < 0.05 + 0.95 * (1 - 0.05) * uncertainty ** 2).astype(float)
+    model = DisagreementModel.fit(uncertainty, disagree)
+    assert abs(model.noise - 0.05) < 0.01
+    assert 1.6 < model.exponent < 2.5
+    share = model.noise_share(np.array([0.0, 0.5]))
+    assert share[0] == 1.0 and 0.1 < share[1] < 0.3
 
 
 def test_reliability_can_be_switched_off() -> None:
@@ -126,6 +200,7 @@ def test_assess_at_chance_gives_the_reason_unless_disabled() -> None:
     args = (labels, probs, probs, np.zeros(60, dtype=bool), ["a", "b"], np.ones(60, dtype=bool))
     verdict = assess(*args, ReliabilityParams())
     assert not verdict.reliable and verdict.chance_corrected == pytest.approx(0.0)
-    assert verdict.reason is not None and "closer to chance (0.50) than to perfect" in verdict.reason
+    assert verdict.reason is not None
+    assert "closer to chance than to perfect" in verdict.reason and "chance 0.50" in verdict.reason
     trusted = assess(*args, ReliabilityParams(enabled=False))
     assert trusted.reliable and trusted.unseparated_classes == ()
