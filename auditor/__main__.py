@@ -1,5 +1,5 @@
 """``python -m auditor``: the same CLI as the ``audit`` command."""
 
-from auditor.cli.app import main
+from auditor.cli import main
 
 main()

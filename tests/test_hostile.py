@@ -787,3 +787,28 @@ def test_gate_config_typos_and_booleans_exit_2(
     for extra in ([], ["--baseline", str(good_results)]):
         code, _, err = _cli(monkeypatch, capsys, "gate", str(good_results), "-c", str(config), *extra)
         assert expected in _one_line_error(code, err)
+
+
+def test_a_dataset_and_results_under_non_utf8_folder_names_scan_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ds\\xff` once scanned but broke `report --format html`; `--out o\\xff` broke the scan itself."""
+    data, out = (tmp_path / name.decode(errors="surrogateescape") for name in (b"ds\xff", b"o\xff"))
+    try:
+        data.mkdir()
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    write_class_folder(data, per_class=3)
+    args = _scan_args(data, tmp_path)
+    args[args.index("--out") + 1] = str(out)
+    code, stdout, err = _cli(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert "o\\xff" in stdout
+    for fmt in ("terminal", "markdown", "html"):
+        code, text, err = _cli(monkeypatch, capsys, "report", str(out), "--format", fmt)
+        assert code == 0, (fmt, err)
+        shown = (out / "report.html").read_text(encoding="utf-8") if fmt == "html" else text
+        shown.encode("utf-8")  # no lone surrogate: the text went to a UTF-8 stream or file
+        assert fmt == "markdown" or "ds\\xff" in shown, fmt  # the Markdown summary names no folder
+    code, _, err = _cli(monkeypatch, capsys, "gate", str(out))
+    assert code in (0, 1), err

@@ -13,13 +13,13 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO, cast
 
 import typer
 from rich.markup import escape
 
 from auditor import __version__
-from auditor.cli.exit_codes import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+from auditor.cli.exit_codes import EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from auditor.cli.export import export_command
 from auditor.cli.fix import fix_command
 from auditor.cli.gate import gate_command
@@ -27,7 +27,7 @@ from auditor.cli.options import Command
 from auditor.cli.report import report_command
 from auditor.cli.review import review_command
 from auditor.cli.scan import scan_command
-from auditor.cli.terminal import err_console
+from auditor.cli.terminal import LEFT_AS_THEY_WERE, GuardedStdout, Interrupted, err_console, stdout_failure
 from auditor.core.errors import AuditorError
 
 app = typer.Typer(
@@ -79,44 +79,84 @@ def _crash_log(exc: BaseException) -> Path | None:
     return Path(name)
 
 
-def main() -> None:
-    """Console-script entry: our errors exit 2, bugs 70, each with one line on stderr."""
-    signal.signal(signal.SIGTERM, _terminate)
-    if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+def _usage_error(exc: Exception) -> int:
+    context = getattr(exc, "ctx", None)
+    usage = ""
+    if context is not None:
+        form = context.get_usage().removeprefix("Usage: ").strip()
+        usage = f" (usage: {form}; {context.command_path} -h for help)"
+    message = str(exc.format_message()) if hasattr(exc, "format_message") else str(exc)
+    if message:  # empty when the help was the answer (``audit`` alone prints it)
+        from auditor.report.safe import visible  # on use: `audit --help` must not import pandas
+
+        # The message may quote what was typed (an unknown option): data, shown escaped.
+        err_console.print(f"[bold red]error:[/] {escape(visible(message) + usage)}", highlight=False,
+                          soft_wrap=True)
+    return EXIT_USAGE
+
+
+def _internal_error(exc: Exception) -> int:
+    from auditor.report.safe import one_line  # on use: `audit --help` must not import pandas
+
+    log = _crash_log(exc)
+    where = f"traceback in {log}" if log is not None else "no log could be written"
+    err_console.print(
+        f"[bold red]internal error[/] (a bug in auditor, please report it): "
+        f"{escape(one_line(f'{type(exc).__name__}: {exc}'))}; {escape(where)}",
+        highlight=False, soft_wrap=True,
+    )
+    return EXIT_INTERNAL
+
+
+def _interrupted(left: str) -> int:
+    err_console.print(f"[bold yellow]interrupted:[/] {escape(left)}", highlight=False, soft_wrap=True)
+    return EXIT_INTERRUPTED
+
+
+def _run() -> int:
+    """Run the command line; our errors exit 2, bugs 70, interrupts 130, each with one line on stderr."""
     try:
         # Not standalone: click's own errors come here, to be one line like ours (typer draws them in a box).
         code = app(prog_name="audit", standalone_mode=False)
     except _CLICK_ERROR as exc:
-        context = getattr(exc, "ctx", None)
-        usage = ""
-        if context is not None:
-            form = context.get_usage().removeprefix("Usage: ").strip()
-            usage = f" (usage: {form}; {context.command_path} -h for help)"
-        message = str(exc.format_message()) if hasattr(exc, "format_message") else str(exc)
-        if message:  # empty when the help was the answer (``audit`` alone prints it)
-            err_console.print(f"[bold red]error:[/] {escape(message + usage)}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
+        return _usage_error(exc)
     except typer.Abort:  # standard input ended at a prompt
         err_console.print("[bold red]error:[/] input ended before an answer", highlight=False)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        return _interrupted(exc.left)
     except AuditorError as exc:
         from auditor.report.safe import visible  # on use: `audit --help` must not import pandas
 
         # Several lines only for a config with several bad fields, one per field; data shown escaped.
         message = "\n".join(visible(line) for line in str(exc).splitlines())
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into a report, not a traceback
-        from auditor.report.safe import one_line  # on use: `audit --help` must not import pandas
+        return _internal_error(exc)
+    # Not standalone, typer returns what a command's Exit carried (the gate's 1), else None. Its 130 is a
+    # Ctrl-C that no command caught (typer turns it into a silent exit): it gets its line here.
+    if code == EXIT_INTERRUPTED:
+        return _interrupted(LEFT_AS_THEY_WERE)
+    return code if isinstance(code, int) else EXIT_OK
 
-        log = _crash_log(exc)
-        where = f"traceback in {log}" if log is not None else "no log could be written"
-        err_console.print(
-            f"[bold red]internal error[/] (a bug in auditor, please report it): "
-            f"{escape(one_line(f'{type(exc).__name__}: {exc}'))}; {escape(where)}",
-            highlight=False, soft_wrap=True,
-        )
-        sys.exit(EXIT_INTERNAL)
-    # Not standalone, typer returns what a command's Exit carried (the gate's 1, an interrupt's 130), else None.
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+def main() -> None:
+    """Console-script entry: the exit code and at most one line on stderr, whatever happened."""
+    signal.signal(signal.SIGTERM, _terminate)
+    if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    stdout = GuardedStdout(sys.stdout)
+    sys.stdout = cast(TextIO, stdout)
+    try:
+        code = _run()
+        lost = stdout_failure()
+        if lost is not None and code in (EXIT_OK, EXIT_GATE_FAILED):  # else a line was printed (the gate's, say)
+            err_console.print(f"[bold red]error:[/] could not write to standard output: {escape(lost)}",
+                              highlight=False, soft_wrap=True)
+            code = EXIT_USAGE
+    except KeyboardInterrupt:  # a Ctrl-C while an error was being reported
+        code = _interrupted(LEFT_AS_THEY_WERE)
+    finally:
+        sys.stdout = stdout.stream
+    sys.exit(code)

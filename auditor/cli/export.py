@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from auditor.cli.options import ResultsFolder, choice
-from auditor.cli.terminal import StdoutConsole
 from auditor.core.errors import AuditorError
 
 ExportTarget = Literal["label-studio", "fiftyone"]
@@ -36,19 +36,20 @@ def export_command(
     """Hand label_error and ambiguous findings to Label Studio, or every image with its findings to FiftyOne."""
     # Imported on use, as in every command: `audit --help` must not load pandas.
     from auditor.actions.exports import fiftyone_records, label_studio_config, label_studio_tasks, to_fiftyone
+    from auditor.report.safe import visible
     from auditor.results.destinations import refuse_destination
     from auditor.results.outputs import atomic_write
     from auditor.results.reading import load_results, with_current_decisions
 
     # Findings accepted since the scan are not handed to annotators either.
     loaded = with_current_decisions(load_results(results))
-    console = StdoutConsole()
+    console = Console()
     if to == "fiftyone":
         root = dataset or Path(str((loaded.run.get("dataset") or {}).get("root") or ""))
         if not root.is_dir():
             raise AuditorError(f"dataset folder not found: {root}; pass --dataset")
         built = to_fiftyone(fiftyone_records(loaded, root), name)
-        console.print(f"FiftyOne dataset [bold]{escape(name)}[/] with {len(built)} samples", highlight=False)
+        console.print(f"FiftyOne dataset [bold]{escape(visible(name))}[/] with {len(built)} samples", highlight=False)
         return
     if out is None:
         raise AuditorError("--to label-studio needs --out tasks.json")
@@ -60,5 +61,5 @@ def export_command(
     classes = [str(c) for c in (loaded.run.get("dataset") or {}).get("classes") or []]
     config = label_studio_config(classes)
     atomic_write(config_path, lambda tmp: tmp.write_text(config, encoding="utf-8"))
-    console.print(f"{len(tasks)} Label Studio task(s) in [bold]{escape(str(out))}[/]; labelling config: "
-                  f"{escape(str(config_path))}", highlight=False, soft_wrap=True)
+    console.print(f"{len(tasks)} Label Studio task(s) in [bold]{escape(visible(out))}[/]; labelling config: "
+                  f"{escape(visible(config_path))}", highlight=False, soft_wrap=True)

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from auditor.cli.options import ResultsFolder
-from auditor.cli.terminal import StdoutConsole
 from auditor.core.errors import AuditorError
 
 
@@ -47,6 +47,7 @@ def fix_command(
     """Write a cleaned manifest (path,label,split) for `audit scan --manifest`; the dataset is never touched."""
     # Imported on use, as in every command: `audit --help` must not load pandas.
     from auditor.actions.fix import DEFAULT_SPLIT_PRIORITY, DUPLICATE_KINDS, FixOptions, plan_fix, write_fix
+    from auditor.report.safe import visible
     from auditor.results.decisions import load_decisions, now_utc
     from auditor.results.destinations import refuse_destination
     from auditor.results.reading import load_results, recorded_decisions_file, with_decisions
@@ -72,7 +73,7 @@ def fix_command(
     loaded, _ = with_decisions(loaded, decided, now_utc().date())
     fix = plan_fix(loaded, decided, options, now_utc().date())
     log = write_fix(fix, out)
-    console = StdoutConsole()
+    console = Console()
     table = Table(title=f"audit fix: {len(fix.manifest)} of {len(loaded.images)} images kept", title_justify="left")
     for column in ("action", "because of", "images"):
         table.add_column(column)
@@ -81,8 +82,9 @@ def fix_command(
     if not fix.changes:
         table.add_row("none", "nothing to fix", "0")
     console.print(table)
-    console.print(f"manifest: [bold]{escape(str(out))}[/]; changes and reasons: {escape(str(log))}", highlight=False,
+    console.print(f"manifest: [bold]{escape(visible(out))}[/]; changes and reasons: {escape(visible(log))}",
+                  highlight=False,
                   soft_wrap=True)
     if root_text:
-        console.print(f"[dim]next: audit scan {escape(str(root_text))} --manifest {escape(str(out))}[/]",
+        console.print(f"[dim]next: audit scan {escape(visible(root_text))} --manifest {escape(visible(out))}[/]",
                       highlight=False, soft_wrap=True)

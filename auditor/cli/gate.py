@@ -10,7 +10,8 @@ from rich.console import Console
 
 from auditor.cli.exit_codes import EXIT_GATE_FAILED
 from auditor.cli.options import ResultsFolder, choice
-from auditor.cli.terminal import StdoutConsole, interruptible, reader_may_leave
+from auditor.cli.terminal import interruptible, stdout_failure
+from auditor.core.errors import OutputError
 
 if TYPE_CHECKING:
     from auditor.core.config import GateConfig
@@ -46,11 +47,14 @@ def apply_gate(
     if output is not None:
         text = render(verdict, GateFormat(fmt), listed)
         atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    with reader_may_leave():
-        if output is None and GateFormat(fmt) is not GateFormat.TEXT:
-            typer.echo(render(verdict, GateFormat(fmt), listed), nl=False)
-        else:
-            print_verdict(console, verdict)
+    if output is None and GateFormat(fmt) is not GateFormat.TEXT:
+        typer.echo(render(verdict, GateFormat(fmt), listed), nl=False)
+    else:
+        print_verdict(console, verdict)
+    lost = stdout_failure()
+    if lost is not None:  # the exit code is then 2, so the verdict is said where it can still be read
+        raise OutputError(f"the gate {'passed' if verdict.passed else 'FAILED'}, but its verdict could not be "
+                          f"written to standard output: {lost}")
     return verdict.passed
 
 
@@ -81,7 +85,7 @@ def gate_command(
     from auditor.core.config import load_config
 
     rules = load_config(config, check_params=PARAMS).gate
-    console = StdoutConsole()
+    console = Console()
     # Off a terminal (CI logs), lines are not hard-wrapped at 80 columns in the middle of a message.
     console.soft_wrap = not console.is_terminal
     with interruptible("no verdict was given"):

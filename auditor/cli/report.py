@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from auditor.cli.options import ResultsFolder, choice
-from auditor.cli.terminal import StdoutConsole, interruptible, reader_may_leave
+from auditor.cli.terminal import interruptible
 
 # The values of auditor.report.ReportFormat, spelled out so that `audit --help` does not import pandas.
 ReportFormatName = Literal["terminal", "markdown", "html"]
@@ -45,14 +46,13 @@ def report_command(
         output = results / "report.html"
     if output is not None:
         refuse_destination("--output", output, results)
-    console = StdoutConsole()
+    console = Console()
     color = output is None and report_format is ReportFormat.TERMINAL and console.is_terminal
     options = ReportOptions(tuple(check or ()), top, dataset, color, console.width if color else 120)
     with interruptible("no report was written"):
         text = render_results(results, report_format, options)
         if output is None:
-            with reader_may_leave():
-                typer.echo(text, nl=False)
+            typer.echo(text, nl=False)
             return
         write_report(output, text)
     from auditor.report.safe import visible

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from auditor.cli.options import ResultsFolder
-from auditor.cli.terminal import StdoutConsole
 from auditor.core.errors import AuditorError
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ def review_command(
     except ValueError:
         raise AuditorError(f"--expires must be a date YYYY-MM-DD, got {expires!r}") from None
     reviewer = who or default_who()
-    console = StdoutConsole()
+    console = Console()
     if accept or relabel:
         _review_one(loaded, target, accept, relabel, check, path, reason, label, reviewer, until, console)
         return
@@ -72,6 +71,7 @@ def _review_one(results: Results, target: Path, accept: bool, relabel: bool, che
                 path: str | None, reason: str | None, label: str | None, who: str, until: date | None,
                 console: Console) -> None:
     from auditor.actions.review import find_finding, make_decision, write_decisions
+    from auditor.report.safe import visible
     from auditor.results.decisions import label_problem
 
     if accept and relabel:
@@ -88,7 +88,8 @@ def _review_one(results: Results, target: Path, accept: bool, relabel: bool, che
     action = "accept" if accept else "relabel"
     decision = make_decision(finding, results, action, reason or "relabelled in review", who, until, label)
     write_decisions(target, [decision])
-    console.print(f"{escape(decision.describe())} written to [bold]{escape(str(target))}[/]", highlight=False)
+    console.print(f"{escape(visible(decision.describe()))} written to [bold]{escape(visible(target))}[/]",
+                  highlight=False, soft_wrap=True)
 
 
 def _answer(text: str, **options: Any) -> str | None:
@@ -111,6 +112,7 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
     import click  # typer's own dependency; read a single key press only in interactive review
 
     from auditor.actions.review_session import KeyQuestion, ReviewSession
+    from auditor.report.safe import visible
 
     session = ReviewSession.start(results, target, checks, top, who, until)
     if not session.queue:
@@ -118,10 +120,10 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
         return
     while (question := session.question()) is not None:
         if isinstance(question, KeyQuestion):
-            console.rule(escape(question.title))
+            console.rule(escape(visible(question.title)))
             for line in question.lines:
-                console.print(escape(line), highlight=False)
-            console.print(f"thumbnail: {escape(str(question.picture))}", highlight=False, soft_wrap=True)
+                console.print(escape(visible(line)), highlight=False)
+            console.print(f"thumbnail: {escape(visible(question.picture))}", highlight=False, soft_wrap=True)
             session.answer(_answer(question.legend, type=click.Choice(question.keys), show_choices=False))
         else:
             session.answer(_answer("reason", default=question.default))
@@ -129,7 +131,7 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
         console.print("input ended: review stopped")
     done = session.tally
     console.print(f"accepted {done.accepted}, relabelled {done.relabelled}, skipped {done.skipped}; "
-                  f"decisions in [bold]{escape(str(target))}[/]", highlight=False, soft_wrap=True)
-    console.print(f"[dim]next: audit gate {escape(str(results.directory))} honours them now; audit fix "
-                  f"{escape(str(results.directory))} --out manifest.csv applies relabels[/]", highlight=False,
+                  f"decisions in [bold]{escape(visible(target))}[/]", highlight=False, soft_wrap=True)
+    console.print(f"[dim]next: audit gate {escape(visible(results.directory))} honours them now; audit fix "
+                  f"{escape(visible(results.directory))} --out manifest.csv applies relabels[/]", highlight=False,
                   soft_wrap=True)

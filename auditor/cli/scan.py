@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
-from auditor.cli.exit_codes import EXIT_GATE_FAILED, EXIT_INTERRUPTED
+from auditor.cli.exit_codes import EXIT_GATE_FAILED
 from auditor.cli.gate import apply_gate
-from auditor.cli.terminal import StdoutConsole, err_console, interruptible
+from auditor.cli.terminal import Interrupted, err_console, interruptible
 from auditor.core.errors import AuditorError
 
 
@@ -129,7 +130,7 @@ def scan_command(
         from auditor.scan import run_scan
 
         cfg = load_config(config, overrides, check_params=PARAMS)
-    console = StdoutConsole()
+    console = Console()
     observer = RichObserver(console, enabled=not quiet and console.is_terminal)
     try:
         result = run_scan(dataset, cfg, out, manifest=manifest, observer=observer, pred_probs=pred_probs)
@@ -137,12 +138,8 @@ def scan_command(
         from auditor.report.safe import visible  # on use: auditor.report imports pandas
 
         observer.done()
-        err_console.print(
-            f"[bold yellow]interrupted:[/] results in {escape(visible(out))} were left as they were; "
-            "finished embedding batches are cached, so the next scan resumes from there",
-            highlight=False, soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise Interrupted(f"results in {visible(out)} were left as they were; finished embedding batches are "
+                          "cached, so the next scan resumes from there") from None
     if quiet:
         # --quiet drops progress and the summary, never a warning: a CI log must still say a weak encoder ran.
         from auditor.core.library_warnings import PREFIX

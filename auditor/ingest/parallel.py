@@ -6,9 +6,13 @@ stays bounded however large the dataset (a preprocessed 224-px image is 600 kB).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,12 +27,41 @@ def _apply_chunk(function: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
     return [function(item) for item in chunk]
 
 
-def _worker_init() -> None:
+# prctl(2) option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+# How often a worker checks, where the kernel cannot be asked, whether its parent is still there.
+_PARENT_POLL_S = 1.0
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when ``parent`` dies, even by ``kill -9``, which leaves it no chance to shut the pool down.
+
+    Linux sends it SIGKILL then (PR_SET_PDEATHSIG); elsewhere, or should that fail, a thread polls the parent id.
+    A worker left behind would hold the multiprocessing resource tracker open too.
+    """
+    if sys.platform == "linux":
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int) -> None:
     """Workers decode and resize; one thread each, so they do not fight the model for cores.
 
     Worker functions live in light modules (images, embedding) so a spawned worker never pays for
-    importing torch or pandas.
+    importing torch or pandas. ``parent``: the process id of the scan, which a worker must not outlive.
     """
+    _die_with(parent)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
     # Ctrl-C reaches the whole process group; only the parent acts on it (it cancels queued chunks and
@@ -76,7 +109,8 @@ def ordered_map(
         return
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         pending: deque[Future[list[R]]] = deque()
         next_chunk = 0
         try:

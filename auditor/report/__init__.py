@@ -11,6 +11,7 @@ from pathlib import Path
 from auditor.report.base import Renderer, ReportData, ReportFormat, ReportOptions, prepare
 from auditor.report.html import HtmlRenderer
 from auditor.report.markdown import MarkdownRenderer
+from auditor.report.safe import encodable
 from auditor.report.terminal import TerminalRenderer
 from auditor.results.outputs import atomic_write
 from auditor.results.reading import Results, ResultsError, load_results, with_current_decisions
@@ -44,7 +45,8 @@ def renderer_for(fmt: ReportFormat) -> Renderer:
 def render(results: Results, fmt: ReportFormat, options: ReportOptions | None = None) -> str:
     """Render loaded results; raises ``AuditorError`` for an unknown ``--check`` or ``--dataset``."""
     options = options or ReportOptions()
-    return renderer_for(fmt).render(prepare(results, options), options)
+    # Whatever a renderer passed through as is, the text must encode as UTF-8 (stdout, a report file).
+    return encodable(renderer_for(fmt).render(prepare(results, options), options))
 
 
 def write_report(path: Path, text: str) -> None:

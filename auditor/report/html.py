@@ -24,6 +24,7 @@ from auditor.report.base import (
     subject,
     waiver_text,
 )
+from auditor.report.safe import encodable
 from auditor.report.thumbnails import Thumbnailer
 from auditor.results.findings import Finding
 
@@ -129,7 +130,8 @@ class HtmlRenderer(Renderer):
         notes = []
         if thumbs.omitted:
             notes.append(f"{thumbs.omitted:,} thumbnail(s) left out to keep this file small.")
-        return env.get_template("report.html.j2").render(
+        # Data text may hold lone surrogates (a non-UTF-8 folder name); shown as escapes, the page encodes.
+        return encodable(env.get_template("report.html.j2").render(
             run=data.run,
             dataset=dataset,
             encoder=data.encoder_line(),
@@ -148,7 +150,7 @@ class HtmlRenderer(Renderer):
             bar_row=BAR_ROW,
             bar_area=BAR_AREA,
             label_area=LABEL_AREA,
-        )
+        ))
 
     def _section(
         self,

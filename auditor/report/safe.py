@@ -19,6 +19,9 @@ from rich.text import Text
 # C0 and C1 control characters, DEL, and the bidirectional overrides that reorder displayed text.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Lone surrogates: Python decodes the bytes of a non-UTF-8 file name as U+DC80..U+DCFF (surrogateescape);
+# no UTF-8 stream can carry them, so every rendering shows them as the bytes they stand for.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Any ASCII punctuation may be backslash-escaped in CommonMark and then renders as itself. These can
 # start inline markup anywhere in a line: escapes, code, emphasis, links and images, HTML and
 # autolinks, table cells, strikethrough, headings and references, math, entities. (Block markup such
@@ -33,9 +36,22 @@ _LINKERS = re.compile(r"(://|www\.|@|#(?=\w))", re.IGNORECASE)
 _ZWSP = "\u200b"
 
 
+def encodable(text: object) -> str:
+    """``text`` with lone surrogates shown as escapes (``\\xff`` for a file name's byte 0xFF), so that it can
+    be written as UTF-8: a dataset under a non-UTF-8 folder name renders instead of failing to encode."""
+
+    def shown(match: re.Match[str]) -> str:
+        point = ord(match.group())
+        return f"\\x{point - 0xDC00:02x}" if 0xDC80 <= point <= 0xDCFF else f"\\u{point:04x}"
+
+    return _SURROGATE.sub(shown, str(text))
+
+
 def visible(text: object) -> str:
-    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``), for terminals and logs."""
-    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), m.group().encode("unicode_escape").decode()), str(text))
+    """``text`` with control characters (and lone surrogates) shown as escapes (``\\x1b``, ``\\n``), for
+    terminals and logs."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), m.group().encode("unicode_escape").decode()),
+                        encodable(text))
 
 
 def one_line(text: object) -> str:
@@ -49,7 +65,7 @@ def rich_text(text: object, style: str = "") -> Text:
 
 
 def _flat(text: object, limit: int | None) -> str:
-    flat = " ".join(_CONTROL.sub(" ", str(text)).split())
+    flat = " ".join(_CONTROL.sub(" ", encodable(text)).split())
     if limit is not None and len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     return flat

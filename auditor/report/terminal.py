@@ -110,7 +110,7 @@ class TerminalRenderer(Renderer):
         for kind in kinds:
             table.add_column(kind.replace("_", "_\n"), justify="right", overflow="fold")
         for name, images, counts in rows:
-            table.add_row(Text(name), str(images), *(str(n) for n in counts))
+            table.add_row(rich_text(name), str(images), *(str(n) for n in counts))
         console.print(table)
 
     @staticmethod

@@ -69,6 +69,22 @@ def remove_orphans(directory: Path) -> list[Path]:
     return removed
 
 
+def being_written(directory: Path, names: frozenset[str]) -> bool:
+    """Whether a live process is writing any of ``names`` into ``directory`` now (it holds a temporary for it).
+
+    A reader that finds a set's files disagreeing can tell a scan still renaming them into place (wait) from
+    one killed halfway (re-run it).
+    """
+    try:
+        entries = [entry.name for entry in directory.iterdir()]
+    except OSError:
+        return False
+    return any(
+        match["target"] in names and _alive(int(match["pid"]))
+        for match in map(_TEMPORARY.match, entries) if match
+    )
+
+
 def _stage(path: Path, write: Writer) -> Path:
     """Write via ``write`` to a synced temporary file beside ``path``; the caller renames or removes it."""
     if path.is_dir():
@@ -134,7 +150,9 @@ class TableWriter:
         return TableWriter(self.table.replace_schema_metadata(metadata))
 
     def __call__(self, tmp: Path) -> None:
-        pq.write_table(self.table, tmp)
+        # Through a Python file: pyarrow cannot encode a path under a non-UTF-8 folder name.
+        with open(tmp, "wb") as handle:
+            pq.write_table(self.table, handle)
 
 
 class JsonWriter:

@@ -9,6 +9,7 @@ is validated here, once, so a renderer or a gate rule never meets a malformed va
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -34,6 +35,7 @@ from auditor.results.findings import (
     Severity,
     plain,
 )
+from auditor.results.outputs import being_written
 from auditor.results.summaries import Summary, SummaryError, read_summaries
 
 # Warnings that change how every finding should be read (a weaker encoder ran, the model-based checks
@@ -122,6 +124,10 @@ class ResultsError(AuditorError):
     """A results folder is missing, incomplete, or from an incompatible schema version."""
 
 
+class MixedResults(ResultsError):
+    """The folder's files come from different scans: one is renaming its set into place, or was killed doing so."""
+
+
 @dataclass(frozen=True)
 class Results:
     """One scan's outputs. ``findings`` keeps the findings.parquet columns; ``classes`` holds tuples;
@@ -188,7 +194,8 @@ def _read_table(path: Path, schema: pa.Schema, exact: bool, run_id: str | None) 
     if not path.is_file():
         raise ResultsError(f"{path.parent} is incomplete: {path.name} is missing")
     try:
-        table = pq.read_table(path)
+        with open(path, "rb") as handle:  # pyarrow cannot encode a path under a non-UTF-8 folder name
+            table = pq.read_table(handle)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read {path}: {exc}") from None
     metadata = table.schema.metadata or {}
@@ -200,7 +207,7 @@ def _read_table(path: Path, schema: pa.Schema, exact: bool, run_id: str | None) 
         )
     table_run = metadata.get(RUN_ID_METADATA, b"").decode(errors="replace") or None
     if table_run != run_id:
-        raise ResultsError(
+        raise MixedResults(
             f"{path.parent} mixes files of different scans ({path.name} is not from the scan in {RUN_FILE}; "
             "a scan was killed while replacing it); re-run `audit scan`"
         )
@@ -268,9 +275,37 @@ _JSON = {dict: "object", list: "array"}
 _IMAGES_READ = pa.schema([IMAGES_BASE_SCHEMA.field(name) for name in ("path", "label", "split", "sha256", "readable")])
 
 
+# A scan renames its files into place in well under a second; a reader that meets a half-replaced set
+# waits this long for it to be whole before saying so.
+WAIT_FOR_WRITER_S = 2.0
+_SET_FILES = frozenset({RUN_FILE, FINDINGS_FILE, IMAGES_FILE, "embeddings.parquet"})
+
+
 def load_results(directory: Path) -> Results:
-    """Load a results folder; raises ``ResultsError`` (exit code 2 at the CLI) when it is unusable."""
+    """Load a results folder; raises ``ResultsError`` (exit code 2 at the CLI) when it is unusable.
+
+    Files from two scans are read again while a live scan is still writing the set (up to
+    ``WAIT_FOR_WRITER_S``), and once more in case it finished between the reads; only a set that stays mixed
+    with no scan writing it was left by a killed scan.
+    """
     directory = Path(directory)
+    deadline = time.monotonic() + WAIT_FOR_WRITER_S
+    retried = False
+    while True:
+        try:
+            return _load(directory)
+        except MixedResults:
+            writing = being_written(directory, _SET_FILES)
+            if retried and not writing:
+                raise
+            if time.monotonic() >= deadline:
+                raise ResultsError(f"a scan is writing the results in {directory}; try again when it has "
+                                   "finished") from None
+            retried = True
+            time.sleep(0.05)
+
+
+def _load(directory: Path) -> Results:
     if not directory.is_dir():
         raise ResultsError(f"results folder not found: {directory}")
     run_path = directory / RUN_FILE

@@ -3,12 +3,15 @@ one line and exit 2. Each command's own tests are in tests/cli/test_<command>.py
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from auditor.cli.app import app
-from tests.cli.conftest import audit_process
+from auditor.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from tests.cli.conftest import audit_process, with_reader_gone
 from tests.conftest import run_cli, write_class_folder
 
 audit = run_cli
@@ -70,3 +73,56 @@ def test_help_names_arguments_as_written() -> None:
     for command, argument in (("scan", "DATASET"), ("gate", "RESULTS"), ("review", "RESULTS"), ("fix", "RESULTS")):
         usage = next(line for line in audit(command, "--help").stdout.splitlines() if "Usage:" in line)
         assert f"Usage: audit {command} [OPTIONS] {argument}" in usage and "{" not in usage, usage
+
+
+def test_a_reader_leaving_help_or_version_early_is_exit_0_and_silent() -> None:
+    for args in (("--version",), ("gate", "--help"), ("--help",)):
+        result = with_reader_gone(*args)
+        assert result.returncode == EXIT_OK and result.stderr == "", (args, result.returncode, result.stderr)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+def test_a_full_standard_output_is_exit_2_with_one_line(passing_results: Path, tmp_path: Path) -> None:
+    """Once an internal error (exit 70), and the gate's verdict was lost."""
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    scan = ("scan", str(data), "--out", str(tmp_path / "out"), "--encoder", "builtin", "--workers", "0",
+            "--checks", "unreadable")
+    for args in (("--version",), ("gate", "--help"), ("gate", str(passing_results)), ("report", str(passing_results)),
+                 scan):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([sys.executable, "-m", "auditor", *args], stdout=full, stderr=subprocess.PIPE,
+                                    text=True, timeout=300)
+        lines = result.stderr.splitlines()
+        assert result.returncode == EXIT_USAGE and len(lines) == 1, (args, result.returncode, result.stderr)
+        assert "No space left on device" in lines[0], args
+        if args == ("gate", str(passing_results)):
+            assert lines[0].startswith("error: the gate passed, but its verdict could not be written"), lines
+    assert (tmp_path / "out" / "run.json").is_file()  # the scan's results were written all the same
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(
+    passing_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fix and export once exited 130 without a word (typer turns an uncaught Ctrl-C into a silent exit)."""
+    import auditor.actions.exports
+    import auditor.actions.fix
+    import auditor.actions.gate
+    import auditor.report
+    from auditor.cli.terminal import LEFT_AS_THEY_WERE
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(auditor.report, "render_results", interrupted)
+    monkeypatch.setattr(auditor.actions.gate, "evaluate", interrupted)
+    monkeypatch.setattr(auditor.actions.fix, "plan_fix", interrupted)
+    monkeypatch.setattr(auditor.actions.exports, "label_studio_tasks", interrupted)
+    for args, left in [(["report", str(passing_results)], "no report was written"),
+                       (["gate", str(passing_results)], "no verdict was given"),
+                       (["fix", str(passing_results), "--out", str(tmp_path / "m.csv")], LEFT_AS_THEY_WERE),
+                       (["export", str(passing_results), "--to", "label-studio", "--out", str(tmp_path / "t.json")],
+                        LEFT_AS_THEY_WERE)]:
+        result = audit(*args)
+        assert result.returncode == EXIT_INTERRUPTED, (args, result.stderr)
+        assert result.stderr.strip() == f"interrupted: {left}", result.stderr

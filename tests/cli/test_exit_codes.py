@@ -43,14 +43,21 @@ def _app_that(outcome: object) -> object:
     return app
 
 
-@pytest.mark.parametrize(("returned", "code"), [(None, EXIT_OK), (EXIT_GATE_FAILED, EXIT_GATE_FAILED),
-                                                (EXIT_INTERRUPTED, EXIT_INTERRUPTED)])
+@pytest.mark.parametrize(("returned", "code"), [(None, EXIT_OK), (EXIT_GATE_FAILED, EXIT_GATE_FAILED)])
 def test_main_exits_with_what_the_command_returned(
     monkeypatch: pytest.MonkeyPatch, returned: int | None, code: int
 ) -> None:
     monkeypatch.setattr(APP_MODULE, "app", _app_that(returned))
     result = run_cli("gate", "anything")
     assert (result.returncode, result.stdout, result.stderr) == (code, "", "")
+
+
+def test_a_bare_interrupt_exit_still_gets_its_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A command that stopped on Ctrl-C without saying so (typer's own Abort): main says it, once.
+    monkeypatch.setattr(APP_MODULE, "app", _app_that(EXIT_INTERRUPTED))
+    result = run_cli("gate", "anything")
+    assert result.returncode == EXIT_INTERRUPTED and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("interrupted: ")
 
 
 def test_main_maps_an_auditor_error_to_2_with_its_lines(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,8 @@ from typing import get_args
 import pytest
 
 from auditor.cli.export import ExportTarget, export_command
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_class_folder
+from tests.safety import assert_no_control_characters
 
 audit = run_cli
 
@@ -36,3 +37,28 @@ def test_what_a_target_lacks_is_one_line_exit_2(results_with_findings: Path, tmp
     assert get_args(ExportTarget) == ("label-studio", "fiftyone")
     done = audit("export", str(results_with_findings), *(arg.format(tmp=tmp_path) for arg in extra))
     assert done.returncode == 2 and done.stderr == f"error: {message.format(tmp=tmp_path)}\n"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    write_class_folder(root / "data", per_class=3)
+    done = run_cli("scan", str(root / "data"), "--out", str(root / "out"), "--encoder", "builtin", "--workers", "0",
+                   "--checks", "unreadable", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return root / "out"
+
+
+def test_an_unknown_target_is_one_line_naming_every_target(results: Path) -> None:
+    result = run_cli("export", str(results), "--to", "csv")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert all(target in result.stderr for target in get_args(ExportTarget))
+
+
+def test_the_written_paths_are_shown_escaped(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export_command(results, to="label-studio", out=tmp_path / "tasks\x1b]0;x\x07.json")
+    shown = capsys.readouterr().out
+    assert "tasks\\x1b]0;x\\x07.json" in shown and "tasks\\x1b]0;x\\x07.label_config.xml" in shown
+    assert_no_control_characters(shown)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from auditor.cli.gate import apply_gate
 from auditor.core.config import GateConfig
@@ -55,12 +54,11 @@ def test_a_reader_leaving_early_keeps_the_gate_verdict_and_prints_nothing(passin
 
 def test_ctrl_c_in_gate_is_one_line_and_exit_130(passing_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import auditor.actions.gate
-    from auditor.cli.app import app
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(auditor.actions.gate, "evaluate", interrupted)
-    result = CliRunner().invoke(app, ["gate", str(passing_results)])
-    assert result.exit_code == 130, result.output
+    result = run_cli("gate", str(passing_results))
+    assert result.returncode == 130, result.stdout
     assert result.stderr.strip() == "interrupted: no verdict was given", result.stderr

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from auditor.embed.cache import CACHE_FORMAT
@@ -221,3 +223,103 @@ def test_ctrl_c_while_workers_start_prints_only_the_interrupted_line(tmp_path: P
         assert process.returncode == 130, (delay, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("interrupted:"), (delay, stderr)
+
+
+def _group_members(group: int) -> list[int]:
+    """Live (not zombie) processes in process group ``group``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def _group_ends(group: int, within_s: float) -> list[int]:
+    """Wait up to ``within_s`` for process group ``group`` to be empty; returns who is left."""
+    deadline = time.monotonic() + within_s
+    while (left := _group_members(group)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="finds processes through /proc")
+def test_workers_and_the_resource_tracker_die_with_a_killed_scan(tmp_path: Path) -> None:
+    """After `kill -9` of a scan its decode workers and the resource tracker once lived on for 30 s and more."""
+    data, out, cache = tmp_path / "data", tmp_path / "out", tmp_path / "cache"
+    _noise_images(data, 0, 120)
+    process = _start(data, out, cache, workers=2)
+    deadline = time.monotonic() + LIMIT_S
+    while len(_children(process.pid)) < 3:  # two workers and the resource tracker
+        assert process.poll() is None, f"scan ended before its workers started: {process.communicate()}"
+        assert time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.01)
+    process.kill()
+    process.communicate(timeout=LIMIT_S)
+    assert not _group_ends(process.pid, within_s=5), "processes outlived the killed scan"
+
+
+_READY = "ready"
+# `python -m auditor ARGS` as -m runs it, once the interpreter has started and imported the (tiny) package:
+# a signal before that meets no code of auditor's, only Python's own start-up (site, .pth files), so the moments
+# are drawn from then on, leaving the import system a few milliseconds to reach auditor.cli.
+_AFTER_START_UP = (f"import auditor, runpy; print({_READY!r}, flush=True); "
+                   "runpy.run_module('auditor', run_name='__main__', alter_sys=True)")
+_FIRST_MOMENT_S = 0.02
+
+
+@pytest.fixture(scope="module")
+def small_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("interrupt")
+    _noise_images(root / "data", 0, 40)
+    done = subprocess.run([sys.executable, "-m", "auditor", "scan", str(root / "data"), "--out", str(root / "out"),
+                           "--encoder", "builtin", "--workers", "0", "--checks", "unreadable", "-q"],
+                          capture_output=True, text=True, timeout=LIMIT_S)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def _commands(root: Path) -> dict[str, list[str]]:
+    results = str(root / "out")
+    return {
+        "scan": ["scan", str(root / "data"), "--out", str(root / "again"), "--encoder", "builtin", "--workers", "2",
+                 "--batch-size", "4", "--cache-dir", str(root / "cache"), "--checks", "unreadable", "-q"],
+        "gate": ["gate", results],
+        "report": ["report", results, "--format", "markdown"],
+        "fix": ["fix", results, "--out", str(root / "manifest.csv")],
+        "export": ["export", results, "--to", "label-studio", "--out", str(root / "tasks.json")],
+        "version": ["--version"],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="finds processes through /proc")
+@settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from(["scan", "gate", "report", "fix", "export", "version"]),
+       delay=st.floats(min_value=_FIRST_MOMENT_S, max_value=2.0))
+def test_ctrl_c_at_any_moment_is_exit_130_one_line_and_no_process_left(
+    small_results: Path, command: str, delay: float
+) -> None:
+    """A Ctrl-C once gave a traceback from inside `import typer`, or exit 130 without a word (gate, report, scan,
+    fix, export); either the command is interrupted (130 and one "interrupted" line) or it had finished."""
+    process = subprocess.Popen([sys.executable, "-c", _AFTER_START_UP, *_commands(small_results)[command]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == _READY
+    time.sleep(delay)
+    try:
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the whole group
+    except ProcessLookupError:  # it had finished and been reaped
+        pass
+    _, stderr = process.communicate(timeout=LIMIT_S)
+    lines = stderr.splitlines()
+    assert "Traceback" not in stderr and len(lines) <= 1, (command, delay, stderr)
+    if process.returncode == 130:
+        assert len(lines) == 1 and lines[0].startswith("interrupted:"), (command, delay, stderr)
+    else:  # the signal came after the work was done
+        assert process.returncode in (0, 1) and not lines, (command, delay, process.returncode, stderr)
+    assert not _group_ends(process.pid, within_s=5), (command, delay, "processes outlived the command")

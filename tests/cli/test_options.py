@@ -85,3 +85,17 @@ def test_results_that_are_not_a_results_folder_are_one_line_exit_2(tmp_path: Pat
     missing = audit(command)
     assert missing.returncode == 2 and missing.stderr.startswith("error: Missing argument 'RESULTS'.")
     assert not list(tmp_path.glob("clean*")) and not list(tmp_path.glob("tasks*"))
+
+
+def test_a_choice_takes_only_its_values_and_the_help_lists_them() -> None:
+    app = typer.Typer()
+
+    @app.command(cls=Command)
+    def pick(colour: str = choice("--colour", allowed=Literal["red", "blue"], help="A colour.")) -> None:
+        typer.echo(f"picked {colour}")
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--colour", "blue"]).output == "picked blue\n"
+    assert "red|blue" in runner.invoke(app, ["--help"]).output
+    refused = runner.invoke(app, ["--colour", "green"]).exception  # main turns it into one line, exit 2
+    assert isinstance(refused, AuditorError) and str(refused) == "--colour must be one of red, blue; got 'green'"

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-from typer.testing import CliRunner
 
+from auditor.cli.gate import GateFormatName
 from auditor.cli.report import ReportFormatName
 from auditor.report import ReportFormat
+from auditor.report.gate_render import GateFormat
 from tests.cli.conftest import with_reader_gone
 from tests.conftest import run_cli
 
@@ -42,12 +43,16 @@ def test_a_reader_leaving_early_is_no_error_for_report(passing_results: Path) ->
 
 def test_ctrl_c_in_report_is_one_line_and_exit_130(passing_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import auditor.report
-    from auditor.cli.app import app
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(auditor.report, "render_results", interrupted)
-    result = CliRunner().invoke(app, ["report", str(passing_results)])
-    assert result.exit_code == 130, result.output
+    result = run_cli("report", str(passing_results))
+    assert result.returncode == 130, result.stdout
     assert result.stderr.strip() == "interrupted: no report was written", result.stderr
+
+
+def test_the_spelled_out_formats_are_the_renderers_formats() -> None:
+    assert set(get_args(ReportFormatName)) == {fmt.value for fmt in ReportFormat}
+    assert set(get_args(GateFormatName)) == {fmt.value for fmt in GateFormat}

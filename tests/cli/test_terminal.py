@@ -1,27 +1,21 @@
-"""The commands' terminal streams: Ctrl-C as one line and exit 130, and stdout whose reader left early."""
+"""The commands' terminal streams: Ctrl-C as an ``Interrupted`` that says what was left, and standard output
+whose reader left early (no failure) or whose disk is full (a failure ``main`` reports)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import errno
+import io
 import sys
-import textwrap
 
 import pytest
-import typer
 
-from auditor.cli.exit_codes import EXIT_INTERRUPTED
-from auditor.cli.terminal import interruptible
+from auditor.cli.terminal import GuardedStdout, Interrupted, interruptible, stdout_failure
 
 
-def test_ctrl_c_inside_interruptible_is_one_line_saying_what_was_left_and_exit_130(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    with pytest.raises(typer.Exit) as stopped, interruptible("no [bold]report[/] was written"):
+def test_ctrl_c_inside_interruptible_becomes_interrupted_saying_what_was_left() -> None:
+    with pytest.raises(Interrupted) as stopped, interruptible("no report was written"):
         raise KeyboardInterrupt
-    assert stopped.value.exit_code == EXIT_INTERRUPTED
-    captured = capsys.readouterr()
-    assert captured.err == "interrupted: no report was written\n" and captured.out == ""
+    assert stopped.value.left == "no report was written"
 
 
 def test_interruptible_lets_success_and_other_errors_through(capsys: pytest.CaptureFixture[str]) -> None:
@@ -33,37 +27,37 @@ def test_interruptible_lets_success_and_other_errors_through(capsys: pytest.Capt
     assert capsys.readouterr().err == ""
 
 
-# A command's last writes: rich's console, then typer.echo, then its exit code; a marker on stderr after each.
-_WRITER = textwrap.dedent("""
-    import sys
-    import typer
-    from auditor.cli.terminal import StdoutConsole, reader_may_leave
+class _Failing(io.StringIO):
+    """A stream whose writes fail with ``code`` (EPIPE: the reader left; ENOSPC: the disk is full)."""
 
-    console = StdoutConsole()
-    for _ in range(200):
-        console.print("a line of the report " * 5, soft_wrap=True)
-    print("console done", file=sys.stderr)
-    with reader_may_leave():
-        typer.echo("the verdict " * 10_000)
-    print("echo done", file=sys.stderr)
-    console.print("written after the reader left")
-    sys.exit(3)
-""")
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def write(self, text: str) -> int:
+        raise OSError(self.code, "simulated")
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("no file behind it")
 
 
-def test_a_reader_leaving_early_drops_the_rest_without_a_traceback() -> None:
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # `| head -0`: every write to stdout gets EPIPE
-    try:
-        done = subprocess.run([sys.executable, "-c", _WRITER], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, timeout=120)
-    finally:
-        os.close(write_end)
-    assert done.returncode == 3  # the command's own exit code, not 1 for the broken pipe
-    assert done.stderr == "console done\necho done\n", done.stderr
+def test_a_reader_leaving_is_no_failure_and_a_full_disk_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = GuardedStdout(_Failing(errno.EPIPE))
+    assert gone.write("verdict\n") == len("verdict\n")
+    monkeypatch.setattr(sys, "stdout", gone)
+    assert gone.failure is None and stdout_failure() is None
+    full = GuardedStdout(_Failing(errno.ENOSPC))
+    full.write("verdict\n")
+    full.write("more\n")
+    monkeypatch.setattr(sys, "stdout", full)
+    assert isinstance(full.failure, OSError) and full.failure.errno == errno.ENOSPC
+    assert stdout_failure() == "simulated"
 
 
-def test_a_reader_leaving_is_only_noticed_on_a_pipe_that_broke() -> None:
-    done = subprocess.run([sys.executable, "-c", _WRITER], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 3 and done.stderr == "console done\necho done\n"
-    assert done.stdout.count("a line of the report") == 1000 and "written after the reader left" in done.stdout
+def test_a_healthy_stream_is_passed_through() -> None:
+    stream = io.StringIO()
+    guarded = GuardedStdout(stream)
+    guarded.write("all of it\n")
+    guarded.flush()
+    assert stream.getvalue() == "all of it\n" and guarded.failure is None
+    assert guarded.getvalue() == "all of it\n"  # anything else is the stream's own

@@ -47,3 +47,13 @@ def test_gfm_quoted_turns_quoted_names_into_code_spans() -> None:
 
 def test_gfm_html_escapes_for_html_blocks() -> None:
     assert gfm_html('<b>"x"</b> & @y') == "&lt;b&gt;&quot;x&quot;&lt;/b&gt; &amp; @\u200by"
+
+
+def test_bytes_of_a_non_utf8_name_show_as_escapes_that_encode() -> None:
+    from auditor.report.safe import encodable
+
+    name = b"ds\xff/a.png".decode("utf-8", "surrogateescape")
+    for shown in (encodable(name), visible(name)):
+        assert shown == "ds\\xff/a.png"
+        shown.encode("utf-8")
+    assert gfm(name) == "ds\\\\xff/a.png"  # the backslash escaped, so GitHub shows \xff

@@ -52,3 +52,9 @@ def test_colour_is_drawn_when_asked(tmp_path: Path) -> None:
                       score=1.0)
     assert "\x1b[31m" in _render(tmp_path, [finding], {"checks": {"unreadable": {}}},
                           ReportOptions(width=160, color=True))
+
+
+def test_the_quality_table_shows_class_names_escaped(tmp_path: Path) -> None:
+    run = {"checks": {"image_quality": {"per_class": {"\u202egnp.exe": {"images": 4, "blurry": 2}}}}}
+    text = _render(tmp_path, [], run)
+    assert "Image quality by class" in text and "\\u202egnp.exe" in text and "\u202e" not in text

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from auditor.results import reading
 from auditor.results.findings import SCHEMA_VERSION, Finding, Severity, findings_table
 from auditor.results.outputs import StagedWrite, json_writer, new_run_id, parquet_writer, write_parquet
 from auditor.results.reading import ResultsError, describe_encoder, load_results, sha_by_path
@@ -93,3 +96,39 @@ def test_the_encoder_line_names_a_fallback() -> None:
     assert describe_encoder({"encoder": {"identity": "builtin:v2", "name": "builtin", "requested": "clip"}}) == (
         "builtin:v2 (not pretrained, requested clip)")
     assert describe_encoder({}) == "unknown (not pretrained)"
+
+
+def _half_replaced(directory: Path) -> Path:
+    """A set whose run.json and findings are a newer scan's, while images.parquet still waits in a temporary
+    of this (live) process, as mid-way through a scan's renames; returns that temporary."""
+    _write_set(directory)
+    newer = directory / "newer"
+    _write_set(newer)
+    for name in ("findings.parquet", "run.json"):
+        (directory / name).write_bytes((newer / name).read_bytes())
+    waiting = directory / f".images.parquet.{os.getpid()}.x1y2.tmp"
+    waiting.write_bytes((newer / "images.parquet").read_bytes())
+    return waiting
+
+
+def test_a_set_being_renamed_into_place_is_read_once_it_is_whole(tmp_path: Path) -> None:
+    waiting = _half_replaced(tmp_path)
+    renamer = threading.Timer(0.3, os.replace, (waiting, tmp_path / "images.parquet"))
+    renamer.start()
+    try:
+        assert load_results(tmp_path).finding_objects() == [FINDING]
+    finally:
+        renamer.join()
+
+
+def test_a_scan_still_writing_is_told_apart_from_a_killed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "WAIT_FOR_WRITER_S", 0.3)
+    waiting = _half_replaced(tmp_path)
+    with pytest.raises(ResultsError, match="a scan is writing the results in .*; try again") as writing:
+        load_results(tmp_path)
+    assert "killed" not in str(writing.value)
+    waiting.unlink()  # the writer is gone: the set stays mixed for good
+    with pytest.raises(ResultsError, match="a scan was killed while replacing it"):
+        load_results(tmp_path)
