@@ -290,18 +290,22 @@ def load_results(directory: Path) -> Results:
     """
     directory = Path(directory)
     deadline = time.monotonic() + WAIT_FOR_WRITER_S
-    retried = False
+    # A writer seen gone after a mixed read may have finished its renames between that read and the look:
+    # only a second mixed read with no writer in sight means a killed scan.
+    idle_once = False
     while True:
         try:
             return _load(directory)
         except MixedResults:
-            writing = being_written(directory, _SET_FILES)
-            if retried and not writing:
-                raise
-            if time.monotonic() >= deadline:
+            if not being_written(directory, _SET_FILES):
+                if idle_once:
+                    raise
+                idle_once = True
+            elif time.monotonic() >= deadline:
                 raise ResultsError(f"a scan is writing the results in {directory}; try again when it has "
                                    "finished") from None
-            retried = True
+            else:
+                idle_once = False
             time.sleep(0.05)
 
 
