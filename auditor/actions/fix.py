@@ -5,8 +5,8 @@ training code) reads, plus a change log saying what changed, why, and on which w
 undone. Waived findings are left alone (a reviewer said the data is right as it is).
 
 A copy is dropped by default only when it is certain: identical content, or a group every pair of which two
-independent witnesses (the hashes and the embedding) vouch for. One witness alone has vouched for photos that
-merely share a frame, so such copies stay unless ``drop_weak`` asks; copies filed under different labels are a
+independent witnesses (the hashes and the embedding) vouch for. One witness alone has vouched for two different
+photos of one subject, so such copies stay unless ``drop_weak`` asks; copies filed under different labels are a
 label conflict, which only a person can resolve, and are never dropped here (listed for review instead).
 """
 
