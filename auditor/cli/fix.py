@@ -27,6 +27,11 @@ def fix_command(
         list[str] | None,
         typer.Option("--no-dedupe", help="Keep every copy for this duplicate kind (exact_duplicate, near_duplicate)."),
     ] = None,
+    drop_weak: Annotated[
+        bool, typer.Option("--drop-weak", help="Also act on weak evidence: drop copies only one witness vouches "
+                           "for, and let --relabel-above relabel label errors the scan found unreliable (info). "
+                           "Copies under different labels are never dropped.")
+    ] = False,
     keep_leakage: Annotated[
         bool, typer.Option("--keep-leakage", help="Leave leaked copies in every split.")
     ] = False,
@@ -65,6 +70,7 @@ def fix_command(
         split_priority=priority,
         relabel_above=relabel_above,
         drop=tuple(drop or ()) + (() if keep_unreadable else ("unreadable",)),
+        drop_weak=drop_weak,
     )
     root_text = (loaded.run.get("dataset") or {}).get("root")
     source = decisions if decisions is not None else recorded_decisions_file(loaded)
@@ -82,6 +88,14 @@ def fix_command(
     if not fix.changes:
         table.add_row("none", "nothing to fix", "0")
     console.print(table)
+    left = fix.left_in()
+    if left["review"]:
+        console.print(f"{left['review']} images are copies filed under different labels: label conflicts to "
+                      f"review (audit review {escape(visible(results))}), not dropped", highlight=False, soft_wrap=True)
+    if left["keep"]:
+        copies = "1 copy rests" if left["keep"] == 1 else f"{left['keep']} copies rest"
+        console.print(f"{copies} on one witness only: kept (--drop-weak drops them)",
+                      highlight=False, soft_wrap=True)
     console.print(f"manifest: [bold]{escape(visible(out))}[/]; changes and reasons: {escape(visible(log))}",
                   highlight=False,
                   soft_wrap=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from auditor.cli.fix import fix_command
+from auditor.results.findings import Finding, Severity
+from tests.actions.test_fix import scan
+from tests.actions.test_gate import image_rows, write_results
 from tests.conftest import run_cli, write_class_folder
 from tests.safety import assert_no_control_characters
 
@@ -59,3 +63,37 @@ def test_the_written_paths_are_shown_escaped(tmp_path: Path, capsys: pytest.Capt
     assert "clean\\x1b[2J.csv" in shown and "data\\u202e" in shown
     assert_no_control_characters(shown)
     assert (tmp_path / "clean\x1b[2J.csv").read_text().count("\n") == 1 + 9  # header and the readable images
+
+
+def test_a_copy_filed_under_another_label_is_left_for_review(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=8)
+    shutil.copy(data / ORIGINAL, data / COPY)
+    shutil.copy(data / ORIGINAL, data / "square" / "circle_filed_as_square.png")
+    scan(data, tmp_path / "results")
+    done = audit("fix", str(tmp_path / "results"), "--out", str(tmp_path / "clean.csv"), "--drop-weak")
+    assert done.returncode == 0, done.stderr
+    changes = pd.read_csv(tmp_path / "clean.changes.csv", dtype=str, keep_default_na=False)
+    assert [tuple(c) for c in changes[["action", "path", "witness"]].to_numpy()] == [
+        ("drop", COPY, "sha256"), ("review", ORIGINAL, "sha256"), ("review", "square/circle_filed_as_square.png",
+                                                                     "sha256")]
+    assert {ORIGINAL, "square/circle_filed_as_square.png"} <= _kept(tmp_path / "clean.csv")
+    assert (f"2 images are copies filed under different labels: label conflicts to review (audit review "
+            f"{tmp_path / 'results'}), not dropped") in " ".join(done.stdout.split())
+
+
+def test_a_copy_one_witness_vouches_for_stays_unless_drop_weak(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    details = {"methods": ["semantic"], "evidence": "one method", "group_evidence": "one method"}
+    findings = [Finding(check="near_duplicate", severity=Severity.INFO, message="near duplicate", path=path,
+                        group_id=0, other_path=other, details=details)
+                for path, other in (("a.png", "a_look_alike.png"), ("a_look_alike.png", "a.png"))]
+    images = image_rows({"a.png": ("s1", "x"), "a_look_alike.png": ("s2", "x")})
+    results = write_results(tmp_path / "r", findings, images)
+    fix_command(results.directory, tmp_path / "default.csv")
+    assert _kept(tmp_path / "default.csv") == {"a.png", "a_look_alike.png"}
+    assert "1 copy rests on one witness only: kept (--drop-weak drops them)" in capsys.readouterr().out
+    fix_command(results.directory, tmp_path / "weak.csv", drop_weak=True)
+    assert _kept(tmp_path / "weak.csv") == {"a.png"}
+    changes = pd.read_csv(tmp_path / "weak.changes.csv", dtype=str, keep_default_na=False)
+    assert changes[["action", "path", "witness"]].to_numpy().tolist() == [["drop", "a_look_alike.png", "semantic"]]
