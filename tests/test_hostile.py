@@ -812,3 +812,64 @@ def test_a_dataset_and_results_under_non_utf8_folder_names_scan_and_report(
         assert fmt == "markdown" or "ds\\xff" in shown, fmt  # the Markdown summary names no folder
     code, _, err = _cli(monkeypatch, capsys, "gate", str(out))
     assert code in (0, 1), err
+
+
+@pytest.mark.parametrize("option", ["--config", "--decisions"])
+def test_a_folder_given_for_a_file_option_is_one_line(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    option: str,
+) -> None:
+    """`--config DIR` and `--decisions DIR` were IsADirectoryError, exit 70."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    commands = [["gate", str(good_results)], ["scan", str(data), "--out", str(tmp_path / "out"), "--quiet",
+                                              "--encoder", "builtin", "--workers", "0", "--no-cache",
+                                              "--checks", "unreadable"]]
+    if option == "--decisions":
+        commands.append(["fix", str(good_results), "--out", str(tmp_path / "m.csv")])
+    for args in commands:
+        line = _one_line_error(*_cli(monkeypatch, capsys, *args, option, str(folder))[::2])
+        assert f"{folder} is a folder; give a file" in line, (args, line)
+
+
+@pytest.mark.parametrize(
+    ("junk", "expected"),
+    [("[" * 100_000 + "]" * 100_000, "nested too deeply"), ("9" * 5001, "5001 digits")],
+    ids=["nested-100k-deep", "5001-digit-integer"],
+)
+def test_a_run_json_the_parser_cannot_read_is_one_line_for_gate_and_its_baseline(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    junk: str, expected: str,
+) -> None:
+    bad = _copy(good_results, tmp_path / "bad")
+    text = (bad / "run.json").read_text().rstrip()
+    (bad / "run.json").write_text(text[:-1] + f', "junk": {junk}}}')
+    for args in (["gate", str(bad)], ["gate", str(good_results), "--baseline", str(bad)],
+                 ["fix", str(bad), "--out", str(tmp_path / "m.csv")]):
+        line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+        assert f"{bad / 'run.json'} is not valid JSON" in line and expected in line, (args, line)
+
+
+def test_nan_and_minus_infinity_thresholds_exit_2(
+    good_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`global_min_z = nan` was a ValueError (exit 70); `-inf` for both z bars invented near duplicates."""
+    for toml in ("[checks.duplicates]\nglobal_min_z = nan\n",
+                 "[checks.duplicates]\nglobal_min_z = -inf\n", "[checks.duplicates]\nlocal_min_z = -inf\n"):
+        config = tmp_path / "z.toml"
+        config.write_text(toml)
+        line = _one_line_error(*_cli(monkeypatch, capsys, "gate", str(good_results), "-c", str(config))[::2])
+        assert "_min_z: Input should be a finite number" in line, line
+
+
+def test_a_check_named_twice_in_the_checks_option_exits_2_before_scanning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--checks unreadable,unreadable,unreadable` reported every unreadable file three times."""
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    args = _scan_args(data, tmp_path, "--checks", "unreadable,unreadable,unreadable")
+    line = _one_line_error(*_cli(monkeypatch, capsys, *args)[::2])
+    assert "check 'unreadable' is named more than once" in line and not (tmp_path / "out").exists(), line

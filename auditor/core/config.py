@@ -7,7 +7,7 @@ CI gate that quietly runs with default thresholds is worse than one that refuses
 from __future__ import annotations
 
 import difflib
-import tomllib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -26,6 +26,7 @@ from pydantic import (
 
 from auditor.core.errors import ConfigError
 from auditor.core.model_input import check_input_shape
+from auditor.core.toml_files import read_toml
 
 
 def _types_in(annotation: Any) -> set[Any]:
@@ -43,9 +44,11 @@ def _holds_bool(value: Any) -> bool:
 class ConfigModel(BaseModel):
     """Base of every config section and check's params: an unknown key is an error (``extra="forbid"``), and so
     is true/false where a number is expected. pydantic reads TOML ``threshold = true`` as 1 otherwise: a typo
-    that silently sets a threshold (the gate's rules are strict types; this covers every other section)."""
+    that silently sets a threshold (the gate's rules are strict types; this covers every other section).
+    So are TOML's ``nan`` and ``inf`` (``allow_inf_nan=False``): no setting is meant to take either, a ``nan``
+    threshold breaks the arithmetic and one of ``-inf`` passes every comparison (near duplicates from any pair)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -106,11 +109,24 @@ class ScanConfig(StrictModel):
     workers: int = Field(2, ge=0, le=64)
     cache_dir: Path | None = None
     use_cache: bool = True
-    # None runs every registered check.
+    # None runs every registered check; each check named once.
     checks: list[str] | None = None
     # Reviewed decisions (``audit review``) applied to the findings; None: audit-decisions.toml beside the
     # dataset folder when it exists. A file named here must exist.
     decisions_file: Path | None = None
+
+    @field_validator("checks")
+    @classmethod
+    def _each_check_once(cls, names: list[str] | None) -> list[str] | None:
+        """A check named twice would run twice and report every finding twice (and the gate count it twice)."""
+        if names is None:
+            return None
+        repeated = [name for name, count in Counter(names).items() if count > 1]
+        if repeated:
+            shown = ", ".join(repr(name) for name in repeated[:5]) + (" and more" if len(repeated) > 5 else "")
+            subject = f"check {shown} is" if len(repeated) == 1 else f"checks {shown} are"
+            raise ValueError(f"{subject} named more than once; name each check once")
+        return names
 
 
 class EngineConfig(StrictModel):
@@ -316,9 +332,10 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 
 
 class GateConfig(BaseModel):
-    """Gate rules; ``None`` turns a rule off. Counts are of findings (a copy pair gives one per image)."""
+    """Gate rules; ``None`` turns a rule off (never ``inf``: refused, as ``nan`` is). Counts are of findings (a
+    copy pair gives one per image)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     # Most (new) `unreadable` findings allowed.
     max_unreadable: Count | None = 0
     # Most (new) `split_leakage` findings allowed (an image with a copy in another split).
@@ -408,11 +425,15 @@ def _fields_at(model: type[BaseModel], location: Sequence[int | str]) -> list[st
 
 
 def _holds(data: Mapping[str, Any], location: Sequence[int | str]) -> bool:
+    """Whether ``data`` has a value at ``location`` (keys of tables, indices of arrays)."""
     node: Any = data
     for part in location:
-        if not isinstance(node, Mapping) or str(part) not in node:
+        if isinstance(node, Mapping) and str(part) in node:
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
             return False
-        node = node[str(part)]
     return True
 
 
@@ -460,12 +481,7 @@ def load_config(
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        data = read_toml(path, "config file")
     file_data = data
     if overrides:
         data = _deep_merge(data, overrides)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from auditor.core.config import did_you_mean
 from auditor.core.errors import ConfigError
+from auditor.core.toml_files import parse_toml, read_text
 from auditor.results.findings import Finding
 
 DECISIONS_FILE = "audit-decisions.toml"
@@ -111,21 +111,12 @@ class _DecisionsDocument(BaseModel):
 
 def load_decisions(path: Path) -> list[Decision]:
     """The decisions in ``path``, in file order; a malformed file is a one-line ``ConfigError`` (exit 2)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"decisions file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"decisions file {path} is not valid TOML: {exc}") from None
-    return parse_decisions(text, path)
+    return parse_decisions(read_text(path, "decisions file"), path)
 
 
 def parse_decisions(text: str, path: Path) -> list[Decision]:
     """The decisions in ``text`` (the contents of ``path``, named in errors)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"decisions file {path} is not valid TOML: {exc}") from None
+    data = parse_toml(text, path, "decisions file")
     try:
         return _DecisionsDocument.model_validate(data).decision
     except ValidationError as exc:

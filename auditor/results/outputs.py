@@ -247,7 +247,7 @@ def _holds_results(out: Path, own: set[str]) -> bool:
         return True
     try:
         run = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(run, dict) and run.get("tool") == "auditor"
 

@@ -255,7 +255,9 @@ def _check_run(run_path: Path, run: Any) -> dict[str, Any]:
             f"{run_path} has schema version {run.get('schema_version') if isinstance(run, dict) else None}, "
             f"this auditor reads {SCHEMA_VERSION}"
         )
-    for key, kind in (("dataset", dict), ("encoder", dict), ("checks", dict), ("warnings", list)):
+    sections = (("dataset", dict), ("encoder", dict), ("checks", dict), ("warnings", list), ("check_info", dict),
+                ("config", dict), ("decisions", dict), ("findings_per_check", dict))
+    for key, kind in sections:
         if key in run and not isinstance(run[key], kind):
             raise ResultsError(f"{run_path} is malformed: {key!r} must be a JSON {_JSON[kind]}")
     dataset = run.get("dataset", {})
@@ -268,6 +270,21 @@ def _check_run(run_path: Path, run: Any) -> dict[str, Any]:
     if run_id is not None and not isinstance(run_id, str):
         raise ResultsError(f"{run_path} is malformed: {RUN_ID_KEY!r} must be a string")
     return run
+
+
+def _read_json(path: Path) -> Any:
+    """``path`` parsed as JSON; nesting deeper than the parser's recursion allows and an integer longer than
+    Python converts are malformed input like a syntax error (exit 2), never a traceback."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ResultsError(f"{path} is not valid JSON: arrays or objects nested too deeply") from None
+    except ValueError as exc:  # an integer beyond Python's digit limit for int()
+        raise ResultsError(f"{path} is not valid JSON: {str(exc).split(';')[0]}") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 _JSON = {dict: "object", list: "array"}
@@ -315,12 +332,7 @@ def _load(directory: Path) -> Results:
     run_path = directory / RUN_FILE
     if not run_path.is_file():
         raise ResultsError(f"{directory} is not a complete auditor results folder (no {RUN_FILE})")
-    try:
-        run = _check_run(run_path, json.loads(run_path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{run_path} is not valid JSON: {exc}") from None
-    except OSError as exc:
-        raise ResultsError(f"cannot read {run_path}: {exc.strerror or exc}") from None
+    run = _check_run(run_path, _read_json(run_path))
     try:
         summaries = read_summaries(run.get("checks") or {})
     except SummaryError as exc:
@@ -335,6 +347,9 @@ def _load(directory: Path) -> Results:
             objects.append(finding_from_row(row))
         except (ValueError, TypeError, KeyError) as exc:
             raise ResultsError(f"{directory / FINDINGS_FILE} is malformed: finding {number}: {exc}") from None
+        except RecursionError:
+            raise ResultsError(f"{directory / FINDINGS_FILE} is malformed: finding {number}: JSON nested too deeply"
+                               ) from None
     return Results(directory, run, findings, images, tuple(objects), summaries)
 
 

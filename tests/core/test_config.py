@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 import auditor.checks
 from auditor.checks import PARAMS, REGISTRY, build_registry, check_params
 from auditor.checks.base import Check
-from auditor.core.config import AuditConfig, load_config
+from auditor.core.config import AuditConfig, _types_in, load_config
 from auditor.core.errors import ConfigError
 
 DEFAULT_TOML = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
@@ -146,3 +149,118 @@ def test_a_new_evidence_key_wins_over_its_old_one() -> None:
 def test_an_old_key_with_a_bad_value_is_refused_under_its_new_name() -> None:
     with pytest.raises(ConfigError, match=r"evidence\.ambiguity\.false_alarms: .* \(from a command-line option\)"):
         load_config(overrides={"checks": {"ambiguous": {"false_alarms": -1.0}}}, check_params=PARAMS)
+
+
+def _float_settings() -> list[tuple[type[BaseModel], str, Any]]:
+    """(model, field, a value of its shape) for every float setting of the config and of every check's params."""
+    found: list[tuple[type[BaseModel], str, Any]] = []
+    models: list[type[BaseModel]] = [AuditConfig, *PARAMS.values()]
+    seen: set[type[BaseModel]] = set()
+    while models:
+        model = models.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            inside = _types_in(field.annotation)
+            models += [kind for kind in inside if isinstance(kind, type) and issubclass(kind, BaseModel)]
+            if float in inside:
+                default = field.get_default(call_default_factory=True)
+                found.append((model, name, [None, *default[1:]] if isinstance(default, tuple) else None))
+    return found
+
+
+FLOAT_SETTINGS = _float_settings()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(("model", "name", "shape"), FLOAT_SETTINGS,
+                         ids=[f"{model.__name__}.{name}" for model, name, _ in FLOAT_SETTINGS])
+def test_no_float_setting_takes_nan_or_infinity(model: type[BaseModel], name: str, shape: Any, bad: float) -> None:
+    """`global_min_z = nan` crashed the duplicates check (exit 70); `-inf` invented near duplicates from any pair."""
+    value = [bad, *shape[1:]] if isinstance(shape, list) else bad
+    with pytest.raises(ValidationError, match="finite number"):
+        model.model_validate({name: value})
+
+
+def test_the_float_settings_found_include_thresholds_of_checks_and_gate() -> None:
+    found = {(model.__name__, name) for model, name, _ in FLOAT_SETTINGS}
+    assert {("DuplicatesParams", "global_min_z"), ("DuplicatesParams", "local_min_z"),
+            ("GateConfig", "max_imbalance_ratio"), ("OnnxConfig", "mean")} <= found
+
+
+@pytest.mark.parametrize(
+    ("toml", "where"),
+    [
+        ("[checks.duplicates]\nglobal_min_z = nan\n", "global_min_z"),
+        ("[checks.duplicates]\nglobal_min_z = -inf\nlocal_min_z = -inf\n", "local_min_z"),
+        ("[gate]\nmax_imbalance_ratio = inf\n", "gate.max_imbalance_ratio"),
+        ("[encoder.onnx]\nstd = [0.2, nan, 0.2]\n", "encoder.onnx.std.1"),
+    ],
+    ids=["nan-threshold", "minus-inf-thresholds", "inf-gate-rule", "nan-in-a-list"],
+)
+def test_nan_and_infinity_in_a_config_file_are_config_errors(tmp_path: Path, toml: str, where: str) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError, match="finite number") as error:
+        load_config(path, check_params=PARAMS)
+    assert where in str(error.value) and str(path) in str(error.value)
+
+
+def test_a_bad_list_item_names_the_file_it_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "onnx.toml"
+    path.write_text("[encoder.onnx]\nmean = [0.5, nan, 0.5]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"encoder\.onnx\.mean\.1: .* \(from {path}\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("source", ["file", "option"])
+def test_a_check_named_twice_is_refused_naming_it(tmp_path: Path, source: str) -> None:
+    """`--checks unreadable,unreadable,unreadable` ran the check three times: three findings per file."""
+    names = ["unreadable", "duplicates", "unreadable", "unreadable"]
+    path = tmp_path / "checks.toml"
+    path.write_text(f"[scan]\nchecks = {names!r}\n".replace("'", '"'), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        if source == "file":
+            load_config(path, check_params=PARAMS)
+        else:
+            load_config(overrides={"scan": {"checks": names}}, check_params=PARAMS)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1 and "check 'unreadable' is named more than once" in message, message
+    assert "duplicates" not in message
+
+
+def test_a_huge_list_of_check_names_is_refused_at_once(tmp_path: Path) -> None:
+    """300,000 names in [scan] checks ran for minutes; the refusal reads each name once."""
+    names = [*REGISTRY, *REGISTRY] * 150_000
+    with pytest.raises(ConfigError, match=r"checks .* are named more than once") as error:
+        load_config(overrides={"scan": {"checks": names}}, check_params=PARAMS)
+    assert len(str(error.value)) < 400
+
+
+def test_a_check_named_twice_is_refused_when_set_in_code() -> None:
+    config = AuditConfig()
+    with pytest.raises(ValidationError, match="named more than once"):
+        config.scan.checks = ["unreadable", "unreadable"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+        ("a = " + "9" * 5001 + "\n", "5001 digits"),
+        ("a = [\n", "not valid TOML"),
+    ],
+    ids=["nested-100k-deep", "5001-digit-integer", "syntax"],
+)
+def test_a_config_file_the_parser_cannot_read_is_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=expected) as error:
+        load_config(path)
+    assert len(str(error.value).splitlines()) == 1 and str(path) in str(error.value)
+
+
+def test_a_folder_given_as_the_config_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a folder; give a file"):
+        load_config(tmp_path)

@@ -132,8 +132,9 @@ def test_stale_and_expired_decisions_are_reported_and_do_not_waive(tmp_path: Pat
         (f'[[decision]]\naction = "relabel"\ncheck = "label_error"\nsha256 = "{"0" * 64}"\nnew_label = "a\\nb"\n'
          'reason = "r"\nwho = "w"\nwhen = 2026-01-01T00:00:00Z\n',
          "new_label: Value error, label 'a\\nb' contains control"),
+        ("decision = " + "[" * 100_000 + "]" * 100_000 + "\n", "is not valid TOML: arrays or tables nested too deeply"),
     ],
-    ids=["no-sha", "bad-sha", "typo-table", "bad-toml", "integer-expires", "newline-label"],
+    ids=["no-sha", "bad-sha", "typo-table", "bad-toml", "integer-expires", "newline-label", "nested-100k-deep"],
 )
 def test_invalid_decisions_file_is_one_line_exit_2(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "d.toml"
@@ -147,6 +148,11 @@ def test_invalid_decisions_file_is_one_line_exit_2(tmp_path: Path, text: str, me
     result = runner.invoke(app, ["scan", str(data), "--out", str(tmp_path / "out"), "--encoder", "builtin",
                                  "--workers", "0", "--quiet", "--decisions", str(path)])
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+
+
+def test_a_folder_given_as_the_decisions_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"^decisions file {tmp_path} is a folder; give a file$"):
+        load_decisions(tmp_path)
 
 
 def test_review_writes_atomically_keeps_comments_and_refuses_bad_requests(tmp_path: Path) -> None:

@@ -109,3 +109,13 @@ def test_results_go_to_a_new_empty_or_results_folder_only(tmp_path: Path) -> Non
         (home / name).write_text("")
     with pytest.raises(OutputError, match=r"not an auditor results folder \(it holds a.txt, b.txt, c.txt, ...\)"):
         prepare_results_dir(home, own)
+
+
+
+@pytest.mark.parametrize("junk", ["[" * 100_000 + "]" * 100_000, "9" * 5001], ids=["nested-100k-deep", "5001-digits"])
+def test_a_run_json_the_parser_cannot_read_does_not_make_a_results_folder(tmp_path: Path, junk: str) -> None:
+    """A folder with such a run.json is someone else's (refused as such), not a crash of the scan."""
+    (tmp_path / "run.json").write_text(f'{{"tool": "auditor", "junk": {junk}}}')
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not an auditor results folder"):
+        prepare_results_dir(tmp_path, frozenset({"findings.parquet", "run.json"}))

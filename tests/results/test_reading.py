@@ -46,6 +46,10 @@ def _replace_findings(directory: Path, table: pa.Table) -> None:
         {"auditor_schema_version": SCHEMA_VERSION, "auditor_run_id": run_id}))
 
 
+def _with_details(table: pa.Table, details: str) -> pa.Table:
+    return table.set_column(table.schema.get_field_index("details"), "details", pa.array([details] * len(table)))
+
+
 def test_a_complete_set_loads_with_its_findings_as_objects(tmp_path: Path) -> None:
     _write_set(tmp_path)
     results = load_results(tmp_path)
@@ -74,7 +78,19 @@ def test_files_from_two_scans_are_refused(tmp_path: Path) -> None:
         (lambda d: (d / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "warnings": "x"})),
          "is malformed: 'warnings' must be a JSON array"),
         (lambda d: _replace_findings(d, pa.table({"check": ["x"]})), "is malformed: missing column(s) severity"),
+        (lambda d: (d / "run.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+         "run.json is not valid JSON: arrays or objects nested too deeply"),
+        (lambda d: (d / "run.json").write_text('{"a": ' + "9" * 5001 + "}"),
+         "run.json is not valid JSON: Exceeds the limit (4300 digits) for integer string conversion"),
+        (lambda d: (d / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "check_info": "x"})),
+         "is malformed: 'check_info' must be a JSON object"),
+        (lambda d: (d / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "decisions": "x"})),
+         "is malformed: 'decisions' must be a JSON object"),
+        (lambda d: _replace_findings(d, _with_details(findings_table([FINDING]), "[" * 100_000 + "]" * 100_000)),
+         "findings.parquet is malformed: finding 1: JSON nested too deeply"),
     ],
+    ids=["no-run", "bad-json", "no-images", "old-schema", "warnings-not-array", "missing-column", "run-nested-100k",
+         "run-5001-digits", "check-info-not-object", "decisions-not-object", "details-nested-100k"],
 )
 def test_an_unusable_folder_is_refused_with_the_reason(tmp_path: Path, spoil: object, reason: str) -> None:
     _write_set(tmp_path)
