@@ -39,7 +39,7 @@ from auditor.ingest.dataset import Discovery, discover
 from auditor.ingest.images import ImageInfo, read_discovered
 from auditor.ingest.parallel import ordered_map
 from auditor.ingest.properties import PROPERTY_COLUMNS
-from auditor.results.decisions import apply_decisions, default_decisions_path, load_decisions, now_utc
+from auditor.results.decisions import Decision, apply_decisions, default_decisions_path, load_decisions, now_utc
 from auditor.results.destinations import refuse_inside_dataset
 from auditor.results.findings import (
     EMBEDDINGS_FILE,
@@ -195,6 +195,7 @@ def _run_scan(
     state = _State(dataset, manifest, config, observer, noise)
     # Old config keys still load, for one release; each says which key replaces it.
     state.warnings.extend(config.deprecations)
+    decisions = _load_decisions_file(state)
     discovery = _discover(state)
     images = _read(state, discovery)
     # Before the (slow) embedding, so a malformed probabilities file fails in seconds.
@@ -219,7 +220,7 @@ def _run_scan(
     findings, check_summaries, check_timings, extra_columns = _run_checks(context, config, observer, state.warnings,
                                                                           REGISTRY)
     state.timings["checks"] = check_timings
-    findings = _decisions_stage(state, images, findings)
+    findings = _decisions_stage(state, images, findings, decisions)
     output_images = images.drop(columns=["embedding_row"])
     for name, column in extra_columns.items():
         output_images[name] = column
@@ -340,17 +341,33 @@ def _embed_stage(
     return vectors, embed_stats
 
 
-def _decisions_stage(state: _State, images: pd.DataFrame, findings: list[Finding]) -> list[Finding]:
-    """Waive the findings that reviewed ``accept`` decisions cover; stale and expired decisions become
-    run.json warnings (and are listed under run.json ``decisions``), so nobody relies on them unknowingly."""
+@dataclass(frozen=True)
+class _DecisionsFile:
+    """The reviewed decisions the scan applies: where they are read from, whether that file is there, and them."""
+
+    path: Path
+    present: bool
+    decisions: list[Decision]
+
+
+def _load_decisions_file(state: _State) -> _DecisionsFile:
+    """Read before any image, so a missing or malformed decisions file fails in seconds, not after embedding."""
     configured = state.config.scan.decisions_file
     path = Path(configured) if configured is not None else default_decisions_path(state.dataset)
     present = configured is not None or path.is_file()
-    decisions = load_decisions(path) if present else []  # a configured file that is missing is an error
+    # A configured file that is missing is an error; the default one is optional.
+    return _DecisionsFile(path, present, load_decisions(path) if present else [])
+
+
+def _decisions_stage(
+    state: _State, images: pd.DataFrame, findings: list[Finding], loaded: _DecisionsFile
+) -> list[Finding]:
+    """Waive the findings that reviewed ``accept`` decisions cover; stale and expired decisions become
+    run.json warnings (and are listed under run.json ``decisions``), so nobody relies on them unknowingly."""
     kinds = {kind for check in REGISTRY.values() for kind in check.produces}
-    applied = apply_decisions(findings, decisions, sha_by_path(images), now_utc().date(), kinds)
-    state.decisions = applied.record(path, present, len(decisions))
-    state.warnings.extend(applied.warnings(path))
+    applied = apply_decisions(findings, loaded.decisions, sha_by_path(images), now_utc().date(), kinds)
+    state.decisions = applied.record(loaded.path, loaded.present, len(loaded.decisions))
+    state.warnings.extend(applied.warnings(loaded.path))
     return applied.findings
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from auditor.core.config import AuditConfig, load_config
-from auditor.core.errors import OutputError
+from auditor.core.errors import AuditorError, OutputError
 from auditor.results.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
 from auditor.scan import Observer, run_scan
 from tests.conftest import draw_shape, write_class_folder
@@ -302,3 +302,16 @@ def test_a_config_with_a_moved_key_scans_and_warns_with_the_new_key(tmp_path: Pa
     assert expected in result.warnings
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert expected in run["warnings"] and run["config"]["evidence"]["neighbours"] == 25
+
+
+def test_a_malformed_decisions_file_stops_the_scan_before_any_image_is_read(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_class_folder(data, per_class=3)
+    decisions = tmp_path / "decisions.toml"
+    decisions.write_text("[[decision]\n")  # not TOML
+    config = load_config(overrides={"encoder": {"name": "builtin"},
+                                    "scan": {"decisions_file": str(decisions), "use_cache": False}})
+    recorder = _Recorder()
+    with pytest.raises(AuditorError, match="decisions"):
+        run_scan(data, config, tmp_path / "out", observer=recorder)
+    assert recorder.calls == [], "no stage started: nothing was read or embedded"
