@@ -70,7 +70,8 @@ class TerminalRenderer(Renderer):
             shown = data.waived if limit is None else data.waived[:limit]
             console.print(Text(f"Waived by reviewed decisions (not counted): {len(data.waived)}", style="bold"))
             for finding in shown:
-                console.print(rich_text(f"  {finding.check} {subject(finding)}: {waiver_text(finding)}", style="dim"))
+                console.print(rich_text(f"  {finding.check} {subject(finding)}: {waiver_text(finding)}", style="dim"),
+                              soft_wrap=True)
             if len(shown) < len(data.waived):
                 console.print(Text(f"  …and {len(data.waived) - len(shown)} more (--top 0 for all)", style="dim"))
         return buffer.getvalue()
@@ -159,7 +160,7 @@ def _indented(console: Console, text: Text, indent: int, hang: int = 0) -> None:
 
 
 def _facts(finding: Finding) -> str:
-    """The split, the label given and the one suggested, and any other image or classes, in one short line."""
+    """The split, the label given (and the one suggested), and the classes an image sits between, in one line."""
     facts = []
     if finding.split:
         facts.append(f"split {finding.split}")
