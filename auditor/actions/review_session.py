@@ -34,8 +34,9 @@ class KeyQuestion:
     number: int
     total: int
     finding: Finding
-    # The thumbnail sheet to open, or the image itself when no thumbnail could be drawn.
-    picture: Path
+    # The thumbnail sheet to open, or the image itself when no thumbnail could be drawn but the scan decoded it;
+    # None for a file the decoder refused (a decompression bomb, a corrupt file): never pointed at to be opened.
+    picture: Path | None
     keys: tuple[str, ...]
 
     @property
@@ -54,7 +55,8 @@ class KeyQuestion:
     @property
     def legend(self) -> str:
         relabel = "r=relabel to suggested, " if RELABEL in self.keys else ""
-        return f"a=accept, {relabel}s=skip, q=quit"
+        then = "a and r then ask" if RELABEL in self.keys else "a then asks"
+        return f"a=accept, {relabel}s=skip, q=quit ({then} for a reason)"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class ReasonQuestion:
 
     action: str
     default: str
+
+    @property
+    def prompt(self) -> str:
+        """Says what is asked and what Enter gives, so the next key pressed is not taken for a reason unawares."""
+        return f"reason for this {self.action} (Enter: {self.default})"
 
 
 @dataclass
@@ -92,6 +99,8 @@ class ReviewSession:
         scan = (results.run.get("config") or {}).get("scan") or {}
         self._root = Path(str(dataset.get("root") or "."))
         self._max_pixels = int(scan.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
+        images = results.images
+        self._decoded = set(images.loc[images["readable"].astype(bool), "path"].astype(str))
 
     @classmethod
     def start(cls, results: Results, target: Path, checks: tuple[str, ...], top: int, who: str,
@@ -127,8 +136,9 @@ class ReviewSession:
         finding = self.queue[index]
         thumbnail = review_thumbnail(self.results, finding, self._root, self._max_pixels)
         keys = (ACCEPT, RELABEL, SKIP, QUIT) if finding.suggested_label else (ACCEPT, SKIP, QUIT)
-        return KeyQuestion(index + 1, len(self.queue), finding,
-                           thumbnail if thumbnail is not None else self._root / (finding.path or ""), keys)
+        if thumbnail is None and finding.path is not None and finding.path in self._decoded:
+            thumbnail = self._root / finding.path
+        return KeyQuestion(index + 1, len(self.queue), finding, thumbnail, keys)
 
     def _press(self, key: str) -> None:
         if key == QUIT:

@@ -23,7 +23,7 @@ from auditor.cli.exit_codes import EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_INTERRU
 from auditor.cli.export import export_command
 from auditor.cli.fix import fix_command
 from auditor.cli.gate import gate_command
-from auditor.cli.options import Command
+from auditor.cli.options import Command, Group
 from auditor.cli.report import report_command
 from auditor.cli.review import review_command
 from auditor.cli.scan import scan_command
@@ -32,6 +32,7 @@ from auditor.core.errors import AuditorError
 
 app = typer.Typer(
     name="audit",
+    cls=Group,
     help="Audit labelled image datasets: label errors, duplicates and leakage, ambiguity, imbalance.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},

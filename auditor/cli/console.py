@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from auditor.report.safe import rich_text, visible
+from auditor.cli.terminal import err_console
+from auditor.report.safe import one_line, rich_text, visible
 from auditor.results.reading import PROMINENT_WARNINGS, produced_kinds
 from auditor.results.summaries import Skipped, read_summaries
 from auditor.scan.pipeline import ScanResult
@@ -20,11 +21,15 @@ SEVERITIES = ("error", "warning", "info")
 
 
 class RichObserver:
-    """Shows one progress bar per pipeline stage."""
+    """Shows one progress bar per pipeline stage, and the scan's weighty warnings on ``warnings_to`` (stderr) as
+    soon as the pipeline knows them: before the bars that follow, with or without bars (``--quiet``)."""
 
-    def __init__(self, console: Console, enabled: bool = True) -> None:
+    def __init__(self, console: Console, enabled: bool = True, warnings_to: Console | None = None) -> None:
         self.console = console
         self.enabled = enabled
+        self.warnings_to = warnings_to or err_console
+        # What was told already, so that --quiet does not print it a second time at the end.
+        self.warned: list[str] = []
         self._progress: Progress | None = None
         self._task: int | None = None
         self._stage = ""
@@ -49,11 +54,20 @@ class RichObserver:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=f"{self._stage} [dim]{escape(text)}[/]")  # type: ignore[arg-type]
 
+    def warn(self, text: str) -> None:
+        self.warned.append(text)
+        print_warning(self.warnings_to, text)
+
     def done(self) -> None:
         if self._progress is not None:
             self._progress.stop()
         self._progress = None
         self._task = None
+
+
+def print_warning(console: Console, text: str) -> None:
+    """One warning as one line, ``warning: ...`` (a CI log greps for it)."""
+    console.print(f"[bold yellow]warning:[/] {escape(one_line(text))}", highlight=False, soft_wrap=True)
 
 
 def print_summary(console: Console, result: ScanResult) -> None:
@@ -99,5 +113,7 @@ def print_summary(console: Console, result: ScanResult) -> None:
                       f"{escape(visible(decided.get('file')))} (kept in the results, not counted by the gate)",
                       highlight=False)
     out = visible(result.out_dir)
-    console.print(Text.assemble("results written to ", (out, "bold")))
-    console.print(Text(f"next: audit report {out} --format html · audit gate {out}", style="dim"), highlight=False)
+    # Never broken inside a path or a command: both are copied from here.
+    console.print(Text.assemble("results written to ", (out, "bold")), soft_wrap=True)
+    console.print(Text(f"next: audit report {out} --format html · audit gate {out}", style="dim"), highlight=False,
+                  soft_wrap=True)

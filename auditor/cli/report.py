@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from auditor.cli.options import ResultsFolder, choice
+from auditor.cli.options import ResultsFolder, choice, output_width
 from auditor.cli.terminal import interruptible
 
 # The values of auditor.report.ReportFormat, spelled out so that `audit --help` does not import pandas.
@@ -48,7 +48,7 @@ def report_command(
         refuse_destination("--output", output, results)
     console = Console()
     color = output is None and report_format is ReportFormat.TERMINAL and console.is_terminal
-    options = ReportOptions(tuple(check or ()), top, dataset, color, console.width if color else 120)
+    options = ReportOptions(tuple(check or ()), top, dataset, color, output_width(console))
     with interruptible("no report was written"):
         text = render_results(results, report_format, options)
         if output is None:
@@ -57,4 +57,5 @@ def report_command(
         write_report(output, text)
     from auditor.report.safe import visible
 
-    console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False)
+    # Never broken inside the path: it is copied from here.
+    console.print(f"report written to [bold]{escape(visible(output))}[/]", highlight=False, soft_wrap=True)

@@ -123,10 +123,13 @@ def _review_interactively(results: Results, target: Path, checks: tuple[str, ...
             console.rule(escape(visible(question.title)))
             for line in question.lines:
                 console.print(escape(visible(line)), highlight=False)
-            console.print(f"thumbnail: {escape(visible(question.picture))}", highlight=False, soft_wrap=True)
+            if question.picture is None:
+                console.print("thumbnail: none (the scan could not decode this file; do not open it)", highlight=False)
+            else:
+                console.print(f"thumbnail: {escape(visible(question.picture))}", highlight=False, soft_wrap=True)
             session.answer(_answer(question.legend, type=click.Choice(question.keys), show_choices=False))
         else:
-            session.answer(_answer("reason", default=question.default))
+            session.answer(_answer(question.prompt, default=question.default, show_default=False))
     if session.input_ended:
         console.print("input ended: review stopped")
     done = session.tally

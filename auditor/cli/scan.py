@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from auditor.cli.exit_codes import EXIT_GATE_FAILED
 from auditor.cli.gate import apply_gate
@@ -125,7 +124,7 @@ def scan_command(
     with interruptible("the scan had not started; nothing was written"):
         # Imported on use in every command: `audit --help` must not load pandas, torch or the checks.
         from auditor.checks import PARAMS
-        from auditor.cli.console import RichObserver, print_summary
+        from auditor.cli.console import RichObserver, print_summary, print_warning
         from auditor.core.config import load_config
         from auditor.scan import run_scan
 
@@ -142,13 +141,13 @@ def scan_command(
                           "cached, so the next scan resumes from there") from None
     if quiet:
         # --quiet drops progress and the summary, never a warning: a CI log must still say a weak encoder ran.
+        # Each once: the observer told the weightiest ones on stderr already, as soon as they were known.
         from auditor.core.library_warnings import PREFIX
-        from auditor.report.safe import one_line  # on use: auditor.report imports pandas
 
         for warning in result.warnings:
             # Library noise (cleanlab's per-class warnings) stays in run.json and the reports, not the CI log.
-            if not warning.startswith(PREFIX):
-                err_console.print(f"warning: {escape(one_line(warning))}", highlight=False, soft_wrap=True)
+            if not warning.startswith(PREFIX) and warning not in observer.warned:
+                print_warning(err_console, warning)
     else:
         print_summary(console, result)
     if gate and not apply_gate(out, cfg.gate, baseline, "text", None, console):

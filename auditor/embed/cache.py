@@ -27,10 +27,12 @@ _ADVICE = "pass --cache-dir DIR for another cache folder, or --no-cache"
 
 
 def default_cache_dir() -> Path:
+    """The cache folder when the config names none: ``$AUDITOR_CACHE_DIR``, else the platform's user cache
+    folder for auditor (``$XDG_CACHE_HOME/auditor`` on Linux, ``~/.cache/auditor`` when that is unset;
+    ``~/Library/Caches/auditor`` on macOS; under ``%LOCALAPPDATA%`` on Windows)."""
     override = os.environ.get("AUDITOR_CACHE_DIR")
     if override:
         return Path(override)
-
     return Path(user_cache_dir("auditor"))
 
 

@@ -59,6 +59,8 @@ class ReportData:
     readable: dict[str, bool] = field(default_factory=dict)
     # Findings accepted in review (auditor.results.decisions): shown apart, in a collapsed section, never in by_check.
     waived: list[Finding] = field(default_factory=list)
+    # The checks and finding kinds ``--check`` asked for (a check's kinds included); None: no filter, all of them.
+    selected: frozenset[str] | None = None
 
     @property
     def run(self) -> dict[str, Any]:
@@ -88,11 +90,17 @@ class ReportData:
                 names.update(finding_classes(finding))
         return sorted(names)
 
+    def asks_for(self, check: str) -> bool:
+        """Whether the report shows ``check``'s tables: no ``--check`` filter, or one naming it or its kinds."""
+        if self.selected is None:
+            return True
+        return bool({check, *self.results.produces().get(check, ())} & self.selected)
+
     def quality_by_class(self) -> tuple[list[str], list[tuple[str, int, list[int]]]]:
         """The image_quality check's per-class counts: the kinds found anywhere, and per class (name, images,
-        count of each kind). Empty when the check did not run or found nothing."""
+        count of each kind). Empty when the check did not run, found nothing, or ``--check`` leaves it out."""
         summary = self.results.summaries.get("image_quality")
-        if not isinstance(summary, ImageQualitySummary):
+        if not isinstance(summary, ImageQualitySummary) or not self.asks_for("image_quality"):
             return [], []
         counts = summary.per_class
         kinds = sorted({kind for row in counts.values() for kind, n in row.items() if kind != "images" and n > 0})
@@ -165,7 +173,8 @@ def prepare(results: Results, options: ReportOptions) -> ReportData:
     images = results.images
     readable = dict(zip(images["path"].astype(str), images["readable"].astype(bool), strict=True))
     waived.sort(key=lambda f: (f.check, -f.score, f.path or ""))
-    return ReportData(results, by_check, len(findings), root, note, readable, waived)
+    return ReportData(results, by_check, len(findings), root, note, readable, waived,
+                      frozenset(wanted) if options.checks else None)
 
 
 def waiver_text(finding: Finding) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from enum import StrEnum
@@ -103,6 +104,11 @@ def render_json(verdict: Verdict, listed: int | None = LISTED_FINDINGS) -> str:
     return json.dumps(verdict.to_dict(listed), indent=2, default=str) + "\n"
 
 
+def _unquoted(text: str) -> str:
+    """A rule's sentence for the terminal: the names it quotes in Markdown backticks, without them."""
+    return re.sub(r"`([^`]*)`", r"\1", text)
+
+
 def print_verdict(console: Console, verdict: Verdict) -> None:
     """Rich terminal rendering: the rules table, then what each failed rule objects to."""
     styles = {RuleStatus.PASS: "green", RuleStatus.FAIL: "bold red", RuleStatus.SKIPPED: "yellow"}
@@ -111,7 +117,7 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
         table.add_column(column)
     for rule in verdict.rules:
         status = f"[{styles[rule.status]}]{rule.status}[/]"
-        table.add_row(rich_text(rule.description), status, rich_text(rule.detail))
+        table.add_row(rich_text(_unquoted(rule.description)), status, rich_text(_unquoted(rule.detail)))
     if verdict.rules:
         console.print(table)
     else:
@@ -121,7 +127,7 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
     for rule in verdict.rules:
         if rule.status is not RuleStatus.FAIL or not rule.offending:
             continue
-        console.print(f"[bold red]{escape(visible(rule.name))}[/]: {escape(visible(rule.detail))}")
+        console.print(f"[bold red]{escape(visible(rule.name))}[/]: {escape(visible(_unquoted(rule.detail)))}")
         for finding in rule.offending[:SHOWN_PER_SECTION]:
             console.print(f"  {escape(visible(_where(finding)))}: {escape(visible(finding.message))}",
                           highlight=False)

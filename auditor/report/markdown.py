@@ -93,12 +93,15 @@ class MarkdownRenderer(Renderer):
     @staticmethod
     def _head(data: ReportData) -> str:
         dataset = data.run.get("dataset") or {}
+        # Neutralised after the word "auditor", not alone: a lone "0.1.0" would open the text, where "0." reads as
+        # a list item and is escaped ("0\\.1.0").
+        tool = cell(f"auditor {data.run.get('tool_version', '?')}")
         lines = [
             "## Dataset audit\n",
             f"**{cell(dataset.get('files', '?'))}** files, {cell(dataset.get('readable', '?'))} readable, "
             f"{len(dataset.get('classes') or [])} classes"
             + (f" ({cell(', '.join(map(str, dataset.get('splits') or [])))})" if dataset.get("splits") else "")
-            + f" · encoder {cell(data.encoder_line())} · auditor {cell(data.run.get('tool_version', '?'))}\n",
+            + f" · encoder {cell(data.encoder_line())} · {tool}\n",
         ]
         for warning in data.warnings()[:10]:
             # A blank line after each, or GitHub merges consecutive alerts into one.

@@ -64,6 +64,9 @@ class Observer(Protocol):
     # What the current stage is doing now, e.g. "label_errors: k-NN vote" while the checks run
     # (the checks' sub-steps, see progress.py). Optional: an observer without it gets no sub-steps.
     def step(self, text: str) -> None: ...
+    # A warning that changes how the whole scan reads (the encoder fell back, the checks found their evidence
+    # unreliable), told as soon as it is known rather than only in the result. Optional, like ``step``.
+    def warn(self, text: str) -> None: ...
 
 
 class SilentObserver:
@@ -77,6 +80,9 @@ class SilentObserver:
         pass
 
     def step(self, text: str) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
         pass
 
 
@@ -311,14 +317,15 @@ def _read(state: _State, discovery: Discovery) -> pd.DataFrame:
 def _load_encoder(state: _State) -> tuple[Encoder | PrecomputedEmbeddings, EncoderInfo]:
     started = time.perf_counter()
     encoder, encoder_info = build_encoder(state.config.encoder)
+    warning = None
     if encoder_info.fallback_reason:
-        state.warnings.insert(
-            0,
-            f"CLIP weights unavailable, fell back to the built-in descriptor (lower quality): "
-            f"{encoder_info.fallback_reason}",
-        )
+        warning = ("CLIP weights unavailable, fell back to the built-in descriptor (lower quality): "
+                   f"{encoder_info.fallback_reason}")
     elif not encoder_info.pretrained and encoder_info.name == "clip":
-        state.warnings.insert(0, "the CLIP model is untrained (random weights); findings are not meaningful")
+        warning = "the CLIP model is untrained (random weights); findings are not meaningful"
+    if warning is not None:
+        state.warnings.insert(0, warning)
+        _warn(state.observer, warning)
     state.timings["load_encoder"] = time.perf_counter() - started
     return encoder, encoder_info
 
@@ -574,7 +581,15 @@ def _run_checks(
         reason = problems[unreliable[0]]
         warnings.insert(0, f"{', '.join(unreliable)} findings are unreliable and shown as info: {reason}. "
                            f"To judge labels, {RELIABILITY_ADVICE}")
+        _warn(observer, warnings[0])
     return findings, summaries, timings, columns
+
+
+def _warn(observer: Observer, text: str) -> None:
+    # Observers written before warnings were told early lack ``warn``; the result still carries every warning.
+    show_warning = getattr(observer, "warn", None)
+    if show_warning is not None:
+        show_warning(text)
 
 
 def _sub_step(show_step: Callable[[str], None] | None, check: str, text: str) -> None:

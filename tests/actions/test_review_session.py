@@ -44,7 +44,8 @@ def results_with_findings(tmp_path: Path) -> Results:
                 "title": "Exact copies", "intro": "", "layout": "groups", "order": 20}}},
         },
     }
-    images = pd.DataFrame({"path": ["circle/a.png", "circle/b.png", "circle/c.png"], "sha256": [a, b, c]})
+    images = pd.DataFrame({"path": ["circle/a.png", "circle/b.png", "circle/c.png"], "sha256": [a, b, c],
+                           "readable": [True, True, True]})
     (tmp_path / "results").mkdir()
     return Results(tmp_path / "results", run, pd.DataFrame(), images, objects)
 
@@ -70,13 +71,17 @@ def test_findings_come_in_report_order_strongest_first_and_decisions_are_written
     assert first.title == "1/3 label_error · score 0.9"
     assert first.lines == ("path:      circle/a.png", "label:     circle -> suggested square",
                            "evidence:  looks like square")
-    assert first.keys == ("a", "r", "s", "q") and first.legend == "a=accept, r=relabel to suggested, s=skip, q=quit"
-    assert first.picture.parent == results.directory / "review-thumbnails" and first.picture.is_file()
+    assert first.keys == ("a", "r", "s", "q")
+    assert first.legend == "a=accept, r=relabel to suggested, s=skip, q=quit (a and r then ask for a reason)"
+    assert first.picture is not None and first.picture.is_file()
+    assert first.picture.parent == results.directory / "review-thumbnails"
     assert session.question() is first  # asking again draws no second thumbnail
 
     session.answer("r")
     reason = session.question()
     assert reason == ReasonQuestion("relabel", "relabelled in review")
+    assert isinstance(reason, ReasonQuestion)
+    assert reason.prompt == "reason for this relabel (Enter: relabelled in review)"
     assert not target.exists()
     session.answer("")  # an empty answer takes the default reason
     [relabel] = load_decisions(target)
@@ -87,10 +92,11 @@ def test_findings_come_in_report_order_strongest_first_and_decisions_are_written
     assert isinstance(second, KeyQuestion) and second.finding.path == "circle/b.png"
     third, = walk(session, ["s"])
     assert isinstance(third, KeyQuestion) and third.finding.check == "exact_duplicate"
-    assert third.keys == ("a", "s", "q") and third.legend == "a=accept, s=skip, q=quit"
+    assert third.keys == ("a", "s", "q")
+    assert third.legend == "a=accept, s=skip, q=quit (a then asks for a reason)"
     assert third.lines[-1] == "partner:   circle/b.png"
     # A pair's sheet shows both images side by side.
-    assert Image.open(third.picture).width > Image.open(first.picture).width
+    assert third.picture is not None and Image.open(third.picture).width > Image.open(first.picture).width
     assert session.question() is None
     assert (session.tally.accepted, session.tally.relabelled, session.tally.skipped) == (1, 1, 1)
     assert [d.reason for d in load_decisions(target)] == ["relabelled in review", "a true circle"]
@@ -137,3 +143,20 @@ def test_top_and_the_check_filter_bound_the_walk(tmp_path: Path) -> None:
     shown = ReviewSession.start(missing_image, tmp_path / "d.toml", (), 1, "tester", None).question()
     # No thumbnail can be drawn: the image's own path is shown instead.
     assert isinstance(shown, KeyQuestion) and shown.picture == root / "circle" / "a.png"
+
+
+def test_a_file_the_decoder_refused_is_never_offered_to_open(tmp_path: Path) -> None:
+    """An unreadable finding (here a file that is no image; in the field a decompression bomb) gets no picture:
+    no thumbnail can be drawn, and the raw file is not shown in its place."""
+    root = tmp_path / "data"
+    (root / "circle").mkdir(parents=True)
+    (root / "circle" / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    finding = Finding("unreadable", Severity.ERROR, "unreadable: decode failed", path="circle/bomb.png",
+                      label="circle", sha256=sha(root / "circle" / "bomb.png"))
+    images = pd.DataFrame({"path": ["circle/bomb.png"], "sha256": [finding.sha256], "readable": [False]})
+    (tmp_path / "results").mkdir()
+    results = Results(tmp_path / "results", {"dataset": {"root": str(root)}}, pd.DataFrame(), images, (finding,))
+    shown = ReviewSession.start(results, tmp_path / "d.toml", (), 5, "tester", None).question()
+    assert isinstance(shown, KeyQuestion) and shown.finding.path == "circle/bomb.png"
+    assert shown.picture is None
+    assert shown.legend == "a=accept, s=skip, q=quit (a then asks for a reason)"

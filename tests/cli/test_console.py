@@ -67,3 +67,24 @@ def test_the_summary_counts_findings_per_kind_and_names_skips_and_outputs(tmp_pa
     assert any("the encoder is weak" in line for line in lines)
     assert any("2 finding(s) waived by reviewed decisions in team[1].toml" in line for line in lines)
     assert f"results written to {tmp_path / 'out'}" in lines
+
+
+def test_paths_and_the_next_commands_are_never_broken_at_80_columns(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=False, color_system=None)
+    result = _result(tmp_path / ("a-results-folder-with-a-long-name-" * 2))
+    print_summary(console, result)
+    folder = str(result.out_dir)
+    lines = out.getvalue().splitlines()
+    assert f"results written to {folder}" in lines
+    assert f"next: audit report {folder} --format html · audit gate {folder}" in lines
+
+
+def test_warnings_are_told_on_their_own_console_at_once_and_remembered() -> None:
+    console, out = _console()
+    errors, err = _console()
+    observer = RichObserver(console, enabled=False, warnings_to=errors)
+    told = "CLIP weights unavailable, fell back\nto the built-in descriptor"
+    observer.warn(told)
+    assert err.getvalue() == "warning: CLIP weights unavailable, fell back; to the built-in descriptor\n"
+    assert out.getvalue() == "" and observer.warned == [told]

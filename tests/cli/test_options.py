@@ -99,3 +99,14 @@ def test_a_choice_takes_only_its_values_and_the_help_lists_them() -> None:
     assert "red|blue" in runner.invoke(app, ["--help"]).output
     refused = runner.invoke(app, ["--colour", "green"]).exception  # main turns it into one line, exit 2
     assert isinstance(refused, AuditorError) and str(refused) == "--colour must be one of red, blue; got 'green'"
+
+
+def test_help_shows_no_type_for_a_flag() -> None:
+    """A flag takes no value: ``<bool>`` beside it read as one to type."""
+    for args in (["--help"], ["scan", "--help"], ["report", "--help"]):
+        text = CliRunner().invoke(app, args, terminal_width=120).stdout
+        assert "<bool>" not in text, text
+    scan = CliRunner().invoke(app, ["scan", "--help"], terminal_width=120).stdout
+    no_cache = next(line for line in scan.splitlines() if "--no-cache" in line)
+    assert "Neither read nor write" in no_cache and "<" not in no_cache
+    assert "<path>" in next(line for line in scan.splitlines() if "--out" in line)  # options with values keep theirs

@@ -51,6 +51,8 @@ def test_auto_encoder_falls_back_with_a_prominent_warning(tmp_path: Path) -> Non
     result = audit("scan", str(data), "--out", str(tmp_path / "out"), "--workers", "0",
                    "--checks", "unreadable")
     assert result.returncode == 0, result.stderr
+    # On stderr as soon as the encoder is loaded, before the embedding's bar; again in the summary on stdout.
+    assert result.stderr.startswith("warning: CLIP weights unavailable, fell back to the built-in descriptor")
     assert "fell back to the built-in descriptor" in result.stdout
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["encoder"]["requested"] == "auto" and run["encoder"]["name"] == "builtin"
@@ -90,6 +92,7 @@ def test_quiet_still_warns_and_gate_names_encoder_and_what_broke(tmp_path: Path)
     assert done.stdout == ""
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert any("fell back" in line or "builtin" in line for line in warnings), done.stderr
+    assert len(warnings) == len(set(warnings)), done.stderr  # told early, not again at the end
     gate = audit("gate", str(out))
     assert gate.returncode == 1
     assert "encoder: builtin:" in gate.stdout

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from platformdirs import user_cache_dir
 
-from auditor.embed.cache import EmbeddingCache
+from auditor.embed.cache import EmbeddingCache, default_cache_dir
 
 
 def test_hit_miss_and_encoder_isolation(tmp_path: Path) -> None:
@@ -35,3 +38,12 @@ def test_corrupt_cache_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     rebuilt.put_many({"aa": np.ones(4, np.float32)}, "enc:1")
     assert set(rebuilt.get_many(["aa"], "enc:1", 4)) == {"aa"}
     assert any(".corrupt-" in p.name for p in tmp_path.iterdir())
+
+
+def test_the_default_folder_is_the_platforms_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUDITOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    expected = tmp_path / "xdg" / "auditor" if sys.platform.startswith("linux") else Path(user_cache_dir("auditor"))
+    assert default_cache_dir() == expected
+    monkeypatch.setenv("AUDITOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"

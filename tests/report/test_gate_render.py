@@ -71,3 +71,9 @@ def test_a_passing_verdict_says_so_in_every_format() -> None:
     assert render(passed, GateFormat.MARKDOWN).startswith("## Dataset audit gate: ✅ passed\n")
     assert "gate passed: 0 new of 3 findings (baseline base)" in render(passed, GateFormat.TEXT)
     assert json.loads(render(passed, GateFormat.JSON))["passed"] is True
+
+
+def test_text_shows_quoted_names_without_markdown_backticks() -> None:
+    text = render(_verdict(), GateFormat.TEXT)
+    assert "at most 0 split_leakage findings" in text and "`" not in text
+    assert "`split_leakage`" in render(_verdict(), GateFormat.MARKDOWN)  # Markdown keeps its code span

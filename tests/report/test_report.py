@@ -27,6 +27,7 @@ from auditor.results.findings import IMAGES_BASE_SCHEMA, SCHEMA_VERSION, Finding
 from auditor.results.outputs import TableWriter, atomic_write, write_json, write_parquet
 from auditor.scan import run_scan
 from tests.conftest import draw_shape, run_cli, write_class_folder
+from tests.report.test_report_base import results_folder
 
 SEED = 7
 HTML_LIMIT = 30 * 1024 * 1024
@@ -390,3 +391,12 @@ def test_html_in_headless_chromium(chromium: tuple[str, str], every_kind: Path, 
         assert urls and not {url for url in urls if urlsplit(url).scheme in {"http", "https", "ws", "wss"}}
     finally:
         driver.quit()
+
+
+def test_markdown_header_shows_the_version_as_written_and_data_neutralised(tmp_path: Path) -> None:
+    results_folder(tmp_path / "plain", [], {"tool_version": "0.1.0"})
+    text = render_results(tmp_path / "plain", ReportFormat.MARKDOWN)
+    assert "· auditor 0.1.0\n" in text and "0\\.1" not in text
+    results_folder(tmp_path / "hostile", [], {"tool_version": "1) [x](http://e.com)"})
+    hostile = render_results(tmp_path / "hostile", ReportFormat.MARKDOWN)
+    assert "auditor 1) \\[x\\](http:" in hostile

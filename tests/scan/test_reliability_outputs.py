@@ -15,6 +15,7 @@ from auditor.core.config import GateConfig, load_config
 from auditor.report import ReportFormat, ReportOptions, render_results
 from auditor.results.reading import load_results
 from auditor.scan import run_scan
+from auditor.scan.pipeline import Observer, SilentObserver
 
 MODEL_BASED = ["label_errors", "class_overlap", "ambiguous", "outliers"]
 
@@ -39,19 +40,45 @@ def vector_dataset(root: Path, separation: float, flips: int) -> Path:
     return table
 
 
-def scan(tmp_path: Path, separation: float, flips: int) -> Path:
+class Told(SilentObserver):
+    """An observer that keeps the warnings it is told and where in the stages they came."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def stage(self, name: str, total: int | None) -> None:
+        self.events.append(f"stage {name}")
+
+    def warn(self, text: str) -> None:
+        self.events.append(f"warning {text}")
+
+
+def scan(tmp_path: Path, separation: float, flips: int, observer: Observer | None = None) -> Path:
     data = tmp_path / "data"
     table = vector_dataset(data, separation, flips)
     config = load_config(overrides={"encoder": {"name": "precomputed", "precomputed_file": str(table)},
                                     "scan": {"checks": MODEL_BASED}})
     out = tmp_path / "out"
-    run_scan(data, config, out)
+    run_scan(data, config, out, observer=observer)
     return out
 
 
 @pytest.fixture(scope="module")
-def unreliable(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return scan(tmp_path_factory.mktemp("weak"), separation=0.5, flips=0)
+def told() -> Told:
+    """What the scan of ``unreliable`` told its observer."""
+    return Told()
+
+
+@pytest.fixture(scope="module")
+def unreliable(tmp_path_factory: pytest.TempPathFactory, told: Told) -> Path:
+    return scan(tmp_path_factory.mktemp("weak"), separation=0.5, flips=0, observer=told)
+
+
+def test_the_observer_is_told_as_soon_as_the_checks_are_done(unreliable: Path, told: Told) -> None:
+    run = json.loads((unreliable / "run.json").read_text())
+    # Once, after the last stage (the checks), before the outputs are written; the same line run.json keeps.
+    assert told.events[-2:] == ["stage Running checks", f"warning {run['warnings'][0]}"]
+    assert "findings are unreliable and shown as info" in run["warnings"][0]
 
 
 def test_run_json_and_findings_say_unreliable(unreliable: Path) -> None:
