@@ -24,9 +24,11 @@ from auditor.report.base import (
     subject,
     waiver_text,
 )
+from auditor.report.charts import class_distribution, findings_by_class
+from auditor.report.embedding_map import EmbeddingMap, embedding_map, read_embeddings
 from auditor.report.safe import encodable
 from auditor.report.thumbnails import Thumbnailer
-from auditor.results.findings import Finding
+from auditor.results.findings import RUN_ID_KEY, Finding
 
 TEMPLATES = Path(__file__).parent / "templates"
 MESSAGE_CHARS = 400
@@ -61,10 +63,24 @@ class Item:
     members: list[Tile] = field(default_factory=list)
     candidates: list[tuple[str, str]] = field(default_factory=list)
     reason: str = ""
+    anchor: str = ""  # the entry's id on the page, which the embedding map links to
 
     @property
     def classes_json(self) -> str:
         return json.dumps(self.classes)
+
+    @property
+    def severity(self) -> str:
+        return str(self.finding.severity)
+
+    @property
+    def unreliable(self) -> bool:
+        """The check could not vouch for this finding (its severity was lowered to info): the card says so."""
+        return (self.finding.details or {}).get("reliable") is False
+
+    def paths(self) -> list[str]:
+        """Every image the entry shows."""
+        return [tile.path for tile in self.members] or ([self.finding.path] if self.finding.path else [])
 
 
 @dataclass
@@ -120,6 +136,11 @@ class HtmlRenderer(Renderer):
             self._section(check, findings, limit, thumbs, info, data)
             for check, findings in data.by_check.items()
         ]
+        flagged: dict[str, tuple[str, str]] = {}
+        for number, item in enumerate((item for section in sections for item in section.items), start=1):
+            item.anchor = f"entry-{number}"
+            for path in item.paths():
+                flagged.setdefault(path, (item.anchor, item.severity))
         env = Environment(
             loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
             undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -130,6 +151,10 @@ class HtmlRenderer(Renderer):
         notes = []
         if thumbs.omitted:
             notes.append(f"{thumbs.omitted:,} thumbnail(s) left out to keep this file small.")
+        scatter, missing = _embedding_map(data, flagged)
+        if missing:
+            notes.append(f"No embedding map: {missing}.")
+        titles = {check: section.title for check, section in zip(data.by_check, sections, strict=True)}
         # Data text may hold lone surrogates (a non-UTF-8 folder name); shown as escapes, the page encodes.
         return encodable(env.get_template("report.html.j2").render(
             run=data.run,
@@ -141,15 +166,14 @@ class HtmlRenderer(Renderer):
             severities=SEVERITIES,
             skipped=data.skipped_checks(),
             classes=data.classes(),
-            charts=[_chart(split, per) for split, per in counts.items()],
+            charts=[class_distribution(split, per) for split, per in counts.items()],
+            kinds_chart=findings_by_class(data.by_check, titles),
+            scatter=scatter,
             quality_kinds=quality_kinds,
             quality_rows=quality_rows,
             total=sum(len(s.items) for s in sections),
             total_findings=data.shown_findings,
             waived=[(f.check, subject(f), waiver_text(f)) for f in data.waived],
-            bar_row=BAR_ROW,
-            bar_area=BAR_AREA,
-            label_area=LABEL_AREA,
         ))
 
     def _section(
@@ -239,45 +263,20 @@ def _group_key(finding: Finding) -> Any:
     return ("pair", *sorted(p for p in (finding.path, finding.other_path) if p))
 
 
+def _embedding_map(data: ReportData, flagged: dict[str, tuple[str, str]]) -> tuple[EmbeddingMap | None, str]:
+    """The map, or None and why not (a report without embeddings is still a report)."""
+    images = data.results.images
+    labels = {str(p): str(label) for p, label in zip(images["path"], images["label"], strict=True)
+              if _text(label) is not None}
+    try:
+        paths, vectors = read_embeddings(data.results.directory, data.run.get(RUN_ID_KEY))
+    except ValueError as exc:
+        return None, str(exc)
+    scatter = embedding_map(paths, vectors, labels, flagged)
+    return scatter, "" if scatter is not None else "fewer than two images were embedded"
+
+
 def _text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
     return str(value)
-
-
-@dataclass
-class Chart:
-    """An inline SVG bar chart of one split's class counts (no plotting library, no script)."""
-
-    split: str
-    height: int
-    bars: list[dict[str, Any]]
-    description: str
-
-
-BAR_ROW = 22
-BAR_AREA = 360
-LABEL_AREA = 140
-
-
-def _chart(split: str, per: dict[str, int]) -> Chart:
-    """Bars scale to the split's largest class, so imbalance within a split reads at a glance."""
-    rows = sorted(per.items(), key=lambda item: (-item[1], item[0]))
-    largest = max(per.values(), default=1)
-    bars = [
-        {
-            "name": subject_name(name),
-            "count": count,
-            "y": index * BAR_ROW,
-            "width": max(1.0, BAR_AREA * count / max(largest, 1)) if count else 0.0,
-        }
-        for index, (name, count) in enumerate(rows)
-    ]
-    description = ", ".join(f"{name}: {count}" for name, count in rows)
-    return Chart(split, max(BAR_ROW, len(rows) * BAR_ROW), bars, description)
-
-
-def subject_name(name: str, limit: int = 20) -> str:
-    """Class names longer than the label area are shortened in the chart (the full name is in its title)."""
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-

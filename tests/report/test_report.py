@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -60,6 +61,7 @@ def _copy_results(source: Path, target: Path, extra: list[Finding] | None = None
     results = load_results(source)
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(source / "images.parquet", target / "images.parquet")
+    shutil.copy(source / "embeddings.parquet", target / "embeddings.parquet")
     write_json(target / "run.json", {**results.run, **(run_changes or {})})
     _write_findings(target, results.finding_objects() + (extra or []))
     return target
@@ -183,9 +185,53 @@ def test_html_layouts_for_every_kind(every_kind: Path) -> None:
     assert f"{len(findings)} findings in all" in html
     assert "Sharpness probe" in html  # an unknown kind gets the generic layout under its own name
     assert 'data-classes=\'["circle", "square"]\'' in html.replace("&#34;", '"')
-    assert "<svg" in html and "Readable images per class in train" in html
+    assert "Readable images per class in train" in html and 'id="map-heading"' in html
     for attribute in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert attribute.startswith(("data:", "#")), attribute
+
+
+def test_html_marks_the_severity_of_every_entry(every_kind: Path) -> None:
+    html = render_results(every_kind, ReportFormat.HTML)
+    entries = re.findall(r'<(?:article|tr) class="(?:card|group|row) level-(\w+)" id="entry-\d+" data-item', html)
+    assert len(entries) == html.count(" data-item ") == len(re.findall(r'<span class="sev sev-', html))
+    assert set(entries) == {"error", "warning", "info"}
+    card = re.search(r'id="entry-\d+" data-item data-check="label_error".*?</article>', html, re.S)
+    assert card and '<span class="sev sev-error">✖ error</span>' in card.group(0)
+
+
+def test_html_shows_an_unreliable_finding_as_info(scanned: Path, tmp_path: Path) -> None:
+    demoted = Finding("label_error", Severity.INFO, "looks like a square", path="train/circle/circle_003.png",
+                      label="circle", split="train", suggested_label="square", score=0.93, details={"reliable": False})
+    html = render_results(_copy_results(scanned, tmp_path / "out", [demoted]), ReportFormat.HTML)
+    card = re.search(r'<article class="card level-(\w+)"[^>]*data-check="label_error".*?</article>', html, re.S)
+    assert card and card.group(1) == "info"
+    assert "ⓘ info · unreliable" in card.group(0) and "sev-error" not in card.group(0)
+
+
+def test_html_embedding_map_links_flagged_images_to_their_entries(every_kind: Path) -> None:
+    html = render_results(every_kind, ReportFormat.HTML)
+    embedded = pq.read_table(every_kind / "embeddings.parquet").num_rows
+    assert html.count("<circle ") == embedded  # a small dataset: every image is drawn
+    links = dict(re.findall(r'<a href="#(entry-\d+)" class="flag flag-\w+"><circle [^>]*><title>([^<]*)</title>', html))
+    assert set(links) <= set(re.findall(r' id="(entry-\d+)"', html))
+    target = next(anchor for anchor, title in links.items() if title.startswith("train/circle/circle_003.png"))
+    assert re.search(f'id="{target}" data-item data-check="label_error"', html)
+    # Flagged images are drawn last, on top of the plain ones.
+    assert html.rindex('r="2.5"') < html.index('class="flag')
+    assert "Findings per class" in html and "circle: " in html
+
+
+def test_html_without_embeddings_says_why_there_is_no_map(every_kind: Path, tmp_path: Path) -> None:
+    out = _copy_results(every_kind, tmp_path / "out")
+    (out / "embeddings.parquet").unlink()
+    html = render_results(out, ReportFormat.HTML)
+    assert 'id="map-heading"' not in html and "No embedding map: embeddings.parquet cannot be read" in html
+    # One from another scan would place the findings wrongly: it is not drawn either.
+    embeddings = pq.read_table(every_kind / "embeddings.parquet")
+    metadata = {**embeddings.schema.metadata, b"auditor_run_id": b"0" * 32}
+    pq.write_table(embeddings.replace_schema_metadata(metadata), out / "embeddings.parquet")
+    html = render_results(out, ReportFormat.HTML)
+    assert "No embedding map: embeddings.parquet is from another scan than the findings" in html
 
 
 def test_html_gives_up_thumbnails_when_text_takes_the_room(every_kind: Path,
@@ -342,7 +388,7 @@ def test_html_in_headless_chromium(chromium: tuple[str, str], every_kind: Path, 
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     page = tmp_path / "report.html"
     page.write_text(render_results(every_kind, ReportFormat.HTML), encoding="utf-8")
@@ -379,10 +425,28 @@ def test_html_in_headless_chromium(chromium: tuple[str, str], every_kind: Path, 
         Select(driver.find_element(By.ID, "filter-class")).select_by_value("")
         assert len(visible()) == total
 
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, min(height + 100, 8000))  # the whole page in one screenshot
-        screenshot = tmp_path / "report.png"
-        assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
+        # A dot on the embedding map goes to its image's entry, clearing the filters that hide it.
+        entry = driver.find_element(By.CSS_SELECTOR, '[data-item][data-check="label_error"]').get_attribute("id")
+        Select(driver.find_element(By.ID, "filter-check")).select_by_value("near_duplicate")
+        assert not driver.find_element(By.ID, entry).is_displayed()
+        dot = driver.find_element(By.CSS_SELECTOR, f'a.flag[href="#{entry}"]')
+        driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))",
+                              dot)
+        WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, entry).is_displayed())
+        assert driver.execute_script("return location.hash") == f"#{entry}" and len(visible()) == total
+
+        # The whole page at a desktop's and a phone's width: nothing scrolls sideways at 390 px.
+        for width in (1400, 390):
+            driver.set_window_size(width, 900)
+            assert driver.execute_script("return window.innerWidth") == width
+            assert driver.execute_script("return document.documentElement.scrollWidth") <= width
+            # Nor past the vertical scroll bar, which takes its width from the page.
+            assert driver.execute_script("return document.documentElement.scrollWidth "
+                                         "<= document.documentElement.clientWidth")
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(width, min(height + 100, 8000))
+            screenshot = tmp_path / f"report-{width}.png"
+            assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == []
         requests = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
