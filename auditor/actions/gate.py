@@ -3,6 +3,8 @@
 A pull request should fail for what it adds, not for the backlog already on main, so with a baseline
 only *new* findings count. Findings are matched by content, not path (see ``finding_key``), so renaming
 or moving files never creates new findings; adding another copy of an image that already had copies does.
+Model-based findings (``MODEL_FINDINGS``) count only where the pull request changed something (``Touched``):
+the models behind them are refit on every change, so their findings move on images nobody touched.
 Findings waived by a reviewed decision (``auditor.results.decisions``) never count; the verdict lists them apart.
 """
 
@@ -33,6 +35,15 @@ LISTED_FINDINGS = 1000
 # Pair findings whose partner is part of the problem's identity: "X is near Y" and "X is near Z" are two
 # problems. Exact copies share their content, so the partner adds nothing; an outlier's neighbour is context.
 _PARTNER_IDENTIFIES = frozenset({"near_duplicate"})
+# Image findings about the image's label: "X labelled cat looks like a dog" is another problem once X is
+# relabelled dog, so a relabelled image's label error is new even where its content had one before.
+_LABEL_IDENTIFIES = frozenset({LABEL_ERROR})
+
+# Findings of models fitted to the whole dataset (the cross-validated classifier, the neighbour graph). Any
+# change refits them, so such findings appear and vanish on images a pull request never touched: with a
+# baseline they count only for what the pull request changed (``Touched``). The rest (copies, leakage,
+# unreadable files, image quality, imbalance) are facts about the files themselves and keep the baseline rule.
+MODEL_FINDINGS = frozenset({"label_error", "ambiguous", "outlier", "class_overlap"})
 
 class RuleStatus(StrEnum):
     PASS = "pass"
@@ -65,6 +76,9 @@ class Verdict:
     encoder: str = "unknown"
     # Findings accepted in review (not counted by any rule), listed so a reader sees what was waived.
     waived: tuple[Finding, ...] = ()
+    # New model-based findings on images (or class pairs) the pull request did not touch: refit churn, listed
+    # so a reader sees them, never counted.
+    untouched: tuple[Finding, ...] = ()
 
     @property
     def failed_rules(self) -> tuple[RuleResult, ...]:
@@ -101,6 +115,9 @@ class Verdict:
             **_listed("counted", self.counted, listed),
             "waived_findings": len(self.waived),
             **_listed("waived", self.waived, listed),
+            "untouched_findings": len(self.untouched),
+            "untouched_per_check": dict(sorted(Counter(f.check for f in self.untouched).items())),
+            **_listed("untouched", self.untouched, listed),
             "notes": list(self.notes),
         }
 
@@ -121,16 +138,17 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
 def finding_key(finding: Finding, sha_by_path: dict[str, str]) -> tuple[Hashable, ...]:
     """What makes two findings 'the same problem' across scans, independent of file names.
 
-    Image findings: check + the file's content hash (+ the partner's content for near duplicates).
-    Class findings: check + classes + split. Files without a hash (unreadable before hashing) fall
-    back to their path.
+    Image findings: check + the file's content hash (+ the partner's content for near duplicates, + the
+    label for label errors). Class findings: check + classes + split. Files without a hash (unreadable
+    before hashing) fall back to their path.
     """
     if finding.path is None:
         return ("classes", finding.check, tuple(sorted(finding.classes)), finding.split)
     partner = None
     if finding.check in _PARTNER_IDENTIFIES and finding.other_path:
         partner = sha_by_path.get(finding.other_path, f"path:{finding.other_path}")
-    return ("image", finding.check, finding.sha256 or f"path:{finding.path}", partner)
+    label = finding.label if finding.check in _LABEL_IDENTIFIES else None
+    return ("image", finding.check, finding.sha256 or f"path:{finding.path}", partner, label)
 
 
 def new_findings(current: Results, baseline: Results) -> list[Finding]:
@@ -162,6 +180,55 @@ def new_findings(current: Results, baseline: Results) -> list[Finding]:
         else:
             added.append(finding)
     return added
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a pull request changed, by content rather than path: the current images whose (content, label,
+    split) the baseline lacks (added, re-encoded, relabelled or moved to another split; renaming is no
+    change), and every class that gained or lost such an image (deleted images count for their class)."""
+
+    paths: frozenset[str]
+    classes: frozenset[str]
+
+    def covers(self, finding: Finding) -> bool:
+        """Whether ``finding`` is about something the pull request changed: its image, or for a finding
+        about classes (``class_overlap``: a pair) any of its classes."""
+        if finding.path is None:
+            return not self.classes.isdisjoint(finding.classes)
+        return finding.path in self.paths
+
+
+_Placement = tuple[str | None, str | None, str | None]  # (sha256, label, split)
+
+
+def _placements(images: pd.DataFrame) -> list[tuple[str, _Placement]]:
+    """(path, (sha256, label, split)) per image; missing values are None."""
+    columns = [images[name].astype(object).where(images[name].notna(), None).tolist()
+               for name in ("sha256", "label", "split")]
+    return list(zip(images["path"].astype(str).tolist(), zip(*columns, strict=True), strict=True))
+
+
+def touched(current: Results, baseline: Results) -> Touched:
+    """What ``current`` changed against ``baseline`` (see ``Touched``). A file without a content hash (it
+    could not be read far enough) counts as changed: nothing shows it is the baseline's."""
+    now = _placements(current.images)
+    before = {placement for _, placement in _placements(baseline.images)}
+    changed = [(path, placement) for path, placement in now if placement[0] is None or placement not in before]
+    gone = before - {placement for _, placement in now}
+    labels = [placement[1] for _, placement in changed] + [placement[1] for placement in gone]
+    return Touched(frozenset(path for path, _ in changed), frozenset(label for label in labels if label))
+
+
+def scope_to_pull_request(findings: list[Finding], changed: Touched) -> tuple[list[Finding], list[Finding]]:
+    """(counted, untouched): model-based findings count only where ``changed`` covers them; every other
+    finding counts as it is."""
+    counted: list[Finding] = []
+    untouched: list[Finding] = []
+    for finding in findings:
+        churn = finding.check in MODEL_FINDINGS and not changed.covers(finding)
+        (untouched if churn else counted).append(finding)
+    return counted, untouched
 
 
 def unavailable_findings(results: Results) -> dict[str, str]:
@@ -431,17 +498,16 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         current, applied = with_decisions(current, decisions, now_utc().date())
         notes.extend(applied.warnings(None))
     all_findings = current.finding_objects()
-    if baseline is None:
-        counted = all_findings
-    else:
-        counted = new_findings(current, baseline)
-        notes.extend(_baseline_notes(current, baseline))
     waived = tuple(f for f in all_findings if f.waived)
-    counted = [f for f in counted if not f.waived]
     # Findings their own check could not vouch for (details.reliable = false: the embedding does not
     # separate the classes) are not evidence a gate can act on; a rule left with none is skipped, with
     # the check's reason (label conflicts between copies, which need no classifier, still count).
-    counted = [f for f in counted if (f.details or {}).get("reliable") is not False]
+    counted = [f for f in (all_findings if baseline is None else new_findings(current, baseline))
+               if not f.waived and (f.details or {}).get("reliable") is not False]
+    untouched: list[Finding] = []
+    if baseline is not None:
+        counted, untouched = scope_to_pull_request(counted, touched(current, baseline))
+        notes.extend(_baseline_notes(current, baseline))
     scope = Scope(current, baseline, counted, unavailable_findings(current))
     rules = [rule.judge(limit, scope) for rule in gate_rules(config)
              if (limit := rule.limit(config)) is not None]
@@ -455,6 +521,7 @@ def evaluate(current: Results, config: GateConfig, baseline: Results | None = No
         counted=tuple(counted),
         notes=tuple(notes),
         waived=waived,
+        untouched=tuple(untouched),
         encoder=describe_encoder(current.run),
     )
 

@@ -9,7 +9,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from rich.console import Console
@@ -24,6 +24,11 @@ from auditor.results.findings import Finding
 # Findings listed per rule (and in the new-findings section) by the text and Markdown renderers;
 # GitHub caps a step summary at 1 MiB. JSON lists up to LISTED_FINDINGS per list, or all on request.
 SHOWN_PER_SECTION = 50
+# The section of model-based findings a baseline does not count (``Verdict.untouched``), and why not.
+UNTOUCHED_TITLE = "changed on untouched images, not counted"
+UNTOUCHED_WHY = ("Model-based findings that are new on images (or class pairs) this pull request did not add, "
+                 "change, relabel or move: the classifier and neighbour graph are refit on every change, so "
+                 "marginal images cross the bar either way")
 
 
 class GateFormat(StrEnum):
@@ -44,6 +49,11 @@ def _by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
     for finding in findings:
         grouped[finding.check].append(finding)
     return dict(sorted(grouped.items()))
+
+
+def _counts(findings: Iterable[Finding]) -> str:
+    """Findings per check, e.g. ``label_error: 3, outlier: 1``."""
+    return ", ".join(f"{check}: {len(items)}" for check, items in _by_check(findings).items())
 
 
 def _status_mark(status: RuleStatus) -> str:
@@ -90,12 +100,15 @@ def render_markdown(verdict: Verdict) -> str:
             lines += ["", f"### ❌ {gfm_quoted(rule.description)}", "", *_md_findings(list(rule.offending))]
     if verdict.counted:
         title = "New findings" if verdict.baseline_dir else "All findings"
-        counts = ", ".join(f"{check}: {len(items)}" for check, items in _by_check(verdict.counted).items())
-        lines += ["", f"<details><summary>{title} ({gfm_html(counts, 1000)})</summary>", "",
+        lines += ["", f"<details><summary>{title} ({gfm_html(_counts(verdict.counted), 1000)})</summary>", "",
                   *_md_findings(list(verdict.counted)), "", "</details>"]
     if verdict.waived:
         lines += ["", f"<details><summary>Waived by reviewed decisions, not counted ({len(verdict.waived)})"
                   "</summary>", "", *_md_findings(list(verdict.waived), waived=True), "", "</details>"]
+    if verdict.untouched:
+        lines += ["", f"<details><summary>{UNTOUCHED_TITLE.capitalize()} ({len(verdict.untouched)}: "
+                  f"{gfm_html(_counts(verdict.untouched), 1000)})</summary>", "", UNTOUCHED_WHY + ".", "",
+                  *_md_findings(list(verdict.untouched)), "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -133,22 +146,33 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
                           highlight=False)
         if len(rule.offending) > SHOWN_PER_SECTION:
             console.print(f"  …and {len(rule.offending) - SHOWN_PER_SECTION} more")
-    if verdict.waived:
-        console.print(f"[dim]waived by reviewed decisions, not counted: {len(verdict.waived)}[/]")
-        for finding in verdict.waived[:SHOWN_PER_SECTION]:
-            line = f"{finding.check} {_where(finding)}: {waiver_text(finding)}"
-            console.print(f"  [dim]{escape(visible(line))}[/]", highlight=False)
-        if len(verdict.waived) > SHOWN_PER_SECTION:
-            console.print(f"  …and {len(verdict.waived) - SHOWN_PER_SECTION} more")
+    _print_aside(console, f"waived by reviewed decisions, not counted: {len(verdict.waived)}", verdict.waived,
+                 waiver_text)
+    _print_aside(console, f"{UNTOUCHED_TITLE} ({len(verdict.untouched)}: {_counts(verdict.untouched)}); the model "
+                 "is refit on every change", verdict.untouched, lambda finding: finding.message)
     console.print(f"encoder: {escape(visible(verdict.encoder))}", highlight=False)
     scope = f"{verdict.total_findings} findings"
     if verdict.baseline_dir:
         scope = f"{len(verdict.counted)} new of {scope} (baseline {verdict.baseline_dir})"
+        if verdict.untouched:
+            scope += f", {len(verdict.untouched)} on untouched images not counted"
     if verdict.passed:
         console.print(f"[bold green]gate passed[/]: {escape(visible(scope))}", highlight=False)
     else:
         console.print(f"[bold red]gate FAILED[/]: {escape(_failure_summary(verdict))} ({escape(visible(scope))})",
                       highlight=False)
+
+
+def _print_aside(console: Console, title: str, findings: tuple[Finding, ...], why: Callable[[Finding], str]) -> None:
+    """A dimmed list of findings the rules did not count (``why``: the text after each one); nothing if none."""
+    if not findings:
+        return
+    console.print(f"[dim]{escape(visible(title))}[/]", highlight=False)
+    for finding in findings[:SHOWN_PER_SECTION]:
+        line = f"{finding.check} {_where(finding)}: {why(finding)}"
+        console.print(f"  [dim]{escape(visible(line))}[/]", highlight=False)
+    if len(findings) > SHOWN_PER_SECTION:
+        console.print(f"  …and {len(findings) - SHOWN_PER_SECTION} more")
 
 
 def _failure_summary(verdict: Verdict) -> str:

@@ -103,6 +103,98 @@ def test_class_findings_match_by_classes_and_split(tmp_path: Path) -> None:
     assert [(f.classes, f.split) for f in new_findings(current, base)] == [(("cat",), "test")]
 
 
+def placed(spec: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """path -> (sha256, label, split) rows for images.parquet."""
+    return [{"path": path, "label": label, "split": split, "sha256": sha, "readable": True}
+            for path, (sha, label, split) in spec.items()]
+
+
+def overlap(*classes: str) -> Finding:
+    return Finding(check="class_overlap", severity=Severity.WARNING, message="overlap", classes=classes)
+
+
+STRICT = GateConfig(max_near_duplicate=0, max_findings={"label_error": 0, "ambiguous": 0, "outlier": 0,
+                                                        "class_overlap": 0})
+BASE_IMAGES = {"a.png": ("s1", "cat", "train"), "b.png": ("s2", "cat", "train"), "c.png": ("s3", "dog", "val"),
+               "f.png": ("s6", "cat", "train"), "g.png": ("s7", "bird", "train"), "h.png": ("s8", "fish", "train")}
+
+
+def test_model_findings_count_only_where_the_pull_request_changed_something(tmp_path: Path) -> None:
+    base = write_results(tmp_path / "base", [], placed(BASE_IMAGES))
+    # b renamed, c moved val -> train, e added, f relabelled cat -> dog; a, g and h untouched.
+    head_images = {"a.png": ("s1", "cat", "train"), "renamed_b.png": ("s2", "cat", "train"),
+                   "c.png": ("s3", "dog", "train"), "e.png": ("s5", "dog", "train"), "f.png": ("s6", "dog", "train"),
+                   "g.png": ("s7", "bird", "train"), "h.png": ("s8", "fish", "train")}
+    churn = [image_finding("label_error", "a.png", "s1", "cat"),
+             image_finding("label_error", "renamed_b.png", "s2", "cat"),
+             image_finding("outlier", "g.png", "s7", "bird"), overlap("bird", "fish")]
+    real = [image_finding("outlier", "c.png", "s3", "dog"), image_finding("ambiguous", "e.png", "s5", "dog"),
+            image_finding("label_error", "f.png", "s6", "dog"), overlap("cat", "bird")]
+    copies = [image_finding("near_duplicate", "a.png", "s1", "cat", other_path="g.png")]
+    head = write_results(tmp_path / "head", churn + real + copies, placed(head_images))
+
+    verdict = evaluate(head, STRICT, base)
+    assert {(f.check, f.path, f.classes) for f in verdict.untouched} == {
+        (f.check, f.path, f.classes) for f in churn}
+    # Copies are facts about files, not about a refit model: they keep the baseline rule on untouched images.
+    assert {(f.check, f.path, f.classes) for f in verdict.counted} == {
+        (f.check, f.path, f.classes) for f in real + copies}
+    failed = {rule.name: {f.path or f.classes for f in rule.offending} for rule in verdict.failed_rules}
+    assert failed == {"max_near_duplicate": {"a.png"}, "max_findings.outlier": {"c.png"},
+                      "max_findings.ambiguous": {"e.png"}, "max_findings.label_error": {"f.png"},
+                      "max_findings.class_overlap": {("cat", "bird")}}
+
+    refit_only = write_results(tmp_path / "refit", churn, placed(head_images))
+    clean = evaluate(refit_only, STRICT, base)
+    assert clean.passed and clean.counted == () and len(clean.untouched) == len(churn)
+    assert evaluate(refit_only, STRICT).passed is False  # without a baseline every finding counts
+
+
+def test_a_deleted_image_touches_its_class(tmp_path: Path) -> None:
+    base = write_results(tmp_path / "base", [], placed(BASE_IMAGES))
+    without_g = {path: place for path, place in BASE_IMAGES.items() if path != "g.png"}
+    head = write_results(tmp_path / "head", [overlap("bird", "fish"), overlap("cat", "dog")], placed(without_g))
+    verdict = evaluate(head, STRICT, base)
+    assert [f.classes for f in verdict.counted] == [("bird", "fish")]
+    assert [f.classes for f in verdict.untouched] == [("cat", "dog")]
+
+
+def test_a_relabelled_image_s_label_error_is_new_even_where_its_content_had_one(tmp_path: Path) -> None:
+    base = write_results(tmp_path / "base", [image_finding("label_error", "a.png", "s1", "cat")],
+                         placed({"a.png": ("s1", "cat", "train")}))
+    same = write_results(tmp_path / "same", [image_finding("label_error", "a.png", "s1", "cat")],
+                         placed({"a.png": ("s1", "cat", "train")}))
+    relabelled = write_results(tmp_path / "relabelled", [image_finding("label_error", "a.png", "s1", "dog")],
+                               placed({"a.png": ("s1", "dog", "train")}))
+    assert new_findings(same, base) == []
+    assert [f.label for f in new_findings(relabelled, base)] == ["dog"]
+    assert not evaluate(relabelled, STRICT, base).passed
+
+
+def test_untouched_findings_have_their_own_section_in_every_format(tmp_path: Path) -> None:
+    images = placed({"a.png": ("s1", "cat", "train"), "b.png": ("s2", "dog", "train")})
+    base = write_results(tmp_path / "base", [], images)
+    head = write_results(tmp_path / "head", [image_finding("label_error", "a.png", "s1", "cat"),
+                                             image_finding("outlier", "b.png", "s2", "dog")], images)
+    verdict = evaluate(head, STRICT, base)
+    assert verdict.passed
+
+    data = json.loads(render_json(verdict))
+    assert data["counted_findings"] == 0 and data["untouched_findings"] == 2
+    assert data["untouched_per_check"] == {"label_error": 1, "outlier": 1}
+    assert [f["path"] for f in data["untouched"]] == ["a.png", "b.png"] and data["untouched_left_out"] == 0
+
+    markdown = render_markdown(verdict)
+    assert ("<details><summary>Changed on untouched images, not counted (2: label_error: 1, outlier: 1)"
+            "</summary>") in markdown
+    assert "| label_error | `a.png` |  | cat | label_error: a.png |" in markdown
+
+    text = " ".join(render_text(verdict).split())  # the console wraps long lines
+    assert "changed on untouched images, not counted (2: label_error: 1, outlier: 1)" in text
+    assert "label_error a.png: label_error: a.png" in text
+    assert "gate passed: 0 new of 2 findings (baseline" in text and "2 on untouched images not counted" in text
+
+
 def test_generic_count_rule_and_rules_off(tmp_path: Path) -> None:
     findings = [image_finding("outlier", f"{i}.png", f"s{i}") for i in range(3)]
     images = image_rows({f"{i}.png": (f"s{i}", "x") for i in range(3)})

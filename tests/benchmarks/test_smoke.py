@@ -35,6 +35,8 @@ KEY_LINES = {
     "label_stage_cpu": r"auditor label-error stage: CPU least [\d.]+ s",
     "label_subsamples": r"synthetic \(synthetic.parquet\): precision mean [\d.]+ .* over 2 draws",
     "memory": r"bound: \d+ MB for main \+ workers -> within",
+    "pr": r"\| duplicate in train \| fail \| .*\n\nsummary builtin: default: clean blocked \d+/7, bad caught \d+/8; "
+          r"strict: clean blocked \d+/7, bad caught \d+/8; strict-all: ",
     "quality": r"night photos: .*\n  auditor dark: \d+ flagged",
     "ray_engine": r"largest difference between the engines' vectors: [\d.e+-]+",
     "reliability": r"\| gaussians sep 0.0 noise 8% \| \d+ \|",
