@@ -710,7 +710,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         ),
         "near_duplicate": FindingKind(
             "Near duplicates",
-            "Re-encoded, resized, cropped or re-lit copies that stand out from the dataset's look-alikes.",
+            "Re-encoded, resized, cropped, mirrored or re-lit copies that stand out from the dataset's look-alikes.",
             layout="groups", order=6,
         ),
     }
