@@ -43,6 +43,21 @@ def draw_shape(shape: str, seed: int, size: int = 64) -> Image.Image:
     return image
 
 
+def draw_photo(seed: int, size: tuple[int, int] = (96, 72)) -> Image.Image:
+    """A photo-like picture: smooth random colour blobs with sensor-like noise, no plain background."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.uniform(70, 255, (6, 8, 3)).astype(np.uint8))
+    smooth = np.asarray(coarse.resize(size, Image.Resampling.BICUBIC), dtype=np.float64)
+    return Image.fromarray(np.clip(smooth + rng.normal(0.0, 6.0, smooth.shape), 0, 255).astype(np.uint8))
+
+
+def framed(picture: Image.Image, width: int = 12, colour: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    """``picture`` inside a uniform frame ``width`` pixels wide, as a photo frame or mount."""
+    canvas = Image.new("RGB", (picture.width + 2 * width, picture.height + 2 * width), colour)
+    canvas.paste(picture, (width, width))
+    return canvas
+
+
 def write_class_folder(root: Path, per_class: int, shapes: Iterable[str] = SHAPES, seed: int = 0,
                        ext: str = ".png") -> list[Path]:
     written = []

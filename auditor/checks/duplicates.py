@@ -5,8 +5,9 @@ every other pair the check asks the data, not a fixed number, whether the two ar
 unrelated images get. Three distances are judged the same way: embedding cosine (as the chord distance
 ``sqrt(2 - 2 cos)``), perceptual hashes (pHash + dHash Hamming bits) and the same hashes of each image
 levelled to its own tones (``images.levelled_hash``: a brightened copy whose light tones clipped keeps
-them). The two hash distances are one family of evidence: each is tested at Bonferroni-corrected z
-(two looks at the same pixels), and a pair they alone vouch for counts as one witness; a pair one witness
+them), and one image's hashes against the other's mirror image's (``images.Hashes``: a horizontally flipped
+copy). The three hash distances are one family of evidence: each is tested at Bonferroni-corrected z
+(three looks at the same pixels), and a pair they alone vouch for counts as one witness; a pair one witness
 alone vouches for needs ``single_method_extra_z`` more and must pass the global test family-wise over the
 dataset (Bonferroni over its images: the closest unrelated pair of a large dataset is close). For each distance,
 ``NeighbourNull`` fits this dataset's nearest-neighbour distances and a pair must pass both
@@ -52,6 +53,7 @@ from auditor.evidence.similarity import (
     SearchLog,
     chord_distance,
     content_sample,
+    hamming_cross_neighbours,
     hamming_neighbours,
     hamming_neighbours_of,
     hamming_pairs_within,
@@ -72,11 +74,11 @@ _MIH_MAX_SHARE = 1 / 20
 # Pairs within the radius kept in memory, per image (16 bytes a pair, a few copies while they are merged):
 # beyond, the search declines rather than hold them (1M look-alike hashes at a wide reach filled 23 GB).
 _MAX_PAIRS_PER_IMAGE = 20
-METHODS = ("sha256", "pixels", "perceptual", "levelled", "semantic")
-NEAR_METHODS = ("perceptual", "levelled", "semantic")
-# Which independent kind of evidence each near method is: the two hashes both read pixels, so a pair
-# they alone agree on is one witness, not two.
-_FAMILY = {"perceptual": "hashes", "levelled": "hashes", "semantic": "embedding"}
+METHODS = ("sha256", "pixels", "perceptual", "levelled", "mirrored", "semantic")
+NEAR_METHODS = ("perceptual", "levelled", "mirrored", "semantic")
+# Which independent kind of evidence each near method is: the hashes all read pixels, so a pair they alone
+# agree on is one witness, not two or three.
+_FAMILY = {"perceptual": "hashes", "levelled": "hashes", "mirrored": "hashes", "semantic": "embedding"}
 _IDENTICAL: dict[tuple[str, ...], str] = {("sha256",): "identical bytes", ("pixels",): "identical pixels"}
 # Evidence tiers: how many independent families (hashes, embedding) vouch for a pair (identical content
 # outranks both).
@@ -193,13 +195,14 @@ class _Method:
         return np.minimum(margin - extra_z, self.null.z_global(distance) - self.dataset_min_z)
 
 
-_HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the levelled image"}
+_HASH_NAMES = {"perceptual": "pHash + dHash", "levelled": "pHash + dHash of the levelled image",
+               "mirrored": "pHash + dHash of one image against the other's mirror image"}
 
 
-def _family_tests(name: str, params: DuplicatesParams) -> tuple[int, float, float]:
-    """How many methods of ``name``'s family look at a pair, and the global and local z each look must reach:
+def _family_tests(distance: _Distance, params: DuplicatesParams) -> tuple[int, float, float]:
+    """How many methods of ``distance``'s family look at a pair, and the global and local z each look must reach:
     each look must be as improbable as one look would be alone (Bonferroni on the tests' normal tails)."""
-    looks = sum(family == _FAMILY[name] for family in _FAMILY.values())
+    looks = distance.looks
     return looks, bonferroni_z(params.global_min_z, looks), bonferroni_z(params.local_min_z, looks)
 
 
@@ -207,7 +210,8 @@ def _family_tests(name: str, params: DuplicatesParams) -> tuple[int, float, floa
 class _Distance:
     """One near method's distance over ``count`` distinct contents, before its null is fitted: the contents it
     can judge (``where``), the distance between (left, right) content positions, an explicit override of its
-    global test, and the method's run.json note, which it fills as it is built."""
+    global test, the method's run.json note, which it fills as it is built, and how many methods of its family
+    (``_FAMILY``) run and look at each pair."""
 
     name: str
     where: np.ndarray
@@ -215,6 +219,7 @@ class _Distance:
     measure: Callable[[np.ndarray, np.ndarray], np.ndarray]
     fixed_max: float | None
     note: dict[str, Any]
+    looks: int = 1
 
 
 @dataclass(frozen=True)
@@ -242,7 +247,7 @@ def _new_method(
 ) -> _Method:
     """The method judging ``distance.where`` with ``fitted``'s null and ``reference`` (per content, NaN where not
     known yet), its derived thresholds recorded in its note (run.json)."""
-    looks, global_min_z, local_min_z = _family_tests(distance.name, params)
+    looks, global_min_z, local_min_z = _family_tests(distance, params)
     has = np.zeros(distance.count, dtype=bool)
     has[distance.where] = True
     null = NeighbourNull(fitted.centre, fitted.scale, fitted.ratio_centre, fitted.ratio_scale, reference, global_min_z)
@@ -270,7 +275,7 @@ def _from_neighbours(
     ``where`` content's neighbours as positions in ``where``, -1 for none; ``values``: their distances), and
     the neighbour pairs that pass its global test."""
     values = np.where(index >= 0, values, np.nan)
-    fitted = NeighbourNull.fit(values, params.reference_neighbour, _family_tests(distance.name, params)[1])
+    fitted = NeighbourNull.fit(values, params.reference_neighbour, _family_tests(distance, params)[1])
     reference = np.full(distance.count, np.nan)
     reference[distance.where] = fitted.reference
     distance.note["search"] = search
@@ -299,6 +304,20 @@ def _hamming(codes: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray
 
     def distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         return np.asarray(pair_bits(codes, left, right), dtype=np.float64) + 1.0
+
+    return distance
+
+
+def _mirrored_hamming(codes: np.ndarray, mirrors: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Hamming bits + 1 between one content's hash and the other's mirrored hash, the farther way round: a
+    flipped copy is close both ways (the hashes are nearly equivariant under a flip), a chance look-alike
+    seldom is."""
+    both = np.ascontiguousarray(np.concatenate([codes, mirrors]))
+    count = len(codes)
+
+    def distance(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        bits = np.maximum(pair_bits(both, left, right + count), pair_bits(both, left + count, right))
+        return np.asarray(bits, dtype=np.float64) + 1.0
 
     return distance
 
@@ -435,20 +454,33 @@ class _HashCandidates:
 
 @dataclass(frozen=True)
 class _Hashes:
-    """A hash method's codes (pHash + dHash, 128 bits, one row per content) and its distance over them."""
+    """A hash method's codes (pHash + dHash, 128 bits, one row per content), for the mirrored method each
+    content's mirrored codes too, and its distance over them."""
 
     distance: _Distance
     codes: np.ndarray
+    mirrors: np.ndarray | None = None
 
 
-def _hash_codes(name: str, hashes: pd.Series, params: DuplicatesParams) -> tuple[_Hashes | None, dict[str, Any]]:
-    """The hash method ``name`` over ``hashes`` (hex per content, None where missing), and its run.json note;
-    None when too few contents have informative hashes."""
-    count = len(hashes)
-    where = np.flatnonzero(hashes.notna().to_numpy())
-    codes = np.zeros((count, 2 * _HASH_BITS // 8), dtype=np.uint8)
+def _hex_rows(hashes: pd.Series, where: np.ndarray) -> np.ndarray:
+    """(n, 16) uint8 codes of the 32-digit hex hashes at ``where`` (zeros elsewhere)."""
+    codes = np.zeros((len(hashes), 2 * _HASH_BITS // 8), dtype=np.uint8)
     if len(where):
         codes[where] = hex_codes(hashes.to_numpy()[where].tolist())
+    return codes
+
+
+def _hash_codes(
+    name: str, hashes: pd.Series, params: DuplicatesParams, looks: int, mirrors: pd.Series | None = None
+) -> tuple[_Hashes | None, dict[str, Any]]:
+    """The hash method ``name`` over ``hashes`` (hex per content, None where missing), one of ``looks`` hash
+    methods, and its run.json note; None when too few contents have informative hashes. With ``mirrors`` (each
+    content's mirrored hash), the mirrored method: one content's hash against the other's mirror, over the
+    contents that have both."""
+    count = len(hashes)
+    present = hashes.notna() if mirrors is None else hashes.notna() & mirrors.notna()
+    where = np.flatnonzero(present.to_numpy())
+    codes = _hex_rows(hashes, where)
     # The dHash half says how much structure there is: near-flat images carry no usable bits.
     ones = np.unpackbits(codes[where, _HASH_BITS // 8 :], axis=1).sum(axis=1)
     where = where[(ones >= params.min_hash_bits) & (ones <= _HASH_BITS - params.min_hash_bits)]
@@ -457,7 +489,52 @@ def _hash_codes(name: str, hashes: pd.Series, params: DuplicatesParams) -> tuple
         note["skipped"] = reason
         return None, note
     fixed = None if params.max_hash_distance == "auto" else params.max_hash_distance + 1.0
-    return _Hashes(_Distance(name, where, count, _hamming(codes), fixed, note), codes), note
+    if mirrors is None:
+        return _Hashes(_Distance(name, where, count, _hamming(codes), fixed, note, looks), codes), note
+    mirror_codes = _hex_rows(mirrors, where)
+    measure = _mirrored_hamming(codes, mirror_codes)
+    return _Hashes(_Distance(name, where, count, measure, fixed, note, looks), codes, mirror_codes), note
+
+
+def _mirrored_hashes(hashes: _Hashes, perceptual: _Method, settings: _Settings) -> _Found:
+    """The mirrored method, judged by the perceptual method's null and references: an unrelated image's mirror
+    is just another unrelated image, so how close one's nearest unrelated hash lies is already known, from every
+    image (a null of its own, fitted on mirrored neighbours alone, was unstable on small sets of symmetric
+    drawings). Candidates: each content's nearest others by an exact search of its mirrored hash against the
+    others' hashes, that pass the global test."""
+    distance = hashes.distance
+    assert hashes.mirrors is not None
+    where = distance.where
+    started = time.perf_counter()
+    found = hamming_cross_neighbours(hashes.codes[where], hashes.mirrors[where], settings.top_k)
+    settings.log.records.append({"search": "duplicates_mirrored", "vectors": len(where), "method": "exact",
+                                 "seconds": round(time.perf_counter() - started, 3)})
+    has = np.zeros(distance.count, dtype=bool)
+    has[where] = True
+    method = _Method("mirrored", has & perceptual.has, distance.measure, perceptual.null, perceptual.local_min_z,
+                     perceptual.fixed_max, perceptual.dataset_min_z)
+    rows, columns = np.nonzero(found.index >= 0)
+    ends = np.sort(np.stack([where[rows], where[found.index[rows, columns]]], axis=1), axis=1)
+    ends = ends[method.has[ends[:, 0]] & method.has[ends[:, 1]]]
+    close = method.close(method.distance(ends[:, 0], ends[:, 1])) if len(ends) else np.zeros(0, dtype=bool)
+    distance.note.update(search="exact", null="the perceptual method's", images=int(method.has.sum()),
+                         family_looks=distance.looks, pairs_passing_global_test=int(close.sum()))
+    return _Found(method, np.unique(ends[close], axis=0))
+
+
+def _mirrored(reps: pd.DataFrame, params: DuplicatesParams) -> tuple[_Hashes | None, dict[str, Any]]:
+    """The mirrored method's codes (a flipped copy, the most common augmentation, hashes like the original's
+    mirror) and its run.json note; None when it cannot run: no mirror hashes (results of an older scan), too
+    few images, or more than ``exact_max_images``, where the hashes are searched by radius and a flipped copy is
+    left to an embedding that is itself mirror-invariant."""
+    if "mirror_hash" not in reps or reps["mirror_hash"].isna().all():
+        return None, {"skipped": "no mirror hashes in the images table (results of an older scan)"}
+    hashed, note = _hash_codes("mirrored", _joined_hashes(reps["phash"], reps["dhash"]), params,
+                               sum(family == "hashes" for family in _FAMILY.values()), reps["mirror_hash"])
+    if hashed is not None and len(hashed.distance.where) > params.exact_max_images:
+        note["skipped"] = f"more than exact_max_images ({params.exact_max_images}) images with hashes"
+        return None, note
+    return hashed, note
 
 
 def _exact_hashes(hashes: _Hashes, settings: _Settings) -> _Found:
@@ -526,7 +603,7 @@ class _HashSample:
     @classmethod
     def of(cls, hashes: _Hashes, settings: _Settings) -> _HashSample:
         params = settings.params
-        global_min_z = _family_tests(hashes.distance.name, params)[1]
+        global_min_z = _family_tests(hashes.distance, params)[1]
         rows = np.ascontiguousarray(hashes.codes[hashes.distance.where])
         sample = content_sample(rows, params.hash_null_sample, 0)
         sampled = hamming_neighbours_of(rows, sample, settings.top_k)
@@ -633,7 +710,7 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         ),
         "near_duplicate": FindingKind(
             "Near duplicates",
-            "Re-encoded, resized, cropped or re-lit copies that stand out from the dataset's look-alikes.",
+            "Re-encoded, resized, cropped, mirrored or re-lit copies that stand out from the dataset's look-alikes.",
             layout="groups", order=6,
         ),
     }
@@ -679,9 +756,11 @@ class DuplicatesCheck(Check[DuplicatesParams]):
         # Perceptual: pHash and dHash side by side, 128 bits; +1 so identical hashes have a log distance.
         # Levelled: the same two hashes of each image levelled to its own tones (``images.levelled_hash``),
         # which a brightened copy keeps; judged as its own distance, in the same (hashes) family.
+        mirrored, notes["mirrored"] = _mirrored(reps, self.params)
+        looks = 2 + (mirrored is not None)
         for name, column in (("perceptual", _joined_hashes(reps["phash"], reps["dhash"])),
                              ("levelled", reps["levelled_hash"])):
-            hashed, notes[name] = _hash_codes(name, column, self.params)
+            hashed, notes[name] = _hash_codes(name, column, self.params, looks)
             if hashed is None:
                 continue
             hashes[name] = hashed
@@ -693,6 +772,10 @@ class DuplicatesCheck(Check[DuplicatesParams]):
                 found[name] = searched
             notes[name]["max_bits"] = int(np.floor(notes[name]["max_distance"] - 1.0))
 
+        if mirrored is not None and "perceptual" in found:
+            found["mirrored"] = _mirrored_hashes(mirrored, found["perceptual"].method, settings)
+        elif mirrored is not None:
+            notes["mirrored"]["skipped"] = "the perceptual method, whose null it shares, did not run"
         notes["semantic"], semantic, neighbour_index = _semantic(ctx, reps, settings)
         if semantic is not None:
             found["semantic"] = semantic

@@ -403,6 +403,15 @@ def hamming_neighbours_of(codes: np.ndarray, rows: np.ndarray, k: int) -> Neighb
     return _drop_self(values, found, k, "exact", own=rows)
 
 
+def hamming_cross_neighbours(codes: np.ndarray, queries: np.ndarray, k: int) -> Neighbours:
+    """The ``k`` nearest of ``codes`` to each query row i, other than ``codes[i]``, exactly (brute force,
+    len(queries) x N popcounts): each image's mirrored hash against every other image's hash."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    k = min(k, len(codes) - 1)
+    values, found = _exact(codes, np.ascontiguousarray(queries, dtype=np.uint8), k + 1, True)
+    return _drop_self(values, found, k, "exact")
+
+
 def _nearest_others(
     rows: np.ndarray, k: int, binary: bool, exact_max: int, nprobe: int, settings: SearchParams | None,
     log: SearchLog | None, name: str, seed: int,

@@ -25,7 +25,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
-from auditor.ingest.properties import image_properties
+from auditor.ingest.properties import Pixels, pixel_properties
 
 # Pillow's own bomb check compares against a process-global; we do our own comparison against the
 # configured limit and disable the global so both checks cannot disagree.
@@ -80,6 +80,9 @@ class ImageInfo:
     dhash: str | None = None
     # pHash + dHash of the image levelled to its own tones (``levelled_hash``): survives brightening.
     levelled_hash: str | None = None
+    # pHash + dHash of the picture mirrored left to right: a flipped copy hashes like the original's mirror
+    # (``Hashes`` says what every hash reads).
+    mirror_hash: str | None = None
     # Pixel properties (``properties.PROPERTIES``) measured on the decoded image; empty when unreadable.
     properties: dict[str, float] = field(default_factory=dict)
 
@@ -264,6 +267,29 @@ def levelled_hash(image: Image.Image) -> str:
     return f"{imagehash.phash(levelled)}{imagehash.dhash(levelled)}"
 
 
+@dataclass(frozen=True, slots=True)
+class Hashes:
+    """An image's perceptual hashes, read from the picture inside any uniform frame or letterbox (``Pixels.
+    content_box``): two unrelated photos sharing a black frame must not hash alike, while a photo with and
+    without its frame still does. The mirror hashes read the same picture flipped left to right, the most
+    common augmentation, so the duplicates check can compare each image with the other's mirror (pHash +
+    dHash: the levelled hash answers brightening, which a mirrored copy seldom adds)."""
+
+    phash: str
+    dhash: str
+    levelled: str
+    mirror: str
+
+    @classmethod
+    def of(cls, image: Image.Image, box: tuple[int, int, int, int]) -> Hashes:
+        import imagehash  # imported on use: it pulls in scipy, which every spawned worker would pay for
+
+        picture = image if box == (0, 0, image.width, image.height) else image.crop(box)
+        mirrored = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return cls(str(imagehash.phash(picture)), str(imagehash.dhash(picture)), levelled_hash(picture),
+                   f"{imagehash.phash(mirrored)}{imagehash.dhash(mirrored)}")
+
+
 def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | None = None) -> ImageInfo:
     """Hash, decode and fingerprint one file; never raises for a bad file.
 
@@ -290,8 +316,8 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | No
         return ImageInfo(None, None, False, str(exc))
     except OSError as exc:
         return ImageInfo(None, None, False, f"cannot read file: {exc.strerror or exc}")
-    import imagehash  # imported on use: it pulls in scipy, which every spawned worker would pay for
-
+    pixels = Pixels.from_image(image)
+    hashes = Hashes.of(image, pixels.content_box)
     return ImageInfo(
         sha256=sha,
         size_bytes=size,
@@ -301,8 +327,9 @@ def read_image(path: Path, max_pixels: int, max_file_bytes: int, root: Path | No
         format=fmt,
         mode=mode,
         pixel_sha256=_pixel_sha256(image),
-        phash=str(imagehash.phash(image)),
-        dhash=str(imagehash.dhash(image)),
-        levelled_hash=levelled_hash(image),
-        properties=image_properties(image),
+        phash=hashes.phash,
+        dhash=hashes.dhash,
+        levelled_hash=hashes.levelled,
+        mirror_hash=hashes.mirror,
+        properties=pixel_properties(pixels),
     )

@@ -28,6 +28,12 @@ _BORDER_TOLERANCE = 0.006
 _CLIP = 0.02
 # Bars must leave at least this share of each dimension to the picture between them.
 _MIN_CONTENT = 0.2
+# A row next to a bar is a picture's edge when nearly all of it (this share) differs from the bar by more than
+# this luminance (0..1; about 25 8-bit levels); a frame's inner edge may fade over a few rows, so the picture's
+# edge is looked for this many rows in (analysis scale).
+_FRAME_EDGE_ROWS = 4
+_FRAME_EDGE_SHARE = 0.9
+_FRAME_CONTRAST = 0.1
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -63,6 +69,34 @@ class Pixels:
         # Uniform means uniform for this image: a dim picture's own rows are nearly flat in absolute terms.
         tolerance = _BORDER_TOLERANCE * min(1.0, max(float(high - low), 0.1))
         return (*_bar_pair(lum, tolerance), *_bar_pair(lum.T, tolerance))
+
+    @cached_property
+    def content_box(self) -> tuple[int, int, int, int]:
+        """The picture inside its frame as a (left, top, right, bottom) box of the original image (the whole
+        image when it has none): a frame or letterbox shared by two unrelated photos must not make them
+        look alike, so hashes and the built-in descriptor read only this. Only bars that end at a picture
+        edge count (``_frames``): an object on a plain background is not cropped to the object, or two
+        drawings of it at different places would become one."""
+        top, bottom, left, right = self.bars
+        rows, columns = self.rgb.shape[:2]
+        # The picture inside every bar, away from its edges (a resized copy's soft edge must not decide): as flat
+        # as a bar, it is a plain shape filling its bounding box on a plain background: nothing to crop to.
+        edge = _FRAME_EDGE_ROWS
+        inner = self.luminance[top + edge:rows - bottom - edge, left + edge:columns - right - edge]
+        if top + bottom + left + right == 0 or inner.size == 0 or float(inner.std()) <= 2 * _BORDER_TOLERANCE:
+            return 0, 0, self.width, self.height
+        # Each pair of bars is judged along the picture between the other pair.
+        framed_rows = _frames(self.luminance[:, left:columns - right], top, bottom)
+        framed_columns = _frames(self.luminance[top:rows - bottom].T, left, right)
+        top, bottom = (top, bottom) if framed_rows else (0, 0)
+        left, right = (left, right) if framed_columns else (0, 0)
+        if not (framed_rows or framed_columns):
+            return 0, 0, self.width, self.height
+        # A bar row at analysis scale is uniform over every original row it averages, so the box rounds
+        # inwards only as far as the bars reach.
+        x_scale, y_scale = self.width / columns, self.height / rows
+        return (round(left * x_scale), round(top * y_scale), round((columns - right) * x_scale),
+                round((rows - bottom) * y_scale))
 
     @cached_property
     def content_rgb(self) -> np.ndarray:
@@ -200,6 +234,20 @@ def _bar_pair(lum: np.ndarray, tolerance: float) -> tuple[int, int]:
     return start, end
 
 
+def _frames(lum: np.ndarray, start: int, end: int) -> bool:
+    """Whether bars of ``start`` leading and ``end`` trailing rows frame a picture: on each side, most of one of
+    the ``_FRAME_EDGE_ROWS`` rows next to the bar differs from the bar (a picture edge), as a photo's edge does
+    and a plain background around an object does not."""
+    if start == 0 or end == 0:
+        return False
+    bar = float(lum[0].mean())
+    inner = lum[start : len(lum) - end]
+    differing = np.abs(inner - bar) > _FRAME_CONTRAST
+    share = differing.mean(axis=1)
+    edge = _FRAME_EDGE_ROWS
+    return bool(min(share[:edge].max(), share[-edge:].max()) >= _FRAME_EDGE_SHARE)
+
+
 def _uniform_run(means: np.ndarray, spreads: np.ndarray, tolerance: float) -> int:
     """How many leading rows are uniform and as bright as the first."""
     uniform = (spreads <= tolerance) & (np.abs(means - means[0]) <= tolerance)
@@ -233,7 +281,16 @@ PROPERTIES: tuple[Property, ...] = (
 PROPERTY_COLUMNS: tuple[str, ...] = tuple(p.column for p in PROPERTIES)
 
 
+def pixel_properties(pixels: Pixels) -> dict[str, float]:
+    """Every registered property of one image at analysis scale."""
+    return {p.column: p.compute(pixels) for p in PROPERTIES}
+
+
 def image_properties(image: Image.Image) -> dict[str, float]:
     """Every registered property of one decoded RGB image."""
-    pixels = Pixels.from_image(image)
-    return {p.column: p.compute(pixels) for p in PROPERTIES}
+    return pixel_properties(Pixels.from_image(image))
+
+
+def content_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """``Pixels.content_box`` of one decoded RGB image."""
+    return Pixels.from_image(image).content_box

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 # Every file of a scan's result set carries its run id: run.json["run_id"], Parquet metadata auditor_run_id.
 # The files of a result set, written by the scan and read by every reader.
 RUN_FILE = "run.json"
@@ -148,6 +148,7 @@ IMAGES_BASE_SCHEMA = pa.schema(
         pa.field("phash", pa.string()),
         pa.field("dhash", pa.string()),
         pa.field("levelled_hash", pa.string()),
+        pa.field("mirror_hash", pa.string()),
     ]
 )
 

@@ -85,7 +85,7 @@ class ClassImbalanceSummary(RootModel[dict[str, SplitBalance]]):
 
 class DuplicatesSummary(CheckSummary):
     """Pairs accepted per method, groups per finding kind; each method's search figures as it recorded
-    them (``perceptual``, ``levelled``, ``semantic``: diagnostics that no reader interprets)."""
+    them (``perceptual``, ``levelled``, ``mirrored``, ``semantic``: diagnostics that no reader interprets)."""
 
     pairs: dict[str, int] = {}
     groups: dict[str, int] = {}
@@ -94,6 +94,7 @@ class DuplicatesSummary(CheckSummary):
     chain_links_dropped: int = 0
     perceptual: dict[str, Any] | None = None
     levelled: dict[str, Any] | None = None
+    mirrored: dict[str, Any] | None = None
     semantic: dict[str, Any] | None = None
 
 

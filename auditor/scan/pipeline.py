@@ -121,6 +121,7 @@ def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
                 "phash": info.phash,
                 "dhash": info.dhash,
                 "levelled_hash": info.levelled_hash,
+                "mirror_hash": info.mirror_hash,
                 **{name: info.properties.get(name, np.nan) for name in PROPERTY_COLUMNS},
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from auditor.evidence.probabilities import distinct_neighbours
 from auditor.evidence.similarity import SearchLog, hamming_neighbours, unit_rows
 from auditor.results.findings import Finding
 from auditor.scan import run_scan
-from tests.conftest import write_class_folder
+from tests.conftest import draw_photo, framed, write_class_folder
 
 SEED = 7
 DUPLICATE_KINDS = {"split_leakage", "exact_duplicate", "near_duplicate"}
@@ -574,3 +575,22 @@ def test_one_witness_must_be_improbable_across_the_whole_dataset() -> None:
         assert (pair in near_groups(result.findings)) == found, (count, z)
         bar = result.summary.semantic["one_witness_global_min_z"]
         assert bar == pytest.approx(float(norm.isf(norm.sf(1.5) / count)), rel=1e-3)
+
+
+def test_mirrored_and_framed_copies_are_leakage_and_a_shared_frame_is_not_a_copy(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for split, count, offset in (("train", 12, 0), ("test", 6, 100)):
+        for label, shift in (("ants", 0), ("bees", 50)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                draw_photo(offset + shift + i).save(folder / f"{i:02d}.png")
+    draw_photo(3).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "test/ants/mirrored.jpg", quality=90)
+    framed(draw_photo(54), 10, (255, 255, 255)).save(root / "test/bees/framed_copy.png")  # of train/bees/04.png
+    framed(draw_photo(200)).save(root / "train/ants/framed.png")
+    framed(draw_photo(201)).save(root / "train/bees/framed.png")
+    config = AuditConfig(scan=ScanConfig(workers=0, use_cache=False), encoder=EncoderConfig(name="builtin"))
+    groups = groups_of(run_scan(root, config, tmp_path / "out").findings)
+    assert groups["split_leakage"] == {frozenset({"train/ants/03.png", "test/ants/mirrored.jpg"}),
+                                       frozenset({"train/bees/04.png", "test/bees/framed_copy.png"})}
+    assert not groups["near_duplicate"] and not groups["exact_duplicate"]

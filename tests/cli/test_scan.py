@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from auditor.cli.scan import config_overrides
+from auditor.embed.encoders.builtin import VERSION
 from tests.cli.conftest import audit_process
 from tests.conftest import run_cli, write_class_folder
 
@@ -39,7 +40,7 @@ def test_scan_writes_outputs_and_summary(tmp_path: Path) -> None:
     result = audit("scan", str(data), "--out", str(tmp_path / "out"), "--encoder", "builtin",
                    "--workers", "0", "--checks", "unreadable,class_imbalance")
     assert result.returncode == 0, result.stderr
-    assert "unreadable" in result.stdout and "builtin:v2" in result.stdout
+    assert "unreadable" in result.stdout and f"builtin:v{VERSION}" in result.stdout
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert list(run["checks"]) == ["unreadable", "class_imbalance"]
     assert run["findings_per_check"]["unreadable"] == {"error": 1}

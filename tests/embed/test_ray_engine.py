@@ -172,7 +172,8 @@ def test_a_worker_with_another_encoder_stops_the_scan_with_one_line(tmp_path: Pa
         identity, dim, pretrained = "builtin:v1", real.dim, False
         preprocessor, embed = real.preprocessor, real.embed
 
-    with pytest.raises(EncoderUnavailable, match="a Ray worker built encoder 'builtin:v2', the driver 'builtin:v1'"):
+    built = f"a Ray worker built encoder '{BuiltinEncoder.identity}', the driver 'builtin:v1'"
+    with pytest.raises(EncoderUnavailable, match=built):
         embed_files_ray(files, OtherVersion(), "builtin", EncoderConfig(name="builtin", batch_size=8),
                         EngineConfig(name="ray"), None, max_pixels=10**6)
 

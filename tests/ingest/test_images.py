@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from auditor.ingest.images import levelled_hash, open_rgb, read_image
-from tests.conftest import draw_shape
+from auditor.ingest.images import ImageInfo, levelled_hash, open_rgb, read_image
+from tests.conftest import draw_photo, draw_shape, framed
 
 LIMIT = 89_478_485
 MAX_BYTES = 1 << 30
@@ -202,3 +202,30 @@ def test_levelled_hash_survives_brightening_that_clips_the_light_tones() -> None
         strangers.append(_bits(levelled_hash(image), levelled_hash(_scan_8x8(seed + 100))))
     assert np.median(levelled_moves) <= 4 < np.median(plain_moves)
     assert min(strangers) > max(levelled_moves)
+
+
+def _read(path: Path) -> ImageInfo:
+    return read_image(path, LIMIT, MAX_BYTES)
+
+
+def test_a_shared_frame_does_not_make_unrelated_pictures_hash_alike(tmp_path: Path) -> None:
+    framed(draw_photo(1)).save(tmp_path / "first_framed.png")
+    framed(draw_photo(2)).save(tmp_path / "second_framed.png")
+    draw_photo(1).save(tmp_path / "first.png")
+    first, second, bare = (_read(tmp_path / f"{name}.png") for name in ("first_framed", "second_framed", "first"))
+    assert first.phash is not None and first.dhash is not None and first.levelled_hash is not None
+    # The same picture with and without its frame hashes alike; two pictures sharing a frame do not.
+    assert first.phash + first.dhash == f"{bare.phash}{bare.dhash}"
+    assert first.levelled_hash == bare.levelled_hash
+    assert _bits(first.phash + first.dhash, f"{second.phash}{second.dhash}") >= 40
+
+
+def test_the_mirror_hashes_are_the_hashes_of_the_mirrored_picture(tmp_path: Path) -> None:
+    picture = draw_photo(3)
+    picture.save(tmp_path / "picture.png")
+    picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirrored.png")
+    plain, mirrored = _read(tmp_path / "picture.png"), _read(tmp_path / "mirrored.png")
+    assert plain.mirror_hash == f"{mirrored.phash}{mirrored.dhash}"
+    assert mirrored.mirror_hash == f"{plain.phash}{plain.dhash}"
+    # Plain hashes alone do not see a flipped copy.
+    assert _bits(f"{plain.phash}{plain.dhash}", f"{mirrored.phash}{mirrored.dhash}") >= 30

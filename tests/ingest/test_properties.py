@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from auditor.ingest.images import read_image
-from auditor.ingest.properties import PROPERTIES, PROPERTY_COLUMNS, Pixels, image_properties
+from auditor.ingest.properties import PROPERTIES, PROPERTY_COLUMNS, Pixels, content_box, image_properties
+from tests.conftest import draw_photo, draw_shape, framed
 
 
 def textured(seed: int, size: tuple[int, int] = (200, 150)) -> Image.Image:
@@ -134,3 +135,22 @@ def test_degenerate_sizes_give_values_not_errors(size: tuple[int, int]) -> None:
     assert values["aspect_ratio"] == pytest.approx(size[0] / size[1])
     assert 0.0 <= values["border_fraction"] <= 1.0 and 0.0 <= values["brightness"] <= 1.0
     assert all(math.isfinite(v) for k, v in values.items() if k != "sharpness")
+
+
+def test_the_content_box_is_the_picture_inside_a_frame_or_letterbox() -> None:
+    picture = draw_photo(4)
+    assert content_box(picture) == (0, 0, 96, 72)
+    assert content_box(framed(picture, 12)) == (12, 12, 108, 84)
+    letterbox = Image.new("RGB", (96, 112), (0, 0, 0))
+    letterbox.paste(picture, (0, 20))
+    assert content_box(letterbox) == (0, 20, 96, 92)
+
+
+def test_a_plain_shape_on_a_plain_background_is_not_cropped_to_the_shape() -> None:
+    # Bars on every side, and the rows next to them are the shape's edge, but the shape itself is plain.
+    canvas = Image.new("RGB", (64, 64), (230, 230, 230))
+    ImageDraw.Draw(canvas).rectangle((12, 16, 50, 47), fill=(30, 60, 90))
+    assert content_box(canvas) == (0, 0, 64, 64)
+    for seed in range(30):
+        shape = draw_shape("square", seed)
+        assert content_box(shape.resize((59, 59), Image.Resampling.LANCZOS)) == (0, 0, 59, 59)

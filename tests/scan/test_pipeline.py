@@ -13,6 +13,7 @@ import pytest
 
 from auditor.core.config import AuditConfig, load_config
 from auditor.core.errors import AuditorError, OutputError
+from auditor.embed.encoders.builtin import BuiltinEncoder
 from auditor.results.findings import FINDINGS_SCHEMA, IMAGES_BASE_SCHEMA, SCHEMA_VERSION
 from auditor.scan import Observer, run_scan
 from tests.conftest import draw_shape, write_class_folder
@@ -46,15 +47,15 @@ def test_outputs_schema_and_run_record(tmp_path: Path) -> None:
     assert embeddings.num_rows == 36
     vectors = np.asarray(embeddings.column("embedding").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    assert embeddings.schema.metadata[b"encoder"].decode() == "builtin:v2"
+    assert embeddings.schema.metadata[b"encoder"].decode() == BuiltinEncoder.identity
 
     run = json.loads((out / "run.json").read_text())
     assert run["schema_version"] == SCHEMA_VERSION
-    assert run["encoder"]["identity"] == "builtin:v2" and run["encoder"]["pretrained"] is False
+    assert run["encoder"]["identity"] == BuiltinEncoder.identity and run["encoder"]["pretrained"] is False
     assert run["dataset"]["files"] == 36 and run["dataset"]["splits"] == ["test", "train"]
     assert run["embedding"]["embedded"] == 36 and run["embedding"]["from_cache"] == 0
     assert set(run["timings_s"]) >= {"discover", "read", "embed", "checks", "write"}
-    assert result.encoder.identity == "builtin:v2"
+    assert result.encoder.identity == BuiltinEncoder.identity
 
 
 def test_second_scan_embeds_nothing_and_changed_file_is_reembedded(tmp_path: Path) -> None:

@@ -29,12 +29,14 @@ def _context(config: AuditConfig) -> tuple[CheckContext, str, list[str]]:
     pixels = [f"px{i}" for i in range(count)]
     pixels[60] = pixels[61]
     vectors[60] = vectors[61]
-    hashes = [f"{value:016x}" for value in rng.integers(0, 2**63, size=4 * count)]
+    hashes = [f"{value:016x}" for value in rng.integers(0, 2**63, size=6 * count)]
     images = pd.DataFrame({
         "path": paths, "label": labels, "split": [None] * count, "sha256": pixels, "size_bytes": 1000,
         "width": 64, "height": 64, "format": "PNG", "mode": "RGB", "readable": True, "unreadable_reason": None,
         "pixel_sha256": pixels, "phash": hashes[:count], "dhash": hashes[count:2 * count],
-        "levelled_hash": [a + b for a, b in zip(hashes[2 * count:3 * count], hashes[3 * count:], strict=True)],
+        "levelled_hash": [a + b for a, b in zip(hashes[2 * count:3 * count], hashes[3 * count:4 * count],
+                                                strict=True)],
+        "mirror_hash": [a + b for a, b in zip(hashes[4 * count:5 * count], hashes[5 * count:], strict=True)],
         **{name: rng.uniform(0.3, 0.7, size=count) for name in PROPERTY_COLUMNS},
         "embedding_row": np.arange(count),
     })

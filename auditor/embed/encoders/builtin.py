@@ -5,6 +5,9 @@ orientation, and the rotation-invariant Fourier spectrum of the global orientati
 colour edges), texture (rotation-invariant local binary patterns) and palette (hue/saturation/brightness
 histograms). It sees appearance, not meaning:
 it separates classes that look different and is far weaker than CLIP on real photos.
+
+It describes the picture inside any uniform frame or letterbox (``properties.content_box``): a black photo
+frame is a large share of a thumbnail, and two unrelated photos sharing one must not look alike.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 from auditor.embed.encoders.base import unit_rows
+from auditor.ingest.properties import content_box
 
-VERSION = 2
+VERSION = 3
 _SIDE = 64
 _ORIENTATION_BINS = 9
 
@@ -111,7 +115,11 @@ class BuiltinPreprocessor:
     draft_size: tuple[int, int] | None = (_SIDE * 2, _SIDE * 2)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        small = image.convert("RGB").resize((_SIDE, _SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        image = image.convert("RGB")
+        box = content_box(image)
+        if box != (0, 0, image.width, image.height):
+            image = image.crop(box)
+        small = image.resize((_SIDE, _SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
         rgb = np.asarray(small, dtype=np.float32) / 255.0
         grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         opponent = np.stack(
