@@ -76,9 +76,9 @@ def export_command(
                           "(e.g. a bucket URL).")
     ] = "",
     local_files: Annotated[
-        Path | None, typer.Option("--local-files", metavar="ROOT", help="label-studio: data.image as "
-                                  "/data/local-files/?d=..., for a server whose LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT "
-                                  "is ROOT (a folder holding the dataset).")
+        Path | None, typer.Option("--local-files", metavar="ROOT", help="label-studio: data.image in Label Studio's "
+                                  "local-files form (/data/local-files/?d=), ROOT being its local files document "
+                                  "root (a folder holding the dataset).")
     ] = None,
     name: Annotated[str, typer.Option("--name", help="fiftyone: the dataset name.")] = "auditor",
     overwrite: Annotated[
