@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -31,6 +32,7 @@ KEY_LINES = {
     "duplicates": r"\nshapes +cnn +[\d.]+ +[\d.]+ ",
     "embed": r"c/a = [\d.]+ .*\n.*c/b = [\d.]+ .*\n.*cosine auditor vs naive",
     "incremental": r"re-scan / first scan wall time: [\d.]+",
+    "label_studio": r"round trip: (\d+)/\1 tasks match, images served: \1/\1 identical",
     "label_errors": r"out-of-sample probabilities, 2,000 x 512-d, 10 classes: [\d.]+ s",
     "label_stage_cpu": r"auditor label-error stage: CPU least [\d.]+ s",
     "label_subsamples": r"synthetic \(synthetic.parquet\): precision mean [\d.]+ .* over 2 draws",
@@ -45,11 +47,15 @@ KEY_LINES = {
     "vectors": r"400 auditor +label errors +\d+ flagged, recall [\d.]+",
 }
 NEEDS_RAY = pytest.mark.skipif(find_spec("ray") is None, reason="ray is not installed: pip install -e '.[ray]'")
+# Label Studio lives in a virtual environment of its own (benchmarks/label_studio.py says how; .ci/run makes one).
+NEEDS_LABEL_STUDIO = pytest.mark.skipif(
+    not (os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")),
+    reason="label-studio is not installed: set LABEL_STUDIO_BIN to its executable (see benchmarks/label_studio.py)")
+MARKS = {"ray_engine": [pytest.mark.ray, NEEDS_RAY], "label_studio": [NEEDS_LABEL_STUDIO]}
 
 
 def _cases() -> list[object]:
-    return [pytest.param(name, marks=[pytest.mark.ray, NEEDS_RAY]) if name == "ray_engine" else name
-            for name in sorted(KEY_LINES)]
+    return [pytest.param(name, marks=MARKS[name]) if name in MARKS else name for name in sorted(KEY_LINES)]
 
 
 def test_every_benchmark_script_has_a_smoke_run() -> None:
