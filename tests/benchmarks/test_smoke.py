@@ -41,7 +41,7 @@ KEY_LINES = {
           r"strict: clean blocked \d+/7, bad caught \d+/8; strict-all: ",
     "quality": r"night photos: .*\n  auditor dark: \d+ flagged",
     "ray_engine": r"largest difference between the engines' vectors: [\d.e+-]+",
-    "reliability": r"\| gaussians sep 0.0 noise 8% \| \d+ \|",
+    "reliability": r"\| gaussians K=10 sep [\d.]+ noise \d+% \| \d+ \| \d+ \|",
     "robustness": r"\| shapes/precomputed \| label_error \| \d+ \|",
     "scale": r"embed CLIP ViT-S-32 int8 +[\d.]+",
     "vectors": r"400 auditor +label errors +\d+ flagged, recall [\d.]+",
