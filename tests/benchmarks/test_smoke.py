@@ -30,6 +30,7 @@ KEY_LINES = {
     "collections": r"\nembed: \d+ images embedded",
     "duplicates": r"\nshapes +cnn +[\d.]+ +[\d.]+ ",
     "embed": r"c/a = [\d.]+ .*\n.*c/b = [\d.]+ .*\n.*cosine auditor vs naive",
+    "gpu": r"\ntuned / auditor: fp32 [\d.]+x \(min cosine [\d.]+\)\nmedian tuned / auditor: [\d.]+x",
     "incremental": r"re-scan / first scan wall time: [\d.]+",
     "label_errors": r"out-of-sample probabilities, 2,000 x 512-d, 10 classes: [\d.]+ s",
     "label_stage_cpu": r"auditor label-error stage: CPU least [\d.]+ s",
