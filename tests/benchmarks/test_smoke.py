@@ -31,6 +31,7 @@ KEY_LINES = {
     "collections": r"\nembed: \d+ images embedded",
     "duplicates": r"\nshapes +cnn +[\d.]+ +[\d.]+ ",
     "embed": r"c/a = [\d.]+ .*\n.*c/b = [\d.]+ .*\n.*cosine auditor vs naive",
+    "gpu": r"\ntuned / auditor: fp32 [\d.]+x \(min cosine [\d.]+\)\nmedian tuned / auditor: [\d.]+x",
     "incremental": r"re-scan / first scan wall time: [\d.]+",
     "label_studio": r"round trip: (\d+)/\1 tasks match, images served: \1/\1 identical",
     "label_errors": r"out-of-sample probabilities, 2,000 x 512-d, 10 classes: [\d.]+ s",
