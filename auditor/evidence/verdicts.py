@@ -168,19 +168,32 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguityParams) -> 
     close_rows, close_classes = _close_entries(probs, top, top_class, params.min_relative_probability)
     if len(close_rows):
         reference = _PairReference(probs, labels, correct, log_top, order, params.min_reference_images)
-        pairs = top_class[close_rows].astype(np.int64) * classes + close_classes
-        by_pair = np.argsort(pairs, kind="stable")
-        starts = np.flatnonzero(np.r_[True, pairs[by_pair][1:] != pairs[by_pair][:-1]])
-        for group in np.split(by_pair, starts[1:]):
-            a, c = divmod(int(pairs[group[0]]), classes)
+        pairs, pair_of = np.unique(top_class[close_rows].astype(np.int64) * classes + close_classes,
+                                   return_inverse=True)
+        pair_top, pair_class = np.divmod(pairs, classes)
+        # A pair with too few correct images of its own is judged on the shared fallback: all such at once.
+        own = reference.correct_images(pair_top) + reference.correct_images(pair_class) >= params.min_reference_images
+        shared = ~own[pair_of]
+        if reference.fallback is not None and shared.any():
+            _judge(plausible, probs, log_top, close_rows[shared], close_classes[shared], reference.fallback, bar)
+        entries = np.flatnonzero(~shared)
+        entries = entries[np.argsort(pair_of[entries], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, np.diff(pair_of[entries]) != 0]) if len(entries) else np.zeros(0, int)
+        for group in np.split(entries, starts[1:]) if len(entries) else ():
+            a, c = int(top_class[close_rows[group[0]]]), int(close_classes[group[0]])
             judged = reference.centre_spread(a, c)
-            if judged is None:
-                continue  # the classifier gets too few images right to say what a clean split looks like
-            centre, spread = judged
-            mine = close_rows[group]
-            ratio = _log_probability(probs[mine, c]) - log_top[mine]
-            plausible[mine, c] = (ratio - centre) / spread >= bar
+            assert judged is not None  # the pair has enough correct images of its own
+            _judge(plausible, probs, log_top, close_rows[group], close_classes[group], judged, bar)
     return Split(probs, order, plausible, evenness, float(np.median(evenness)), bar)
+
+
+def _judge(plausible: np.ndarray, probs: np.ndarray, log_top: np.ndarray, images: np.ndarray, columns: np.ndarray,
+           reference: tuple[float, float], bar: float) -> None:
+    """Marks, in place, each (image, column) whose log ratio to the image's top class reaches ``bar`` robust
+    z-scores above ``reference`` (centre, spread)."""
+    centre, spread = reference
+    ratio = _log_probability(probs[images, columns]) - log_top[images]
+    plausible[images, columns] = (ratio - centre) / spread >= bar
 
 
 def _log_probability(values: np.ndarray) -> np.ndarray:
@@ -222,6 +235,10 @@ class _PairReference:
         self.fallback = median_spread(runner_up, _MIN_LOG_SPREAD) if len(runner_up) >= min_images else None
         self.right = right[np.argsort(labels[right], kind="stable")]
         self.bounds = np.searchsorted(labels[self.right], np.arange(probs.shape[1] + 1))
+
+    def correct_images(self, classes: np.ndarray) -> np.ndarray:
+        """Correct images labelled each of ``classes``."""
+        return np.asarray(self.bounds[classes + 1] - self.bounds[classes])
 
     def centre_spread(self, a: int, c: int) -> tuple[float, float] | None:
         """Centre and spread for images whose top class is ``a``, judged on class ``c``; None: no reference."""
@@ -301,7 +318,8 @@ def ambiguity(
         if zero_shot is not None and by_zero_shot[i]:
             plausible |= zero_shot.plausible[i]
         # The reporting view's order first, then any class only the other view found plausible.
-        competing = [int(c) for c in view.order[i] if plausible[c] and c != labels[i]]
+        in_order = view.order[i][plausible[view.order[i]]]  # vectorised: a row holds every class
+        competing = [int(c) for c in in_order if c != labels[i]]
         competing += [int(c) for c in np.flatnonzero(plausible) if c != labels[i] and c not in competing]
         named[int(i)] = (int(labels[i]), *competing)
     return Ambiguity(embedded, zero_shot, power, by_embeddings, by_zero_shot, excluded, named)
