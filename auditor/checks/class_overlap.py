@@ -12,6 +12,7 @@ reported only where ambiguity concentrates (``ambiguity_concentration``).
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterator
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,40 @@ from pydantic import Field
 
 from auditor.checks.base import Check, CheckContext, CheckResult, Requirement
 from auditor.core.config import ConfigModel
-from auditor.core.slow_imports import cleanlab_dataset
 from auditor.evidence.reliability import mark, summary_fields
 from auditor.results.findings import Finding, FindingKind, Severity
 from auditor.results.summaries import ClassOverlapSummary
+
+# Pairs listed in the summary (run.json), most overlapping first.
+_LISTED = 10
+# Zero-valued fields of a pair with no joint mass and no ambiguous image.
+_NO_EVIDENCE = {"joint_probability": 0.0, "overlapping_images": 0, "pair_fraction": 0.0, "ambiguous_images": 0,
+                "ambiguous_fraction": 0.0, "ambiguous_concentration": 0.0}
+
+
+def joint_pairs(joint: np.ndarray) -> Iterator[tuple[int, int, float]]:
+    """``(a, b, mass)`` for each class pair ``a < b`` with joint mass in either direction (``joint[a, b] +
+    joint[b, a]``, as cleanlab's ``find_overlapping_classes`` sums them), read from the nonzero entries only:
+    cleanlab lists all K(K-1)/2 pairs as Python tuples (at 4,000 classes, 8M tuples and gigabytes)."""
+    given, true = np.nonzero(joint)
+    off = given != true
+    low, high = np.minimum(given[off], true[off]), np.maximum(given[off], true[off])
+    for a, b in np.unique(np.stack([low, high], axis=1), axis=0) if len(low) else ():
+        yield int(a), int(b), float(joint[a, b] + joint[b, a])
+
+
+def pairs_without_evidence(classes: int, present: Container[tuple[int, int]],
+                           limit: int) -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
+    """The first ``limit`` class pairs (in class order) not in ``present``, with zero evidence: what the summary
+    lists after the pairs with evidence when there are fewer than it lists."""
+    found = 0
+    for a in range(classes):
+        for b in range(a + 1, classes):
+            if found >= limit:
+                return
+            if (a, b) not in present:
+                found += 1
+                yield (a, b), dict(_NO_EVIDENCE)
 
 
 class ClassOverlapParams(ConfigModel):
@@ -61,12 +92,10 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
         sizes = np.bincount(labels, minlength=len(classes))
         ambiguous = ctx.evidence.ambiguity.pair_counts()
         by_pair: dict[tuple[int, int], dict[str, Any]] = {}
-        for pair in cleanlab_dataset.find_overlapping_classes(joint=joint, num_examples=len(labels)).to_dict("records"):
-            a, b = sorted((int(pair["Class Index A"]), int(pair["Class Index B"])))
-            mass = float(pair["Joint Probability"])
+        for a, b, mass in joint_pairs(joint):
             # Each class's mass counted once: half of (its row + its column) of the joint.
             share = mass / max(float(class_mass[a] + class_mass[b]) / 2, 1e-12)
-            by_pair[(a, b)] = {"joint_probability": mass, "overlapping_images": int(pair["Num Overlapping Examples"]),
+            by_pair[(a, b)] = {"joint_probability": mass, "overlapping_images": int(np.round(mass * len(labels))),
                                "pair_fraction": share}
         for (a, b) in ambiguous:
             by_pair.setdefault((a, b), {"joint_probability": 0.0, "overlapping_images": 0, "pair_fraction": 0.0})
@@ -112,7 +141,9 @@ class ClassOverlapCheck(Check[ClassOverlapParams]):
                     },
                 )
             )
-        listed = [{"classes": [classes[a], classes[b]], **entry} for (a, b), entry in ranked[:10]]
+        # Fewer pairs with evidence than listed: pairs without any follow, in class order.
+        shown = [*ranked[:_LISTED], *pairs_without_evidence(len(classes), by_pair, _LISTED - len(ranked))]
+        listed = [{"classes": [classes[a], classes[b]], **entry} for (a, b), entry in shown]
         summary = ClassOverlapSummary(overlapping_pairs=len(findings), top_pairs=listed,
                                       dataset_noise_mass=float(1.0 - np.trace(joint)),
                                       **summary_fields(ctx.evidence.reliability))

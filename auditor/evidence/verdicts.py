@@ -147,6 +147,11 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguityParams) -> 
     temperature the evidence was scaled to; per-pair references make it follow how confident the
     classifier is on this dataset and how close these two classes are in it (two look-alike classes are
     often split a little; that is no sign of an ambiguous image).
+
+    Only a class with at least ``min_relative_probability`` of the top class's probability can be plausible,
+    so only the (top class, class) pairs some image comes that close on are judged: the work follows those
+    close pairs (a handful per image), not every pair of classes (K^2 references, each O(N), took minutes at
+    1,000 classes).
     """
     count, classes = probs.shape
     # int32 and by rows: the N x classes order is the largest array here (1M x 100 classes: 0.4 GB).
@@ -155,34 +160,100 @@ def split_of(probs: np.ndarray, labels: np.ndarray, params: AmbiguityParams) -> 
     top_class = order[:, 0]
     top = probs[rows, top_class]
     evenness = probs[rows, order[:, 1]] / top
-    ratios = np.maximum(probs, 1e-300)
-    np.log(ratios, out=ratios)
-    ratios -= ratios[rows, top_class][:, None]  # log(p_c / p_top) <= 0, in place: N x classes is large
+    log_top = _log_probability(top)
     correct = top_class == labels
-    # Too few correct images of a pair: judge it against every correct image's runner-up ratio (its second
-    # largest, read at the runner-up class: no sorted copy of the N x classes ratios).
-    fallback = ratios[correct, order[correct, 1]] if classes > 1 else np.zeros(0)
     bar = bonferroni_bar(params.false_alarms, count)
-    # Only whether a class's robust z reaches the bar is kept (bool: an N x classes float array is 0.8 GB at
-    # 1M images x 100 classes).
-    beyond = np.zeros((count, classes), dtype=bool)
-    for a in np.unique(top_class):
-        mine = np.flatnonzero(top_class == a)
-        of_a = correct & (labels == a)
-        for c in range(classes):
-            if c == a:
-                continue
-            of_c = correct & (labels == c)
-            reference = np.concatenate([ratios[of_a, c], ratios[of_c, a] - ratios[of_c, c]])
-            if len(reference) < params.min_reference_images:
-                reference = fallback
-            if len(reference) < params.min_reference_images:
-                continue  # the classifier gets too few images right to say what a clean split looks like
-            centre, spread = median_spread(reference, _MIN_LOG_SPREAD)
-            beyond[mine, c] = (ratios[mine, c] - centre) / spread >= bar
-    plausible = beyond & (probs >= params.min_relative_probability * top[:, None])
+    plausible = np.zeros((count, classes), dtype=bool)
     plausible[rows, top_class] = True
+    close_rows, close_classes = _close_entries(probs, top, top_class, params.min_relative_probability)
+    if len(close_rows):
+        reference = _PairReference(probs, labels, correct, log_top, order, params.min_reference_images)
+        pairs, pair_of = np.unique(top_class[close_rows].astype(np.int64) * classes + close_classes,
+                                   return_inverse=True)
+        pair_top, pair_class = np.divmod(pairs, classes)
+        # A pair with too few correct images of its own is judged on the shared fallback: all such at once.
+        own = reference.correct_images(pair_top) + reference.correct_images(pair_class) >= params.min_reference_images
+        shared = ~own[pair_of]
+        if reference.fallback is not None and shared.any():
+            _judge(plausible, probs, log_top, close_rows[shared], close_classes[shared], reference.fallback, bar)
+        entries = np.flatnonzero(~shared)
+        entries = entries[np.argsort(pair_of[entries], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, np.diff(pair_of[entries]) != 0]) if len(entries) else np.zeros(0, int)
+        for group in np.split(entries, starts[1:]) if len(entries) else ():
+            a, c = int(top_class[close_rows[group[0]]]), int(close_classes[group[0]])
+            judged = reference.centre_spread(a, c)
+            assert judged is not None  # the pair has enough correct images of its own
+            _judge(plausible, probs, log_top, close_rows[group], close_classes[group], judged, bar)
     return Split(probs, order, plausible, evenness, float(np.median(evenness)), bar)
+
+
+def _judge(plausible: np.ndarray, probs: np.ndarray, log_top: np.ndarray, images: np.ndarray, columns: np.ndarray,
+           reference: tuple[float, float], bar: float) -> None:
+    """Marks, in place, each (image, column) whose log ratio to the image's top class reaches ``bar`` robust
+    z-scores above ``reference`` (centre, spread)."""
+    centre, spread = reference
+    ratio = _log_probability(probs[images, columns]) - log_top[images]
+    plausible[images, columns] = (ratio - centre) / spread >= bar
+
+
+def _log_probability(values: np.ndarray) -> np.ndarray:
+    """``log(p)`` with zero probabilities floored at 1e-300 (a log ratio stays finite)."""
+    return np.asarray(np.log(np.maximum(values, 1e-300)))
+
+
+def _close_entries(probs: np.ndarray, top: np.ndarray, top_class: np.ndarray,
+                   min_relative: float) -> tuple[np.ndarray, np.ndarray]:
+    """(image, class) of every class other than the image's top with at least ``min_relative`` of the top's
+    probability: the only candidates to be plausible. Read by rows (no N x classes temporary)."""
+    found_rows, found_classes = [], []
+    for start in range(0, len(probs), _CLOSE_ROWS):
+        block = probs[start:start + _CLOSE_ROWS]
+        near = block >= min_relative * top[start:start + _CLOSE_ROWS, None]
+        near[np.arange(len(block)), top_class[start:start + _CLOSE_ROWS]] = False
+        image, column = np.nonzero(near)
+        found_rows.append(start + image)
+        found_classes.append(column)
+    if not found_rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(found_rows), np.concatenate(found_classes).astype(np.int64)
+
+
+# Rows per step when looking for close classes (a bool block of 8,192 x 10,000 classes is 80 MB).
+_CLOSE_ROWS = 8192
+
+
+class _PairReference:
+    """The robust centre and spread of a pair's log ratios over the images the classifier gets right."""
+
+    def __init__(self, probs: np.ndarray, labels: np.ndarray, correct: np.ndarray, log_top: np.ndarray,
+                 order: np.ndarray, min_images: int) -> None:
+        self.probs, self.log_top, self.min_images = probs, log_top, min_images
+        right = np.flatnonzero(correct)
+        # Too few correct images of a pair: it is judged against every correct image's runner-up ratio (read
+        # at the runner-up class).
+        runner_up = self._ratio_at(right, order[right, 1])
+        self.fallback = median_spread(runner_up, _MIN_LOG_SPREAD) if len(runner_up) >= min_images else None
+        self.right = right[np.argsort(labels[right], kind="stable")]
+        self.bounds = np.searchsorted(labels[self.right], np.arange(probs.shape[1] + 1))
+
+    def correct_images(self, classes: np.ndarray) -> np.ndarray:
+        """Correct images labelled each of ``classes``."""
+        return np.asarray(self.bounds[classes + 1] - self.bounds[classes])
+
+    def centre_spread(self, a: int, c: int) -> tuple[float, float] | None:
+        """Centre and spread for images whose top class is ``a``, judged on class ``c``; None: no reference."""
+        of_a = self.right[self.bounds[a]:self.bounds[a + 1]]
+        of_c = self.right[self.bounds[c]:self.bounds[c + 1]]
+        reference = np.concatenate([self._ratio_at(of_a, np.full(len(of_a), c)),
+                                    self._ratio_at(of_c, np.full(len(of_c), a))
+                                    - self._ratio_at(of_c, np.full(len(of_c), c))])
+        if len(reference) >= self.min_images:
+            return median_spread(reference, _MIN_LOG_SPREAD)
+        return self.fallback
+
+    def _ratio_at(self, images: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """``log(p_column / p_top)`` of each of ``images`` at its column."""
+        return np.asarray(_log_probability(self.probs[images, columns]) - self.log_top[images])
 
 
 @dataclass(frozen=True)
@@ -247,7 +318,8 @@ def ambiguity(
         if zero_shot is not None and by_zero_shot[i]:
             plausible |= zero_shot.plausible[i]
         # The reporting view's order first, then any class only the other view found plausible.
-        competing = [int(c) for c in view.order[i] if plausible[c] and c != labels[i]]
+        in_order = view.order[i][plausible[view.order[i]]]  # vectorised: a row holds every class
+        competing = [int(c) for c in in_order if c != labels[i]]
         competing += [int(c) for c in np.flatnonzero(plausible) if c != labels[i] and c not in competing]
         named[int(i)] = (int(labels[i]), *competing)
     return Ambiguity(embedded, zero_shot, power, by_embeddings, by_zero_shot, excluded, named)

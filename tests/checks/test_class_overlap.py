@@ -49,3 +49,25 @@ def test_classes_sharing_many_ambiguous_images_are_reported() -> None:
     assert finding.details["ambiguous_images"] >= 8
     assert "ambiguous" in finding.message
     assert result.summary.top_pairs[0]["classes"] == ["cat", "dog"]
+
+
+def test_pairs_from_nonzero_entries_match_cleanlab_over_every_pair() -> None:
+    """The sparse pair list equals cleanlab's dense one (every pair) where cleanlab's mass is nonzero, and the
+    pairs without evidence are the rest, in class order."""
+    import cleanlab.dataset
+
+    from auditor.checks.class_overlap import joint_pairs, pairs_without_evidence
+
+    rng = np.random.default_rng(11)
+    joint = np.where(rng.random((9, 9)) < 0.2, rng.random((9, 9)), 0.0)
+    np.fill_diagonal(joint, 5.0)
+    joint /= joint.sum()
+    dense = cleanlab.dataset.find_overlapping_classes(joint=joint, num_examples=500)
+    expected = {(int(a), int(b)): float(mass) for a, b, mass in
+                dense[["Class Index A", "Class Index B", "Joint Probability"]].itertuples(index=False)}
+    found = {(a, b): mass for a, b, mass in joint_pairs(joint)}
+    assert found == {pair: mass for pair, mass in expected.items() if mass > 0}
+    assert 0 < len(found) < len(expected)
+    rest = [pair for pair, _ in pairs_without_evidence(9, found, len(expected))]
+    assert rest == sorted(pair for pair, mass in expected.items() if mass == 0)
+    assert list(joint_pairs(np.eye(3) / 3)) == []  # no confusion: no pair
