@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from embed import content_keyed, every_vector  # benchmarks/embed.py: files keyed as a scan keys them
 from PIL import Image, ImageDraw, ImageFilter
 
-from auditor.embed.embedding import EmbeddingResult, embed_files
+from auditor.embed.embedding import embed_files
 from auditor.ingest.images import open_rgb, sha256_file
 
 NOISE_SIDE = 704  # the shared noise tile: larger than any generated image
@@ -85,21 +86,6 @@ def generate(root: Path, count: int, low: int, high: int, workers: int) -> list[
         return [_write_one(job) for job in jobs]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         return pool.map(_write_one, jobs, chunksize=64)
-
-
-def content_keyed(paths: list[Path]) -> dict[str, Path]:
-    """Each file under its sha256, as a scan keys them (the embedding stage re-hashes before decoding)."""
-    files = {sha256_file(path)[0]: path for path in paths}
-    if len(files) != len(paths):
-        raise SystemExit("generated images are not all distinct: the benchmark would embed fewer than asked")
-    return files
-
-
-def every_vector(result: EmbeddingResult, files: dict[str, Path]) -> np.ndarray:
-    if result.failures:
-        raise SystemExit(f"the embedding stage refused {len(result.failures)} file(s): "
-                         f"{next(iter(result.failures.values()))}")
-    return np.stack([result.vectors[key] for key in files])
 
 
 class Uint8Crops:
