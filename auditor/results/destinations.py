@@ -12,10 +12,7 @@ import json
 from pathlib import Path
 
 from auditor.core.errors import OutputError
-from auditor.results.findings import EMBEDDINGS_FILE, FINDINGS_FILE, IMAGES_FILE, RUN_FILE
-
-# The files `audit scan` writes as one set; nothing else may replace them.
-RESULT_SET_FILES = frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE})
+from auditor.results.findings import RESULT_SET_FILES, RUN_FILE
 
 
 def is_inside(path: Path, folder: Path) -> bool:

@@ -23,6 +23,8 @@ RUN_FILE = "run.json"
 FINDINGS_FILE = "findings.parquet"
 IMAGES_FILE = "images.parquet"
 EMBEDDINGS_FILE = "embeddings.parquet"
+# The files `audit scan` writes as one set, renamed into place together; nothing else may replace them.
+RESULT_SET_FILES = frozenset({RUN_FILE, FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE})
 
 RUN_ID_KEY = "run_id"
 RUN_ID_METADATA = b"auditor_run_id"

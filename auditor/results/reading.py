@@ -26,6 +26,7 @@ from auditor.results.findings import (
     FINDINGS_SCHEMA,
     IMAGES_BASE_SCHEMA,
     IMAGES_FILE,
+    RESULT_SET_FILES,
     RUN_FILE,
     RUN_ID_KEY,
     RUN_ID_METADATA,
@@ -295,7 +296,6 @@ _IMAGES_READ = pa.schema([IMAGES_BASE_SCHEMA.field(name) for name in ("path", "l
 # A scan renames its files into place in well under a second; a reader that meets a half-replaced set
 # waits this long for it to be whole before saying so.
 WAIT_FOR_WRITER_S = 2.0
-_SET_FILES = frozenset({RUN_FILE, FINDINGS_FILE, IMAGES_FILE, "embeddings.parquet"})
 
 
 def load_results(directory: Path) -> Results:
@@ -314,7 +314,7 @@ def load_results(directory: Path) -> Results:
         try:
             return _load(directory)
         except MixedResults:
-            if not being_written(directory, _SET_FILES):
+            if not being_written(directory, RESULT_SET_FILES):
                 if idle_once:
                     raise
                 idle_once = True

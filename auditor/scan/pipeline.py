@@ -46,6 +46,7 @@ from auditor.results.findings import (
     FINDINGS_FILE,
     IMAGES_BASE_SCHEMA,
     IMAGES_FILE,
+    RESULT_SET_FILES,
     RUN_FILE,
     SCHEMA_VERSION,
     Finding,
@@ -98,7 +99,7 @@ class ScanResult:
 
 def _check_out_dir(dataset: Path, out: Path) -> None:
     refuse_inside_dataset("--out", out, dataset)
-    prepare_results_dir(out, frozenset({FINDINGS_FILE, IMAGES_FILE, EMBEDDINGS_FILE, RUN_FILE}))
+    prepare_results_dir(out, RESULT_SET_FILES)
 
 
 def _images_frame(discovery: Discovery, infos: list[ImageInfo]) -> pd.DataFrame:
