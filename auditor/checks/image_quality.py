@@ -30,8 +30,6 @@ from auditor.evidence.robust import median_spread
 from auditor.results.findings import Finding, FindingKind, Severity, plain
 from auditor.results.summaries import FenceSummary, ImageQualitySummary
 
-# MAD of a normal distribution is 0.6745 sigma; this turns a MAD into a standard-deviation estimate.
-
 IMAGE_KINDS = ("dark", "overexposed", "blurry", "low_information", "odd_aspect_ratio", "odd_size", "greyscale",
                "letterboxed")
 SHORTCUT = "quality_shortcut"
